@@ -1,0 +1,1 @@
+/* Placeholder; the shim lands with the capture issue. */

@@ -1,0 +1,30 @@
+# Shared by Scripts/*: installing what heapsnap needs, and building it.
+
+# Debian packages the build and the tests need, as "command-or-file:package".
+HEAPSNAP_NEEDS=(
+  "/usr/include/libunwind.h:libunwind-dev"
+)
+
+# Installs each needed package whose marker file is missing (root only; else says what to install).
+ensure_packages() {
+  local missing=() need
+  for need in "${HEAPSNAP_NEEDS[@]}"; do
+    [ -e "${need%%:*}" ] || command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need##*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "heapsnap: please install: ${missing[*]} (apt-get install -y ${missing[*]})" >&2
+    return 1
+  fi
+  echo "heapsnap: installing ${missing[*]}" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Builds the release products (the CLI and the preload library); prints nothing on success.
+build_all() {
+  swift build -c release >/dev/null || swift build -c release
+  HEAPSNAP_BIN="$(swift build -c release --show-bin-path)"
+  export HEAPSNAP_BIN
+  export HEAPSNAP_LIB="$HEAPSNAP_BIN/libheapsnap_preload.so"
+}

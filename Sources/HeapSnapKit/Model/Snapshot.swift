@@ -1,0 +1,197 @@
+// The raw snapshot: what one file says, before symbolization.
+//
+// These types mirror docs/FORMAT.md record by record. `SnapshotReader` builds
+// them, `SnapshotWriter` writes them, and every later stage starts from them.
+
+/// One sampled quantity: an unbiased estimate and the estimated variance of
+/// that estimate.
+///
+/// Estimates from independent samples add (values and variances add). A
+/// difference `a - b` subtracts values and *adds* variances, so a diff carries
+/// the noise of both sides.
+public struct Estimate: Sendable, Hashable {
+    /// The estimated total (bytes or objects).
+    public var value: Double
+    /// The estimated variance of `value`.
+    public var variance: Double
+
+    public init(value: Double = 0, variance: Double = 0) {
+        self.value = value
+        self.variance = variance
+    }
+
+    public static let zero = Estimate()
+
+    /// One standard deviation of the estimate.
+    public var standardDeviation: Double { variance.squareRoot() }
+
+    public static func + (a: Estimate, b: Estimate) -> Estimate {
+        Estimate(value: a.value + b.value, variance: a.variance + b.variance)
+    }
+
+    public static func - (a: Estimate, b: Estimate) -> Estimate {
+        Estimate(value: a.value - b.value, variance: a.variance + b.variance)
+    }
+
+    public static func += (a: inout Estimate, b: Estimate) { a = a + b }
+
+    /// Scales the estimate by `k` (variance by `k²`).
+    public func scaled(by k: Double) -> Estimate {
+        Estimate(value: value * k, variance: variance * k * k)
+    }
+}
+
+/// A group of sampled allocations (FORMAT.md "group"): how many were sampled
+/// and what they stand for.
+public struct SampleGroup: Sendable, Hashable {
+    /// Sampled allocations behind the estimates.
+    public var samples: UInt64
+    /// Estimated bytes.
+    public var bytes: Estimate
+    /// Estimated number of allocations.
+    public var objects: Estimate
+
+    public init(samples: UInt64 = 0, bytes: Estimate = .zero, objects: Estimate = .zero) {
+        self.samples = samples
+        self.bytes = bytes
+        self.objects = objects
+    }
+
+    public static let zero = SampleGroup()
+}
+
+/// Process identity and counters (the `PROC` record).
+public struct SnapshotHeader: Sendable, Hashable {
+    /// `PROC.flags` bits.
+    public struct Flags: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let exact = Flags(rawValue: 1 << 0)
+        public static let final = Flags(rawValue: 1 << 1)
+        public static let atExit = Flags(rawValue: 1 << 2)
+        public static let periodic = Flags(rawValue: 1 << 3)
+        public static let merged = Flags(rawValue: 1 << 4)
+    }
+
+    public var formatMinor: UInt16 = 0
+    public var pid: UInt32 = 0
+    public var ppid: UInt32 = 0
+    public var seq: UInt32 = 0
+    public var flags: Flags = []
+    /// When sampling started, ns since the Unix epoch.
+    public var startNanoseconds: UInt64 = 0
+    /// When the snapshot was taken, ns since the Unix epoch.
+    public var timeNanoseconds: UInt64 = 0
+    /// Mean bytes between samples; 1 in exact mode.
+    public var rate: UInt64 = 0
+    public var maxDepth: UInt32 = 0
+    public var session: UInt32 = 0
+    public var samples: UInt64 = 0
+    public var dropped: UInt64 = 0
+    public var truncated: UInt64 = 0
+    public var shimBytes: UInt64 = 0
+    public var budget: UInt64 = 0
+    public var executable: String = ""
+    public var hostname: String = ""
+    /// The process arguments (argv), split at NUL.
+    public var commandLine: [String] = []
+
+    public init() {}
+}
+
+/// One executable mapping (a `MODS` entry).
+public struct Module: Sendable, Hashable {
+    public var start: UInt64
+    public var end: UInt64
+    public var fileOffset: UInt64
+    public var vaddr: UInt64
+    /// Raw ELF build-id bytes; empty when the file had none.
+    public var buildID: [UInt8]
+    public var path: String
+
+    public init(start: UInt64, end: UInt64, fileOffset: UInt64, vaddr: UInt64, buildID: [UInt8], path: String) {
+        self.start = start
+        self.end = end
+        self.fileOffset = fileOffset
+        self.vaddr = vaddr
+        self.buildID = buildID
+        self.path = path
+    }
+
+    /// The build-id as lowercase hex, as `file` and `/usr/lib/debug/.build-id` spell it.
+    public var buildIDHex: String {
+        buildID.map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+
+    public func contains(_ address: UInt64) -> Bool { address >= start && address < end }
+
+    /// The address to give a symbolizer for the runtime `address` (FORMAT.md, MODS).
+    public func elfAddress(of address: UInt64) -> UInt64 { address &- start &+ vaddr }
+}
+
+/// A captured call stack (a `STKS` entry): runtime return addresses, innermost first.
+public struct RawStack: Sendable, Hashable {
+    public var frames: [UInt64]
+    /// The real stack was deeper than `maxDepth`.
+    public var truncated: Bool
+
+    public init(frames: [UInt64], truncated: Bool = false) {
+        self.frames = frames
+        self.truncated = truncated
+    }
+}
+
+/// The estimates for one stack (a `SMPL` entry).
+public struct StackRecord: Sendable, Hashable {
+    /// Index into `Snapshot.stacks`.
+    public var stack: Int
+    /// Sampled allocations still live at snapshot time.
+    public var inuse: SampleGroup
+    /// Sampled allocations since sampling started, live or freed.
+    public var alloc: SampleGroup
+
+    public init(stack: Int, inuse: SampleGroup, alloc: SampleGroup) {
+        self.stack = stack
+        self.inuse = inuse
+        self.alloc = alloc
+    }
+}
+
+/// One source of a merged snapshot (a `SRCS` entry).
+public struct SnapshotSource: Sendable, Hashable {
+    public var pid: UInt32
+    public var seq: UInt32
+    public var timeNanoseconds: UInt64
+    public var hostname: String
+    public var path: String
+
+    public init(pid: UInt32, seq: UInt32, timeNanoseconds: UInt64, hostname: String, path: String) {
+        self.pid = pid
+        self.seq = seq
+        self.timeNanoseconds = timeNanoseconds
+        self.hostname = hostname
+        self.path = path
+    }
+}
+
+/// A whole snapshot file, as written.
+public struct Snapshot: Sendable, Hashable {
+    public var header: SnapshotHeader
+    public var modules: [Module]
+    public var stacks: [RawStack]
+    public var records: [StackRecord]
+    /// Non-empty only for merged snapshots.
+    public var sources: [SnapshotSource]
+
+    public init(header: SnapshotHeader = SnapshotHeader(), modules: [Module] = [], stacks: [RawStack] = [],
+                records: [StackRecord] = [], sources: [SnapshotSource] = []) {
+        self.header = header
+        self.modules = modules
+        self.stacks = stacks
+        self.records = records
+        self.sources = sources
+    }
+}
