@@ -43,7 +43,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "HeapSnapKitTests", dependencies: ["HeapSnapKit"]),
+        .testTarget(name: "HeapSnapKitTests", dependencies: ["HeapSnapKit", "heapsnap"], exclude: ["Render/Golden"]),
     ],
     swiftLanguageModes: [.v6]
 )

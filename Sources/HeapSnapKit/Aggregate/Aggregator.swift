@@ -242,6 +242,11 @@ public struct Aggregator: Aggregating {
         var rows = groups.map { key, acc in
             Row(key: key, frame: acc.frame, values: acc.values, base: isDiff ? acc.base : nil)
         }
+        // Groups with nothing to show for the metric (freed memory under an in-use metric, unchanged in a diff).
+        rows.removeAll { row in
+            row.values[metric].value == 0 && row.current[metric].value == 0 && row.values.samples(metric) == 0
+                && (row.base?[metric].value ?? 0) == 0
+        }
         rows.sort { a, b in
             let va = a.values[metric].value, vb = b.values[metric].value
             if isDiff {

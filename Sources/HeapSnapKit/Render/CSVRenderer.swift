@@ -2,7 +2,7 @@
 // value and its 95% error bar in its own column, for spreadsheets and scripts.
 
 /// Renders reports as CSV.
-public struct CSVRenderer: Renderer {
+public struct CSVRenderer: Renderer, Sendable {
     public init() {}
 
     static func field(_ s: String) -> String {

@@ -71,7 +71,7 @@ enum JSON {
 }
 
 /// Renders reports as JSON (schema in docs/JSON.md).
-public struct JSONRenderer: Renderer {
+public struct JSONRenderer: Renderer, Sendable {
     public init() {}
 
     static func estimate(_ e: Estimate) -> JSON {

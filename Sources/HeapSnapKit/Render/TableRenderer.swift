@@ -5,7 +5,7 @@
 // changes within noise (dim) in diffs; it is off unless asked for.
 
 /// Renders reports as aligned text tables.
-public struct TableRenderer: Renderer {
+public struct TableRenderer: Renderer, Sendable {
     /// Width and colour.
     public var options: RenderOptions
 
@@ -73,8 +73,15 @@ public struct TableRenderer: Renderer {
         var locations: [String] = []
         for row in report.rows { locations.append(location(row, report.options.groupBy)) }
 
-        // Lay out.
-        let widths = columns.map { c in max(c.title.count, c.cells.map(\.count).max() ?? 0) }
+        // Lay out; on a narrow terminal drop the least useful columns first.
+        func widthsOf(_ columns: [Column]) -> [Int] { columns.map { c in max(c.title.count, c.cells.map(\.count).max() ?? 0) } }
+        var widths = widthsOf(columns)
+        for droppable in ["Cum%", "Average", "Δ Count", "Count"] {
+            guard let width = options.width, widths.reduce(0, +) + 2 * columns.count + 16 > width,
+                  let i = columns.firstIndex(where: { $0.title == droppable }) else { continue }
+            columns.remove(at: i)
+            widths = widthsOf(columns)
+        }
         let fixed = widths.reduce(0, +) + 2 * columns.count
         let locationWidth = options.width.map { max(16, $0 - fixed) }
         var line = ""

@@ -1,0 +1,106 @@
+// Golden tests: every renderer on the synthetic fixture, compared byte for
+// byte with files in Golden/. `HEAPSNAP_BLESS=1 swift test` re-records them.
+
+import Foundation
+import Testing
+@testable import HeapSnapKit
+
+@Suite struct RendererGoldenTests {
+    static let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+
+    static func check(_ name: String, _ actual: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let url = goldenDirectory.appendingPathComponent(name)
+        if ProcessInfo.processInfo.environment["HEAPSNAP_BLESS"] == "1" {
+            try FileManager.default.createDirectory(at: goldenDirectory, withIntermediateDirectories: true)
+            try actual.write(to: url, atomically: true, encoding: .utf8)
+            return
+        }
+        let expected = try String(contentsOf: url, encoding: .utf8)
+        #expect(actual == expected, "golden \(name) differs; re-record with HEAPSNAP_BLESS=1 if intended", sourceLocation: sourceLocation)
+    }
+
+    static func top(_ options: AggregationOptions = AggregationOptions()) -> Report {
+        Aggregator(options: options).aggregate(Fixture.trimmedProfile())
+    }
+
+    static func diff(_ options: AggregationOptions = AggregationOptions()) -> Report {
+        let old = Fixture.trimmedProfile(Fixture.snapshot(), file: "/tmp/heapsnap.4242.1.heapsnap")
+        let new = Fixture.trimmedProfile(Fixture.snapshot(scale: 1.02, extraLeak: 3_000_000), file: "/tmp/heapsnap.4242.3.heapsnap")
+        return Aggregator(options: options).aggregate(new.subtracting(old))
+    }
+
+    static var info: InfoReport {
+        var snapshot = Fixture.snapshot()
+        snapshot.header.dropped = 7
+        return InfoReport(snapshot: snapshot, file: "/tmp/heapsnap.4242.3.heapsnap", locator: TrustingLocator(missing: [Fixture.libPath]))
+    }
+
+    static let wide = TableRenderer(options: RenderOptions(width: 120))
+
+    static func render(_ name: String) -> String {
+        switch name {
+        case "top-line.txt": wide.render(top())
+        case "top-line-narrow.txt": TableRenderer(options: RenderOptions(width: 64)).render(top())
+        case "top-function-cumulative.txt": wide.render(top(AggregationOptions(groupBy: .function, cumulative: true)))
+        case "top-traceback.txt": wide.render(top(AggregationOptions(groupBy: .traceback, metric: .allocBytes, limit: 3)))
+        case "top-line.json": JSONRenderer().render(top())
+        case "top-traceback.json": JSONRenderer().render(top(AggregationOptions(groupBy: .traceback, limit: 1)))
+        case "top-line.csv": CSVRenderer().render(top())
+        case "top-traceback.csv": CSVRenderer().render(top(AggregationOptions(groupBy: .traceback)))
+        case "diff-line.txt": wide.render(diff())
+        case "diff-line-color.txt": TableRenderer(options: RenderOptions(width: 120, color: true)).render(diff())
+        case "diff-line.json": JSONRenderer().render(diff())
+        case "diff-line.csv": CSVRenderer().render(diff())
+        case "info.txt": wide.render(info)
+        case "info.json": JSONRenderer().render(info)
+        case "info.csv": CSVRenderer().render(info)
+        default: "unknown golden \(name)"
+        }
+    }
+
+    @Test(arguments: [
+        "top-line.txt", "top-line-narrow.txt", "top-function-cumulative.txt", "top-traceback.txt", "top-line.json",
+        "top-traceback.json", "top-line.csv", "top-traceback.csv", "diff-line.txt", "diff-line-color.txt", "diff-line.json",
+        "diff-line.csv", "info.txt", "info.json", "info.csv",
+    ])
+    func golden(name: String) throws {
+        try Self.check(name, Self.render(name))
+    }
+
+    @Test func narrowTableFitsItsWidth() {
+        let text = TableRenderer(options: RenderOptions(width: 64)).render(Self.top())
+        let tableLines = text.split(separator: "\n").drop { !$0.hasPrefix("      Size") && !$0.contains("Size") }
+        for line in tableLines.prefix(5) { #expect(line.count <= 64, "\(line)") }
+    }
+
+    @Test func jsonParses() throws {
+        for text in [JSONRenderer().render(Self.top()), JSONRenderer().render(Self.diff()), JSONRenderer().render(Self.info)] {
+            let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+            #expect(object?["schema"] is String)
+        }
+    }
+
+    @Test func noColorWithoutBeingAsked() {
+        #expect(!Self.wide.render(Self.diff()).contains("\u{1B}["))
+        #expect(TableRenderer(options: RenderOptions(color: true)).render(Self.diff()).contains("\u{1B}[31m"))
+    }
+}
+
+@Suite struct FormatTests {
+    @Test(arguments: [
+        (0.0, "0 B"), (1023.0, "1023 B"), (1024.0, "1.00 KiB"), (1536.0, "1.50 KiB"), (10_240.0, "10.0 KiB"),
+        (1_048_575.0, "1.00 MiB"), (5.5 * 1_048_576, "5.50 MiB"), (-2048.0, "-2.00 KiB"), (3 * 1_073_741_824.0, "3.00 GiB"),
+    ])
+    func bytes(value: Double, text: String) {
+        #expect(Format.bytes(value) == text)
+    }
+
+    @Test func signedAndCounts() {
+        #expect(Format.bytes(2048, signed: true) == "+2.00 KiB")
+        #expect(Format.count(1_234_567.4) == "1,234,567")
+        #expect(Format.count(-1500, signed: true) == "-1,500")
+        #expect(Format.count(12, signed: true) == "+12")
+        #expect(Format.percent(1, of: 3) == "33.3%")
+        #expect(Format.time(nanoseconds: 1_700_000_012_500_000_000) == "2023-11-14 22:13:32.500 UTC")
+    }
+}
