@@ -519,6 +519,7 @@ int hs_request(enum hs_cmd cmd)
 __attribute__((visibility("default"))) int heapsnap_start(void) { return hs_request(HS_CMD_START); }
 __attribute__((visibility("default"))) int heapsnap_stop(void) { return hs_request(HS_CMD_STOP); }
 __attribute__((visibility("default"))) int heapsnap_snapshot(void) { return hs_request(HS_CMD_SNAPSHOT); }
+__attribute__((visibility("default"))) int heapsnap_sampling(void) { return __atomic_load_n(&hs_active, __ATOMIC_ACQUIRE); }
 
 /* ------------------------------------------------------------------ fork */
 

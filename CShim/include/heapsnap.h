@@ -48,6 +48,7 @@ extern "C" {
 int heapsnap_start(void);     /* like SIGRTMIN+1: start sampling with fresh state */
 int heapsnap_stop(void);      /* like SIGRTMIN+2: final snapshot, stop, release memory */
 int heapsnap_snapshot(void);  /* like SIGRTMIN+3: write a snapshot, keep sampling */
+int heapsnap_sampling(void);  /* 1 while sampling, 0 otherwise (requests are asynchronous) */
 #ifdef __cplusplus
 }
 #endif
