@@ -19,6 +19,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .target(
@@ -50,7 +51,13 @@ let package = Package(
                               "-Xlinker", "-z", "-Xlinker", "defs"]),
             ]
         ),
-        .target(name: "HeapSnapKit"),
+        // zlib, for gzip-compressed pprof files (Debian zlib1g-dev).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(
+            name: "HeapSnapKit",
+            dependencies: ["CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Export/pprof.proto"]
+        ),
         .executableTarget(
             name: "heapsnap",
             dependencies: [

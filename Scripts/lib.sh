@@ -3,6 +3,7 @@
 # Debian packages the build and the tests need, as "command-or-file:package".
 HEAPSNAP_NEEDS=(
   "/usr/include/libunwind.h:libunwind-dev"
+  "/usr/include/zlib.h:zlib1g-dev"
 )
 
 # Installs each needed package whose marker file is missing (root only; else says what to install).

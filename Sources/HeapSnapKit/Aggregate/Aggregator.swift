@@ -1,0 +1,266 @@
+// The aggregate stage: groups a profile's samples by line, function, file,
+// module or whole stack (tracemalloc's `Snapshot.statistics` and
+// `compare_to`), optionally counting every frame (`cumulative`), filtered by
+// globs on file or module, sorted deterministically and cut to a limit.
+
+/// What samples are grouped by.
+public enum GroupBy: String, Sendable, CaseIterable, Codable {
+    /// The allocation site's `file:line` (tracemalloc's `lineno`).
+    case line
+    /// The allocation site's function.
+    case function
+    /// The allocation site's source file.
+    case file
+    /// The module (executable or library) holding the allocation site.
+    case module
+    /// The whole stack.
+    case traceback
+}
+
+/// How the confidence intervals are drawn: ± `z` standard deviations.
+public enum Confidence {
+    /// 1.96 σ: a 95% interval under the normal approximation.
+    public static let z = 1.96
+    /// The level `z` stands for, for headers and docs.
+    public static let level = "95%"
+}
+
+/// Options of the aggregate stage.
+public struct AggregationOptions: Sendable, Hashable {
+    /// The grouping.
+    public var groupBy: GroupBy = .line
+    /// Count a sample under every distinct key found in its stack, not just the allocation site's.
+    public var cumulative = false
+    /// The value rows are sorted by and percentages are of.
+    public var metric: Metric = .inuseBytes
+    /// Keep only samples whose allocation site's file or module matches one of these globs (all kept when empty).
+    public var include: [String] = []
+    /// Drop samples whose allocation site's file or module matches one of these globs.
+    public var exclude: [String] = []
+    /// Test filters against every frame of the stack, not only the allocation site (tracemalloc's `all_frames`).
+    public var filterAllFrames = false
+    /// At most this many rows; nil for all.
+    public var limit: Int? = nil
+
+    public init(groupBy: GroupBy = .line, cumulative: Bool = false, metric: Metric = .inuseBytes, include: [String] = [],
+                exclude: [String] = [], filterAllFrames: Bool = false, limit: Int? = nil) {
+        self.groupBy = groupBy
+        self.cumulative = cumulative
+        self.metric = metric
+        self.include = include
+        self.exclude = exclude
+        self.filterAllFrames = filterAllFrames
+        self.limit = limit
+    }
+}
+
+/// What a row groups: the fields the grouping uses, the rest empty.
+public struct GroupKey: Sendable, Hashable {
+    /// Source file (line and file groupings).
+    public var file: String = ""
+    /// Source line (line grouping).
+    public var line: Int = 0
+    /// Function (function grouping, and line grouping of code without line info).
+    public var function: String = ""
+    /// Module path (module grouping, and code without line info).
+    public var module: String = ""
+    /// The whole stack, innermost first (traceback grouping).
+    public var stack: [Frame] = []
+
+    public init(file: String = "", line: Int = 0, function: String = "", module: String = "", stack: [Frame] = []) {
+        self.file = file
+        self.line = line
+        self.function = function
+        self.module = module
+        self.stack = stack
+    }
+
+    /// The key of `frame` under `groupBy` (not for traceback).
+    public init(_ frame: Frame, by groupBy: GroupBy) {
+        switch groupBy {
+        case .line:
+            if frame.hasSourceLocation {
+                self.init(file: frame.file, line: frame.line)
+            } else {
+                self.init(function: frame.function, module: frame.module)
+            }
+        case .function: self.init(function: frame.function)
+        case .file:
+            if frame.file.isEmpty { self.init(module: frame.module) } else { self.init(file: frame.file) }
+        case .module: self.init(module: frame.module)
+        case .traceback: self.init(stack: [frame])
+        }
+    }
+
+    /// One line naming the group (`file:line`, a function, a file, a module, or the allocation site of a stack).
+    public var label: String {
+        if let top = stack.first { return top.location }
+        if !file.isEmpty { return line > 0 ? "\(file):\(line)" : file }
+        if !function.isEmpty { return function }
+        if !module.isEmpty { return module }
+        return "<unknown>"
+    }
+
+    /// Total order used as the last tie-breaker.
+    static func ordered(_ a: GroupKey, _ b: GroupKey) -> Bool {
+        if a.label != b.label { return a.label < b.label }
+        if (a.file, a.line, a.function, a.module) != (b.file, b.line, b.function, b.module) {
+            return (a.file, a.line, a.function, a.module) < (b.file, b.line, b.function, b.module)
+        }
+        return a.stack.lexicographicallyPrecedes(b.stack)
+    }
+}
+
+/// One line of a `top` or `diff` table.
+public struct Row: Sendable, Hashable {
+    /// What the row groups.
+    public var key: GroupKey
+    /// A frame standing for the row (the smallest contributing frame), for
+    /// showing the function of a line or the module of a function.
+    public var frame: Frame?
+    /// Sum over the row's samples: for a diff, new − old.
+    public var values: Values
+    /// For a diff, the old side's values (positive); nil otherwise.
+    public var base: Values?
+
+    public init(key: GroupKey, frame: Frame?, values: Values, base: Values? = nil) {
+        self.key = key
+        self.frame = frame
+        self.values = values
+        self.base = base
+    }
+
+    /// The new side's values (for a plain profile, `values`).
+    public var current: Values { base.map { values + $0 } ?? values }
+
+    /// Whether the row's change of `metric` is within ±`Confidence.z` σ of zero.
+    public func isWithinNoise(_ metric: Metric) -> Bool {
+        let e = values[metric]
+        return abs(e.value) <= Confidence.z * e.standardDeviation
+    }
+}
+
+/// The aggregated result the renderers show.
+public struct Report: Sendable, Hashable {
+    /// How it was aggregated.
+    public var options: AggregationOptions
+    /// The snapshot (the new one, for a diff).
+    public var source: ProfileSource
+    /// The old snapshot of a diff.
+    public var base: ProfileSource?
+    /// The rows, sorted, at most `options.limit`.
+    public var rows: [Row]
+    /// Rows left out by the limit.
+    public var omittedRows: Int
+    /// Sum over all samples that passed the filters (new − old for a diff); the base of percentages.
+    public var total: Values
+    /// For a diff, the old side's total over the filtered samples.
+    public var baseTotal: Values?
+    /// Samples that passed the filters, and all samples (both sides of a diff).
+    public var matchedSamples: Int
+    public var allSamples: Int
+    /// Recoverable trouble met on the way (symbolization warnings and the like).
+    public var warnings: [String]
+
+    /// Whether this report is a diff.
+    public var isDiff: Bool { base != nil }
+    /// The new side's total.
+    public var currentTotal: Values { baseTotal.map { total + $0 } ?? total }
+}
+
+/// Turns a profile into a report.
+public protocol Aggregating {
+    /// Groups, filters, sorts and limits `profile`'s samples.
+    func aggregate(_ profile: Profile) -> Report
+}
+
+/// The aggregator (see `AggregationOptions`).
+public struct Aggregator: Aggregating {
+    /// The options.
+    public var options: AggregationOptions
+
+    public init(options: AggregationOptions = AggregationOptions()) {
+        self.options = options
+    }
+
+    /// - Complexity: O(samples × depth) with `cumulative`, else O(samples), plus a sort of the groups.
+    public func aggregate(_ profile: Profile) -> Report {
+        let includes = options.include.map(Glob.init), excludes = options.exclude.map(Glob.init)
+        func frameMatches(_ frame: Frame, _ globs: [Glob]) -> Bool {
+            globs.contains { g in
+                (!frame.file.isEmpty && (g.matches(frame.file) || g.matches(baseName(frame.file))))
+                    || (!frame.module.isEmpty && (g.matches(frame.module) || g.matches(frame.moduleName)))
+            }
+        }
+        func passes(_ sample: Sample) -> Bool {
+            let frames = options.filterAllFrames ? sample.frames.map { profile.frames[$0] }
+                : Array(sample.frames.prefix(1).map { profile.frames[$0] })
+            if !includes.isEmpty, !frames.contains(where: { frameMatches($0, includes) }) { return false }
+            if !excludes.isEmpty, frames.contains(where: { frameMatches($0, excludes) }) { return false }
+            return true
+        }
+
+        struct Accumulator {
+            var frame: Frame?
+            var values = Values.zero
+            var base = Values.zero
+        }
+        var groups: [GroupKey: Accumulator] = [:]
+        var total = Values.zero, baseTotal = Values.zero
+        var matched = 0
+        let unknown = Frame(function: "<no stack>")
+
+        func add(_ key: GroupKey, _ frame: Frame?, _ sample: Sample) {
+            var acc = groups[key] ?? Accumulator()
+            if let frame, acc.frame.map({ frame < $0 }) ?? true { acc.frame = frame }
+            acc.values += sample.values
+            if sample.isBase { acc.base += sample.values.negated() }
+            groups[key] = acc
+        }
+
+        for sample in profile.samples where passes(sample) {
+            matched += 1
+            total += sample.values
+            if sample.isBase { baseTotal += sample.values.negated() }
+            let frames = sample.frames.isEmpty ? [unknown] : sample.frames.map { profile.frames[$0] }
+            switch options.groupBy {
+            case .traceback:
+                add(GroupKey(stack: frames), frames[0], sample)
+            case _ where options.cumulative:
+                var seen = Set<GroupKey>()
+                for frame in frames {
+                    let key = GroupKey(frame, by: options.groupBy)
+                    if seen.insert(key).inserted { add(key, frame, sample) }
+                }
+            default:
+                add(GroupKey(frames[0], by: options.groupBy), frames[0], sample)
+            }
+        }
+
+        let metric = options.metric
+        let isDiff = profile.isDiff
+        var rows = groups.map { key, acc in
+            Row(key: key, frame: acc.frame, values: acc.values, base: isDiff ? acc.base : nil)
+        }
+        rows.sort { a, b in
+            let va = a.values[metric].value, vb = b.values[metric].value
+            if isDiff {
+                if abs(va) != abs(vb) { return abs(va) > abs(vb) }
+                let ca = a.current[metric].value, cb = b.current[metric].value
+                if ca != cb { return ca > cb }
+            }
+            if va != vb { return va > vb }
+            let other = metric.isBytes ? metric.objectsMetric : metric.bytesMetric
+            if a.values[other].value != b.values[other].value { return a.values[other].value > b.values[other].value }
+            return GroupKey.ordered(a.key, b.key)
+        }
+        var omitted = 0
+        if let limit = options.limit, limit >= 0, rows.count > limit {
+            omitted = rows.count - limit
+            rows.removeLast(omitted)
+        }
+        return Report(options: options, source: profile.source, base: profile.base, rows: rows, omittedRows: omitted,
+                      total: total, baseTotal: isDiff ? baseTotal : nil, matchedSamples: matched,
+                      allSamples: profile.samples.count, warnings: profile.warnings)
+    }
+}

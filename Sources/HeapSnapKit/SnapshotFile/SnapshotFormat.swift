@@ -1,0 +1,52 @@
+// Constants of docs/FORMAT.md shared by the reader and the writer, and the
+// file's checksum.
+
+/// The numbers docs/FORMAT.md fixes.
+enum SnapshotFormat {
+    static let magic: [UInt8] = Array("HEAPSNAP".utf8)
+    static let major: UInt16 = 1
+    static let minor: UInt16 = 0
+    static let headerSize = 16
+    /// Tag, reserved, length.
+    static let recordHeaderSize = 16
+    static let groupSize = 40
+    static let sampleEntrySize = 8 + 2 * groupSize
+    static let maxDepth = 1024
+    static let maxBuildIDLength = 64
+    static let stringLimit = 1 << 20
+
+    /// Record tags: four ASCII bytes read as a little-endian u32.
+    enum Tag: UInt32 {
+        case process = 0x434F_5250 // "PROC"
+        case modules = 0x5344_4F4D // "MODS"
+        case stacks = 0x534B_5453 // "STKS"
+        case samples = 0x4C50_4D53 // "SMPL"
+        case sources = 0x5343_5253 // "SRCS"
+        case end = 0x2044_4E45 // "END "
+
+        var name: String {
+            String(decoding: withUnsafeBytes(of: rawValue.littleEndian) { Array($0) }, as: UTF8.self)
+        }
+    }
+}
+
+/// CRC-32 as zlib and PNG compute it (reflected, polynomial 0xEDB88320).
+enum CRC32 {
+    private static let table: [UInt32] = (0..<256).map { n in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    /// The checksum of `bytes[range]`.
+    /// - Complexity: O(n).
+    static func checksum(_ bytes: [UInt8], _ range: Range<Int>) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        bytes.withUnsafeBufferPointer { buffer in
+            for i in range {
+                crc = table[Int((crc ^ UInt32(buffer[i])) & 0xFF)] ^ (crc >> 8)
+            }
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+}
