@@ -25,9 +25,31 @@ let package = Package(
         .target(
             name: "CShim",
             path: "CShim",
-            exclude: ["DESIGN.md"],
-            cSettings: [.unsafeFlags(["-fvisibility=hidden", "-O2", "-fno-omit-frame-pointer"])],
-            linkerSettings: [.linkedLibrary("unwind"), .linkedLibrary("pthread"), .linkedLibrary("dl")]
+            exclude: ["DESIGN.md", "link"],
+            cSettings: [
+                .unsafeFlags(["-fvisibility=hidden", "-fno-builtin", "-fno-omit-frame-pointer",
+                              "-ftls-model=initial-exec", "-Wall", "-Wextra", "-Wno-unused-parameter"]),
+            ],
+            linkerSettings: [
+                .linkedLibrary("unwind"), .linkedLibrary("m"), .linkedLibrary("pthread"), .linkedLibrary("dl"),
+                // Keep the Swift runtime out of the preload library. SwiftPM links every
+                // dynamic product with swiftc, which adds swiftrt.o (a constructor that
+                // calls swift_addNewDSOImage), `-lswiftCore` and an RPATH into the
+                // toolchain; flags from here land *after* `-lswiftCore`, so
+                // `--as-needed` cannot drop it. Instead:
+                // - `-nostartfiles` leaves out swiftrt.o;
+                // - `-no-toolchain-stdlib-rpath` leaves out the RPATH;
+                // - `-resource-dir CShim/link` makes swiftc's own `-L<resource-dir>/linux`
+                //   (which comes before every other -L) point at CShim/link/linux, where
+                //   libswiftCore.so is an empty linker script: `-lswiftCore` then links
+                //   nothing and records no DT_NEEDED;
+                // - `-z defs` fails the link if anything is left unresolved.
+                // Result (checked by ShimTests "links only libc and libunwind"):
+                // NEEDED = libunwind.so.8, libm.so.6, libc.so.6; no RUNPATH into the toolchain.
+                .unsafeFlags(["-nostartfiles", "-no-toolchain-stdlib-rpath",
+                              "-resource-dir", Context.packageDirectory + "/CShim/link",
+                              "-Xlinker", "-z", "-Xlinker", "defs"]),
+            ]
         ),
         // zlib, for gzip-compressed pprof files (Debian zlib1g-dev).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),

@@ -21,7 +21,8 @@ struct Heapsnap: ParsableCommand {
             Every size is an estimate from samples; ± is its 95% interval (1.96 σ).
             Exit status: 0 ok, 1 process-control failure, 2 bad input file or usage.
             """,
-        subcommands: [Top.self, Diff.self, Info.self, Run.self, Start.self, Stop.self, Dump.self]
+        subcommands: [Top.self, Diff.self, Info.self, FlameGraph.self, Export.self, Merge.self,
+                      Run.self, Start.self, Stop.self, Dump.self]
     )
 }
 

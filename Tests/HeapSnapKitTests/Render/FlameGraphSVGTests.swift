@@ -69,7 +69,7 @@ final class FlameBoxes: NSObject, XMLParserDelegate {
         #expect(byLabel["<b&c>"]?.x == 0 && byLabel["malloc_a"]?.x == 0.2)
         #expect(byLabel["load"]?.x == 0 && byLabel["serve"]?.x == 0.8)
         // Tooltip: value ± 1.96σ (σ = 2) and the share.
-        #expect(byLabel["malloc_a"]?.title.contains("600 ± 3, 60.00%") == true)
+        #expect(byLabel["malloc_a"]?.title.contains("600 ± 3, 60.0%") == true)
     }
 
     @Test func mergesBoxesTooNarrowToSee() throws {
@@ -113,8 +113,5 @@ final class FlameBoxes: NSObject, XMLParserDelegate {
         #expect(FlameGraphSVG.fit("abcdefghijklmnop", pixels: 6 + 7.08 * 8) == "abcdef..")
         #expect(FlameGraphSVG.fit("abc", pixels: 100) == "abc")
         #expect(FlameGraphSVG.fit("abc", pixels: 10) == "")
-        #expect(FlameGraphSVG.fixed(2.005, 2) == "2.01" || FlameGraphSVG.fixed(2.005, 2) == "2.00")
-        #expect(FlameGraphSVG.fixed(-0.5, 1) == "-0.5")
-        #expect(FlameGraphSVG.fixed(12.04, 1) == "12.0")
     }
 }

@@ -71,10 +71,10 @@ public enum FlameGraphSVG {
 
         var svg = """
         <?xml version="1.0" standalone="no"?>
-        <svg version="1.1" width="\(options.width)" height="\(fixed(height, 0))" viewBox="0 0 \(options.width) \(fixed(height, 0))" \
+        <svg version="1.1" width="\(options.width)" height="\(Format.fixed(height, decimals: 0))" viewBox="0 0 \(options.width) \(Format.fixed(height, decimals: 0))" \
         xmlns="http://www.w3.org/2000/svg" onload="init(evt)">
         <style type="text/css">
-        text { font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: \(fixed(fontSize, 0))px; fill: rgb(0,0,0); }
+        text { font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: \(Format.fixed(fontSize, decimals: 0))px; fill: rgb(0,0,0); }
         #title { text-anchor: middle; font-size: 17px; }
         #subtitle { text-anchor: middle; fill: rgb(80,80,80); }
         .button { cursor: pointer; fill: rgb(60,60,160); }
@@ -88,12 +88,12 @@ public enum FlameGraphSVG {
         \(script(options: options))
         ]]></script>
         <rect x="0" y="0" width="100%" height="100%" fill="rgb(250,250,247)"/>
-        <text id="title" x="\(fixed(Double(options.width) / 2, 0))" y="24">\(escape(options.title))</text>
-        <text id="subtitle" x="\(fixed(Double(options.width) / 2, 0))" y="42">\(escape(options.subtitle))</text>
-        <text id="unzoom" class="button" x="\(fixed(padding, 0))" y="24" style="opacity:0">Reset zoom</text>
-        <text id="search" class="button" x="\(fixed(Double(options.width) - padding, 0))" y="24" style="text-anchor:end">Search (Ctrl-F)</text>
-        <text id="matched" x="\(fixed(Double(options.width) - padding, 0))" y="\(fixed(height - 10, 0))" style="text-anchor:end"> </text>
-        <text id="details" x="\(fixed(padding, 0))" y="\(fixed(height - 10, 0))"> </text>
+        <text id="title" x="\(Format.fixed(Double(options.width) / 2, decimals: 0))" y="24">\(escape(options.title))</text>
+        <text id="subtitle" x="\(Format.fixed(Double(options.width) / 2, decimals: 0))" y="42">\(escape(options.subtitle))</text>
+        <text id="unzoom" class="button" x="\(Format.fixed(padding, decimals: 0))" y="24" style="opacity:0">Reset zoom</text>
+        <text id="search" class="button" x="\(Format.fixed(Double(options.width) - padding, decimals: 0))" y="24" style="text-anchor:end">Search (Ctrl-F)</text>
+        <text id="matched" x="\(Format.fixed(Double(options.width) - padding, decimals: 0))" y="\(Format.fixed(height - 10, decimals: 0))" style="text-anchor:end"> </text>
+        <text id="details" x="\(Format.fixed(padding, decimals: 0))" y="\(Format.fixed(height - 10, decimals: 0))"> </text>
         <g id="frames">
 
         """
@@ -102,11 +102,11 @@ public enum FlameGraphSVG {
             let widthPixels = box.width * drawable
             let row = options.inverted ? Double(box.depth) : Double(maxDepth - box.depth)
             let y = top + row * frameHeight
-            svg += "<g class=\"f\" data-x=\"\(fixed(box.x, 9))\" data-w=\"\(fixed(box.width, 9))\" data-d=\"\(box.depth)\">"
+            svg += "<g class=\"f\" data-x=\"\(Format.fixed(box.x, decimals: 9))\" data-w=\"\(Format.fixed(box.width, decimals: 9))\" data-d=\"\(box.depth)\">"
             svg += "<title>\(escape(box.tooltip))</title>"
-            svg += "<rect x=\"\(fixed(xPixels, 2))\" y=\"\(fixed(y, 1))\" width=\"\(fixed(widthPixels, 2))\" "
-            svg += "height=\"\(fixed(frameHeight - 1, 1))\" fill=\"\(box.fill)\" data-c=\"\(box.fill)\" rx=\"2\"/>"
-            svg += "<text x=\"\(fixed(xPixels + 3, 2))\" y=\"\(fixed(y + frameHeight - 4.5, 1))\">"
+            svg += "<rect x=\"\(Format.fixed(xPixels, decimals: 2))\" y=\"\(Format.fixed(y, decimals: 1))\" width=\"\(Format.fixed(widthPixels, decimals: 2))\" "
+            svg += "height=\"\(Format.fixed(frameHeight - 1, decimals: 1))\" fill=\"\(box.fill)\" data-c=\"\(box.fill)\" rx=\"2\"/>"
+            svg += "<text x=\"\(Format.fixed(xPixels + 3, decimals: 2))\" y=\"\(Format.fixed(y + frameHeight - 4.5, decimals: 1))\">"
             svg += "\(escape(fit(box.label, pixels: widthPixels)))</text></g>\n"
         }
         svg += "</g>\n</svg>\n"
@@ -146,8 +146,8 @@ public enum FlameGraphSVG {
     }
 
     private static func tooltip(_ node: FlameNode, total: Double, options: FlameGraphOptions) -> String {
-        var lines = [node.frame.module.isEmpty ? node.frame.name : "\(node.frame.name)  (\(flameBaseName(node.frame.module)))"]
-        let share = percent(node.value.value / total)
+        var lines = [node.frame.module.isEmpty ? node.frame.name : "\(node.frame.name)  (\(baseName(node.frame.module)))"]
+        let share = Format.percent(node.value.value, of: total)
         let margin = options.noiseSigmas * node.value.standardDeviation
         var line = "\(options.formatValue(node.value.value))"
         if margin > 0 { line += " ± \(options.formatValue(margin))" }
@@ -160,7 +160,7 @@ public enum FlameGraphSVG {
             var diff = "was \(options.formatValue(node.baseline.value)), change \(sign)\(options.formatValue(abs(change.value)))"
             let noise = options.noiseSigmas * change.standardDeviation
             if noise > 0 { diff += " ± \(options.formatValue(noise))" }
-            if node.baseline.value > 0 { diff += " (\(change.value >= 0 ? "+" : "−")\(percent(abs(change.value) / node.baseline.value)))" }
+            if node.baseline.value > 0 { diff += " (\(change.value >= 0 ? "+" : "−")\(Format.percent(abs(change.value), of: node.baseline.value)))" }
             if isNoise(change, options) { diff += ", within noise" }
             lines.append(diff)
         }
@@ -194,7 +194,7 @@ public enum FlameGraphSVG {
         }
         if node.frame.module.isEmpty { return "rgb(205,205,200)" }
         // A memory palette: greens to blues, hue by module, lightness by function.
-        let moduleHash = fnv1a(flameBaseName(node.frame.module))
+        let moduleHash = fnv1a(baseName(node.frame.module))
         let nameHash = fnv1a(node.frame.name)
         let hue = 95 + Int(moduleHash % 110)
         let lightness = 58 + Int(nameHash % 16)
@@ -235,26 +235,10 @@ public enum FlameGraphSVG {
         return hash
     }
 
-    static func percent(_ fraction: Double) -> String { "\(fixed(fraction * 100, 2))%" }
-
-    /// `value` with exactly `digits` decimals, independent of locale.
-    static func fixed(_ value: Double, _ digits: Int) -> String {
-        guard value.isFinite else { return "0" }
-        var scale = 1.0
-        for _ in 0..<digits { scale *= 10 }
-        let scaled = (abs(value) * scale).rounded()
-        let whole = UInt64(scaled / scale)
-        let fraction = UInt64(scaled - Double(whole) * scale)
-        let sign = value < 0 && scaled != 0 ? "-" : ""
-        if digits == 0 { return sign + String(whole) }
-        let digitsText = String(fraction)
-        return sign + String(whole) + "." + String(repeating: "0", count: digits - digitsText.count) + digitsText
-    }
-
     private static func script(options: FlameGraphOptions) -> String {
         """
         "use strict";
-        var W = \(options.width), PAD = \(fixed(padding, 0)), CW = \(fixed(charWidth, 3));
+        var W = \(options.width), PAD = \(Format.fixed(padding, decimals: 0)), CW = \(Format.fixed(charWidth, decimals: 3));
         var frames, details, matched, unzoomButton, searchTerm = null;
         function init(evt) {
           frames = Array.prototype.slice.call(document.querySelectorAll("g.f"));
@@ -340,9 +324,4 @@ public enum FlameGraphSVG {
         }
         """
     }
-}
-
-private func flameBaseName(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return path }
-    return String(path[path.index(after: slash)...])
 }

@@ -1,0 +1,615 @@
+/*
+ * control.c - options, signals, the writer thread, fork and exit.
+ *
+ * Load (constructor): resolve the next allocator, go inert if AT_SECURE,
+ * dup stderr, parse the environment once into hs_opt, install the three
+ * signal handlers, open the request pipe and start the writer thread with
+ * every signal blocked.
+ *
+ * A signal handler does one atomic store (pending[cmd] = 1) and one write(2)
+ * of the command byte into a non-blocking pipe; nothing else. The writer
+ * thread reads the bytes in order and runs each command under ctl_lock; if the
+ * pipe was ever full, pending[] still remembers the request. Stacks are never
+ * unwound here: only allocating threads unwind, inside malloc.
+ *
+ * ctl_lock serialises commands, snapshots, exit and fork. Lock order:
+ * ctl_lock -> live stripes -> stack stripes -> arena.
+ *
+ * fork (pthread_atfork): prepare takes ctl_lock, quiesces sampling (so no
+ * thread is inside libunwind or holds a stripe lock on our behalf) and takes
+ * every shim lock; the parent releases them and resumes; the child gets fresh
+ * locks, no tables, sampling off, seq 0, its own pipe and writer thread.
+ * Children made without fork handlers (vfork, clone) exec or exit at once.
+ *
+ * Hosts that install their own handler for our signals (sigaction/signal are
+ * interposed): we keep ours, remember theirs (returned as the old action),
+ * and warn once on stderr how to move our signals with HEAPSNAP_SIGNAL_BASE.
+ */
+#define _GNU_SOURCE
+#include "control.h"
+#include "forward.h"
+#include "sampler.h"
+#include "stacks.h"
+#include "live.h"
+#include "mem.h"
+#include "snapshot_writer.h"
+#include "heapsnap.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+struct hs_options hs_opt = {
+    .rate = 524288, .max_depth = 64, .max_memory = (size_t)64 << 20,
+    .signal_base = 1, .dir = "/tmp",
+};
+
+extern char **environ;
+
+static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Control state. Fields are written under ctl_lock unless noted. */
+static struct {
+    bool ready;                 /* constructor finished (written once) */
+    bool inert;                 /* AT_SECURE or setup failed (written once) */
+    int errfd;                  /* dup of stderr, -1 if none (written at load) */
+    int sig0;                   /* SIGRTMIN + base (written at load) */
+    int rfd, wfd;               /* request pipe; replaced in a fork child */
+    pid_t pid;                  /* getpid() of the process these belong to */
+    uint32_t seq;               /* next snapshot sequence number */
+    uint64_t start_ns;          /* when the current session started */
+    uint64_t next_periodic_ns;  /* CLOCK_MONOTONIC deadline, 0 = none */
+    bool was_active;            /* saved across fork prepare/parent */
+} ctl = { .errfd = -1, .rfd = -1, .wfd = -1 };
+
+/* Set by signal handlers (atomic store), cleared by the writer thread. */
+static int pending[HS_CMD_COUNT];
+
+/* The host's wishes for our signals: protected by ctl_lock except that
+ * signal handlers never touch them. */
+static struct sigaction host_act[HS_CMD_COUNT];
+static int host_warned;
+
+/* ---------------------------------------------------------------- output */
+
+void hs_say(const char *a, const char *b, const char *c, const char *d)
+{
+    int fd = ctl.errfd;
+    if (fd < 0)
+        return;
+    char buf[1024];
+    size_t n = 0;
+    const char *parts[] = { "heapsnap: ", a, b, c, d, "\n" };
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        const char *s = parts[i];
+        if (i == 5 && n >= sizeof buf - 1)
+            n = sizeof buf - 2;
+        for (; s && *s && n < sizeof buf - 1; s++)
+            buf[n++] = *s;
+    }
+    int saved = errno;
+    (void)!write(fd, buf, n);
+    errno = saved;
+}
+
+static const char *u64s(char *buf, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do tmp[n++] = (char)('0' + v % 10); while (v /= 10);
+    for (int i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = 0;
+    return buf;
+}
+
+/* Moves a descriptor up out of the range hosts expect to get from open()
+ * (some count on the next open() returning 3). Returns the new fd. */
+static int move_high(int fd)
+{
+    struct rlimit rl;
+    int floor = 100;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= 128)
+        floor = 3;
+    int nfd = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    if (nfd < 0)
+        return fd;
+    close(fd);
+    return nfd;
+}
+
+static uint64_t now_ns(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* --------------------------------------------------------------- options */
+
+static void bad(const char *name, const char *value, const char *expect, const char *dflt)
+{
+    char line[512];
+    size_t n = 0;
+    const char *parts[] = { name, "=\"", value, "\" is not valid (expected ", expect, "); using ", dflt };
+    for (size_t i = 0; i < 7; i++)
+        for (const char *s = parts[i]; *s && n < sizeof line - 1; s++)
+            line[n++] = *s;
+    line[n] = 0;
+    hs_say(line, NULL, NULL, NULL);
+}
+
+/* Parses a decimal integer with an optional K/M/G suffix (powers of 1024).
+ * 0 or -EINVAL/-ERANGE. */
+static int parse_size(const char *s, bool suffix, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = s;
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
+            return -ERANGE;
+    }
+    if (*p && suffix) {
+        int shift = 0;
+        switch (*p | 0x20) {
+        case 'k': shift = 10; break;
+        case 'm': shift = 20; break;
+        case 'g': shift = 30; break;
+        default: return -EINVAL;
+        }
+        p++;
+        if ((*p | 0x20) == 'i' && ((p[1] | 0x20) == 'b'))
+            p += 2;
+        else if ((*p | 0x20) == 'b')
+            p++;
+        if (v > (UINT64_MAX >> shift))
+            return -ERANGE;
+        v <<= shift;
+    }
+    if (*p)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *yes[] = { "1", "yes", "true", "on" }, *no[] = { "0", "no", "false", "off", "" };
+    for (size_t i = 0; i < 4; i++)
+        if (strcasecmp(s, yes[i]) == 0)
+            return *out = true, 0;
+    for (size_t i = 0; i < 5; i++)
+        if (strcasecmp(s, no[i]) == 0)
+            return *out = false, 0;
+    return -EINVAL;
+}
+
+/* "10", "0.5", "2.25": seconds as nanoseconds. */
+static int parse_seconds(const char *s, uint64_t *ns)
+{
+    uint64_t whole = 0, frac = 0, scale = 1000000000ull;
+    const char *p = s;
+    if (!*p)
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (__builtin_mul_overflow(whole, 10, &whole) || __builtin_add_overflow(whole, (uint64_t)(*p - '0'), &whole))
+            return -ERANGE;
+    if (*p == '.') {
+        p++;
+        for (; *p >= '0' && *p <= '9'; p++)
+            if (scale > 1) {
+                scale /= 10;
+                frac += (uint64_t)(*p - '0') * scale;
+            }
+    }
+    if (*p || p == s || whole > 1000000000ull)
+        return -EINVAL;
+    *ns = whole * 1000000000ull + frac;
+    return 0;
+}
+
+static void parse_options(void)
+{
+    char num[24];
+    const char *v;
+    uint64_t u;
+
+    if ((v = getenv("HEAPSNAP_RATE"))) {
+        if (parse_size(v, true, &u) == 0 && u >= 1)
+            hs_opt.rate = u;
+        else
+            bad("HEAPSNAP_RATE", v, "mean bytes between samples, >= 1, e.g. 524288 or 512K; 1 records everything", u64s(num, hs_opt.rate));
+    }
+    if ((v = getenv("HEAPSNAP_MAX_DEPTH"))) {
+        if (parse_size(v, false, &u) == 0 && u >= 1 && u <= HEAPSNAP_MAX_FRAMES)
+            hs_opt.max_depth = (uint32_t)u;
+        else
+            bad("HEAPSNAP_MAX_DEPTH", v, "frames per stack, 1 to 1024", u64s(num, hs_opt.max_depth));
+    }
+    if ((v = getenv("HEAPSNAP_MAX_MEMORY"))) {
+        if (parse_size(v, true, &u) == 0 && u >= (1u << 20) && u <= ((uint64_t)1 << 40))
+            hs_opt.max_memory = (size_t)u;
+        else
+            bad("HEAPSNAP_MAX_MEMORY", v, "bytes for the shim's tables, 1M to 1T, e.g. 64M", "64M");
+    }
+    if ((v = getenv("HEAPSNAP_SIGNAL_BASE"))) {
+        int span = SIGRTMAX - SIGRTMIN - 2;
+        if (parse_size(v, false, &u) == 0 && u <= (uint64_t)span)
+            hs_opt.signal_base = (int)u;
+        else {
+            char lim[64] = "0 to ";
+            u64s(lim + 5, (uint64_t)span);
+            strcat(lim, ", signals SIGRTMIN+base .. +base+2");
+            bad("HEAPSNAP_SIGNAL_BASE", v, lim, "1");
+        }
+    }
+    if ((v = getenv("HEAPSNAP_START"))) {
+        if (parse_bool(v, &hs_opt.start) != 0)
+            bad("HEAPSNAP_START", v, "1 or 0", "0");
+    }
+    if ((v = getenv("HEAPSNAP_AT_EXIT"))) {
+        if (parse_bool(v, &hs_opt.at_exit) != 0)
+            bad("HEAPSNAP_AT_EXIT", v, "1 or 0", "0");
+    }
+    if ((v = getenv("HEAPSNAP_INTERVAL"))) {
+        if (parse_seconds(v, &u) == 0 && (u == 0 || u >= 1000000ull))
+            hs_opt.interval_ns = u;
+        else
+            bad("HEAPSNAP_INTERVAL", v, "seconds between snapshots, e.g. 60 or 0.5; 0 = off", "off");
+    }
+    if ((v = getenv("HEAPSNAP_DIR"))) {
+        char d[sizeof hs_opt.dir];
+        size_t n = strlen(v);
+        bool ok = n > 0 && n < sizeof d - 1;
+        if (ok && v[0] != '/') {
+            /* Relative: resolve now, the host may chdir later. */
+            if (!getcwd(d, sizeof d) || strlen(d) + 1 + n >= sizeof d)
+                ok = false;
+            else {
+                strcat(d, "/");
+                strcat(d, v);
+            }
+        } else if (ok) {
+            strcpy(d, v);
+        }
+        if (ok) {
+            n = strlen(d);
+            while (n > 1 && d[n - 1] == '/')
+                d[--n] = 0;
+            strcpy(hs_opt.dir, d);
+        } else {
+            bad("HEAPSNAP_DIR", v, "a directory path", "/tmp");
+        }
+    }
+    static const char *known[] = { "RATE", "MAX_DEPTH", "MAX_MEMORY", "SIGNAL_BASE", "START",
+                                   "AT_EXIT", "INTERVAL", "DIR", "BIN", "LIB" };
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "HEAPSNAP_", 9) != 0)
+            continue;
+        const char *name = *e + 9, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        bool found = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            if (strlen(known[i]) == len && strncmp(known[i], name, len) == 0)
+                found = true;
+        if (!found) {
+            char nm[64] = { 0 };
+            memcpy(nm, *e, len + 9 < sizeof nm - 1 ? len + 9 : sizeof nm - 1);
+            hs_say("unknown variable ", nm, " ignored (see README, \"Capturing\")", NULL);
+        }
+    }
+}
+
+/* --------------------------------------------------------------- signals */
+
+static int cmd_of(int sig)
+{
+    int i = sig - ctl.sig0;
+    return ctl.ready && !ctl.inert && i >= 0 && i < HS_CMD_COUNT ? i : -1;
+}
+
+/* Context: signal handler: async-signal-safe only. One atomic store, one
+ * write(2). errno is preserved for the interrupted code. */
+static void on_signal(int sig)
+{
+    int saved = errno;
+    int i = sig - ctl.sig0;
+    if (i >= 0 && i < HS_CMD_COUNT) {
+        unsigned char b = (unsigned char)i;
+        __atomic_store_n(&pending[i], 1, __ATOMIC_RELEASE);
+        (void)!write(__atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED), &b, 1);
+    }
+    errno = saved;
+}
+
+static int install_handlers(void)
+{
+    for (int i = 0; i < HS_CMD_COUNT; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        if (hs_real.sigaction(ctl.sig0 + i, &sa, &host_act[i]) != 0)
+            return -errno;
+    }
+    return 0;
+}
+
+int hs_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    int i = cmd_of(sig);
+    if (i < 0)
+        return hs_real.sigaction(sig, act, old);
+    /* One of ours: keep our handler, remember the host's wish. */
+    struct sigaction prev = host_act[i];
+    if (act) {
+        host_act[i] = *act;
+        if (act->sa_handler != SIG_DFL && !__atomic_exchange_n(&host_warned, 1, __ATOMIC_RELAXED)) {
+            char s[16], b[16];
+            u64s(s, (uint64_t)sig);
+            u64s(b, (uint64_t)hs_opt.signal_base);
+            hs_say("the program installs its own handler for signal ", s,
+                   ", which heapsnap uses; heapsnap keeps it and the program's handler never runs. "
+                   "If the program needs this signal, restart it with HEAPSNAP_SIGNAL_BASE set to another offset (now ", b);
+            hs_say("  (HEAPSNAP_SIGNAL_BASE=N moves heapsnap to SIGRTMIN+N .. SIGRTMIN+N+2)", NULL, NULL, NULL);
+        }
+    }
+    if (old)
+        *old = prev;
+    return 0;
+}
+
+sighandler_t hs_signal(int sig, sighandler_t handler)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;       /* BSD semantics, as glibc's signal() */
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, sig);
+    if (hs_sigaction(sig, &sa, &old) != 0)
+        return SIG_ERR;
+    return old.sa_handler;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+static void say_errno(const char *what, int err)
+{
+    hs_say(what, ": ", strerror(err), NULL);
+}
+
+/* Writes a snapshot with the next sequence number. Context: ctl_lock held. */
+static void snapshot(uint32_t flags)
+{
+    struct hs_snap_info info = {
+        .seq = ctl.seq++, .flags = flags | (hs_opt.rate <= 1 ? HEAPSNAP_FLAG_EXACT : 0),
+        .session = __atomic_load_n(&hs_session, __ATOMIC_RELAXED), .start_ns = ctl.start_ns,
+    };
+    int saved = hs_reentry;
+    hs_reentry = 1;
+    (void)hs_snapshot_write(&info);
+    ctl.seq = info.seq + 1;
+    hs_reentry = saved;
+}
+
+/* Context: ctl_lock held. */
+static void run(int cmd)
+{
+    switch (cmd) {
+    case HS_CMD_START:
+        hs_sampler_start();
+        ctl.start_ns = now_ns(CLOCK_REALTIME);
+        ctl.next_periodic_ns = hs_opt.interval_ns ? now_ns(CLOCK_MONOTONIC) + hs_opt.interval_ns : 0;
+        break;
+    case HS_CMD_STOP:
+        if (!__atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
+            hs_say("stop ignored: not sampling (start with SIGRTMIN+", "", "", "1 relative to HEAPSNAP_SIGNAL_BASE)");
+            break;
+        }
+        hs_quiesce();                   /* exact final view, then free it all */
+        snapshot(HEAPSNAP_FLAG_FINAL);
+        hs_sampler_release();
+        ctl.next_periodic_ns = 0;
+        break;
+    case HS_CMD_SNAPSHOT:
+        if (!__atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
+            hs_say("snapshot ignored: not sampling (start sampling first)", NULL, NULL, NULL);
+            break;
+        }
+        snapshot(0);
+        break;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    hs_reentry = 1;                     /* nothing this thread allocates is sampled */
+    int rfd = (int)(intptr_t)arg;
+    for (;;) {
+        int timeout = -1;
+        pthread_mutex_lock(&ctl_lock);
+        if (ctl.next_periodic_ns && __atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
+            uint64_t now = now_ns(CLOCK_MONOTONIC);
+            if (now >= ctl.next_periodic_ns) {
+                snapshot(HEAPSNAP_FLAG_PERIODIC);
+                ctl.next_periodic_ns = now + hs_opt.interval_ns;
+            }
+            uint64_t wait_ms = (ctl.next_periodic_ns - now + 999999) / 1000000;
+            timeout = wait_ms > 3600000 ? 3600000 : (int)wait_ms;
+        }
+        pthread_mutex_unlock(&ctl_lock);
+
+        struct pollfd pfd = { .fd = rfd, .events = POLLIN };
+        int r = poll(&pfd, 1, timeout);
+        if (r < 0 && errno != EINTR)
+            return NULL;
+        unsigned char cmds[64];
+        ssize_t n = r > 0 ? read(rfd, cmds, sizeof cmds) : 0;
+        if (n == 0 && r > 0 && (pfd.revents & (POLLHUP | POLLNVAL)))
+            return NULL;                /* our pipe was closed under us */
+        pthread_mutex_lock(&ctl_lock);
+        if (rfd != ctl.rfd) {           /* stale thread (cannot happen after fork; be safe) */
+            pthread_mutex_unlock(&ctl_lock);
+            return NULL;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            if (cmds[i] >= HS_CMD_COUNT)
+                continue;
+            __atomic_store_n(&pending[cmds[i]], 0, __ATOMIC_RELAXED);
+            run(cmds[i]);
+        }
+        /* Requests whose byte was lost to a full pipe. */
+        for (int c = 0; c < HS_CMD_COUNT; c++)
+            if (__atomic_exchange_n(&pending[c], 0, __ATOMIC_ACQ_REL))
+                run(c);
+        pthread_mutex_unlock(&ctl_lock);
+    }
+}
+
+/* Opens the request pipe and starts the writer thread with every signal
+ * blocked. 0 or -errno. Context: constructor or fork child. */
+static int start_writer(void)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -errno;
+    ctl.rfd = move_high(fds[0]);
+    __atomic_store_n(&ctl.wfd, move_high(fds[1]), __ATOMIC_RELEASE);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 << 10);
+    pthread_t t;
+    int err = pthread_create(&t, &attr, writer_main, (void *)(intptr_t)ctl.rfd);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err)
+        return -err;
+    pthread_setname_np(t, "heapsnap");
+    return 0;
+}
+
+int hs_request(enum hs_cmd cmd)
+{
+    if (!ctl.ready || ctl.inert)
+        return -ENODEV;
+    unsigned char b = (unsigned char)cmd;
+    __atomic_store_n(&pending[cmd], 1, __ATOMIC_RELEASE);
+    if (write(ctl.wfd, &b, 1) != 1 && errno != EAGAIN)
+        return -errno;
+    return 0;
+}
+
+__attribute__((visibility("default"))) int heapsnap_start(void) { return hs_request(HS_CMD_START); }
+__attribute__((visibility("default"))) int heapsnap_stop(void) { return hs_request(HS_CMD_STOP); }
+__attribute__((visibility("default"))) int heapsnap_snapshot(void) { return hs_request(HS_CMD_SNAPSHOT); }
+__attribute__((visibility("default"))) int heapsnap_sampling(void) { return __atomic_load_n(&hs_active, __ATOMIC_ACQUIRE); }
+
+/* ------------------------------------------------------------------ fork */
+
+/* Context: the forking thread, before fork. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&ctl_lock);
+    ctl.was_active = __atomic_load_n(&hs_active, __ATOMIC_RELAXED);
+    hs_quiesce();
+    hs_live_lock_all();
+    hs_stacks_lock_all();
+    hs_arena_lock();
+}
+
+static void fork_parent(void)
+{
+    hs_arena_unlock();
+    hs_stacks_unlock_all();
+    hs_live_unlock_all();
+    if (ctl.was_active)
+        __atomic_store_n(&hs_active, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&ctl_lock);
+}
+
+/* Context: fork child, single-threaded; the parent's locks were copied held. */
+static void fork_child(void)
+{
+    hs_sampler_fork_child();
+    pthread_mutex_init(&ctl_lock, NULL);
+    close(ctl.rfd);
+    close(ctl.wfd);
+    ctl.rfd = ctl.wfd = -1;
+    ctl.pid = getpid();
+    ctl.seq = 0;
+    ctl.start_ns = 0;
+    ctl.next_periodic_ns = 0;
+    memset(pending, 0, sizeof pending);
+    int err = start_writer();
+    if (err) {
+        say_errno("cannot start the writer thread in a fork child; signals are ignored", -err);
+        ctl.inert = true;
+    }
+}
+
+/* ------------------------------------------------------------- load/exit */
+
+__attribute__((constructor(101))) static void hs_init(void)
+{
+    hs_forward_init();
+    if (getauxval(AT_SECURE))
+        return;                         /* setuid/setgid: stay inert, forward only */
+    ctl.errfd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (ctl.errfd >= 0)
+        ctl.errfd = move_high(ctl.errfd);
+    hs_reentry = 1;
+    parse_options();
+    hs_stacks_init();
+    ctl.sig0 = SIGRTMIN + hs_opt.signal_base;
+    ctl.pid = getpid();
+    int err = start_writer();
+    if (!err)
+        err = install_handlers();
+    if (err) {
+        say_errno("cannot set up signal control; heapsnap stays inactive", -err);
+        ctl.inert = true;
+        hs_reentry = 0;
+        return;
+    }
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    ctl.ready = true;
+    if (hs_opt.start) {
+        pthread_mutex_lock(&ctl_lock);
+        run(HS_CMD_START);
+        pthread_mutex_unlock(&ctl_lock);
+    }
+    hs_reentry = 0;
+}
+
+/* Normal exit (exit() or return from main): runs after the program's own
+ * destructors. Writes the AT_EXIT snapshot, then stops sampling for good. */
+__attribute__((destructor(101))) static void hs_fini(void)
+{
+    if (!ctl.ready || ctl.inert)
+        return;
+    hs_reentry = 1;
+    pthread_mutex_lock(&ctl_lock);
+    if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
+        hs_quiesce();
+        if (hs_opt.at_exit)
+            snapshot(HEAPSNAP_FLAG_AT_EXIT);
+    }
+    pthread_mutex_unlock(&ctl_lock);
+}

@@ -1,0 +1,53 @@
+/*
+ * forward.h - reaching the next allocator (the one the shim sits in front of).
+ *
+ * hs_real holds the functions the exported names forward to. Before the shim
+ * has resolved them they point at bootstrap functions that resolve first; see
+ * forward.c for the dlsym bootstrap problem and where it is solved.
+ */
+#ifndef HS_FORWARD_H
+#define HS_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <signal.h>
+
+struct hs_real_fns {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*reallocarray)(void *, size_t, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    size_t (*malloc_usable_size)(void *);
+    int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+};
+
+/* Written once by hs_forward_init (before any thread but the first exists,
+ * or under the bootstrap spin flag); read without synchronisation after. */
+extern struct hs_real_fns hs_real;
+
+/* The static bootstrap buffer that serves calls made while dlsym runs. */
+extern char hs_boot_buf[];
+#define HS_BOOT_SIZE ((size_t)64 << 10)
+
+/* True for pointers into the bootstrap buffer: never freed, never sampled.
+ * Context: fast path; one subtract and compare. */
+static inline bool hs_is_boot(const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)hs_boot_buf < HS_BOOT_SIZE;
+}
+
+/* Resolves hs_real (idempotent). Context: constructor or first allocation. */
+void hs_forward_init(void);
+
+/* realloc / usable size for a bootstrap pointer. */
+void *hs_boot_realloc(void *p, size_t n);
+size_t hs_boot_usable(void *p);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * live.c - striped open-addressing table of sampled live allocations.
+ *
+ * Linear probing with backward-shift deletion (no tombstones), per stripe,
+ * grown by doubling at 3/4 load into a fresh mapping. Entries are 24 bytes.
+ * Probe positions use hash bits 20.., the filter and stripe use the top
+ * HS_FILTER_BITS bits, so the two are independent.
+ *
+ * Invariant: hs_filter[i] >= number of entries whose address hashes to i
+ * (equal until a counter saturates at 255, after which it stays 255 until
+ * hs_live_release). Therefore a zero counter proves "not sampled".
+ */
+#define _GNU_SOURCE
+#include "live.h"
+#include "mem.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+
+struct entry {
+    uintptr_t addr;         /* 0 = empty */
+    uint64_t size;
+    uint32_t stack;
+    uint32_t pad;
+};
+
+struct hs_live_stripe {
+    pthread_mutex_t lock;
+    struct entry *slots;    /* protected by lock */
+    size_t cap, count;      /* protected by lock */
+} __attribute__((aligned(64)));
+
+uint8_t hs_filter[1u << HS_FILTER_BITS] __attribute__((aligned(4096)));
+static struct hs_live_stripe stripes[HS_LIVE_STRIPES] = {
+    [0 ... HS_LIVE_STRIPES - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+};
+
+static struct hs_live_stripe *stripe_of(uint64_t h)
+{
+    return &stripes[hs_filter_index(h) & (HS_LIVE_STRIPES - 1)];
+}
+
+static size_t pos(uint64_t h, size_t cap) { return (h >> 20) & (cap - 1); }
+
+struct hs_live_stripe *hs_live_lock(const void *p)
+{
+    struct hs_live_stripe *st = stripe_of(hs_addr_hash(p));
+    pthread_mutex_lock(&st->lock);
+    return st;
+}
+
+void hs_live_unlock(struct hs_live_stripe *st) { pthread_mutex_unlock(&st->lock); }
+
+bool hs_live_reserve(struct hs_live_stripe *st)
+{
+    if ((st->count + 1) * 4 <= st->cap * 3)
+        return true;
+    size_t ncap = st->cap ? st->cap * 2 : 128;
+    struct entry *ns = hs_map(ncap * sizeof *ns, true);
+    if (!ns)
+        return false;
+    for (size_t i = 0; i < st->cap; i++) {
+        struct entry *e = &st->slots[i];
+        if (!e->addr)
+            continue;
+        size_t j = pos(hs_addr_hash((void *)e->addr), ncap);
+        while (ns[j].addr)
+            j = (j + 1) & (ncap - 1);
+        ns[j] = *e;
+    }
+    hs_unmap(st->slots, st->cap * sizeof *ns, true);
+    st->slots = ns;
+    st->cap = ncap;
+    return true;
+}
+
+void hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32_t stack)
+{
+    uint64_t h = hs_addr_hash(p);
+    size_t j = pos(h, st->cap);
+    while (st->slots[j].addr && st->slots[j].addr != (uintptr_t)p)
+        j = (j + 1) & (st->cap - 1);
+    if (!st->slots[j].addr) {
+        /* A stale record for the same address (its free bypassed us) is
+         * simply replaced; only a new entry bumps the filter. */
+        st->count++;
+        uint8_t *c = &hs_filter[hs_filter_index(h)];
+        uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+        if (v < 255)
+            __atomic_store_n(c, (uint8_t)(v + 1), __ATOMIC_RELAXED);
+    }
+    st->slots[j] = (struct entry){ (uintptr_t)p, size, stack, 0 };
+}
+
+bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack)
+{
+    uint64_t h = hs_addr_hash(p);
+    struct hs_live_stripe *st = stripe_of(h);
+    bool found = false;
+    pthread_mutex_lock(&st->lock);
+    if (!st->cap)
+        goto out;
+    size_t mask = st->cap - 1, j = pos(h, st->cap);
+    while (st->slots[j].addr && st->slots[j].addr != (uintptr_t)p)
+        j = (j + 1) & mask;
+    if (!st->slots[j].addr)
+        goto out;
+    found = true;
+    *size = st->slots[j].size;
+    *stack = st->slots[j].stack;
+    /* Backward-shift deletion: pull later entries of the cluster into the
+     * hole when their home position allows it. */
+    size_t hole = j, k = j;
+    for (;;) {
+        k = (k + 1) & mask;
+        if (!st->slots[k].addr)
+            break;
+        size_t home = pos(hs_addr_hash((void *)st->slots[k].addr), st->cap);
+        if (((k - home) & mask) >= ((k - hole) & mask)) {
+            st->slots[hole] = st->slots[k];
+            hole = k;
+        }
+    }
+    st->slots[hole].addr = 0;
+    st->count--;
+    uint8_t *c = &hs_filter[hs_filter_index(h)];
+    uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+    if (v > 0 && v < 255)
+        __atomic_store_n(c, (uint8_t)(v - 1), __ATOMIC_RELAXED);
+out:
+    pthread_mutex_unlock(&st->lock);
+    return found;
+}
+
+void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void *ctx)
+{
+    for (int i = 0; i < HS_LIVE_STRIPES; i++) {
+        struct hs_live_stripe *st = &stripes[i];
+        pthread_mutex_lock(&st->lock);
+        for (size_t j = 0; j < st->cap; j++)
+            if (st->slots[j].addr)
+                fn(ctx, st->slots[j].size, st->slots[j].stack);
+        pthread_mutex_unlock(&st->lock);
+    }
+}
+
+uint64_t hs_live_count(void)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < HS_LIVE_STRIPES; i++)
+        n += __atomic_load_n(&stripes[i].count, __ATOMIC_RELAXED);
+    return n;
+}
+
+void hs_live_release(void)
+{
+    hs_live_lock_all();
+    for (int i = 0; i < HS_LIVE_STRIPES; i++) {
+        struct hs_live_stripe *st = &stripes[i];
+        hs_unmap(st->slots, st->cap * sizeof *st->slots, true);
+        st->slots = NULL;
+        st->cap = st->count = 0;
+    }
+    /* Gives the touched pages back and reads as zeros from now on. */
+    madvise(hs_filter, sizeof hs_filter, MADV_DONTNEED);
+    hs_live_unlock_all();
+}
+
+void hs_live_lock_all(void)
+{
+    for (int i = 0; i < HS_LIVE_STRIPES; i++)
+        pthread_mutex_lock(&stripes[i].lock);
+}
+
+void hs_live_unlock_all(void)
+{
+    for (int i = HS_LIVE_STRIPES - 1; i >= 0; i--)
+        pthread_mutex_unlock(&stripes[i].lock);
+}
+
+/* Context: fork child, single-threaded. */
+void hs_live_reset_child(void)
+{
+    for (int i = 0; i < HS_LIVE_STRIPES; i++)
+        pthread_mutex_init(&stripes[i].lock, NULL);
+    hs_live_release();
+}

@@ -1,0 +1,67 @@
+/*
+ * live.h - the table of sampled allocations that are still live.
+ *
+ * Keyed by address, split into 64 stripes, each with its own lock and
+ * open-addressing table. In front of it sits hs_filter, a counting filter
+ * over sampled addresses: free() of an address whose counter is 0 was never
+ * sampled and costs one load, no lock. A nonzero counter sends free to the
+ * table (a false positive costs one lookup under a stripe lock).
+ *
+ * Each filter counter belongs to exactly one stripe (the stripe index is the
+ * counter index's low bits), so counters only change under that stripe's lock.
+ */
+#ifndef HS_LIVE_H
+#define HS_LIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define HS_FILTER_BITS 18
+#define HS_LIVE_STRIPES 64
+
+/* Static (never unmapped, so a racing reader can never fault); cleared with
+ * madvise(MADV_DONTNEED) when sampling stops. Written under stripe locks,
+ * read with relaxed loads. */
+extern uint8_t hs_filter[1u << HS_FILTER_BITS];
+
+static inline uint64_t hs_addr_hash(const void *p)
+{
+    return ((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull;
+}
+
+static inline uint32_t hs_filter_index(uint64_t h)
+{
+    return (uint32_t)(h >> (64 - HS_FILTER_BITS));
+}
+
+/* Could `p` be a sampled live allocation? Context: inside free: one load. */
+static inline bool hs_live_maybe(const void *p)
+{
+    return __atomic_load_n(&hs_filter[hs_filter_index(hs_addr_hash(p))], __ATOMIC_RELAXED) != 0;
+}
+
+struct hs_live_stripe;
+
+/* Insert protocol, used by the sampler: lock the address's stripe, make room
+ * (false: budget full, nothing inserted), put, unlock.
+ * Context: inside malloc; the stripe lock is taken before any stack lock. */
+struct hs_live_stripe *hs_live_lock(const void *p);
+bool hs_live_reserve(struct hs_live_stripe *st);
+void hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32_t stack);
+void hs_live_unlock(struct hs_live_stripe *st);
+
+/* Removes `p` if present, returning its record. Context: inside free/realloc. */
+bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack);
+
+/* Calls fn for every live record, one stripe at a time under its lock.
+ * fn must not allocate or take shim locks. Context: writer. */
+void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void *ctx);
+
+uint64_t hs_live_count(void);
+void hs_live_release(void);         /* quiesced: drop tables, clear the filter */
+void hs_live_lock_all(void);
+void hs_live_unlock_all(void);
+void hs_live_reset_child(void);
+
+#endif

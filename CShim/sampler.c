@@ -1,0 +1,230 @@
+/*
+ * sampler.c - Poisson byte sampling, weights, and the recording slow path.
+ *
+ * Each thread counts down bytes to its next sample. The countdown is drawn
+ * from a geometric distribution (the integer version of an exponential) with
+ * mean hs_opt.rate, so each allocation of s bytes is sampled with probability
+ * p = 1 - exp(-s/R), independently of every other allocation (the countdown
+ * is memoryless). CShim/DESIGN.md derives the weights s/p, 1/p and their
+ * variances. In exact mode (rate 1) every allocation is recorded with p = 1.
+ *
+ * Entering the slow path: hs_enter() sets the reentrancy guard and counts the
+ * thread in hs_inflight, then re-checks hs_active. hs_quiesce() clears
+ * hs_active and waits for hs_inflight to drain; the sequentially consistent
+ * increment/load pair (a Dekker handshake) guarantees that after quiesce no
+ * thread is inside, or will enter, code that touches the tables. That is what
+ * makes releasing memory on stop and taking the fork locks safe.
+ */
+#define _GNU_SOURCE
+#include "sampler.h"
+#include "control.h"
+#include "live.h"
+#include "stacks.h"
+#include "mem.h"
+
+#include <math.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+int hs_active;
+__thread int hs_reentry __attribute__((tls_model("initial-exec")));
+struct hs_counters hs_count;
+uint32_t hs_session;
+static long hs_inflight;        /* threads inside the slow path; seq_cst */
+
+/* Per-thread sampler state. Touched only on the slow path. */
+struct hs_thread {
+    int64_t countdown;          /* bytes left before the next sample */
+    uint64_t rng;               /* xorshift64* state, 0 = unseeded */
+    uint32_t session;           /* hs_session the countdown was drawn for */
+};
+static __thread struct hs_thread tls __attribute__((tls_model("initial-exec")));
+
+static uint64_t next_random(struct hs_thread *t)
+{
+    if (!t->rng) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        t->rng = ((uint64_t)(uintptr_t)t * 0x9E3779B97F4A7C15ull) ^ (uint64_t)ts.tv_nsec ^
+                 ((uint64_t)ts.tv_sec << 32) ^ 0x2545F4914F6CDD1Dull;
+        if (!t->rng)
+            t->rng = 1;
+    }
+    uint64_t x = t->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    t->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Geometric countdown with mean R: floor(Exp(R)) + 1, so that an
+ * allocation of s bytes is sampled iff s >= countdown, with P = 1 - e^(-s/R). */
+static int64_t draw_countdown(struct hs_thread *t)
+{
+    if (hs_opt.rate <= 1)
+        return 1;
+    double u = ((double)(next_random(t) >> 11) + 1.0) * 0x1.0p-53;   /* (0, 1] */
+    double x = -log(u) * (double)hs_opt.rate;
+    if (x > 4e18)
+        x = 4e18;
+    return (int64_t)x + 1;
+}
+
+void hs_weights(uint64_t size, struct hs_weights *w)
+{
+    if (hs_opt.rate <= 1) {
+        w->bytes = (double)size;
+        w->objects = 1;
+        w->bytes_var = w->objects_var = 0;
+        return;
+    }
+    double s = (double)size;
+    double p = -expm1(-s / (double)hs_opt.rate);    /* 1 - e^(-s/R), accurate for small s */
+    if (!(p > 0)) {
+        /* Only size 0 gets here, and it is never sampled (countdown >= 1). */
+        w->bytes = w->objects = w->bytes_var = w->objects_var = 0;
+        return;
+    }
+    w->bytes = s / p;
+    w->objects = 1 / p;
+    w->bytes_var = w->bytes * w->bytes * (1 - p);
+    w->objects_var = w->objects * w->objects * (1 - p);
+}
+
+/* Enter the slow path: false if this thread is already in shim code or
+ * sampling stopped meanwhile. Context: inside malloc/free. */
+static bool hs_enter(void)
+{
+    if (hs_reentry)
+        return false;
+    hs_reentry = 1;
+    __atomic_add_fetch(&hs_inflight, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST)) {
+        __atomic_sub_fetch(&hs_inflight, 1, __ATOMIC_RELEASE);
+        hs_reentry = 0;
+        return false;
+    }
+    return true;
+}
+
+static void hs_leave(void)
+{
+    __atomic_sub_fetch(&hs_inflight, 1, __ATOMIC_RELEASE);
+    hs_reentry = 0;
+}
+
+/* Records one sampled allocation. Context: inside malloc, guard held, no
+ * shim lock held on entry (unwinding first, then live -> stack locks). */
+static __attribute__((noinline)) void record(void *p, size_t n)
+{
+    uintptr_t frames[hs_opt.max_depth];
+    bool truncated;
+    uint32_t depth = hs_stack_capture(frames, &truncated);
+    struct hs_weights w;
+    hs_weights(n, &w);
+    __atomic_add_fetch(&hs_count.samples, 1, __ATOMIC_RELAXED);
+
+    /* Room in the live table first, then the stack's alloc group, then the
+     * live entry, all under the live stripe lock: a writer that sees the
+     * entry has also seen it counted in alloc (inuse <= alloc). */
+    struct hs_live_stripe *st = hs_live_lock(p);
+    uint32_t id = HS_NO_STACK;
+    if (hs_live_reserve(st))
+        id = hs_stack_record(frames, depth, truncated, &w);
+    if (id != HS_NO_STACK)
+        hs_live_put(st, p, n, id);
+    hs_live_unlock(st);
+    if (id == HS_NO_STACK)
+        __atomic_add_fetch(&hs_count.dropped, 1, __ATOMIC_RELAXED);
+    else if (truncated)
+        __atomic_add_fetch(&hs_count.truncated, 1, __ATOMIC_RELAXED);
+}
+
+void hs_after_alloc(void *p, size_t n)
+{
+    if (!p || !hs_enter())
+        return;
+    struct hs_thread *t = &tls;
+    uint32_t session = __atomic_load_n(&hs_session, __ATOMIC_RELAXED);
+    if (t->session != session) {
+        t->session = session;
+        t->countdown = draw_countdown(t);
+    }
+    if (hs_opt.rate <= 1) {
+        record(p, n);                   /* exact mode: everything, size 0 too */
+    } else if ((uint64_t)t->countdown > n) {
+        t->countdown -= (int64_t)n;
+    } else {
+        t->countdown = draw_countdown(t);
+        record(p, n);
+    }
+    hs_leave();
+}
+
+void hs_before_free_slow(void *p)
+{
+    if (!hs_enter())
+        return;
+    uint64_t size;
+    uint32_t stack;
+    hs_live_take(p, &size, &stack);
+    hs_leave();
+}
+
+bool hs_realloc_take(void *old, uint64_t *size, uint32_t *stack)
+{
+    if (!hs_live_maybe(old) || !hs_enter())
+        return false;
+    bool found = hs_live_take(old, size, stack);
+    hs_leave();
+    return found;
+}
+
+void hs_realloc_restore(void *old, uint64_t size, uint32_t stack)
+{
+    if (!hs_enter())
+        return;
+    struct hs_live_stripe *st = hs_live_lock(old);
+    if (hs_live_reserve(st))
+        hs_live_put(st, old, size, stack);
+    hs_live_unlock(st);
+    hs_leave();
+}
+
+void hs_quiesce(void)
+{
+    __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&hs_inflight, __ATOMIC_SEQ_CST) != 0)
+        sched_yield();
+}
+
+void hs_sampler_release(void)
+{
+    hs_live_release();
+    hs_stacks_release();
+    hs_arena_release();
+}
+
+void hs_sampler_start(void)
+{
+    hs_quiesce();
+    hs_sampler_release();
+    memset(&hs_count, 0, sizeof hs_count);
+    __atomic_add_fetch(&hs_session, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&hs_active, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Context: fork child, single-threaded, after the parent's fork locks. */
+void hs_sampler_fork_child(void)
+{
+    __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
+    hs_inflight = 0;
+    hs_arena_reset_child();
+    hs_live_reset_child();
+    hs_stacks_reset_child();
+    hs_arena_release();
+    memset(&hs_count, 0, sizeof hs_count);
+    hs_session = 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * sampler.h - the Poisson byte sampler and the entry points of the slow path.
+ *
+ * hs_active is the one global the fast path reads: a plain int, written only
+ * by control.c (under its lock), read with a relaxed load (a plain mov). Each
+ * thread keeps its own countdown of bytes to the next sample in TLS; the
+ * fast path never touches TLS while idle.
+ */
+#ifndef HS_SAMPLER_H
+#define HS_SAMPLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* 1 while sampling. Written by control (hs_sampler_start/quiesce), read relaxed. */
+extern int hs_active;
+
+static inline bool hs_is_active(void)
+{
+    return __builtin_expect(__atomic_load_n(&hs_active, __ATOMIC_RELAXED), 0);
+}
+
+/* The reentrancy guard: nonzero while this thread runs shim code (sampling,
+ * unwinding, writing a snapshot). Allocations made under it - libunwind's,
+ * our own threads' - are forwarded and never sampled; frees are not looked up. */
+extern __thread int hs_reentry __attribute__((tls_model("initial-exec")));
+
+/* Session counters (PROC). Written with relaxed atomic adds. */
+struct hs_counters {
+    uint64_t samples;       /* sampled allocations, recorded or dropped */
+    uint64_t dropped;       /* sampled but not recorded: budget full */
+    uint64_t truncated;     /* recorded with a stack cut at max_depth */
+};
+extern struct hs_counters hs_count;
+extern uint32_t hs_session;     /* incremented by each start; TLS countdowns compare it */
+
+/* Slow paths, called by hooks.c only when hs_is_active().
+ * Context: inside malloc/free: no allocation; takes stripe locks. */
+void hs_after_alloc(void *p, size_t n);
+void hs_before_free_slow(void *p);
+/* realloc: take the old record out before the call, put it back on failure. */
+bool hs_realloc_take(void *old, uint64_t *size, uint32_t *stack);
+void hs_realloc_restore(void *old, uint64_t size, uint32_t stack);
+
+/* Weights of one sampled allocation of `size` bytes (FORMAT.md SMPL). */
+struct hs_weights { double bytes, objects, bytes_var, objects_var; };
+void hs_weights(uint64_t size, struct hs_weights *w);
+
+/* Control side. Context: control (writer thread or exiting thread) holding
+ * the control lock. */
+void hs_sampler_start(void);        /* fresh state, then hs_active = 1 */
+void hs_quiesce(void);              /* hs_active = 0 and wait for in-flight slow paths */
+void hs_sampler_release(void);      /* drop all tables; requires quiesced */
+void hs_sampler_fork_child(void);   /* clean, idle state in a fork child */
+
+#endif

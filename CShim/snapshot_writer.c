@@ -1,0 +1,564 @@
+/*
+ * snapshot_writer.c - serialises the tables into docs/FORMAT.md, version 1.0.
+ *
+ * Order of work: modules and process info first (dl_iterate_phdr takes the
+ * loader lock, so no shim lock may be held then); then the live table, one
+ * stripe at a time, summed per stack into `inuse`; then each stack's `alloc`
+ * group under its stripe lock. Because a sampled allocation is added to
+ * `alloc` before it becomes visible in the live table (both under its live
+ * stripe lock, see sampler.c), every live record seen here is also counted
+ * in the alloc read afterwards: inuse <= alloc holds per stack. Floating sums
+ * in a different order could still differ in the last bit, so inuse is
+ * clamped to alloc field by field.
+ *
+ * Memory: all buffers are mmap'd here and unmapped before returning (not
+ * counted in the budget: they exist only while a snapshot is written).
+ * The file is written through a 64 KiB buffer that also computes the CRC-32.
+ */
+#define _GNU_SOURCE
+#include "snapshot_writer.h"
+#include "control.h"
+#include "heapsnap.h"
+#include "live.h"
+#include "mem.h"
+#include "sampler.h"
+#include "stacks.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ byte buffer */
+
+/* A growable mmap'd byte buffer; `oom` sticks once a grow fails. */
+struct gbuf {
+    uint8_t *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void gb_reserve(struct gbuf *b, size_t more)
+{
+    if (b->oom || b->len + more <= b->cap)
+        return;
+    size_t ncap = b->cap ? b->cap : 65536;
+    while (ncap < b->len + more)
+        ncap *= 2;
+    void *np = b->p ? mremap(b->p, b->cap, ncap, MREMAP_MAYMOVE)
+                    : mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (np == MAP_FAILED) {
+        b->oom = true;
+        return;
+    }
+    b->p = np;
+    b->cap = ncap;
+}
+
+static void gb_put(struct gbuf *b, const void *src, size_t n)
+{
+    gb_reserve(b, n);
+    if (b->oom)
+        return;
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void gb_u16(struct gbuf *b, uint16_t v) { gb_put(b, &v, 2); }   /* x86-64/arm64: LE */
+static void gb_u32(struct gbuf *b, uint32_t v) { gb_put(b, &v, 4); }
+static void gb_u64(struct gbuf *b, uint64_t v) { gb_put(b, &v, 8); }
+static void gb_str(struct gbuf *b, const char *s, size_t n)
+{
+    if (n > (1u << 20))
+        n = 1u << 20;
+    gb_u32(b, (uint32_t)n);
+    gb_put(b, s, n);
+}
+
+static void gb_free(struct gbuf *b)
+{
+    if (b->p)
+        munmap(b->p, b->cap);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the snapshot writer assumes a little-endian host"
+#endif
+
+/* ------------------------------------------------------------- the file */
+
+static uint32_t crc_table[256];
+
+static void crc_init(void)
+{
+    if (crc_table[1])
+        return;
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[n] = c;
+    }
+}
+
+struct out {
+    int fd;
+    int err;                /* first errno, 0 if fine */
+    uint32_t crc;           /* running, pre-inverted */
+    uint8_t *buf;
+    size_t len;
+};
+
+#define OUT_BUF ((size_t)64 << 10)
+
+static void out_flush(struct out *o)
+{
+    size_t off = 0;
+    while (!o->err && off < o->len) {
+        ssize_t w = write(o->fd, o->buf + off, o->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            o->err = w < 0 ? errno : EIO;
+        else
+            off += (size_t)w;
+    }
+    o->len = 0;
+}
+
+static void out_put(struct out *o, const void *src, size_t n)
+{
+    const uint8_t *s = src;
+    for (size_t i = 0; i < n; i++)
+        o->crc = crc_table[(o->crc ^ s[i]) & 0xFF] ^ (o->crc >> 8);
+    while (n && !o->err) {
+        size_t k = OUT_BUF - o->len < n ? OUT_BUF - o->len : n;
+        memcpy(o->buf + o->len, s, k);
+        o->len += k;
+        s += k;
+        n -= k;
+        if (o->len == OUT_BUF)
+            out_flush(o);
+    }
+}
+
+static void out_u32(struct out *o, uint32_t v) { out_put(o, &v, 4); }
+static void out_u64(struct out *o, uint64_t v) { out_put(o, &v, 8); }
+static void out_f64(struct out *o, double v) { out_put(o, &v, 8); }
+
+static void out_record(struct out *o, uint32_t tag, uint64_t len)
+{
+    out_u32(o, tag);
+    out_u32(o, 0);
+    out_u64(o, len);
+}
+
+/* --------------------------------------------------------------- modules */
+
+struct mods {
+    struct gbuf bytes;      /* MODS entries, already in file layout */
+    uint32_t count;
+    uintptr_t vdso;
+    char exe[4096];
+};
+
+static size_t build_id(const struct dl_phdr_info *info, const uint8_t **out)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+            const uint8_t *name = p + sizeof *nh;
+            const uint8_t *desc = name + ((nh->n_namesz + 3) & ~3u);
+            const uint8_t *next = desc + ((nh->n_descsz + 3) & ~3u);
+            if (next > end)
+                break;
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+                nh->n_descsz > 0 && nh->n_descsz <= 64) {
+                *out = desc;
+                return nh->n_descsz;
+            }
+            p = next;
+        }
+    }
+    return 0;
+}
+
+static int collect_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct mods *m = arg;
+    const char *path = info->dlpi_name;
+    if ((uintptr_t)info->dlpi_addr == m->vdso && m->vdso)
+        path = "[vdso]";
+    else if (!path || !*path) {
+        if (m->count > 0 || m->bytes.len > 0)
+            return 0;               /* unnamed object other than the executable */
+        path = m->exe;
+    }
+    const uint8_t *bid = NULL;
+    size_t bidlen = build_id(info, &bid);
+    size_t plen = strlen(path);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X) || ph->p_memsz == 0)
+            continue;
+        gb_u64(&m->bytes, info->dlpi_addr + ph->p_vaddr);
+        gb_u64(&m->bytes, info->dlpi_addr + ph->p_vaddr + ph->p_memsz);
+        gb_u64(&m->bytes, ph->p_offset);
+        gb_u64(&m->bytes, ph->p_vaddr);
+        gb_u16(&m->bytes, (uint16_t)bidlen);
+        gb_u16(&m->bytes, 0);
+        gb_u32(&m->bytes, (uint32_t)plen);
+        gb_put(&m->bytes, bid, bidlen);
+        gb_put(&m->bytes, path, plen);
+        m->count++;
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------- aggregation */
+
+struct agg {
+    struct hs_group inuse, alloc;
+    const struct hs_stack *stack;   /* NULL: id not published, not written */
+    uint32_t index;                 /* position in STKS */
+};
+
+struct agg_ctx {
+    struct agg *a;
+    uint32_t n;
+};
+
+/* Context: writer, inside hs_live_foreach (a live stripe lock held). */
+static void add_live(void *arg, uint64_t size, uint32_t stack)
+{
+    struct agg_ctx *c = arg;
+    if (stack >= c->n)
+        return;                     /* stack created after we counted: not in this file */
+    struct hs_weights w;
+    hs_weights(size, &w);
+    hs_group_add(&c->a[stack].inuse, &w);
+}
+
+static void clamp(struct hs_group *in, const struct hs_group *al)
+{
+    if (in->samples > al->samples)
+        in->samples = al->samples;
+    if (in->bytes > al->bytes)
+        in->bytes = al->bytes;
+    if (in->objects > al->objects)
+        in->objects = al->objects;
+    if (in->bytes_var > al->bytes_var)
+        in->bytes_var = al->bytes_var;
+    if (in->objects_var > al->objects_var)
+        in->objects_var = al->objects_var;
+}
+
+static void out_group(struct out *o, const struct hs_group *g)
+{
+    out_u64(o, g->samples);
+    out_f64(o, g->bytes);
+    out_f64(o, g->objects);
+    out_f64(o, g->bytes_var);
+    out_f64(o, g->objects_var);
+}
+
+/* ------------------------------------------------------------ file names */
+
+static char *append(char *d, const char *end, const char *s)
+{
+    while (*s && d < end - 1)
+        *d++ = *s++;
+    *d = 0;
+    return d;
+}
+
+static char *append_u64(char *d, const char *end, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do tmp[n++] = (char)('0' + v % 10); while (v /= 10);
+    while (n && d < end - 1)
+        *d++ = tmp[--n];
+    *d = 0;
+    return d;
+}
+
+static void final_name(char *buf, size_t size, uint32_t pid, uint32_t seq)
+{
+    char *e = buf + size, *d = append(buf, e, "heapsnap.");
+    d = append_u64(d, e, pid);
+    d = append(d, e, ".");
+    d = append_u64(d, e, seq);
+    append(d, e, ".heapsnap");
+}
+
+static void fail(const char *dir, const char *name, const char *what, int err)
+{
+    char path[4600];
+    char *e = path + sizeof path, *d = append(path, e, dir);
+    d = append(d, e, "/");
+    append(d, e, name);
+    hs_say("cannot write snapshot ", path, what, strerror(err));
+}
+
+/* ------------------------------------------------------------ the writer */
+
+int hs_snapshot_write(struct hs_snap_info *info_in)
+{
+    struct hs_snap_info info = *info_in;
+    struct mods *m = NULL;
+    struct gbuf proc = { 0 }, cmdline = { 0 };
+    struct agg *agg = NULL;
+    size_t agg_size = 0;
+    struct out o = { .fd = -1, .crc = 0xFFFFFFFFu };
+    int dirfd = -1, err = 0;
+    char tmpname[128] = "", name[96] = "";
+    const char *stage = ": ";
+    crc_init();
+
+    uint32_t pid = (uint32_t)getpid();
+    uint64_t time_ns;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    }
+
+    dirfd = open(hs_opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        err = errno;
+        final_name(name, sizeof name, pid, info.seq);
+        stage = ": the directory cannot be opened: ";
+        goto fail;
+    }
+
+    /* Process identity and modules (no shim lock held: loader lock inside). */
+    m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        m = NULL;
+        err = ENOMEM;
+        goto fail_named;
+    }
+    memset(m, 0, sizeof *m);
+    ssize_t el = readlink("/proc/self/exe", m->exe, sizeof m->exe - 1);
+    m->exe[el > 0 ? el : 0] = 0;
+    m->vdso = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+    dl_iterate_phdr(collect_module, m);
+
+    int cfd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (cfd >= 0) {
+        for (;;) {
+            gb_reserve(&cmdline, 4096);
+            if (cmdline.oom || cmdline.len >= (1u << 20))
+                break;
+            ssize_t r = read(cfd, cmdline.p + cmdline.len, cmdline.cap - cmdline.len);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            cmdline.len += (size_t)r;
+        }
+        close(cfd);
+    }
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+
+    /* Tables: inuse from the live table, then alloc per stack. */
+    uint32_t n = hs_stack_count();
+    agg_size = (size_t)n * sizeof *agg;
+    if (n) {
+        agg = mmap(NULL, agg_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (agg == MAP_FAILED) {
+            agg = NULL;
+            err = ENOMEM;
+            goto fail_named;
+        }
+    }
+    struct agg_ctx ctx = { agg, n };
+    hs_live_foreach(add_live, &ctx);
+    uint32_t kept = 0;
+    uint64_t stks_len = 8;
+    for (uint32_t i = 0; i < n; i++) {
+        agg[i].stack = hs_stack_get(i);
+        if (!agg[i].stack)
+            continue;
+        hs_stack_read_alloc(agg[i].stack, &agg[i].alloc);
+        clamp(&agg[i].inuse, &agg[i].alloc);
+        agg[i].index = kept++;
+        stks_len += 8 + 8ull * agg[i].stack->depth;
+    }
+
+    /* PROC payload. */
+    gb_u32(&proc, pid);
+    gb_u32(&proc, (uint32_t)getppid());
+    gb_u32(&proc, info.seq);        /* patched below if the name is taken */
+    gb_u32(&proc, info.flags);
+    gb_u64(&proc, info.start_ns);
+    gb_u64(&proc, time_ns);
+    gb_u64(&proc, hs_opt.rate);
+    gb_u32(&proc, hs_opt.max_depth);
+    gb_u32(&proc, info.session);
+    gb_u64(&proc, __atomic_load_n(&hs_count.samples, __ATOMIC_RELAXED));
+    gb_u64(&proc, __atomic_load_n(&hs_count.dropped, __ATOMIC_RELAXED));
+    gb_u64(&proc, __atomic_load_n(&hs_count.truncated, __ATOMIC_RELAXED));
+    gb_u64(&proc, __atomic_load_n(&hs_mem_used, __ATOMIC_RELAXED));
+    gb_u64(&proc, hs_opt.max_memory);
+    gb_str(&proc, m->exe, strlen(m->exe));
+    gb_str(&proc, host, strlen(host));
+    gb_str(&proc, cmdline.p ? (const char *)cmdline.p : "", cmdline.len);
+    if (proc.oom || m->bytes.oom || cmdline.oom) {
+        err = ENOMEM;
+        goto fail_named;
+    }
+
+    /* A name nobody has: an earlier process with our pid may have left files. */
+    for (int tries = 0;; tries++) {
+        struct stat st;
+        final_name(name, sizeof name, pid, info.seq);
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || tries > 1000)
+            break;
+        info.seq++;
+    }
+    memcpy(proc.p + 8, &info.seq, 4);
+
+    /* The temporary file. */
+    o.buf = mmap(NULL, OUT_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (o.buf == MAP_FAILED) {
+        o.buf = NULL;
+        err = ENOMEM;
+        goto fail_named;
+    }
+    for (int tries = 0; tries < 100; tries++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t r = ((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30)) * 0x9E3779B97F4A7C15ull + (uint64_t)tries;
+        char *e = tmpname + sizeof tmpname, *d = append(tmpname, e, ".heapsnap.");
+        d = append_u64(d, e, pid);
+        d = append(d, e, ".");
+        d = append_u64(d, e, info.seq);
+        d = append(d, e, ".tmp.");
+        for (int k = 0; k < 6; k++, r >>= 5)
+            *d++ = "abcdefghijklmnopqrstuvwxyz012345"[r & 31];
+        *d = 0;
+        o.fd = openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (o.fd >= 0 || errno != EEXIST)
+            break;
+    }
+    if (o.fd < 0) {
+        err = errno;
+        tmpname[0] = 0;
+        goto fail_named;
+    }
+    fchmod(o.fd, 0600);             /* whatever the umask */
+
+    /* Header and records. */
+    out_put(&o, HEAPSNAP_MAGIC, 8);
+    uint16_t ver[2] = { HEAPSNAP_MAJOR, HEAPSNAP_MINOR };
+    out_put(&o, ver, 4);
+    out_u32(&o, 0);
+
+    out_record(&o, HEAPSNAP_TAG_PROC, proc.len);
+    out_put(&o, proc.p, proc.len);
+
+    out_record(&o, HEAPSNAP_TAG_MODS, 8 + m->bytes.len);
+    out_u32(&o, m->count);
+    out_u32(&o, 0);
+    if (m->bytes.len)
+        out_put(&o, m->bytes.p, m->bytes.len);
+
+    out_record(&o, HEAPSNAP_TAG_STKS, stks_len);
+    out_u32(&o, kept);
+    out_u32(&o, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct hs_stack *s = agg[i].stack;
+        if (!s)
+            continue;
+        out_u32(&o, s->depth);
+        out_u32(&o, s->flags);
+        out_put(&o, s->frames, 8ull * s->depth);
+    }
+
+    out_record(&o, HEAPSNAP_TAG_SMPL, 8 + (uint64_t)kept * HEAPSNAP_SMPL_ENTRY);
+    out_u32(&o, kept);
+    out_u32(&o, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!agg[i].stack)
+            continue;
+        out_u32(&o, agg[i].index);
+        out_u32(&o, 0);
+        out_group(&o, &agg[i].inuse);
+        out_group(&o, &agg[i].alloc);
+    }
+
+    uint32_t crc = o.crc ^ 0xFFFFFFFFu;     /* over every byte before END's tag */
+    out_u32(&o, HEAPSNAP_TAG_END);
+    out_u32(&o, 0);
+    out_u64(&o, 8);
+    out_u32(&o, crc);
+    out_u32(&o, 0);
+    out_flush(&o);
+
+    if (o.err) {
+        err = o.err;
+        goto fail_named;
+    }
+    if (fsync(o.fd) != 0) {
+        err = errno;
+        goto fail_named;
+    }
+    if (close(o.fd) != 0) {
+        o.fd = -1;
+        err = errno;
+        goto fail_named;
+    }
+    o.fd = -1;
+    if (renameat2(dirfd, tmpname, dirfd, name, RENAME_NOREPLACE) != 0) {
+        /* Filesystems without RENAME_NOREPLACE: the name was checked above. */
+        if ((errno != EINVAL && errno != ENOSYS) || renameat(dirfd, tmpname, dirfd, name) != 0) {
+            err = errno;
+            goto fail_named;
+        }
+    }
+    tmpname[0] = 0;
+    goto done;
+
+fail_named:
+    stage = ": ";
+fail:
+    if (!name[0] || err == 0)
+        final_name(name, sizeof name, pid, info.seq);
+    fail(hs_opt.dir, name, stage, err ? err : EIO);
+done:
+    if (o.fd >= 0)
+        close(o.fd);
+    if (tmpname[0] && dirfd >= 0)
+        unlinkat(dirfd, tmpname, 0);
+    if (dirfd >= 0)
+        close(dirfd);
+    if (o.buf)
+        munmap(o.buf, OUT_BUF);
+    if (agg)
+        munmap(agg, agg_size);
+    if (m) {
+        gb_free(&m->bytes);
+        munmap(m, sizeof *m);
+    }
+    gb_free(&proc);
+    gb_free(&cmdline);
+    info_in->seq = info.seq;
+    return err ? -err : 0;
+}

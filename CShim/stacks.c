@@ -1,0 +1,258 @@
+/*
+ * stacks.c - unw_backtrace capture and the striped, deduplicating stack table.
+ *
+ * Capture: unw_backtrace() walks the caller's stack from .eh_frame without
+ * allocating (~130 ns for 15 frames here). It is only ever called on the
+ * allocating thread inside malloc, never in a signal handler (libunwind in a
+ * handler deadlocked against dlclose: an ABBA on its lock and the loader's).
+ * Frames inside the shim's own text (hooks, sampler) are dropped by address.
+ * We ask for max_depth + 1 user frames to know whether the stack was cut.
+ *
+ * Table: 16 stripes, each an open-addressing table of stack pointers keyed by
+ * a hash of the frames, with its own mutex. Every stack also gets a dense id
+ * and a slot in a chunked id directory (so the writer can walk them in order
+ * and index SMPL by STKS position). Stacks and directory chunks live in the
+ * arena (mem.c) and are only freed all at once.
+ *
+ * Lock order: live stripe -> stack stripe -> arena. The writer holds at most
+ * one of these at a time.
+ */
+#define _GNU_SOURCE
+#include "stacks.h"
+#include "control.h"
+#include "mem.h"
+#include "heapsnap.h"
+
+#include <link.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <string.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#define HS_STACK_STRIPES 16
+#define HS_SKIP_SLACK 8                 /* room for the shim's own frames */
+#define HS_DIR_CHUNK 4096
+#define HS_DIR_CHUNKS 1024              /* up to 4M distinct stacks */
+
+struct stripe {
+    pthread_mutex_t lock;
+    struct hs_stack **slots;            /* protected by lock; NULL = empty */
+    size_t cap, count;                  /* protected by lock */
+} __attribute__((aligned(64)));
+
+static struct stripe stripes[HS_STACK_STRIPES];
+static uint32_t next_id;                                /* atomic fetch_add */
+static struct hs_stack **dir[HS_DIR_CHUNKS];            /* atomic CAS per chunk */
+static uintptr_t text_lo, text_hi;                      /* set once at init */
+
+static int find_text(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t me = (uintptr_t)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (me >= lo && me < hi) {
+            text_lo = lo;
+            text_hi = hi;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void hs_stacks_init(void)
+{
+    for (int i = 0; i < HS_STACK_STRIPES; i++)
+        pthread_mutex_init(&stripes[i].lock, NULL);
+    dl_iterate_phdr(find_text, (void *)(uintptr_t)&hs_stacks_init);
+}
+
+uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated)
+{
+    uint32_t max = hs_opt.max_depth;
+    int want = (int)max + 1 + HS_SKIP_SLACK;
+    void *buf[want];
+    int n = unw_backtrace(buf, want);
+    int i = 0;
+    while (i < n && (uintptr_t)buf[i] >= text_lo && (uintptr_t)buf[i] < text_hi)
+        i++;
+    uint32_t got = n > i ? (uint32_t)(n - i) : 0;
+    *truncated = got > max;
+    if (got > max)
+        got = max;
+    for (uint32_t k = 0; k < got; k++)
+        frames[k] = (uintptr_t)buf[i + k];
+    return got;
+}
+
+static uint64_t hash_frames(const uintptr_t *f, uint32_t depth, bool truncated)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ depth ^ ((uint64_t)truncated << 40);
+    for (uint32_t i = 0; i < depth; i++) {
+        h ^= f[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    h ^= h >> 29;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 32;
+    return h;
+}
+
+static bool same(const struct hs_stack *s, uint64_t h, const uintptr_t *f, uint32_t depth, bool truncated)
+{
+    return s->hash == h && s->depth == depth && (s->flags & HEAPSNAP_STACK_TRUNCATED) == (truncated ? HEAPSNAP_STACK_TRUNCATED : 0) &&
+           memcmp(s->frames, f, depth * sizeof *f) == 0;
+}
+
+/* Doubles a stripe's table. Context: stripe lock held. 0 or -ENOMEM. */
+static int grow(struct stripe *st)
+{
+    size_t ncap = st->cap ? st->cap * 2 : 256;
+    struct hs_stack **ns = hs_map(ncap * sizeof *ns, true);
+    if (!ns)
+        return -12;
+    for (size_t i = 0; i < st->cap; i++) {
+        struct hs_stack *s = st->slots[i];
+        if (!s)
+            continue;
+        size_t j = (s->hash >> 8) & (ncap - 1);
+        while (ns[j])
+            j = (j + 1) & (ncap - 1);
+        ns[j] = s;
+    }
+    hs_unmap(st->slots, st->cap * sizeof *ns, true);
+    st->slots = ns;
+    st->cap = ncap;
+    return 0;
+}
+
+/* Publishes `s` under a fresh id. Context: stripe lock held. */
+static bool assign_id(struct hs_stack *s)
+{
+    uint32_t id = __atomic_load_n(&next_id, __ATOMIC_RELAXED);
+    if (id / HS_DIR_CHUNK >= HS_DIR_CHUNKS)
+        return false;
+    struct hs_stack **chunk = __atomic_load_n(&dir[id / HS_DIR_CHUNK], __ATOMIC_ACQUIRE);
+    if (!chunk) {
+        struct hs_stack **fresh = hs_arena_alloc(HS_DIR_CHUNK * sizeof *fresh);
+        if (!fresh)
+            return false;
+        memset(fresh, 0, HS_DIR_CHUNK * sizeof *fresh);
+        struct hs_stack **expected = NULL;
+        if (__atomic_compare_exchange_n(&dir[id / HS_DIR_CHUNK], &expected, fresh, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            chunk = fresh;
+        else
+            chunk = expected;   /* another stripe won; ours stays in the arena */
+    }
+    id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED);
+    if (id / HS_DIR_CHUNK >= HS_DIR_CHUNKS)
+        return false;
+    chunk = __atomic_load_n(&dir[id / HS_DIR_CHUNK], __ATOMIC_ACQUIRE);
+    if (!chunk)                 /* raced past a chunk boundary: leave a hole */
+        return false;
+    s->id = id;
+    __atomic_store_n(&chunk[id % HS_DIR_CHUNK], s, __ATOMIC_RELEASE);
+    return true;
+}
+
+uint32_t hs_stack_record(const uintptr_t *frames, uint32_t depth, bool truncated, const struct hs_weights *w)
+{
+    uint64_t h = hash_frames(frames, depth, truncated);
+    struct stripe *st = &stripes[h & (HS_STACK_STRIPES - 1)];
+    uint32_t id = HS_NO_STACK;
+    pthread_mutex_lock(&st->lock);
+    if (st->count * 4 >= st->cap * 3 && grow(st) != 0)
+        goto out;
+    size_t j = (h >> 8) & (st->cap - 1);
+    for (;;) {
+        struct hs_stack *s = st->slots[j];
+        if (!s)
+            break;
+        if (same(s, h, frames, depth, truncated)) {
+            hs_group_add(&s->alloc, w);
+            id = s->id;
+            goto out;
+        }
+        j = (j + 1) & (st->cap - 1);
+    }
+    struct hs_stack *s = hs_arena_alloc(sizeof *s + depth * sizeof *frames);
+    if (!s)
+        goto out;
+    memset(s, 0, sizeof *s);
+    s->hash = h;
+    s->depth = (uint16_t)depth;
+    s->flags = truncated ? HEAPSNAP_STACK_TRUNCATED : 0;
+    memcpy(s->frames, frames, depth * sizeof *frames);
+    hs_group_add(&s->alloc, w);
+    if (!assign_id(s))
+        goto out;               /* the arena keeps the bytes; counted as dropped */
+    st->slots[j] = s;
+    st->count++;
+    id = s->id;
+out:
+    pthread_mutex_unlock(&st->lock);
+    return id;
+}
+
+uint32_t hs_stack_count(void)
+{
+    uint32_t n = __atomic_load_n(&next_id, __ATOMIC_ACQUIRE);
+    return n > HS_DIR_CHUNK * HS_DIR_CHUNKS ? HS_DIR_CHUNK * HS_DIR_CHUNKS : n;
+}
+
+const struct hs_stack *hs_stack_get(uint32_t id)
+{
+    if (id / HS_DIR_CHUNK >= HS_DIR_CHUNKS)
+        return NULL;
+    struct hs_stack **chunk = __atomic_load_n(&dir[id / HS_DIR_CHUNK], __ATOMIC_ACQUIRE);
+    return chunk ? __atomic_load_n(&chunk[id % HS_DIR_CHUNK], __ATOMIC_ACQUIRE) : NULL;
+}
+
+void hs_stack_read_alloc(const struct hs_stack *s, struct hs_group *out)
+{
+    struct stripe *st = &stripes[s->hash & (HS_STACK_STRIPES - 1)];
+    pthread_mutex_lock(&st->lock);
+    *out = s->alloc;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void hs_stacks_release(void)
+{
+    for (int i = 0; i < HS_STACK_STRIPES; i++) {
+        struct stripe *st = &stripes[i];
+        pthread_mutex_lock(&st->lock);
+        hs_unmap(st->slots, st->cap * sizeof *st->slots, true);
+        st->slots = NULL;
+        st->cap = st->count = 0;
+        pthread_mutex_unlock(&st->lock);
+    }
+    memset(dir, 0, sizeof dir);     /* chunks lived in the arena */
+    __atomic_store_n(&next_id, 0, __ATOMIC_RELEASE);
+}
+
+void hs_stacks_lock_all(void)
+{
+    for (int i = 0; i < HS_STACK_STRIPES; i++)
+        pthread_mutex_lock(&stripes[i].lock);
+}
+
+void hs_stacks_unlock_all(void)
+{
+    for (int i = HS_STACK_STRIPES - 1; i >= 0; i--)
+        pthread_mutex_unlock(&stripes[i].lock);
+}
+
+/* Context: fork child, single-threaded: fresh locks, tables dropped. */
+void hs_stacks_reset_child(void)
+{
+    for (int i = 0; i < HS_STACK_STRIPES; i++)
+        pthread_mutex_init(&stripes[i].lock, NULL);
+    hs_stacks_release();
+}

@@ -1,0 +1,70 @@
+/*
+ * stacks.h - capturing call stacks and the deduplicated stack table.
+ *
+ * A stack is interned once and never changes afterwards except for its
+ * `alloc` group, which its stripe's lock protects. Stacks get dense ids in
+ * order of creation; the snapshot writer walks ids 0..hs_stack_count()-1.
+ */
+#ifndef HS_STACKS_H
+#define HS_STACKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "sampler.h"
+
+/* FORMAT.md "group": sampled allocations and their estimates. */
+struct hs_group {
+    uint64_t samples;
+    double bytes, objects, bytes_var, objects_var;
+};
+
+static inline void hs_group_add(struct hs_group *g, const struct hs_weights *w)
+{
+    g->samples++;
+    g->bytes += w->bytes;
+    g->objects += w->objects;
+    g->bytes_var += w->bytes_var;
+    g->objects_var += w->objects_var;
+}
+
+struct hs_stack {
+    uint64_t hash;
+    uint32_t id;            /* dense, from 0; index in the id directory */
+    uint16_t depth;
+    uint16_t flags;         /* HEAPSNAP_STACK_TRUNCATED */
+    struct hs_group alloc;  /* protected by the stripe lock of `hash` */
+    uintptr_t frames[];     /* immutable once published */
+};
+
+#define HS_NO_STACK UINT32_MAX
+
+/* Finds the shim's own text range (frames to drop). Context: constructor. */
+void hs_stacks_init(void);
+
+/* Unwinds the calling thread with unw_backtrace into `frames` (room for
+ * hs_opt.max_depth), dropping the shim's own frames. Returns the depth.
+ * Context: inside malloc, reentrancy guard held, no shim lock held
+ * (libunwind takes the loader's lock). Never from a signal handler. */
+uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated);
+
+/* Interns a stack and adds one sample's weights to its alloc group.
+ * Returns its id, or HS_NO_STACK when the budget is full.
+ * Context: inside malloc; takes a stack stripe lock, then the arena lock. */
+uint32_t hs_stack_record(const uintptr_t *frames, uint32_t depth, bool truncated,
+                         const struct hs_weights *w);
+
+/* Ids handed out so far (some may not be published yet: hs_stack_get NULL). */
+uint32_t hs_stack_count(void);
+const struct hs_stack *hs_stack_get(uint32_t id);
+/* Copies a stack's alloc group under its stripe lock. Context: writer. */
+void hs_stack_read_alloc(const struct hs_stack *s, struct hs_group *out);
+
+/* Forget every stack (memory comes back with hs_arena_release). Quiesced. */
+void hs_stacks_release(void);
+void hs_stacks_lock_all(void);
+void hs_stacks_unlock_all(void);
+void hs_stacks_reset_child(void);
+
+#endif
