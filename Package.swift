@@ -65,7 +65,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "HeapSnapKitTests", dependencies: ["HeapSnapKit", "heapsnap"], exclude: ["Render/Golden"]),
+        .testTarget(name: "HeapSnapKitTests", dependencies: ["HeapSnapKit", "heapsnap"], exclude: ["Render/Golden", "Support/Programs"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -27,7 +27,7 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Do not start sampling at launch; start it later with `heapsnap start PID`.")
     var noStart = false
 
-    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
+    @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
     var command: [String] = []
 
     /// The command without the `--` separator.
