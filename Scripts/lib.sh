@@ -5,6 +5,12 @@ HEAPSNAP_NEEDS=(
   "/usr/include/libunwind.h:libunwind-dev"
   "/usr/include/zlib.h:zlib1g-dev"
   "go:golang-go"
+  # The analysis side's tests: symbolizer fallback (when the Swift toolchain has
+  # none), compilers for test programs, objdump/nm/readelf, glibc debug info.
+  "llvm-symbolizer:llvm"
+  "g++:g++"
+  "objdump:binutils"
+  "/usr/lib/debug/.build-id:libc6-dbg"
 )
 
 # Installs each needed package whose marker file is missing (root only; else says what to install).
