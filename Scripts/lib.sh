@@ -5,6 +5,7 @@ HEAPSNAP_NEEDS=(
   "/usr/include/libunwind.h:libunwind-dev"
   "/usr/include/zlib.h:zlib1g-dev"
   "go:golang-go"
+  "node:nodejs"
 )
 
 # Installs each needed package whose marker file is missing (root only; else says what to install).
