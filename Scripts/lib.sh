@@ -11,6 +11,7 @@ HEAPSNAP_NEEDS=(
   "g++:g++"
   "objdump:binutils"
   "/usr/lib/debug/.build-id:libc6-dbg"
+  "node:nodejs"
 )
 
 # Installs each needed package whose marker file is missing (root only; else says what to install).
