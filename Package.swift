@@ -66,6 +66,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HeapSnapKitTests", dependencies: ["HeapSnapKit"]),
+        // Runs Tests/Programs under libheapsnap_preload.so ($HEAPSNAP_LIB, set by Scripts/test).
+        .testTarget(name: "ShimTests", dependencies: ["HeapSnapKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,12 +64,13 @@ static struct {
     int errfd;                  /* dup of stderr, -1 if none (written at load) */
     int sig0;                   /* SIGRTMIN + base (written at load) */
     int rfd, wfd;               /* request pipe; replaced in a fork child */
+    int sfd;                    /* signalfd for our signals; replaced in a fork child */
     pid_t pid;                  /* getpid() of the process these belong to */
     uint32_t seq;               /* next snapshot sequence number */
     uint64_t start_ns;          /* when the current session started */
     uint64_t next_periodic_ns;  /* CLOCK_MONOTONIC deadline, 0 = none */
     bool was_active;            /* saved across fork prepare/parent */
-} ctl = { .errfd = -1, .rfd = -1, .wfd = -1 };
+} ctl = { .errfd = -1, .rfd = -1, .wfd = -1, .sfd = -1 };
 
 /* Set by signal handlers (atomic store), cleared by the writer thread. */
 static int pending[HS_CMD_COUNT];
@@ -356,13 +358,18 @@ int hs_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
     if (act) {
         host_act[i] = *act;
         if (act->sa_handler != SIG_DFL && !__atomic_exchange_n(&host_warned, 1, __ATOMIC_RELAXED)) {
-            char s[16], b[16];
+            char s[16], k[16], b[16];
             u64s(s, (uint64_t)sig);
-            u64s(b, (uint64_t)hs_opt.signal_base);
-            hs_say("the program installs its own handler for signal ", s,
-                   ", which heapsnap uses; heapsnap keeps it and the program's handler never runs. "
-                   "If the program needs this signal, restart it with HEAPSNAP_SIGNAL_BASE set to another offset (now ", b);
-            hs_say("  (HEAPSNAP_SIGNAL_BASE=N moves heapsnap to SIGRTMIN+N .. SIGRTMIN+N+2)", NULL, NULL, NULL);
+            u64s(k, (uint64_t)(sig - SIGRTMIN));
+            u64s(b, (uint64_t)hs_opt.signal_base + 3);
+            char line[400] = "the program installs its own handler for signal ";
+            strcat(line, s);
+            strcat(line, " (SIGRTMIN+");
+            strcat(line, k);
+            strcat(line, "), which heapsnap uses: heapsnap keeps it, the program's handler will not run; "
+                         "if the program needs it, restart with HEAPSNAP_SIGNAL_BASE=");
+            strcat(line, b);
+            hs_say(line, " (or another free offset) to move heapsnap's three signals", NULL, NULL);
         }
     }
     if (old)
@@ -438,6 +445,7 @@ static void *writer_main(void *arg)
     (void)arg;
     hs_reentry = 1;                     /* nothing this thread allocates is sampled */
     int rfd = (int)(intptr_t)arg;
+    int sfd = ctl.sfd;
     for (;;) {
         int timeout = -1;
         pthread_mutex_lock(&ctl_lock);
@@ -452,14 +460,31 @@ static void *writer_main(void *arg)
         }
         pthread_mutex_unlock(&ctl_lock);
 
-        struct pollfd pfd = { .fd = rfd, .events = POLLIN };
-        int r = poll(&pfd, 1, timeout);
+        struct pollfd pfd[2] = { { .fd = rfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+        int r = poll(pfd, sfd >= 0 ? 2 : 1, timeout);
         if (r < 0 && errno != EINTR)
             return NULL;
-        unsigned char cmds[64];
-        ssize_t n = r > 0 ? read(rfd, cmds, sizeof cmds) : 0;
-        if (n == 0 && r > 0 && (pfd.revents & (POLLHUP | POLLNVAL)))
+        if (r > 0 && (pfd[0].revents & POLLNVAL))
             return NULL;                /* our pipe was closed under us */
+        unsigned char cmds[64];
+        ssize_t n = 0;
+        if (r > 0 && (pfd[0].revents & POLLIN)) {
+            n = read(rfd, cmds, sizeof cmds);
+            if (n < 0)
+                n = 0;
+        }
+        /* Signals that found every host thread blocking them stay pending
+         * on the process; the signalfd collects those (the handler gets the
+         * rest). Both paths end up here, in order per path. */
+        if (r > 0 && sfd >= 0 && (pfd[1].revents & POLLIN)) {
+            struct signalfd_siginfo si[8];
+            ssize_t got = read(sfd, si, sizeof si);
+            for (ssize_t i = 0; got > 0 && i < got / (ssize_t)sizeof si[0] && n < (ssize_t)sizeof cmds; i++) {
+                int c = (int)si[i].ssi_signo - ctl.sig0;
+                if (c >= 0 && c < HS_CMD_COUNT)
+                    cmds[n++] = (unsigned char)c;
+            }
+        }
         pthread_mutex_lock(&ctl_lock);
         if (rfd != ctl.rfd) {           /* stale thread (cannot happen after fork; be safe) */
             pthread_mutex_unlock(&ctl_lock);
@@ -488,6 +513,13 @@ static int start_writer(void)
         return -errno;
     ctl.rfd = move_high(fds[0]);
     __atomic_store_n(&ctl.wfd, move_high(fds[1]), __ATOMIC_RELEASE);
+    sigset_t ours;
+    sigemptyset(&ours);
+    for (int i = 0; i < HS_CMD_COUNT; i++)
+        sigaddset(&ours, ctl.sig0 + i);
+    ctl.sfd = signalfd(-1, &ours, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (ctl.sfd >= 0)
+        ctl.sfd = move_high(ctl.sfd);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -551,7 +583,9 @@ static void fork_child(void)
     pthread_mutex_init(&ctl_lock, NULL);
     close(ctl.rfd);
     close(ctl.wfd);
-    ctl.rfd = ctl.wfd = -1;
+    if (ctl.sfd >= 0)
+        close(ctl.sfd);
+    ctl.rfd = ctl.wfd = ctl.sfd = -1;
     ctl.pid = getpid();
     ctl.seq = 0;
     ctl.start_ns = 0;
@@ -591,9 +625,13 @@ __attribute__((constructor(101))) static void hs_init(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     ctl.ready = true;
     if (hs_opt.start) {
+        /* Synchronously, so nothing allocated after load is missed; then a
+         * no-op byte wakes the writer to arm the HEAPSNAP_INTERVAL timer. */
         pthread_mutex_lock(&ctl_lock);
         run(HS_CMD_START);
         pthread_mutex_unlock(&ctl_lock);
+        unsigned char wake = 0xFF;
+        (void)!write(ctl.wfd, &wake, 1);
     }
     hs_reentry = 0;
 }
