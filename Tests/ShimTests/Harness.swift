@@ -115,18 +115,18 @@ struct RunResult {
 /// `preload` the shim is preloaded. `env` is added to our environment minus
 /// any HEAPSNAP_* and LD_PRELOAD we happen to have.
 func run(_ path: String, _ args: [String], env: [String: String] = [:], preload: Bool = true,
-         cwd: String? = nil, timeout: Double = 60) throws -> RunResult {
+         alsoPreload: String? = nil, cwd: String? = nil, timeout: Double = 60) throws -> RunResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = args
     var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HEAPSNAP_") && $0.key != "LD_PRELOAD" }
-    if preload { environment["LD_PRELOAD"] = Shim.library }
+    if preload { environment["LD_PRELOAD"] = Shim.library + (alsoPreload.map { " " + $0 } ?? "") }
     for (k, v) in env { environment[k] = v }
     process.environment = environment
     if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
     let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("heapsnap-run-\(UUID().uuidString)")
-    FileManager.default.createFile(atPath: tmp.path + ".out", contents: nil)
-    FileManager.default.createFile(atPath: tmp.path + ".err", contents: nil)
+    _ = FileManager.default.createFile(atPath: tmp.path + ".out", contents: nil)
+    _ = FileManager.default.createFile(atPath: tmp.path + ".err", contents: nil)
     defer {
         try? FileManager.default.removeItem(atPath: tmp.path + ".out")
         try? FileManager.default.removeItem(atPath: tmp.path + ".err")

@@ -147,6 +147,33 @@ struct ShimTests {
         }
     }
 
+    @Test("jemalloc preloaded after the shim: forwarded to it, missing functions built from its own",
+          arguments: ["aligned", "realloc", "exact"])
+    func nextAllocator(mode: String) throws {
+        let jemalloc = ["/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2"]
+            .first { FileManager.default.fileExists(atPath: $0) }
+        guard let jemalloc else {
+            Issue.record("libjemalloc.so.2 is missing (Scripts/test installs libjemalloc2)")
+            return
+        }
+        let dir = try Scratch()
+        let r = try run(Programs.shared.path(sites), [mode], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1"],
+                        alsoPreload: jemalloc)
+        #expect(r.status == 0, "exit \(r.status): \(r.stderr)")
+        let snap = try dir.read(try #require(dir.snapshots.first))
+        #expect(snap.modules.contains { $0.path.contains("libjemalloc") })
+        switch mode {
+        case "aligned":
+            for name in ["posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc"] {
+                #expect(snap.site(r.sites[name]).inuse.objects.value == 10, "\(name)")
+            }
+        case "realloc":
+            #expect(snap.site(r.sites["realloc"]).alloc.objects.value == 1001)
+        default:
+            #expect(snap.site(r.sites["leak"]).inuse.bytes.value == 25_500)
+        }
+    }
+
     @Test("fork: the child starts idle and writes its own file with its own pid")
     func forkChild() throws {
         let dir = try Scratch()
@@ -178,7 +205,7 @@ struct ShimTests {
         let input = Pipe()
         process.standardInput = input
         let outPath = dir.path + "/../" + URL(fileURLWithPath: dir.path).lastPathComponent + ".out"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: outPath) }
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         try process.run()
@@ -287,7 +314,7 @@ struct ShimTests {
     func unwritableDirectory(kind: String) throws {
         let dir = try Scratch()
         let target = kind == "missing" ? "\(dir.path)/does/not/exist" : "\(dir.path)/plain"
-        if kind == "file" { FileManager.default.createFile(atPath: target, contents: Data([1])) }
+        if kind == "file" { _ = FileManager.default.createFile(atPath: target, contents: Data([1])) }
         let r = try run(Programs.shared.path(sites), ["exit", "7"],
                         env: ["HEAPSNAP_DIR": target, "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1"])
         #expect(r.status == 7)
