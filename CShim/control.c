@@ -63,14 +63,15 @@ static struct {
     bool inert;                 /* AT_SECURE or setup failed (written once) */
     int errfd;                  /* dup of stderr, -1 if none (written at load) */
     int sig0;                   /* SIGRTMIN + base (written at load) */
-    int rfd, wfd;               /* request pipe; replaced in a fork child */
+    int rfd, wfd;               /* request pipe; replaced in a fork child (wfd read by handlers) */
+    int wfd_parent;             /* the pipe's write end as created, for closing */
     int sfd;                    /* signalfd for our signals; replaced in a fork child */
     pid_t pid;                  /* getpid() of the process these belong to */
     uint32_t seq;               /* next snapshot sequence number */
     uint64_t start_ns;          /* when the current session started */
     uint64_t next_periodic_ns;  /* CLOCK_MONOTONIC deadline, 0 = none */
-    bool was_active;            /* saved across fork prepare/parent */
-} ctl = { .errfd = -1, .rfd = -1, .wfd = -1, .sfd = -1 };
+    int was_active;             /* hs_active saved across fork prepare/parent */
+} ctl = { .errfd = -1, .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
 
 /* Set by signal handlers (atomic store), cleared by the writer thread. */
 static int pending[HS_CMD_COUNT];
@@ -421,8 +422,8 @@ static void run(int cmd)
         ctl.next_periodic_ns = hs_opt.interval_ns ? now_ns(CLOCK_MONOTONIC) + hs_opt.interval_ns : 0;
         break;
     case HS_CMD_STOP:
-        if (!__atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
-            hs_say("stop ignored: not sampling (start with SIGRTMIN+", "", "", "1 relative to HEAPSNAP_SIGNAL_BASE)");
+        if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1) {
+            hs_say("stop ignored: not sampling", NULL, NULL, NULL);
             break;
         }
         hs_quiesce();                   /* exact final view, then free it all */
@@ -431,8 +432,8 @@ static void run(int cmd)
         ctl.next_periodic_ns = 0;
         break;
     case HS_CMD_SNAPSHOT:
-        if (!__atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
-            hs_say("snapshot ignored: not sampling (start sampling first)", NULL, NULL, NULL);
+        if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1) {
+            hs_say("snapshot ignored: not sampling", NULL, NULL, NULL);
             break;
         }
         snapshot(0);
@@ -449,7 +450,12 @@ static void *writer_main(void *arg)
     for (;;) {
         int timeout = -1;
         pthread_mutex_lock(&ctl_lock);
-        if (ctl.next_periodic_ns && __atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
+        /* Requests made before this thread existed (a fork child's first
+         * signals) or whose byte a full pipe lost. */
+        for (int c = 0; c < HS_CMD_COUNT; c++)
+            if (__atomic_exchange_n(&pending[c], 0, __ATOMIC_ACQ_REL))
+                run(c);
+        if (ctl.next_periodic_ns && __atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
             uint64_t now = now_ns(CLOCK_MONOTONIC);
             if (now >= ctl.next_periodic_ns) {
                 snapshot(HEAPSNAP_FLAG_PERIODIC);
@@ -512,7 +518,8 @@ static int start_writer(void)
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
         return -errno;
     ctl.rfd = move_high(fds[0]);
-    __atomic_store_n(&ctl.wfd, move_high(fds[1]), __ATOMIC_RELEASE);
+    ctl.wfd_parent = move_high(fds[1]);
+    __atomic_store_n(&ctl.wfd, ctl.wfd_parent, __ATOMIC_RELEASE);
     sigset_t ours;
     sigemptyset(&ours);
     for (int i = 0; i < HS_CMD_COUNT; i++)
@@ -541,6 +548,8 @@ int hs_request(enum hs_cmd cmd)
 {
     if (!ctl.ready || ctl.inert)
         return -ENODEV;
+    if (__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST) == HS_CHILD_SETUP)
+        hs_child_setup();
     unsigned char b = (unsigned char)cmd;
     __atomic_store_n(&pending[cmd], 1, __ATOMIC_RELEASE);
     if (write(ctl.wfd, &b, 1) != 1 && errno != EAGAIN)
@@ -551,7 +560,7 @@ int hs_request(enum hs_cmd cmd)
 __attribute__((visibility("default"))) int heapsnap_start(void) { return hs_request(HS_CMD_START); }
 __attribute__((visibility("default"))) int heapsnap_stop(void) { return hs_request(HS_CMD_STOP); }
 __attribute__((visibility("default"))) int heapsnap_snapshot(void) { return hs_request(HS_CMD_SNAPSHOT); }
-__attribute__((visibility("default"))) int heapsnap_sampling(void) { return __atomic_load_n(&hs_active, __ATOMIC_ACQUIRE); }
+__attribute__((visibility("default"))) int heapsnap_sampling(void) { return __atomic_load_n(&hs_active, __ATOMIC_ACQUIRE) == 1; }
 
 /* ------------------------------------------------------------------ fork */
 
@@ -572,30 +581,51 @@ static void fork_parent(void)
     hs_stacks_unlock_all();
     hs_live_unlock_all();
     if (ctl.was_active)
-        __atomic_store_n(&hs_active, 1, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&hs_active, ctl.was_active, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&ctl_lock);
 }
 
-/* Context: fork child, single-threaded; the parent's locks were copied held. */
+/* Context: fork child, single-threaded; the parent's locks were copied held.
+ * The child gets its own channel and writer thread, but lazily: most fork
+ * children exec or exit at once, and a thread per child would cost every
+ * fork(2) in the host ~0.1 ms. hs_active = HS_CHILD_SETUP sends the child's
+ * first allocation to hs_child_setup(), which creates them. Signals that
+ * arrive before that are remembered in pending[] and run then. */
 static void fork_child(void)
 {
     hs_sampler_fork_child();
     pthread_mutex_init(&ctl_lock, NULL);
+    __atomic_store_n(&ctl.wfd, -1, __ATOMIC_RELAXED);
     close(ctl.rfd);
-    close(ctl.wfd);
     if (ctl.sfd >= 0)
         close(ctl.sfd);
-    ctl.rfd = ctl.wfd = ctl.sfd = -1;
+    ctl.rfd = ctl.sfd = -1;
+    close(ctl.wfd_parent);
+    ctl.wfd_parent = -1;
     ctl.pid = getpid();
     ctl.seq = 0;
     ctl.start_ns = 0;
     ctl.next_periodic_ns = 0;
-    memset(pending, 0, sizeof pending);
-    int err = start_writer();
-    if (err) {
-        say_errno("cannot start the writer thread in a fork child; signals are ignored", -err);
-        ctl.inert = true;
+    if (!ctl.inert)
+        __atomic_store_n(&hs_active, HS_CHILD_SETUP, __ATOMIC_SEQ_CST);
+}
+
+void hs_child_setup(void)
+{
+    if (hs_reentry)
+        return;                         /* pthread_create's own allocations */
+    hs_reentry = 1;
+    pthread_mutex_lock(&ctl_lock);
+    if (__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST) == HS_CHILD_SETUP) {
+        int err = start_writer();
+        if (err) {
+            say_errno("cannot start the writer thread in a fork child; signals are ignored", -err);
+            ctl.inert = true;
+        }
+        __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
     }
+    pthread_mutex_unlock(&ctl_lock);
+    hs_reentry = 0;
 }
 
 /* ------------------------------------------------------------- load/exit */
@@ -644,7 +674,7 @@ __attribute__((destructor(101))) static void hs_fini(void)
         return;
     hs_reentry = 1;
     pthread_mutex_lock(&ctl_lock);
-    if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
+    if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
         hs_quiesce();
         if (hs_opt.at_exit)
             snapshot(HEAPSNAP_FLAG_AT_EXIT);

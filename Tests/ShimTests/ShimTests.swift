@@ -246,6 +246,25 @@ struct ShimTests {
         #expect(b.site(out.sites["churn"]).alloc.samples > 0)
     }
 
+    @Test("storm: threads allocating while sampling starts, snapshots, stops and the process forks")
+    func storm() throws {
+        let dir = try Scratch()
+        let r = try run(Programs.shared.path(sites), ["storm"], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "256"],
+                        timeout: 60)
+        #expect(r.status == 0, "exit \(r.status): \(r.stderr)")
+        #expect(r.stderr.isEmpty, "\(r.stderr)")
+        let files = dir.snapshots
+        #expect(files.count == 40 && dir.entries.count == 40, "\(dir.entries)")
+        var sessions: [UInt32] = []
+        for file in files {
+            let snap = try dir.read(file)
+            #expect(snap.header.pid == UInt32(r.pid) && snap.header.samples > 0)
+            #expect(snap.records.allSatisfy { $0.inuse.samples <= $0.alloc.samples })
+            sessions.append(snap.header.session)
+        }
+        #expect(sessions == (1...20).flatMap { [UInt32($0), UInt32($0)] })
+    }
+
     @Test("a host that takes our signal keeps its wish, we keep control, one warning")
     func hostHandler() throws {
         let dir = try Scratch()
@@ -274,9 +293,10 @@ struct ShimTests {
         #expect(r.status == 0, "exit \(r.status): \(r.stderr)")
         let snap = try dir.read(try #require(dir.snapshots.first))
         #expect(snap.header.budget == 1 << 20 && snap.header.shimBytes <= 1 << 20)
-        #expect(snap.header.samples == 200_000 && snap.header.dropped > 0)
+        // 200,000 blocks from site_deep, plus the few the program's wait loop makes while stopping.
+        #expect(snap.header.samples >= 200_000 && snap.header.samples < 200_010 && snap.header.dropped > 0)
         let deep = snap.site(r.sites["deep"])
-        #expect(deep.inuse.samples + snap.header.dropped == 200_000)
+        #expect(deep.inuse.samples > 1000 && deep.inuse.samples + snap.header.dropped >= 200_000)
         #expect(snap.stacks.count == 50)    // 50 recursion depths = 50 distinct stacks
     }
 
