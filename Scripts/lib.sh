@@ -12,6 +12,8 @@ HEAPSNAP_NEEDS=(
   "sqlite3:sqlite3"
   "git:git"
   "/usr/lib/*/libjemalloc.so.2:libjemalloc2"
+  "go:golang-go"
+  "node:nodejs"
 )
 
 # Installs each needed package whose marker file is missing (root only; else says what to install).

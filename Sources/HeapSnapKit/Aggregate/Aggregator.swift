@@ -185,20 +185,8 @@ public struct Aggregator: Aggregating {
 
     /// - Complexity: O(samples × depth) with `cumulative`, else O(samples), plus a sort of the groups.
     public func aggregate(_ profile: Profile) -> Report {
-        let includes = options.include.map(Glob.init), excludes = options.exclude.map(Glob.init)
-        func frameMatches(_ frame: Frame, _ globs: [Glob]) -> Bool {
-            globs.contains { g in
-                (!frame.file.isEmpty && (g.matches(frame.file) || g.matches(baseName(frame.file))))
-                    || (!frame.module.isEmpty && (g.matches(frame.module) || g.matches(frame.moduleName)))
-            }
-        }
-        func passes(_ sample: Sample) -> Bool {
-            let frames = options.filterAllFrames ? sample.frames.map { profile.frames[$0] }
-                : Array(sample.frames.prefix(1).map { profile.frames[$0] })
-            if !includes.isEmpty, !frames.contains(where: { frameMatches($0, includes) }) { return false }
-            if !excludes.isEmpty, frames.contains(where: { frameMatches($0, excludes) }) { return false }
-            return true
-        }
+        let filter = SampleFilter(include: options.include, exclude: options.exclude, allFrames: options.filterAllFrames)
+        func passes(_ sample: Sample) -> Bool { filter.accepts(sample, in: profile) }
 
         struct Accumulator {
             var frame: Frame?

@@ -9,6 +9,16 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
     case unsupportedVersion(file: String, major: UInt16)
     /// The file is a snapshot but is damaged or truncated.
     case corrupt(file: String, reason: String)
+    /// No process has this id.
+    case noSuchProcess(pid: Int32)
+    /// The process exists but belongs to another user.
+    case permissionDenied(pid: Int32)
+    /// The process does not have the preload library mapped (per /proc/PID/maps).
+    case notProfiled(pid: Int32)
+    /// The process did not write the expected snapshot in time.
+    case timedOut(pid: Int32, seconds: Double, directory: String)
+    /// The preload library could not be found.
+    case libraryNotFound(searched: [String])
     /// Any other failure, with a complete message.
     case failed(String)
 
@@ -19,6 +29,15 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsupportedVersion(let file, let major):
             "\(file): snapshot format version \(major) is not supported (this heapsnap reads version 1); use a newer heapsnap"
         case .corrupt(let file, let reason): "\(file): corrupt snapshot: \(reason)"
+        case .noSuchProcess(let pid): "process \(pid): no such process"
+        case .permissionDenied(let pid):
+            "process \(pid): permission denied (it belongs to another user; run heapsnap as that user or as root)"
+        case .notProfiled(let pid):
+            "process \(pid): libheapsnap_preload.so is not loaded (not in /proc/\(pid)/maps); start it with `heapsnap run` or LD_PRELOAD"
+        case .timedOut(let pid, let seconds, let directory):
+            "process \(pid): no new snapshot in \(directory) after \(seconds) s (is HEAPSNAP_DIR different, or the process stopped?); try --dir or --timeout"
+        case .libraryNotFound(let searched):
+            "libheapsnap_preload.so not found (looked at \(searched.joined(separator: ", "))); set HEAPSNAP_LIB to its path"
         case .failed(let message): message
         }
     }

@@ -1,6 +1,7 @@
 // Renders a `FlameTree` as a self-contained interactive SVG: no network, one
 // file, opens in any browser. Hover shows details, click zooms, Ctrl-F or
-// "Search" highlights matches and reports the matched share, Esc resets.
+// "Search" highlights matches and reports the matched share, Esc resets;
+// `FILE.svg?s=REGEX` opens with a search applied.
 //
 // Output is deterministic: children are laid out by name, colours come from a
 // hash of the module (or, in a diff, from the size of the change), and
@@ -260,6 +261,9 @@ public enum FlameGraphSVG {
             if (e.keyCode === 114 || ((e.ctrlKey || e.metaKey) && e.keyCode === 70)) { e.preventDefault(); searchPrompt(); }
             else if (e.keyCode === 27) { resetSearch(); unzoom(); }
           });
+          // As in flamegraph.pl, FILE.svg?s=REGEX opens with that search applied.
+          var query = /[?&]s=([^&]*)/.exec(window.location.search);
+          if (query) search(decodeURIComponent(query[1]));
         }
         function label(g) { return g.querySelector("title").textContent.split("\\n")[0].replace(/  \\(.*\\)$/, ""); }
         function place(g, x, w) {

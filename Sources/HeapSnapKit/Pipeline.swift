@@ -1,0 +1,99 @@
+// The pipeline spelled out: read -> symbolize -> trim allocator frames ->
+// aggregate -> render. The CLI calls these; tests call the stages directly.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Settings of the read and symbolize stages.
+public struct SymbolizeOptions: Sendable, Hashable {
+    /// Trim allocator frames from the top of stacks.
+    public var trimAllocatorFrames = true
+    /// Extra allocator-frame globs, added to the defaults.
+    public var extraAllocatorPatterns: [String] = []
+    /// Extra directories with `.build-id/xx/yyyy.debug` files (searched before /usr/lib/debug).
+    public var debugDirectories: [String] = []
+    /// Show progress on stderr when symbolizing takes a while and stderr is a terminal.
+    public var progress = true
+
+    public init(trimAllocatorFrames: Bool = true, extraAllocatorPatterns: [String] = [], debugDirectories: [String] = [], progress: Bool = true) {
+        self.trimAllocatorFrames = trimAllocatorFrames
+        self.extraAllocatorPatterns = extraAllocatorPatterns
+        self.debugDirectories = debugDirectories
+        self.progress = progress
+    }
+
+    /// The allocator frames these options trim (none when trimming is off).
+    public var allocatorFrames: AllocatorFrames {
+        AllocatorFrames(patterns: trimAllocatorFrames ? AllocatorFrames.defaultPatterns + extraAllocatorPatterns : [])
+    }
+}
+
+/// Reads and symbolizes snapshot files, sharing one symbolizer process and cache across files.
+public final class Pipeline {
+    /// The options.
+    public let options: SymbolizeOptions
+    /// The module locator (build-id checks, debug files).
+    public let locator: FileSystemModuleLocator
+    private let symbolizer: LLVMSymbolizer?
+
+    /// Finds llvm-symbolizer (`LLVMSymbolizer.find`); without one, frames stay `module+0xADDR` with a warning.
+    public init(options: SymbolizeOptions = SymbolizeOptions(), environment: [String: String]) {
+        self.options = options
+        locator = FileSystemModuleLocator(debugDirectories: options.debugDirectories + ["/usr/lib/debug"])
+        if let path = LLVMSymbolizer.find(environment: environment) {
+            let s = LLVMSymbolizer(executable: path, debugDirectories: options.debugDirectories)
+            if options.progress, isatty(2) == 1 {
+                s.progress = { done, total in
+                    let text = done < total ? "\rheapsnap: symbolizing \(done)/\(total) addresses…" : "\r\u{1B}[K"
+                    _ = text.withCString { write(2, $0, strlen($0)) }
+                }
+            }
+            symbolizer = s
+        } else {
+            symbolizer = nil
+        }
+    }
+
+    /// Reads the snapshot at `path` (throws a one-line error naming the file on bad input).
+    public func read(_ path: String) throws(HeapSnapError) -> Snapshot {
+        try SnapshotReader.read(path: path)
+    }
+
+    /// Symbolizes `snapshot` and trims allocator frames.
+    public func profile(of snapshot: Snapshot, file: String) -> Profile {
+        let profile = ProfileSymbolizer(symbolizer: symbolizer, locator: locator).profile(of: snapshot, file: file)
+        return options.allocatorFrames.trim(profile)
+    }
+
+    /// Reads, symbolizes and trims the snapshot at `path`.
+    public func profile(path: String) throws(HeapSnapError) -> Profile {
+        profile(of: try read(path), file: path)
+    }
+
+    /// `new - old` of two snapshot files.
+    public func diff(old: String, new: String) throws(HeapSnapError) -> Profile {
+        let oldSnapshot = try read(old), newSnapshot = try read(new)
+        return profile(of: newSnapshot, file: new).subtracting(profile(of: oldSnapshot, file: old))
+    }
+}
+
+/// Facts about the terminal the output goes to.
+public enum Terminal {
+    /// Columns of the terminal on `fd`; nil when `fd` is not a terminal (then `$COLUMNS` if set).
+    public static func width(fd: Int32 = 1, environment: [String: String]) -> Int? {
+        if isatty(fd) == 1 {
+            var size = winsize()
+            if ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        }
+        if let columns = environment["COLUMNS"].flatMap({ Int($0) }), columns > 0 { return columns }
+        return nil
+    }
+
+    /// Whether to colour output on `fd`: a terminal, and NO_COLOR unset or empty.
+    public static func wantsColor(fd: Int32 = 1, environment: [String: String]) -> Bool {
+        isatty(fd) == 1 && (environment["NO_COLOR"] ?? "").isEmpty && environment["TERM"] != "dumb"
+    }
+}

@@ -1,0 +1,45 @@
+// The `heapsnap` command: parses arguments, calls HeapSnapKit, maps errors to
+// exit codes (2 for bad input, with one line naming the file). No analysis
+// logic lives here.
+
+import ArgumentParser
+import Foundation
+import HeapSnapKit
+
+@main
+struct Heapsnap: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "heapsnap",
+        abstract: "Sampling heap profiler for Linux processes: read snapshots, find what holds memory and what grew.",
+        discussion: """
+            Typical session:
+              heapsnap run -- ./server --port 8080     # profile a command from its start
+              heapsnap dump $(pidof server)             # snapshot a running, preloaded process
+              heapsnap top /tmp/heapsnap.4242.0.heapsnap
+              heapsnap diff /tmp/heapsnap.4242.0.heapsnap /tmp/heapsnap.4242.1.heapsnap
+
+            Every size is an estimate from samples; ± is its 95% interval (1.96 σ).
+            Exit status: 0 ok, 1 process-control failure, 2 bad input file or usage.
+            """,
+        subcommands: [Top.self, Diff.self, Info.self, FlameGraph.self, Export.self, Merge.self,
+                      Run.self, Start.self, Stop.self, Dump.self]
+    )
+}
+
+/// Prints `error` as one line on stderr and exits with `code`.
+func fail(_ error: HeapSnapError, code: Int32) -> ExitCode {
+    FileHandle.standardError.write(Data(("heapsnap: " + error.description + "\n").utf8))
+    return ExitCode(code)
+}
+
+/// Writes `text` to stdout.
+func emit(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
+}
+
+/// Prints one line on stderr.
+func note(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+let environment = ProcessInfo.processInfo.environment

@@ -1,0 +1,94 @@
+// Options shared by several commands, as ParsableArguments used via @OptionGroup.
+
+import ArgumentParser
+import HeapSnapKit
+
+extension GroupBy: ExpressibleByArgument {}
+extension Metric: ExpressibleByArgument {}
+extension OutputFormat: ExpressibleByArgument {}
+
+/// When to colour output.
+enum ColorChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, always, never
+}
+
+/// Output format, width and colour (top, diff, info).
+struct OutputOptions: ParsableArguments {
+    @Option(name: .long, help: "Output format: table, json (see docs/JSON.md) or csv.")
+    var format: OutputFormat = .table
+
+    @Option(name: .long, help: "Table width in columns (default: the terminal's, else $COLUMNS, else unlimited).")
+    var width: Int?
+
+    @Option(name: .long, help: "Colour: auto (only on a terminal and without NO_COLOR), always, never.")
+    var color: ColorChoice = .auto
+
+    func validate() throws {
+        if let width, width < 20 { throw ValidationError("--width must be at least 20") }
+    }
+
+    var renderOptions: RenderOptions {
+        let colored: Bool
+        switch color {
+        case .auto: colored = Terminal.wantsColor(environment: environment)
+        case .always: colored = true
+        case .never: colored = false
+        }
+        return RenderOptions(width: width ?? Terminal.width(environment: environment), color: colored)
+    }
+}
+
+/// How snapshots are symbolized (top, diff, info).
+struct SymbolOptions: ParsableArguments {
+    @Flag(name: .long, help: "Keep allocator frames (malloc, operator new, swift_allocObject, …) at the top of stacks.")
+    var keepAllocatorFrames = false
+
+    @Option(name: .customLong("allocator-frame"), help: ArgumentHelp(
+        "Also trim frames whose function or module matches this glob (repeatable), e.g. 'my_pool_alloc*'.",
+        valueName: "glob"))
+    var allocatorFrames: [String] = []
+
+    @Option(name: .customLong("debug-dir"), help: ArgumentHelp(
+        "Directory with separate debug files under .build-id/ (repeatable; /usr/lib/debug is always searched).",
+        valueName: "dir"))
+    var debugDirectories: [String] = []
+
+    var options: SymbolizeOptions {
+        SymbolizeOptions(trimAllocatorFrames: !keepAllocatorFrames, extraAllocatorPatterns: allocatorFrames,
+                         debugDirectories: debugDirectories)
+    }
+}
+
+/// Grouping, metric, filters and limit (top, diff).
+struct AggregateOptions: ParsableArguments {
+    @Option(name: .long, help: "Group by: line (file:line of the allocation site), function, file, module, traceback (whole stack).")
+    var by: GroupBy = .line
+
+    @Flag(name: .long, help: "Count every frame of each stack, not just the allocation site (tracemalloc's cumulative=True).")
+    var cumulative = false
+
+    @Option(name: .long, help: "Sort by: inuse-bytes, inuse-objects, alloc-bytes (everything allocated since start), alloc-objects.")
+    var metric: Metric = .inuseBytes
+
+    @Option(name: .long, help: "Show at most this many rows (0 for all).")
+    var limit: Int = 20
+
+    @Option(name: .long, help: ArgumentHelp("Keep only allocations whose site's file or module matches this glob (repeatable).", valueName: "glob"))
+    var include: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Drop allocations whose site's file or module matches this glob (repeatable).", valueName: "glob"))
+    var exclude: [String] = []
+
+    @Flag(name: .long, help: "Apply --include/--exclude to every frame of the stack, not only the allocation site.")
+    var allFrames = false
+
+    func validate() throws {
+        if limit < 0 { throw ValidationError("--limit must be 0 or more") }
+        if cumulative && by == .traceback { throw ValidationError("--cumulative does not apply to --by traceback") }
+    }
+
+    var options: AggregationOptions {
+        AggregationOptions(groupBy: by, cumulative: cumulative, metric: metric, include: include, exclude: exclude,
+                           filterAllFrames: allFrames, limit: limit == 0 ? nil : limit)
+    }
+}

@@ -1,0 +1,239 @@
+// flamegraph, export, merge: read -> symbolize -> (filter) -> draw or write.
+
+import ArgumentParser
+import Foundation
+import HeapSnapKit
+
+/// The filters of `top`, for commands that draw whole stacks.
+struct FilterOptions: ParsableArguments {
+    @Option(name: .long, help: "Sized by: inuse-bytes, inuse-objects, alloc-bytes (everything allocated since start), alloc-objects.")
+    var metric: Metric = .inuseBytes
+
+    @Option(name: .long, help: ArgumentHelp("Keep only allocations whose site's file or module matches this glob (repeatable).", valueName: "glob"))
+    var include: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Drop allocations whose site's file or module matches this glob (repeatable).", valueName: "glob"))
+    var exclude: [String] = []
+
+    @Flag(name: .long, help: "Apply --include/--exclude to every frame of the stack, not only the allocation site.")
+    var allFrames = false
+
+    var filter: SampleFilter { SampleFilter(include: include, exclude: exclude, allFrames: allFrames) }
+
+    /// `profile` without the samples the filters drop.
+    func filtered(_ profile: Profile) -> Profile {
+        let filter = self.filter
+        var result = profile
+        result.samples = profile.samples.filter { filter.accepts($0, in: profile) }
+        return result
+    }
+}
+
+/// Writes `bytes` to `path` ("-" for stdout), or fails with a one-line error.
+func write(_ bytes: [UInt8], to path: String) throws {
+    if path == "-" {
+        FileHandle.standardOutput.write(Data(bytes))
+        return
+    }
+    do {
+        try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+    } catch {
+        throw fail(.failed("\(path): cannot write: \((error as NSError).localizedDescription)"), code: 1)
+    }
+}
+
+struct FlameGraph: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flamegraph",
+        abstract: "Draw a memory flamegraph (or, with --diff, a differential one) as an interactive SVG.",
+        discussion: """
+            The SVG is one self-contained file: hover for bytes, ± (95%), count and
+            share; click to zoom; Ctrl-F to search (shows the matched share); Esc
+            resets. With --diff OLD the shape is NEW's and colour shows the change:
+            red grew, blue shrank, grey is within noise.
+
+            Examples:
+              heapsnap flamegraph /tmp/heapsnap.4242.1.heapsnap -o heap.svg
+              heapsnap flamegraph --inverted --metric alloc-bytes snap.heapsnap -o sites.svg
+              heapsnap flamegraph new.heapsnap --diff old.heapsnap --normalize -o growth.svg
+            """)
+
+    @Argument(help: "The snapshot (the newer one with --diff).")
+    var snapshot: String
+
+    @Option(name: .long, help: ArgumentHelp("Draw the change from this older snapshot.", valueName: "old"))
+    var diff: String?
+
+    @Flag(name: .long, help: "With --diff: scale the old snapshot to the new one's total first.")
+    var normalize = false
+
+    @Flag(name: .long, help: "Icicle graph with the allocation sites at the root.")
+    var inverted = false
+
+    @Option(name: [.short, .long], help: "Where to write the SVG ('-' for stdout).")
+    var output: String
+
+    @Option(name: .long, help: "Image width in pixels.")
+    var width = 1200
+
+    @OptionGroup var filters: FilterOptions
+    @OptionGroup var symbols: SymbolOptions
+
+    func validate() throws {
+        if normalize && diff == nil { throw ValidationError("--normalize needs --diff") }
+        if width < 200 || width > 20000 { throw ValidationError("--width must be between 200 and 20000") }
+    }
+
+    func run() throws {
+        let pipeline = Pipeline(options: symbols.options, environment: environment)
+        let profile: Profile
+        do throws(HeapSnapError) {
+            if let diff {
+                profile = try pipeline.diff(old: diff, new: snapshot)
+            } else {
+                profile = try pipeline.profile(path: snapshot)
+            }
+        } catch {
+            throw fail(error, code: 2)
+        }
+        for warning in profile.warnings { note("heapsnap: warning: \(warning)") }
+        let metric = filters.metric
+        let tree = FlameGraphBuilder(metric: metric, inverted: inverted, normalize: normalize)
+            .tree(profile, including: { [filter = filters.filter] in filter.accepts($0, in: profile) })
+        var options = FlameGraphOptions()
+        options.width = width
+        options.inverted = inverted
+        options.differential = profile.isDiff
+        if metric.isBytes {
+            options.formatValue = { @Sendable in Format.bytes($0) }
+            options.formatCompanion = { @Sendable in Format.count($0) + " objects" }
+        } else {
+            options.formatValue = { @Sendable in Format.count($0) }
+            options.formatCompanion = { @Sendable in Format.bytes($0) }
+        }
+        options.title = (profile.isDiff ? "Memory growth: " : "Memory: ") + metric.rawValue.replacingOccurrences(of: "-", with: " ")
+            + (inverted ? " by allocation site" : "")
+        options.subtitle = Self.subtitle(profile, tree: tree, metric: metric)
+        try write(Array(FlameGraphSVG.render(tree, options: options).utf8), to: output)
+        if output != "-" { note("heapsnap: wrote \(output)") }
+    }
+
+    static func subtitle(_ profile: Profile, tree: FlameTree, metric: Metric) -> String {
+        let h = profile.source.header
+        let program = baseName(h.executable.isEmpty ? "?" : h.executable)
+        let format: (Double) -> String = metric.isBytes ? { Format.bytes($0) } : { Format.count($0) }
+        var parts = ["\(program) [\(h.pid)] on \(h.hostname)", Format.time(nanoseconds: h.timeNanoseconds)]
+        if profile.isDiff {
+            let change = tree.root.change
+            parts.append("\(format(tree.root.baseline.value)) → \(format(tree.root.value.value)) "
+                + "(\(change.value >= 0 ? "+" : "")\(format(change.value)) ± \(format(Confidence.z * change.standardDeviation)))")
+        } else {
+            parts.append("total \(format(tree.root.value.value)) ± \(format(Confidence.z * tree.root.value.standardDeviation))")
+        }
+        parts.append(h.rate == 1 ? "exact" : "sampled every \(Format.bytes(Double(h.rate)))")
+        if h.dropped > 0 { parts.append("\(h.dropped) samples dropped") }
+        return parts.joined(separator: " · ")
+    }
+}
+
+private func baseName(_ path: String) -> String {
+    path.split(separator: "/").last.map(String.init) ?? path
+}
+
+/// Export formats.
+enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
+    case folded, pprof, speedscope, json
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a snapshot in a format other tools read: folded, pprof, speedscope, json.",
+        discussion: """
+            folded      'frame;frame;frame value' lines for flamegraph.pl and inferno (--metric picks the value)
+            pprof       gzip-compressed profile.proto with inuse/alloc objects and space, symbolized,
+                        for `go tool pprof -top FILE` and `go tool pprof -diff_base OLD NEW`
+            speedscope  https://www.speedscope.app file, one profile per metric
+            json        the symbolized profile: frames and per-stack estimates with variances (docs/JSON.md)
+
+            Examples:
+              heapsnap export snap.heapsnap --format pprof -o heap.pb.gz && go tool pprof -top heap.pb.gz
+              heapsnap export snap.heapsnap --format folded --metric alloc-bytes -o heap.folded
+            """)
+
+    @Argument(help: "The snapshot file.")
+    var snapshot: String
+
+    @Option(name: .long, help: "folded, pprof, speedscope or json.")
+    var format: ExportFormat
+
+    @Option(name: [.short, .long], help: "Where to write ('-' for stdout).")
+    var output: String
+
+    @OptionGroup var filters: FilterOptions
+    @OptionGroup var symbols: SymbolOptions
+
+    func run() throws {
+        let pipeline = Pipeline(options: symbols.options, environment: environment)
+        let profile: Profile
+        do {
+            profile = filters.filtered(try pipeline.profile(path: snapshot))
+        } catch {
+            throw fail(error, code: 2)
+        }
+        for warning in profile.warnings { note("heapsnap: warning: \(warning)") }
+        let bytes: [UInt8]
+        do {
+            switch format {
+            case .folded: bytes = Array(FoldedExporter.export(profile, metric: filters.metric).utf8)
+            case .pprof: bytes = try PprofExporter.export(profile)
+            case .speedscope: bytes = try SpeedscopeExporter.export(profile, first: filters.metric)
+            case .json: bytes = try ProfileJSONExporter.export(profile)
+            }
+        } catch {
+            throw fail(error, code: 1)
+        }
+        try write(bytes, to: output)
+        if output != "-" { note("heapsnap: wrote \(output)") }
+    }
+}
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Combine snapshots of many processes of one program into one snapshot.",
+        discussion: """
+            For a fleet, or the workers of a pre-fork server: stacks are matched by
+            module file and offset (addresses differ between processes), estimates
+            and their variances add, and the result lists its sources. Every command
+            reads the merged file like any other snapshot.
+
+            Example:
+              heapsnap merge /tmp/heapsnap.*.0.heapsnap -o fleet.heapsnap && heapsnap top fleet.heapsnap
+            """)
+
+    @Argument(help: "The snapshots to merge.")
+    var snapshots: [String]
+
+    @Option(name: [.short, .long], help: "The merged snapshot to write.")
+    var output: String
+
+    func validate() throws {
+        if snapshots.isEmpty { throw ValidationError("name at least one snapshot to merge") }
+    }
+
+    func run() throws {
+        var inputs: [(path: String, snapshot: Snapshot)] = []
+        do {
+            for path in snapshots { inputs.append((path, try SnapshotReader.read(path: path))) }
+        } catch {
+            throw fail(error, code: 2)
+        }
+        let (merged, warnings) = SnapshotMerge.merge(inputs)
+        for warning in warnings { note("heapsnap: warning: \(warning)") }
+        do {
+            try SnapshotWriter.write(merged, to: output)
+        } catch {
+            throw fail(error, code: 1)
+        }
+        note("heapsnap: merged \(inputs.count) snapshots (\(merged.stacks.count) stacks) into \(output)")
+    }
+}

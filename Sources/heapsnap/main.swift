@@ -1,2 +1,0 @@
-// Placeholder; the CLI lands with the analysis issue.
-print("heapsnap: not implemented yet")
