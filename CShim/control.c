@@ -6,11 +6,12 @@
  * signal handlers, open the request pipe and start the writer thread with
  * every signal blocked.
  *
- * A signal handler does one atomic store (pending[cmd] = 1) and one write(2)
- * of the command byte into a non-blocking pipe; nothing else. The writer
- * thread reads the bytes in order and runs each command under ctl_lock; if the
- * pipe was ever full, pending[] still remembers the request. Stacks are never
- * unwound here: only allocating threads unwind, inside malloc.
+ * A signal handler does one write(2) of the command byte into a non-blocking
+ * pipe and, only if that fails, one atomic store (pending[cmd] = 1); nothing
+ * else. The writer thread reads the bytes in order and runs each command
+ * under ctl_lock; pending[] catches requests whose byte could not be
+ * written. Stacks are never unwound here: only allocating threads unwind,
+ * inside malloc.
  *
  * ctl_lock serialises commands, snapshots, exit and fork. Lock order:
  * ctl_lock -> live stripes -> stack stripes -> arena.
@@ -73,7 +74,8 @@ static struct {
     int was_active;             /* hs_active saved across fork prepare/parent */
 } ctl = { .errfd = -1, .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
 
-/* Set by signal handlers (atomic store), cleared by the writer thread. */
+/* Set by a signal handler (atomic store) only when its write(2) failed: the
+ * pipe was full, or a fork child has no pipe yet. Cleared by the writer. */
 static int pending[HS_CMD_COUNT];
 
 /* The host's wishes for our signals: protected by ctl_lock except that
@@ -329,8 +331,8 @@ static void on_signal(int sig)
     int i = sig - ctl.sig0;
     if (i >= 0 && i < HS_CMD_COUNT) {
         unsigned char b = (unsigned char)i;
-        __atomic_store_n(&pending[i], 1, __ATOMIC_RELEASE);
-        (void)!write(__atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED), &b, 1);
+        if (write(__atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED), &b, 1) != 1)
+            __atomic_store_n(&pending[i], 1, __ATOMIC_RELEASE);     /* pipe full, or none yet */
     }
     errno = saved;
 }
@@ -496,16 +498,9 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&ctl_lock);
             return NULL;
         }
-        for (ssize_t i = 0; i < n; i++) {
-            if (cmds[i] >= HS_CMD_COUNT)
-                continue;
-            __atomic_store_n(&pending[cmds[i]], 0, __ATOMIC_RELAXED);
-            run(cmds[i]);
-        }
-        /* Requests whose byte was lost to a full pipe. */
-        for (int c = 0; c < HS_CMD_COUNT; c++)
-            if (__atomic_exchange_n(&pending[c], 0, __ATOMIC_ACQ_REL))
-                run(c);
+        for (ssize_t i = 0; i < n; i++)
+            if (cmds[i] < HS_CMD_COUNT)
+                run(cmds[i]);
         pthread_mutex_unlock(&ctl_lock);
     }
 }
@@ -551,9 +546,11 @@ int hs_request(enum hs_cmd cmd)
     if (__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST) == HS_CHILD_SETUP)
         hs_child_setup();
     unsigned char b = (unsigned char)cmd;
-    __atomic_store_n(&pending[cmd], 1, __ATOMIC_RELEASE);
-    if (write(ctl.wfd, &b, 1) != 1 && errno != EAGAIN)
-        return -errno;
+    if (write(__atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED), &b, 1) != 1) {
+        __atomic_store_n(&pending[cmd], 1, __ATOMIC_RELEASE);
+        if (errno != EAGAIN)
+            return -errno;
+    }
     return 0;
 }
 
