@@ -296,8 +296,11 @@ static void parse_options(void)
             bad("HEAPSNAP_DIR", v, "a directory path", "/tmp");
         }
     }
+    /* The shim's variables, then the tool's and scripts' (not typos either):
+     * keep in sync when the tool grows a HEAPSNAP_* variable. */
     static const char *known[] = { "RATE", "MAX_DEPTH", "MAX_MEMORY", "SIGNAL_BASE", "START",
-                                   "AT_EXIT", "INTERVAL", "DIR", "BIN", "LIB" };
+                                   "AT_EXIT", "INTERVAL", "DIR",
+                                   "BIN", "LIB", "SYMBOLIZER", "BLESS", "FUZZ_ROUNDS", "NEEDS" };
     for (char **e = environ; e && *e; e++) {
         if (strncmp(*e, "HEAPSNAP_", 9) != 0)
             continue;
