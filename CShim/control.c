@@ -672,6 +672,13 @@ __attribute__((destructor(101))) static void hs_fini(void)
 {
     if (!ctl.ready || ctl.inert)
         return;
+    if (hs_reentry) {
+        /* exit() from a signal handler that interrupted this thread inside
+         * the shim (it may hold a stripe lock and count as in flight):
+         * waiting for quiesce would wait for ourselves. Just stop. */
+        __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
+        return;
+    }
     hs_reentry = 1;
     pthread_mutex_lock(&ctl_lock);
     if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
