@@ -46,6 +46,7 @@
 #include <sys/auxv.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +59,33 @@ extern char **environ;
 
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Which open file a descriptor number should refer to. Hosts close fds they
+ * did not open (daemons, closefrom) and may get the same numbers back for
+ * their own files: before using one of ours, check it is still ours, so a
+ * signal never writes a byte into the host's file. */
+struct fdid {
+    dev_t dev;
+    ino_t ino;
+};
+
+static struct fdid fd_id(int fd)
+{
+    struct stat st;
+    struct fdid id = { 0, 0 };
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
+    }
+    return id;
+}
+
+/* Context: async-signal-safe (fstat). */
+static bool fd_is(int fd, struct fdid id)
+{
+    struct stat st;
+    return fd >= 0 && id.ino != 0 && fstat(fd, &st) == 0 && st.st_dev == id.dev && st.st_ino == id.ino;
+}
+
 /* Control state. Fields are written under ctl_lock unless noted. */
 static struct {
     bool ready;                 /* constructor finished (written once) */
@@ -67,6 +95,7 @@ static struct {
     int rfd, wfd;               /* request pipe; replaced in a fork child (wfd read by handlers) */
     int wfd_parent;             /* the pipe's write end as created, for closing */
     int sfd;                    /* signalfd for our signals; replaced in a fork child */
+    struct fdid pipe_id, sfd_id, err_id;    /* what rfd/wfd, sfd and errfd must be */
     pid_t pid;                  /* getpid() of the process these belong to */
     uint32_t seq;               /* next snapshot sequence number */
     uint64_t start_ns;          /* when the current session started */
@@ -88,8 +117,8 @@ static int host_warned;
 void hs_say(const char *a, const char *b, const char *c, const char *d)
 {
     int fd = ctl.errfd;
-    if (fd < 0)
-        return;
+    if (!fd_is(fd, ctl.err_id))
+        return;                     /* closed by the host, maybe reused: stay quiet */
     char buf[1024];
     size_t n = 0;
     const char *parts[] = { "heapsnap: ", a, b, c, d, "\n" };
@@ -334,7 +363,8 @@ static void on_signal(int sig)
     int i = sig - ctl.sig0;
     if (i >= 0 && i < HS_CMD_COUNT) {
         unsigned char b = (unsigned char)i;
-        if (write(__atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED), &b, 1) != 1)
+        int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
+        if (!fd_is(fd, ctl.pipe_id) || write(fd, &b, 1) != 1)
             __atomic_store_n(&pending[i], 1, __ATOMIC_RELEASE);     /* pipe full, or none yet */
     }
     errno = saved;
@@ -446,17 +476,23 @@ static void run(int cmd)
     }
 }
 
+static void reopen_channel(void);
+
+/* The writer thread. It also wakes every 2 s to check that the host has not
+ * closed its descriptors (re-opening them if so) and to run requests whose
+ * byte could not be written. Context: writer thread, all signals blocked. */
 static void *writer_main(void *arg)
 {
     (void)arg;
     hs_reentry = 1;                     /* nothing this thread allocates is sampled */
-    int rfd = (int)(intptr_t)arg;
-    int sfd = ctl.sfd;
     for (;;) {
-        int timeout = -1;
+        int timeout = 2000;
         pthread_mutex_lock(&ctl_lock);
+        if (!fd_is(ctl.rfd, ctl.pipe_id) || !fd_is(ctl.wfd_parent, ctl.pipe_id) ||
+            (ctl.sfd >= 0 && !fd_is(ctl.sfd, ctl.sfd_id)))
+            reopen_channel();
         /* Requests made before this thread existed (a fork child's first
-         * signals) or whose byte a full pipe lost. */
+         * signals) or whose byte could not be written. */
         for (int c = 0; c < HS_CMD_COUNT; c++)
             if (__atomic_exchange_n(&pending[c], 0, __ATOMIC_ACQ_REL))
                 run(c);
@@ -467,27 +503,28 @@ static void *writer_main(void *arg)
                 ctl.next_periodic_ns = now + hs_opt.interval_ns;
             }
             uint64_t wait_ms = (ctl.next_periodic_ns - now + 999999) / 1000000;
-            timeout = wait_ms > 3600000 ? 3600000 : (int)wait_ms;
+            if (wait_ms < (uint64_t)timeout)
+                timeout = (int)wait_ms;
         }
+        int rfd = ctl.rfd, sfd = ctl.sfd;
         pthread_mutex_unlock(&ctl_lock);
 
         struct pollfd pfd[2] = { { .fd = rfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
         int r = poll(pfd, sfd >= 0 ? 2 : 1, timeout);
-        if (r < 0 && errno != EINTR)
-            return NULL;
-        if (r > 0 && (pfd[0].revents & POLLNVAL))
-            return NULL;                /* our pipe was closed under us */
+        if (r <= 0)
+            continue;                   /* timeout or EINTR: the checks above run again */
+        pthread_mutex_lock(&ctl_lock);
         unsigned char cmds[64];
         ssize_t n = 0;
-        if (r > 0 && (pfd[0].revents & POLLIN)) {
+        if ((pfd[0].revents & POLLIN) && fd_is(rfd, ctl.pipe_id)) {
             n = read(rfd, cmds, sizeof cmds);
             if (n < 0)
                 n = 0;
         }
         /* Signals that found every host thread blocking them stay pending
          * on the process; the signalfd collects those (the handler gets the
-         * rest). Both paths end up here, in order per path. */
-        if (r > 0 && sfd >= 0 && (pfd[1].revents & POLLIN)) {
+         * rest). */
+        if (sfd >= 0 && (pfd[1].revents & POLLIN) && fd_is(sfd, ctl.sfd_id)) {
             struct signalfd_siginfo si[8];
             ssize_t got = read(sfd, si, sizeof si);
             for (ssize_t i = 0; got > 0 && i < got / (ssize_t)sizeof si[0] && n < (ssize_t)sizeof cmds; i++) {
@@ -496,11 +533,6 @@ static void *writer_main(void *arg)
                     cmds[n++] = (unsigned char)c;
             }
         }
-        pthread_mutex_lock(&ctl_lock);
-        if (rfd != ctl.rfd) {           /* stale thread (cannot happen after fork; be safe) */
-            pthread_mutex_unlock(&ctl_lock);
-            return NULL;
-        }
         for (ssize_t i = 0; i < n; i++)
             if (cmds[i] < HS_CMD_COUNT)
                 run(cmds[i]);
@@ -508,15 +540,15 @@ static void *writer_main(void *arg)
     }
 }
 
-/* Opens the request pipe and starts the writer thread with every signal
- * blocked. 0 or -errno. Context: constructor or fork child. */
-static int start_writer(void)
+/* Opens the request pipe and the signalfd. 0 or -errno. */
+static int open_channel(void)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
         return -errno;
     ctl.rfd = move_high(fds[0]);
     ctl.wfd_parent = move_high(fds[1]);
+    ctl.pipe_id = fd_id(ctl.rfd);
     __atomic_store_n(&ctl.wfd, ctl.wfd_parent, __ATOMIC_RELEASE);
     sigset_t ours;
     sigemptyset(&ours);
@@ -525,6 +557,35 @@ static int start_writer(void)
     ctl.sfd = signalfd(-1, &ours, SFD_CLOEXEC | SFD_NONBLOCK);
     if (ctl.sfd >= 0)
         ctl.sfd = move_high(ctl.sfd);
+    ctl.sfd_id = fd_id(ctl.sfd);
+    return 0;
+}
+
+/* The writer found its descriptors closed (or reused) by the host: forget
+ * them without closing numbers that may now be the host's, and open new
+ * ones. Context: writer, ctl_lock held. */
+static void reopen_channel(void)
+{
+    if (fd_is(ctl.rfd, ctl.pipe_id))
+        close(ctl.rfd);
+    if (fd_is(ctl.wfd_parent, ctl.pipe_id))
+        close(ctl.wfd_parent);
+    if (fd_is(ctl.sfd, ctl.sfd_id))
+        close(ctl.sfd);
+    __atomic_store_n(&ctl.wfd, -1, __ATOMIC_RELEASE);
+    ctl.rfd = ctl.wfd_parent = ctl.sfd = -1;
+    int err = open_channel();
+    hs_say("the program closed heapsnap's control descriptors; ",
+           err ? "could not re-open them: signals are ignored" : "re-opened them", NULL, NULL);
+}
+
+/* Opens the channel and starts the writer thread with every signal blocked.
+ * 0 or -errno. Context: constructor or a fork child's first allocation. */
+static int start_writer(void)
+{
+    int err = open_channel();
+    if (err)
+        return err;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -533,7 +594,7 @@ static int start_writer(void)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 << 10);
     pthread_t t;
-    int err = pthread_create(&t, &attr, writer_main, (void *)(intptr_t)ctl.rfd);
+    err = pthread_create(&t, &attr, writer_main, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err)
@@ -549,7 +610,8 @@ int hs_request(enum hs_cmd cmd)
     if (__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST) == HS_CHILD_SETUP)
         hs_child_setup();
     unsigned char b = (unsigned char)cmd;
-    if (write(__atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED), &b, 1) != 1) {
+    int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
+    if (!fd_is(fd, ctl.pipe_id) || write(fd, &b, 1) != 1) {
         __atomic_store_n(&pending[cmd], 1, __ATOMIC_RELEASE);
         if (errno != EAGAIN)
             return -errno;
@@ -596,12 +658,13 @@ static void fork_child(void)
     hs_sampler_fork_child();
     pthread_mutex_init(&ctl_lock, NULL);
     __atomic_store_n(&ctl.wfd, -1, __ATOMIC_RELAXED);
-    close(ctl.rfd);
-    if (ctl.sfd >= 0)
+    if (fd_is(ctl.rfd, ctl.pipe_id))
+        close(ctl.rfd);
+    if (fd_is(ctl.wfd_parent, ctl.pipe_id))
+        close(ctl.wfd_parent);
+    if (fd_is(ctl.sfd, ctl.sfd_id))
         close(ctl.sfd);
-    ctl.rfd = ctl.sfd = -1;
-    close(ctl.wfd_parent);
-    ctl.wfd_parent = -1;
+    ctl.rfd = ctl.sfd = ctl.wfd_parent = -1;
     ctl.pid = getpid();
     ctl.seq = 0;
     ctl.start_ns = 0;
@@ -638,6 +701,7 @@ __attribute__((constructor(101))) static void hs_init(void)
     ctl.errfd = fcntl(2, F_DUPFD_CLOEXEC, 3);
     if (ctl.errfd >= 0)
         ctl.errfd = move_high(ctl.errfd);
+    ctl.err_id = fd_id(ctl.errfd);
     hs_reentry = 1;
     parse_options();
     hs_stacks_init();

@@ -265,6 +265,18 @@ struct ShimTests {
         #expect(sessions == (1...20).flatMap { [UInt32($0), UInt32($0)] })
     }
 
+    @Test("a host that closes every descriptor: no byte lands in its files, control recovers")
+    func daemonClosesDescriptors() throws {
+        let dir = try Scratch()
+        let victim = dir.path + "/victim"
+        let r = try run(Programs.shared.path(sites), ["daemon", victim], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1"])
+        #expect(r.status == 0, "exit \(r.status): \(r.stderr)")
+        let size = (try? FileManager.default.attributesOfItem(atPath: victim)[.size] as? Int) ?? -1
+        #expect(size == 0)
+        let snap = try dir.read(try #require(dir.snapshots.first))
+        #expect(snap.site(r.sites["leak"]).inuse.objects.value == 1)
+    }
+
     @Test("a host that takes our signal keeps its wish, we keep control, one warning")
     func hostHandler() throws {
         let dir = try Scratch()
