@@ -6,9 +6,10 @@
  * signal handlers, open the request pipe and start the writer thread with
  * every signal blocked.
  *
- * A signal handler does one write(2) of the command byte into a non-blocking
- * pipe and, only if that fails, one atomic store (pending[cmd] = 1); nothing
- * else. The writer thread reads the bytes in order and runs each command
+ * A signal handler checks with fstat that the pipe is still ours (hosts close
+ * and reuse descriptors), does one write(2) of the command byte into the
+ * non-blocking pipe and, only if that fails, one atomic store
+ * (pending[cmd] = 1); nothing else. The writer thread reads the bytes in order and runs each command
  * under ctl_lock; pending[] catches requests whose byte could not be
  * written. Stacks are never unwound here: only allocating threads unwind,
  * inside malloc.
