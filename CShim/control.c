@@ -371,6 +371,25 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+/* One line, once per process: the host wants one of our signals. */
+static void warn_taken(int sig)
+{
+    if (__atomic_exchange_n(&host_warned, 1, __ATOMIC_RELAXED))
+        return;
+    char s[16], k[16], b[16];
+    u64s(s, (uint64_t)sig);
+    u64s(k, (uint64_t)(sig - SIGRTMIN));
+    u64s(b, (uint64_t)hs_opt.signal_base + 3);
+    char line[400] = "the program installs its own handler for signal ";
+    strcat(line, s);
+    strcat(line, " (SIGRTMIN+");
+    strcat(line, k);
+    strcat(line, "), which heapsnap uses: heapsnap keeps it, the program's handler will not run; "
+                 "if the program needs it, restart with HEAPSNAP_SIGNAL_BASE=");
+    strcat(line, b);
+    hs_say(line, " (or another free offset) to move heapsnap's three signals", NULL, NULL);
+}
+
 static int install_handlers(void)
 {
     for (int i = 0; i < HS_CMD_COUNT; i++) {
@@ -381,6 +400,10 @@ static int install_handlers(void)
         sigemptyset(&sa.sa_mask);
         if (hs_real.sigaction(ctl.sig0 + i, &sa, &host_act[i]) != 0)
             return -errno;
+        /* A library constructor that ran before ours already took it (an
+         * inherited SIG_IGN is not a handler: no warning for that). */
+        if (host_act[i].sa_handler != SIG_DFL && host_act[i].sa_handler != SIG_IGN)
+            warn_taken(ctl.sig0 + i);
     }
     return 0;
 }
@@ -394,20 +417,8 @@ int hs_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
     struct sigaction prev = host_act[i];
     if (act) {
         host_act[i] = *act;
-        if (act->sa_handler != SIG_DFL && !__atomic_exchange_n(&host_warned, 1, __ATOMIC_RELAXED)) {
-            char s[16], k[16], b[16];
-            u64s(s, (uint64_t)sig);
-            u64s(k, (uint64_t)(sig - SIGRTMIN));
-            u64s(b, (uint64_t)hs_opt.signal_base + 3);
-            char line[400] = "the program installs its own handler for signal ";
-            strcat(line, s);
-            strcat(line, " (SIGRTMIN+");
-            strcat(line, k);
-            strcat(line, "), which heapsnap uses: heapsnap keeps it, the program's handler will not run; "
-                         "if the program needs it, restart with HEAPSNAP_SIGNAL_BASE=");
-            strcat(line, b);
-            hs_say(line, " (or another free offset) to move heapsnap's three signals", NULL, NULL);
-        }
+        if (act->sa_handler != SIG_DFL)
+            warn_taken(sig);
     }
     if (old)
         *old = prev;

@@ -73,7 +73,9 @@ static void print_sites(void)
 
 static int sig(int k)
 {
-    const char *b = getenv("HEAPSNAP_SIGNAL_BASE");
+    const char *b = getenv("SITES_SIGNAL_BASE");     /* to send signals that are not the shim's */
+    if (!b)
+        b = getenv("HEAPSNAP_SIGNAL_BASE");
     return SIGRTMIN + (b ? atoi(b) : 1) + k;
 }
 

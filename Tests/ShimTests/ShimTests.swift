@@ -294,7 +294,12 @@ struct ShimTests {
         let r = try run(Programs.shared.path(sites), ["exact"],
                         env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1", "HEAPSNAP_SIGNAL_BASE": "6"])
         #expect(r.status == 0, "exit \(r.status): \(r.stderr)")
-        #expect(dir.snapshots.count == 1)
+        let snap = try dir.read(try #require(dir.snapshots.first))
+        #expect(snap.site(r.sites["leak"]).inuse.bytes.value == 25_500)
+        // SIGRTMIN+1 is not ours any more: its default action (terminate) applies.
+        let other = try run(Programs.shared.path(sites), ["exact"],
+                            env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_SIGNAL_BASE": "6", "SITES_SIGNAL_BASE": "1"])
+        #expect(other.status != 0)
     }
 
     @Test("memory budget: samples beyond it are dropped, the budget holds, the host is fine")
