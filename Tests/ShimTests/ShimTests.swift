@@ -360,6 +360,24 @@ struct ShimTests {
         #expect(dir.entries == (kind == "file" ? ["plain"] : []))
     }
 
+    @Test("full disk: one line, the temporary file removed, host exit code unchanged (needs a tmpfs mount: root)")
+    func fullDisk() throws {
+        let dir = try Scratch()
+        let mnt = dir.path + "/full"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: false)
+        guard getuid() == 0, (try? run("/bin/mount", ["-t", "tmpfs", "-o", "size=16k", "tmpfs", mnt], preload: false))?.status == 0 else {
+            return      // not root or no mount permission in this container: nothing to check here
+        }
+        defer { _ = try? run("/bin/umount", [mnt], preload: false) }
+        _ = try run("/bin/dd", ["if=/dev/zero", "of=\(mnt)/fill", "bs=4k", "count=100"], preload: false)   // fails when full
+        let r = try run(Programs.shared.path(sites), ["exit", "5"],
+                        env: ["HEAPSNAP_DIR": mnt, "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1", "HEAPSNAP_RATE": "1"])
+        #expect(r.status == 5)
+        #expect(r.stderr.hasPrefix("heapsnap: cannot write snapshot \(mnt)/heapsnap.\(r.pid).0.heapsnap: "), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect((try FileManager.default.contentsOfDirectory(atPath: mnt)) == ["fill"])
+    }
+
     @Test("files: heapsnap.<pid>.<seq>.heapsnap, mode 0600, no temporary left, existing names skipped")
     func fileNaming() throws {
         let dir = try Scratch()
