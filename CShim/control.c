@@ -26,6 +26,12 @@
  * Hosts that install their own handler for our signals (sigaction/signal are
  * interposed): we keep ours, remember theirs (returned as the old action),
  * and warn once on stderr how to move our signals with HEAPSNAP_SIGNAL_BASE.
+ * Both names are needed: glibc's signal() calls its internal __sigaction,
+ * not the PLT sigaction (sysdeps/posix/signal.c).
+ *
+ * References: signal-safety(7) for what a handler may call, signalfd(2) for
+ * process-directed signals blocked in every thread, pthread_atfork(3),
+ * fcntl(2) F_DUPFD_CLOEXEC.
  */
 #define _GNU_SOURCE
 #include "control.h"
