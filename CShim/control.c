@@ -6,11 +6,13 @@
  * signal handlers, open the request pipe and start the writer thread with
  * every signal blocked.
  *
- * A signal handler does one atomic store (pending[cmd] = 1) and one write(2)
- * of the command byte into a non-blocking pipe; nothing else. The writer
- * thread reads the bytes in order and runs each command under ctl_lock; if the
- * pipe was ever full, pending[] still remembers the request. Stacks are never
- * unwound here: only allocating threads unwind, inside malloc.
+ * A signal handler checks with fstat that the pipe is still ours (hosts close
+ * and reuse descriptors), does one write(2) of the command byte into the
+ * non-blocking pipe and, only if that fails, one atomic store
+ * (pending[cmd] = 1); nothing else. The writer thread reads the bytes in order and runs each command
+ * under ctl_lock; pending[] catches requests whose byte could not be
+ * written. Stacks are never unwound here: only allocating threads unwind,
+ * inside malloc.
  *
  * ctl_lock serialises commands, snapshots, exit and fork. Lock order:
  * ctl_lock -> live stripes -> stack stripes -> arena.
@@ -24,6 +26,12 @@
  * Hosts that install their own handler for our signals (sigaction/signal are
  * interposed): we keep ours, remember theirs (returned as the old action),
  * and warn once on stderr how to move our signals with HEAPSNAP_SIGNAL_BASE.
+ * Both names are needed: glibc's signal() calls its internal __sigaction,
+ * not the PLT sigaction (sysdeps/posix/signal.c).
+ *
+ * References: signal-safety(7) for what a handler may call, signalfd(2) for
+ * process-directed signals blocked in every thread, pthread_atfork(3),
+ * fcntl(2) F_DUPFD_CLOEXEC.
  */
 #define _GNU_SOURCE
 #include "control.h"
@@ -44,6 +52,8 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,21 +66,52 @@ extern char **environ;
 
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Which open file a descriptor number should refer to. Hosts close fds they
+ * did not open (daemons, closefrom) and may get the same numbers back for
+ * their own files: before using one of ours, check it is still ours, so a
+ * signal never writes a byte into the host's file. */
+struct fdid {
+    dev_t dev;
+    ino_t ino;
+};
+
+static struct fdid fd_id(int fd)
+{
+    struct stat st;
+    struct fdid id = { 0, 0 };
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
+    }
+    return id;
+}
+
+/* Context: async-signal-safe (fstat). */
+static bool fd_is(int fd, struct fdid id)
+{
+    struct stat st;
+    return fd >= 0 && id.ino != 0 && fstat(fd, &st) == 0 && st.st_dev == id.dev && st.st_ino == id.ino;
+}
+
 /* Control state. Fields are written under ctl_lock unless noted. */
 static struct {
     bool ready;                 /* constructor finished (written once) */
     bool inert;                 /* AT_SECURE or setup failed (written once) */
     int errfd;                  /* dup of stderr, -1 if none (written at load) */
     int sig0;                   /* SIGRTMIN + base (written at load) */
-    int rfd, wfd;               /* request pipe; replaced in a fork child */
+    int rfd, wfd;               /* request pipe; replaced in a fork child (wfd read by handlers) */
+    int wfd_parent;             /* the pipe's write end as created, for closing */
+    int sfd;                    /* signalfd for our signals; replaced in a fork child */
+    struct fdid pipe_id, sfd_id, err_id;    /* what rfd/wfd, sfd and errfd must be */
     pid_t pid;                  /* getpid() of the process these belong to */
     uint32_t seq;               /* next snapshot sequence number */
     uint64_t start_ns;          /* when the current session started */
     uint64_t next_periodic_ns;  /* CLOCK_MONOTONIC deadline, 0 = none */
-    bool was_active;            /* saved across fork prepare/parent */
-} ctl = { .errfd = -1, .rfd = -1, .wfd = -1 };
+    int was_active;             /* hs_active saved across fork prepare/parent */
+} ctl = { .errfd = -1, .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
 
-/* Set by signal handlers (atomic store), cleared by the writer thread. */
+/* Set by a signal handler (atomic store) only when its write(2) failed: the
+ * pipe was full, or a fork child has no pipe yet. Cleared by the writer. */
 static int pending[HS_CMD_COUNT];
 
 /* The host's wishes for our signals: protected by ctl_lock except that
@@ -83,8 +124,8 @@ static int host_warned;
 void hs_say(const char *a, const char *b, const char *c, const char *d)
 {
     int fd = ctl.errfd;
-    if (fd < 0)
-        return;
+    if (!fd_is(fd, ctl.err_id))
+        return;                     /* closed by the host, maybe reused: stay quiet */
     char buf[1024];
     size_t n = 0;
     const char *parts[] = { "heapsnap: ", a, b, c, d, "\n" };
@@ -291,8 +332,11 @@ static void parse_options(void)
             bad("HEAPSNAP_DIR", v, "a directory path", "/tmp");
         }
     }
+    /* The shim's variables, then the tool's and scripts' (not typos either):
+     * keep in sync when the tool grows a HEAPSNAP_* variable. */
     static const char *known[] = { "RATE", "MAX_DEPTH", "MAX_MEMORY", "SIGNAL_BASE", "START",
-                                   "AT_EXIT", "INTERVAL", "DIR", "BIN", "LIB" };
+                                   "AT_EXIT", "INTERVAL", "DIR",
+                                   "BIN", "LIB", "SYMBOLIZER", "BLESS", "FUZZ_ROUNDS", "NEEDS" };
     for (char **e = environ; e && *e; e++) {
         if (strncmp(*e, "HEAPSNAP_", 9) != 0)
             continue;
@@ -326,10 +370,30 @@ static void on_signal(int sig)
     int i = sig - ctl.sig0;
     if (i >= 0 && i < HS_CMD_COUNT) {
         unsigned char b = (unsigned char)i;
-        __atomic_store_n(&pending[i], 1, __ATOMIC_RELEASE);
-        (void)!write(__atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED), &b, 1);
+        int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
+        if (!fd_is(fd, ctl.pipe_id) || write(fd, &b, 1) != 1)
+            __atomic_store_n(&pending[i], 1, __ATOMIC_RELEASE);     /* pipe full, or none yet */
     }
     errno = saved;
+}
+
+/* One line, once per process: the host wants one of our signals. */
+static void warn_taken(int sig)
+{
+    if (__atomic_exchange_n(&host_warned, 1, __ATOMIC_RELAXED))
+        return;
+    char s[16], k[16], b[16];
+    u64s(s, (uint64_t)sig);
+    u64s(k, (uint64_t)(sig - SIGRTMIN));
+    u64s(b, (uint64_t)hs_opt.signal_base + 3);
+    char line[400] = "the program installs its own handler for signal ";
+    strcat(line, s);
+    strcat(line, " (SIGRTMIN+");
+    strcat(line, k);
+    strcat(line, "), which heapsnap uses: heapsnap keeps it, the program's handler will not run; "
+                 "if the program needs it, restart with HEAPSNAP_SIGNAL_BASE=");
+    strcat(line, b);
+    hs_say(line, " (or another free offset) to move heapsnap's three signals", NULL, NULL);
 }
 
 static int install_handlers(void)
@@ -342,6 +406,10 @@ static int install_handlers(void)
         sigemptyset(&sa.sa_mask);
         if (hs_real.sigaction(ctl.sig0 + i, &sa, &host_act[i]) != 0)
             return -errno;
+        /* A library constructor that ran before ours already took it (an
+         * inherited SIG_IGN is not a handler: no warning for that). */
+        if (host_act[i].sa_handler != SIG_DFL && host_act[i].sa_handler != SIG_IGN)
+            warn_taken(ctl.sig0 + i);
     }
     return 0;
 }
@@ -355,15 +423,8 @@ int hs_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
     struct sigaction prev = host_act[i];
     if (act) {
         host_act[i] = *act;
-        if (act->sa_handler != SIG_DFL && !__atomic_exchange_n(&host_warned, 1, __ATOMIC_RELAXED)) {
-            char s[16], b[16];
-            u64s(s, (uint64_t)sig);
-            u64s(b, (uint64_t)hs_opt.signal_base);
-            hs_say("the program installs its own handler for signal ", s,
-                   ", which heapsnap uses; heapsnap keeps it and the program's handler never runs. "
-                   "If the program needs this signal, restart it with HEAPSNAP_SIGNAL_BASE set to another offset (now ", b);
-            hs_say("  (HEAPSNAP_SIGNAL_BASE=N moves heapsnap to SIGRTMIN+N .. SIGRTMIN+N+2)", NULL, NULL, NULL);
-        }
+        if (act->sa_handler != SIG_DFL)
+            warn_taken(sig);
     }
     if (old)
         *old = prev;
@@ -414,8 +475,8 @@ static void run(int cmd)
         ctl.next_periodic_ns = hs_opt.interval_ns ? now_ns(CLOCK_MONOTONIC) + hs_opt.interval_ns : 0;
         break;
     case HS_CMD_STOP:
-        if (!__atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
-            hs_say("stop ignored: not sampling (start with SIGRTMIN+", "", "", "1 relative to HEAPSNAP_SIGNAL_BASE)");
+        if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1) {
+            hs_say("stop ignored: not sampling", NULL, NULL, NULL);
             break;
         }
         hs_quiesce();                   /* exact final view, then free it all */
@@ -424,8 +485,8 @@ static void run(int cmd)
         ctl.next_periodic_ns = 0;
         break;
     case HS_CMD_SNAPSHOT:
-        if (!__atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
-            hs_say("snapshot ignored: not sampling (start sampling first)", NULL, NULL, NULL);
+        if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1) {
+            hs_say("snapshot ignored: not sampling", NULL, NULL, NULL);
             break;
         }
         snapshot(0);
@@ -433,61 +494,116 @@ static void run(int cmd)
     }
 }
 
+static void reopen_channel(void);
+
+/* The writer thread. It also wakes every 2 s to check that the host has not
+ * closed its descriptors (re-opening them if so) and to run requests whose
+ * byte could not be written. Context: writer thread, all signals blocked. */
 static void *writer_main(void *arg)
 {
     (void)arg;
     hs_reentry = 1;                     /* nothing this thread allocates is sampled */
-    int rfd = (int)(intptr_t)arg;
     for (;;) {
-        int timeout = -1;
+        int timeout = 2000;
         pthread_mutex_lock(&ctl_lock);
-        if (ctl.next_periodic_ns && __atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
+        if (!fd_is(ctl.rfd, ctl.pipe_id) || !fd_is(ctl.wfd_parent, ctl.pipe_id) ||
+            (ctl.sfd >= 0 && !fd_is(ctl.sfd, ctl.sfd_id)))
+            reopen_channel();
+        /* Requests made before this thread existed (a fork child's first
+         * signals) or whose byte could not be written. */
+        for (int c = 0; c < HS_CMD_COUNT; c++)
+            if (__atomic_exchange_n(&pending[c], 0, __ATOMIC_ACQ_REL))
+                run(c);
+        if (ctl.next_periodic_ns && __atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
             uint64_t now = now_ns(CLOCK_MONOTONIC);
             if (now >= ctl.next_periodic_ns) {
                 snapshot(HEAPSNAP_FLAG_PERIODIC);
                 ctl.next_periodic_ns = now + hs_opt.interval_ns;
             }
             uint64_t wait_ms = (ctl.next_periodic_ns - now + 999999) / 1000000;
-            timeout = wait_ms > 3600000 ? 3600000 : (int)wait_ms;
+            if (wait_ms < (uint64_t)timeout)
+                timeout = (int)wait_ms;
         }
+        int rfd = ctl.rfd, sfd = ctl.sfd;
         pthread_mutex_unlock(&ctl_lock);
 
-        struct pollfd pfd = { .fd = rfd, .events = POLLIN };
-        int r = poll(&pfd, 1, timeout);
-        if (r < 0 && errno != EINTR)
-            return NULL;
-        unsigned char cmds[64];
-        ssize_t n = r > 0 ? read(rfd, cmds, sizeof cmds) : 0;
-        if (n == 0 && r > 0 && (pfd.revents & (POLLHUP | POLLNVAL)))
-            return NULL;                /* our pipe was closed under us */
+        struct pollfd pfd[2] = { { .fd = rfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+        int r = poll(pfd, sfd >= 0 ? 2 : 1, timeout);
+        if (r <= 0)
+            continue;                   /* timeout or EINTR: the checks above run again */
         pthread_mutex_lock(&ctl_lock);
-        if (rfd != ctl.rfd) {           /* stale thread (cannot happen after fork; be safe) */
-            pthread_mutex_unlock(&ctl_lock);
-            return NULL;
+        unsigned char cmds[64];
+        ssize_t n = 0;
+        if ((pfd[0].revents & POLLIN) && fd_is(rfd, ctl.pipe_id)) {
+            n = read(rfd, cmds, sizeof cmds);
+            if (n < 0)
+                n = 0;
         }
-        for (ssize_t i = 0; i < n; i++) {
-            if (cmds[i] >= HS_CMD_COUNT)
-                continue;
-            __atomic_store_n(&pending[cmds[i]], 0, __ATOMIC_RELAXED);
-            run(cmds[i]);
+        /* Signals that found every host thread blocking them stay pending
+         * on the process; the signalfd collects those (the handler gets the
+         * rest). */
+        if (sfd >= 0 && (pfd[1].revents & POLLIN) && fd_is(sfd, ctl.sfd_id)) {
+            struct signalfd_siginfo si[8];
+            ssize_t got = read(sfd, si, sizeof si);
+            for (ssize_t i = 0; got > 0 && i < got / (ssize_t)sizeof si[0] && n < (ssize_t)sizeof cmds; i++) {
+                int c = (int)si[i].ssi_signo - ctl.sig0;
+                if (c >= 0 && c < HS_CMD_COUNT)
+                    cmds[n++] = (unsigned char)c;
+            }
         }
-        /* Requests whose byte was lost to a full pipe. */
-        for (int c = 0; c < HS_CMD_COUNT; c++)
-            if (__atomic_exchange_n(&pending[c], 0, __ATOMIC_ACQ_REL))
-                run(c);
+        for (ssize_t i = 0; i < n; i++)
+            if (cmds[i] < HS_CMD_COUNT)
+                run(cmds[i]);
         pthread_mutex_unlock(&ctl_lock);
     }
 }
 
-/* Opens the request pipe and starts the writer thread with every signal
- * blocked. 0 or -errno. Context: constructor or fork child. */
-static int start_writer(void)
+/* Opens the request pipe and the signalfd. 0 or -errno. */
+static int open_channel(void)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
         return -errno;
     ctl.rfd = move_high(fds[0]);
-    __atomic_store_n(&ctl.wfd, move_high(fds[1]), __ATOMIC_RELEASE);
+    ctl.wfd_parent = move_high(fds[1]);
+    ctl.pipe_id = fd_id(ctl.rfd);
+    __atomic_store_n(&ctl.wfd, ctl.wfd_parent, __ATOMIC_RELEASE);
+    sigset_t ours;
+    sigemptyset(&ours);
+    for (int i = 0; i < HS_CMD_COUNT; i++)
+        sigaddset(&ours, ctl.sig0 + i);
+    ctl.sfd = signalfd(-1, &ours, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (ctl.sfd >= 0)
+        ctl.sfd = move_high(ctl.sfd);
+    ctl.sfd_id = fd_id(ctl.sfd);
+    return 0;
+}
+
+/* The writer found its descriptors closed (or reused) by the host: forget
+ * them without closing numbers that may now be the host's, and open new
+ * ones. Context: writer, ctl_lock held. */
+static void reopen_channel(void)
+{
+    if (fd_is(ctl.rfd, ctl.pipe_id))
+        close(ctl.rfd);
+    if (fd_is(ctl.wfd_parent, ctl.pipe_id))
+        close(ctl.wfd_parent);
+    if (fd_is(ctl.sfd, ctl.sfd_id))
+        close(ctl.sfd);
+    __atomic_store_n(&ctl.wfd, -1, __ATOMIC_RELEASE);
+    ctl.rfd = ctl.wfd_parent = ctl.sfd = -1;
+    int err = open_channel();
+    hs_say("the program closed heapsnap's control descriptors; ",
+           err ? "could not re-open them: signals are ignored" : "re-opened them", NULL, NULL);
+}
+
+/* Opens the channel and starts the writer thread with every signal blocked.
+ * 0 or -errno. Context: constructor or a fork child's first allocation. */
+static int start_writer(void)
+{
+    int err = open_channel();
+    if (err)
+        return err;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -496,7 +612,7 @@ static int start_writer(void)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 << 10);
     pthread_t t;
-    int err = pthread_create(&t, &attr, writer_main, (void *)(intptr_t)ctl.rfd);
+    err = pthread_create(&t, &attr, writer_main, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err)
@@ -509,17 +625,22 @@ int hs_request(enum hs_cmd cmd)
 {
     if (!ctl.ready || ctl.inert)
         return -ENODEV;
+    if (__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST) == HS_CHILD_SETUP)
+        hs_child_setup();
     unsigned char b = (unsigned char)cmd;
-    __atomic_store_n(&pending[cmd], 1, __ATOMIC_RELEASE);
-    if (write(ctl.wfd, &b, 1) != 1 && errno != EAGAIN)
-        return -errno;
+    int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
+    if (!fd_is(fd, ctl.pipe_id) || write(fd, &b, 1) != 1) {
+        __atomic_store_n(&pending[cmd], 1, __ATOMIC_RELEASE);
+        if (errno != EAGAIN)
+            return -errno;
+    }
     return 0;
 }
 
 __attribute__((visibility("default"))) int heapsnap_start(void) { return hs_request(HS_CMD_START); }
 __attribute__((visibility("default"))) int heapsnap_stop(void) { return hs_request(HS_CMD_STOP); }
 __attribute__((visibility("default"))) int heapsnap_snapshot(void) { return hs_request(HS_CMD_SNAPSHOT); }
-__attribute__((visibility("default"))) int heapsnap_sampling(void) { return __atomic_load_n(&hs_active, __ATOMIC_ACQUIRE); }
+__attribute__((visibility("default"))) int heapsnap_sampling(void) { return __atomic_load_n(&hs_active, __ATOMIC_ACQUIRE) == 1; }
 
 /* ------------------------------------------------------------------ fork */
 
@@ -540,28 +661,52 @@ static void fork_parent(void)
     hs_stacks_unlock_all();
     hs_live_unlock_all();
     if (ctl.was_active)
-        __atomic_store_n(&hs_active, 1, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&hs_active, ctl.was_active, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&ctl_lock);
 }
 
-/* Context: fork child, single-threaded; the parent's locks were copied held. */
+/* Context: fork child, single-threaded; the parent's locks were copied held.
+ * The child gets its own channel and writer thread, but lazily: most fork
+ * children exec or exit at once, and a thread per child would cost every
+ * fork(2) in the host ~0.1 ms. hs_active = HS_CHILD_SETUP sends the child's
+ * first allocation to hs_child_setup(), which creates them. Signals that
+ * arrive before that are remembered in pending[] and run then. */
 static void fork_child(void)
 {
     hs_sampler_fork_child();
     pthread_mutex_init(&ctl_lock, NULL);
-    close(ctl.rfd);
-    close(ctl.wfd);
-    ctl.rfd = ctl.wfd = -1;
+    __atomic_store_n(&ctl.wfd, -1, __ATOMIC_RELAXED);
+    if (fd_is(ctl.rfd, ctl.pipe_id))
+        close(ctl.rfd);
+    if (fd_is(ctl.wfd_parent, ctl.pipe_id))
+        close(ctl.wfd_parent);
+    if (fd_is(ctl.sfd, ctl.sfd_id))
+        close(ctl.sfd);
+    ctl.rfd = ctl.sfd = ctl.wfd_parent = -1;
     ctl.pid = getpid();
     ctl.seq = 0;
     ctl.start_ns = 0;
     ctl.next_periodic_ns = 0;
-    memset(pending, 0, sizeof pending);
-    int err = start_writer();
-    if (err) {
-        say_errno("cannot start the writer thread in a fork child; signals are ignored", -err);
-        ctl.inert = true;
+    if (!ctl.inert)
+        __atomic_store_n(&hs_active, HS_CHILD_SETUP, __ATOMIC_SEQ_CST);
+}
+
+void hs_child_setup(void)
+{
+    if (hs_reentry)
+        return;                         /* pthread_create's own allocations */
+    hs_reentry = 1;
+    pthread_mutex_lock(&ctl_lock);
+    if (__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST) == HS_CHILD_SETUP) {
+        int err = start_writer();
+        if (err) {
+            say_errno("cannot start the writer thread in a fork child; signals are ignored", -err);
+            ctl.inert = true;
+        }
+        __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
     }
+    pthread_mutex_unlock(&ctl_lock);
+    hs_reentry = 0;
 }
 
 /* ------------------------------------------------------------- load/exit */
@@ -574,6 +719,7 @@ __attribute__((constructor(101))) static void hs_init(void)
     ctl.errfd = fcntl(2, F_DUPFD_CLOEXEC, 3);
     if (ctl.errfd >= 0)
         ctl.errfd = move_high(ctl.errfd);
+    ctl.err_id = fd_id(ctl.errfd);
     hs_reentry = 1;
     parse_options();
     hs_stacks_init();
@@ -591,9 +737,13 @@ __attribute__((constructor(101))) static void hs_init(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     ctl.ready = true;
     if (hs_opt.start) {
+        /* Synchronously, so nothing allocated after load is missed; then a
+         * no-op byte wakes the writer to arm the HEAPSNAP_INTERVAL timer. */
         pthread_mutex_lock(&ctl_lock);
         run(HS_CMD_START);
         pthread_mutex_unlock(&ctl_lock);
+        unsigned char wake = 0xFF;
+        (void)!write(ctl.wfd, &wake, 1);
     }
     hs_reentry = 0;
 }
@@ -604,9 +754,16 @@ __attribute__((destructor(101))) static void hs_fini(void)
 {
     if (!ctl.ready || ctl.inert)
         return;
+    if (hs_reentry) {
+        /* exit() from a signal handler that interrupted this thread inside
+         * the shim (it may hold a stripe lock and count as in flight):
+         * waiting for quiesce would wait for ourselves. Just stop. */
+        __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
+        return;
+    }
     hs_reentry = 1;
     pthread_mutex_lock(&ctl_lock);
-    if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED)) {
+    if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
         hs_quiesce();
         if (hs_opt.at_exit)
             snapshot(HEAPSNAP_FLAG_AT_EXIT);

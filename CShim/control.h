@@ -38,6 +38,10 @@ void hs_say(const char *a, const char *b, const char *c, const char *d);
 int hs_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 sighandler_t hs_signal(int sig, sighandler_t handler);
 
+/* A fork child's first allocation: creates its channel and writer thread
+ * (see fork_child in control.c). Context: inside malloc, no shim lock held. */
+void hs_child_setup(void);
+
 /* Queues a command as if its signal arrived; 0 or -errno. Context: any thread. */
 int hs_request(enum hs_cmd cmd);
 

@@ -174,6 +174,21 @@ void hs_forward_init(void)
         (void)!write(2, msg, sizeof msg - 1);
         _exit(127);
     }
+    /* dlsym(RTLD_NEXT) finds the next object that defines a name, which is
+     * glibc for names the next allocator lacks (jemalloc has no pvalloc nor
+     * reallocarray): glibc's pvalloc would hand out glibc blocks that get
+     * freed into jemalloc. Keep only functions from malloc's own object. */
+    Dl_info mi;
+    if (dladdr(*(void **)&r.malloc, &mi) && mi.dli_fbase) {
+        void **fns[] = { (void **)&r.calloc, (void **)&r.reallocarray, (void **)&r.posix_memalign,
+                         (void **)&r.aligned_alloc, (void **)&r.memalign, (void **)&r.valloc,
+                         (void **)&r.pvalloc, (void **)&r.malloc_usable_size };
+        for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+            Dl_info fi;
+            if (*fns[i] && (!dladdr(*fns[i], &fi) || fi.dli_fbase != mi.dli_fbase))
+                *fns[i] = NULL;
+        }
+    }
     if (!r.calloc)
         r.calloc = synth_calloc;
     /* Publish the complete table before synth_* may use hs_real.memalign. */

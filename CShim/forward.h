@@ -33,7 +33,7 @@ struct hs_real_fns {
 extern struct hs_real_fns hs_real;
 
 /* The static bootstrap buffer that serves calls made while dlsym runs. */
-extern char hs_boot_buf[];
+extern char hs_boot_buf[] __attribute__((visibility("hidden")));
 #define HS_BOOT_SIZE ((size_t)64 << 10)
 
 /* True for pointers into the bootstrap buffer: never freed, never sampled.

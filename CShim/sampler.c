@@ -101,7 +101,7 @@ static bool hs_enter(void)
         return false;
     hs_reentry = 1;
     __atomic_add_fetch(&hs_inflight, 1, __ATOMIC_SEQ_CST);
-    if (!__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST)) {
+    if (__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST) != 1) {
         __atomic_sub_fetch(&hs_inflight, 1, __ATOMIC_RELEASE);
         hs_reentry = 0;
         return false;
@@ -144,6 +144,10 @@ static __attribute__((noinline)) void record(void *p, size_t n)
 
 void hs_after_alloc(void *p, size_t n)
 {
+    if (__builtin_expect(__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == HS_CHILD_SETUP, 0)) {
+        hs_child_setup();
+        return;
+    }
     if (!p || !hs_enter())
         return;
     struct hs_thread *t = &tls;
@@ -219,7 +223,7 @@ void hs_sampler_start(void)
 /* Context: fork child, single-threaded, after the parent's fork locks. */
 void hs_sampler_fork_child(void)
 {
-    __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);     /* control may set HS_CHILD_SETUP */
     hs_inflight = 0;
     hs_arena_reset_child();
     hs_live_reset_child();

@@ -13,8 +13,11 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-/* 1 while sampling. Written by control (hs_sampler_start/quiesce), read relaxed. */
+/* 0 idle, 1 sampling, HS_CHILD_SETUP in a fork child that has not yet made
+ * its writer thread. Written by control (start, quiesce, fork), read relaxed
+ * by the fast path (any nonzero value takes the slow path). */
 extern int hs_active;
+#define HS_CHILD_SETUP 2
 
 static inline bool hs_is_active(void)
 {

@@ -527,7 +527,8 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
     }
     o.fd = -1;
     if (renameat2(dirfd, tmpname, dirfd, name, RENAME_NOREPLACE) != 0) {
-        /* Filesystems without RENAME_NOREPLACE: the name was checked above. */
+        /* Filesystems without RENAME_NOREPLACE return EINVAL (renameat2(2));
+         * the name was checked above. */
         if ((errno != EINVAL && errno != ENOSYS) || renameat(dirfd, tmpname, dirfd, name) != 0) {
             err = errno;
             goto fail_named;

@@ -1,9 +1,17 @@
 # Shared by Scripts/*: installing what heapsnap needs, and building it.
 
-# Debian packages the build and the tests need, as "command-or-file:package".
+# Debian packages the build and the tests need, as "command-or-file:package"
+# (a file may be a glob: Debian puts some headers and libraries in multiarch dirs).
 HEAPSNAP_NEEDS=(
-  "/usr/include/libunwind.h:libunwind-dev"
+  "/usr/include/*/libunwind.h:libunwind-dev"
   "/usr/include/zlib.h:zlib1g-dev"
+  "cc:gcc"
+  "c++:g++"
+  "readelf:binutils"
+  "/usr/bin/python3:python3"
+  "sqlite3:sqlite3"
+  "git:git"
+  "/usr/lib/*/libjemalloc.so.2:libjemalloc2"
   "go:golang-go"
   # The analysis side's tests: symbolizer fallback (when the Swift toolchain has
   # none), compilers for test programs, objdump/nm/readelf, glibc debug info.
@@ -18,7 +26,7 @@ HEAPSNAP_NEEDS=(
 ensure_packages() {
   local missing=() need
   for need in "${HEAPSNAP_NEEDS[@]}"; do
-    [ -e "${need%%:*}" ] || command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need##*:}")
+    compgen -G "${need%%:*}" >/dev/null || command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need##*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then

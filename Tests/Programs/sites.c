@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -72,7 +73,9 @@ static void print_sites(void)
 
 static int sig(int k)
 {
-    const char *b = getenv("HEAPSNAP_SIGNAL_BASE");
+    const char *b = getenv("SITES_SIGNAL_BASE");     /* to send signals that are not the shim's */
+    if (!b)
+        b = getenv("HEAPSNAP_SIGNAL_BASE");
     return SIGRTMIN + (b ? atoi(b) : 1) + k;
 }
 
@@ -90,8 +93,10 @@ static void wait_sampling(int want)
         fprintf(stderr, "sites: not running under the shim\n");
         exit(90);
     }
-    for (int i = 0; i < 5000 && sampling() != want; i++)
+    for (int i = 0; i < 5000 && sampling() != want; i++) {
+        free(malloc(16));           /* a fork child sets up its writer at its first allocation */
         sleep_ms(1);
+    }
     if (sampling() != want) {
         fprintf(stderr, "sites: sampling never became %d\n", want);
         exit(91);
@@ -122,6 +127,29 @@ static void *thread_main(void *arg)
     int t = (int)(intptr_t)arg;
     for (int i = 0; i < 1000; i++)
         site_thread(100000 + t * 1000 + i, 64);
+    return NULL;
+}
+
+static volatile int storm_over;
+
+/* Random malloc/calloc/realloc/memalign/free on a private slot array. */
+static void *storm_main(void *arg)
+{
+    uint64_t x = 0x9E3779B97F4A7C15ull * (uint64_t)(uintptr_t)(arg + 1);
+    void *slot[256] = { 0 };
+    while (!storm_over) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int i = (int)(x % 256);
+        size_t n = (size_t)(x >> 20) % 5000;
+        switch ((x >> 40) % 4) {
+        case 0: free(slot[i]); slot[i] = malloc(n); break;
+        case 1: slot[i] = realloc(slot[i], n); break;
+        case 2: free(slot[i]); slot[i] = memalign(64, n); break;
+        default: free(slot[i]); slot[i] = calloc(1, n); break;
+        }
+    }
+    for (int i = 0; i < 256; i++)
+        free(slot[i]);
     return NULL;
 }
 
@@ -263,6 +291,42 @@ int main(int argc, char **argv)
         for (int i = 0; i < 200000; i++)
             site_deep(i % 50, i, 16);
         stop(0);
+    } else if (strcmp(mode, "storm") == 0) {
+        /* 4 threads allocate at random while the main thread runs 20 rounds
+         * of start, snapshot, stop, forking a short-lived child every round. */
+        pthread_t th[4];
+        for (int t = 0; t < 4; t++)
+            pthread_create(&th[t], NULL, storm_main, (void *)(intptr_t)t);
+        for (int k = 0; k < 20; k++) {
+            start();
+            sleep_ms(2);
+            pid_t pid = fork();
+            if (pid == 0) {
+                for (int i = 0; i < 1000; i++)
+                    free(malloc((size_t)i));
+                _exit(0);
+            }
+            snapshot(2 * k);
+            waitpid(pid, NULL, 0);
+            stop(2 * k + 1);
+        }
+        storm_over = 1;
+        for (int t = 0; t < 4; t++)
+            pthread_join(th[t], NULL);
+    } else if (strcmp(mode, "daemon") == 0) {
+        /* Like a daemon: close every descriptor above 2, then open files that
+         * get the shim's old numbers. Signals must neither write into them
+         * nor be lost for good (the writer re-opens its channel). */
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        int fds[300];
+        for (int i = 0; i < 300; i++)
+            fds[i] = open(argv[2], O_WRONLY | O_CREAT | O_APPEND, 0600);
+        start();
+        site_leak(0, 100);
+        stop(0);
+        for (int i = 0; i < 300; i++)
+            close(fds[i]);
     } else if (strcmp(mode, "serve") == 0) {
         /* Driven from outside: allocates until stdin closes. */
         printf("ready %d\n", (int)getpid());
