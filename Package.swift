@@ -65,13 +65,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-<<<<<<< HEAD
         .testTarget(name: "HeapSnapKitTests", dependencies: ["HeapSnapKit", "heapsnap"], exclude: ["Render/Golden", "Support/Programs"]),
-=======
-        .testTarget(name: "HeapSnapKitTests", dependencies: ["HeapSnapKit"]),
         // Runs Tests/Programs under libheapsnap_preload.so ($HEAPSNAP_LIB, set by Scripts/test).
         .testTarget(name: "ShimTests", dependencies: ["HeapSnapKit"]),
->>>>>>> shim
     ],
     swiftLanguageModes: [.v6]
 )

@@ -14,10 +14,8 @@ HEAPSNAP_NEEDS=(
   "/usr/lib/*/libjemalloc.so.2:libjemalloc2"
   "go:golang-go"
   # The analysis side's tests: symbolizer fallback (when the Swift toolchain has
-  # none), compilers for test programs, objdump/nm/readelf, glibc debug info.
+  # none) and glibc's separate debug info.
   "llvm-symbolizer:llvm"
-  "g++:g++"
-  "objdump:binutils"
   "/usr/lib/debug/.build-id:libc6-dbg"
   "node:nodejs"
 )
