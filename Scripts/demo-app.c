@@ -1,8 +1,9 @@
 /*
  * demo-app.c - a small "server" for Scripts/demo: it handles fake requests
  * forever. Each request allocates a buffer and parses it (churn: freed at
- * once); one request in ten is remembered in a session cache that is never
- * pruned (the leak); a stats table is rebuilt now and then (live, bounded).
+ * once); one request in five replaces an entry of a fixed-size item index
+ * (8 MiB live, steady); one in ten is remembered in a session cache that is
+ * never pruned (the leak); a stats table is rebuilt now and then.
  * Run it under libheapsnap_preload.so and drive it with kill -s RTMIN+1/3/2.
  */
 #include <signal.h>
@@ -20,6 +21,7 @@ struct session {
 
 static struct session *cache;               /* never pruned: the leak */
 static char **stats;
+static char *item_index[2048];              /* bounded: 2048 x 4 KiB */
 static volatile sig_atomic_t done;
 
 static void on_term(int sig) { (void)sig; done = 1; }
@@ -48,6 +50,14 @@ static __attribute__((noinline)) void cache_remember(unsigned id)
     cache = s;
 }
 
+static __attribute__((noinline)) void index_store(unsigned id, const char *req)
+{
+    unsigned slot = (id / 5) % 2048;
+    free(item_index[slot]);
+    item_index[slot] = malloc(4096);
+    memcpy(item_index[slot], req, 64);
+}
+
 static __attribute__((noinline)) void rebuild_stats(unsigned id)
 {
     if (stats) {
@@ -66,6 +76,8 @@ static void handle(unsigned id)
 {
     char *req = read_request(id);
     char **h = parse_headers(req);
+    if (id % 5 == 0)
+        index_store(id, req);
     if (id % 10 == 0)
         cache_remember(id);
     for (int i = 0; i < 4; i++)
