@@ -17,8 +17,8 @@ public enum ProfileJSONExporter {
                      ("values", JSONRenderer.values(s.values))])
         }
         let document = JSON.object([
-            ("kind", .string("heapsnap.profile")),
-            ("source", JSONRenderer.source(profile.source)),
+            ("schema", .string("heapsnap.profile/1")),
+            ("snapshot", JSONRenderer.source(profile.source)),
             ("modules", .array(modules)),
             ("frames", .array(profile.frames.map(JSONRenderer.frame))),
             ("samples", .array(samples)),

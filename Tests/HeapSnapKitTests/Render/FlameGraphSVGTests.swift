@@ -134,3 +134,33 @@ final class FlameBoxes: NSObject, XMLParserDelegate {
         #expect(process.terminationStatus == 0, "\(errors)")
     }
 }
+
+/// Golden files for the drawing and folded outputs of the shared fixture:
+/// any change to layout, colours, labels or numbers shows up as a diff.
+@Suite struct FlameGraphGoldenTests {
+    static func options(diff: Bool) -> FlameGraphOptions {
+        var options = FlameGraphOptions()
+        options.title = diff ? "Memory growth: inuse bytes" : "Memory: inuse bytes"
+        options.subtitle = "fixture"
+        options.differential = diff
+        options.formatValue = { @Sendable in Format.bytes($0) }
+        options.formatCompanion = { @Sendable in Format.count($0) + " objects" }
+        return options
+    }
+
+    @Test func flamegraph() throws {
+        let tree = FlameGraphBuilder(metric: .inuseBytes).tree(Fixture.trimmedProfile())
+        try RendererGoldenTests.check("flamegraph.svg", FlameGraphSVG.render(tree, options: Self.options(diff: false)))
+    }
+
+    @Test func diffFlamegraph() throws {
+        let old = Fixture.trimmedProfile(Fixture.snapshot(), file: "old")
+        let new = Fixture.trimmedProfile(Fixture.snapshot(scale: 1.02, extraLeak: 3_000_000), file: "new")
+        let tree = FlameGraphBuilder(metric: .inuseBytes).tree(new.subtracting(old))
+        try RendererGoldenTests.check("flamegraph-diff.svg", FlameGraphSVG.render(tree, options: Self.options(diff: true)))
+    }
+
+    @Test func folded() throws {
+        try RendererGoldenTests.check("folded.txt", FoldedExporter.export(Fixture.trimmedProfile(), metric: .inuseBytes))
+    }
+}
