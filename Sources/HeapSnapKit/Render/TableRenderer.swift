@@ -208,7 +208,7 @@ public struct TableRenderer: Renderer, Sendable {
 
     private func processLine(_ source: ProfileSource) -> String {
         let h = source.header
-        var s = "pid \(h.pid)"
+        var s = h.flags.contains(.merged) ? "merged snapshot (heapsnap info lists its sources)" : "pid \(h.pid)"
         if !h.hostname.isEmpty { s += " on \(h.hostname)" }
         let command = h.commandLine.isEmpty ? h.executable : Format.commandLine(h.commandLine)
         if !command.isEmpty { s += ": \(command)" }

@@ -164,3 +164,24 @@ final class FlameBoxes: NSObject, XMLParserDelegate {
         try RendererGoldenTests.check("folded.txt", FoldedExporter.export(Fixture.trimmedProfile(), metric: .inuseBytes))
     }
 }
+
+@Suite struct FlameGraphScaleTests {
+    /// 100,000 distinct stacks draw at most what fits: each row of the
+    /// picture holds fewer than width / minimumWidth boxes.
+    @Test func aHundredThousandStacksDrawABoundedPicture() {
+        var rng = SplitMix64(seed: 42)
+        var tree = FlameTree()
+        for _ in 0..<100_000 {
+            let frames = (0..<12).map { depth in
+                FlameFrame(name: "f\(depth)_\(rng.next() % (depth < 3 ? 4 : 200))", module: "/lib/m\(depth % 3).so")
+            }
+            tree.add(rootFirst: frames, value: Estimate(value: Double(1 + rng.next() % 4096)))
+        }
+        let options = FlameGraphOptions()
+        let svg = FlameGraphSVG.render(tree, options: options)
+        let boxes = svg.components(separatedBy: "<g class=\"f\"").count - 1
+        let perRow = Int(Double(options.width) / options.minimumWidth)
+        #expect(boxes > 100 && boxes < 13 * perRow, "\(boxes) boxes")
+        #expect(svg.utf8.count < 16 << 20)
+    }
+}
