@@ -73,6 +73,21 @@ struct AggregateOptions: ParsableArguments {
     @Option(name: .long, help: "Show at most this many rows (0 for all).")
     var limit: Int = 20
 
+    @OptionGroup var filters: FilterOptions
+
+    func validate() throws {
+        if limit < 0 { throw ValidationError("--limit must be 0 or more") }
+        if cumulative && by == .traceback { throw ValidationError("--cumulative does not apply to --by traceback") }
+    }
+
+    var options: AggregationOptions {
+        AggregationOptions(groupBy: by, cumulative: cumulative, metric: metric, include: filters.include,
+                           exclude: filters.exclude, filterAllFrames: filters.allFrames, limit: limit == 0 ? nil : limit)
+    }
+}
+
+/// tracemalloc's filters (top, diff, flamegraph, export).
+struct FilterOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Keep only allocations whose site's file or module matches this glob (repeatable).", valueName: "glob"))
     var include: [String] = []
 
@@ -82,13 +97,13 @@ struct AggregateOptions: ParsableArguments {
     @Flag(name: .long, help: "Apply --include/--exclude to every frame of the stack, not only the allocation site.")
     var allFrames = false
 
-    func validate() throws {
-        if limit < 0 { throw ValidationError("--limit must be 0 or more") }
-        if cumulative && by == .traceback { throw ValidationError("--cumulative does not apply to --by traceback") }
-    }
+    var filter: SampleFilter { SampleFilter(include: include, exclude: exclude, allFrames: allFrames) }
 
-    var options: AggregationOptions {
-        AggregationOptions(groupBy: by, cumulative: cumulative, metric: metric, include: include, exclude: exclude,
-                           filterAllFrames: allFrames, limit: limit == 0 ? nil : limit)
+    /// `profile` without the samples the filters drop.
+    func filtered(_ profile: Profile) -> Profile {
+        let filter = self.filter
+        var result = profile
+        result.samples = profile.samples.filter { filter.accepts($0, in: profile) }
+        return result
     }
 }

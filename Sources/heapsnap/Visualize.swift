@@ -4,31 +4,6 @@ import ArgumentParser
 import Foundation
 import HeapSnapKit
 
-/// The filters of `top`, for commands that draw whole stacks.
-struct FilterOptions: ParsableArguments {
-    @Option(name: .long, help: "Sized by: inuse-bytes, inuse-objects, alloc-bytes (everything allocated since start), alloc-objects.")
-    var metric: Metric = .inuseBytes
-
-    @Option(name: .long, help: ArgumentHelp("Keep only allocations whose site's file or module matches this glob (repeatable).", valueName: "glob"))
-    var include: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Drop allocations whose site's file or module matches this glob (repeatable).", valueName: "glob"))
-    var exclude: [String] = []
-
-    @Flag(name: .long, help: "Apply --include/--exclude to every frame of the stack, not only the allocation site.")
-    var allFrames = false
-
-    var filter: SampleFilter { SampleFilter(include: include, exclude: exclude, allFrames: allFrames) }
-
-    /// `profile` without the samples the filters drop.
-    func filtered(_ profile: Profile) -> Profile {
-        let filter = self.filter
-        var result = profile
-        result.samples = profile.samples.filter { filter.accepts($0, in: profile) }
-        return result
-    }
-}
-
 /// Writes `bytes` to `path` ("-" for stdout), or fails with a one-line error.
 func write(_ bytes: [UInt8], to path: String) throws {
     if path == "-" {
@@ -76,6 +51,9 @@ struct FlameGraph: ParsableCommand {
     @Option(name: .long, help: "Image width in pixels.")
     var width = 1200
 
+    @Option(name: .long, help: "Sized by: inuse-bytes, inuse-objects, alloc-bytes (everything allocated since start), alloc-objects.")
+    var metric: Metric = .inuseBytes
+
     @OptionGroup var filters: FilterOptions
     @OptionGroup var symbols: SymbolOptions
 
@@ -97,7 +75,6 @@ struct FlameGraph: ParsableCommand {
             throw fail(error, code: 2)
         }
         for warning in profile.warnings { note("heapsnap: warning: \(warning)") }
-        let metric = filters.metric
         let tree = FlameGraphBuilder(metric: metric, inverted: inverted, normalize: normalize)
             .tree(profile, including: { [filter = filters.filter] in filter.accepts($0, in: profile) })
         var options = FlameGraphOptions()
@@ -169,6 +146,9 @@ struct Export: ParsableCommand {
     @Option(name: [.short, .long], help: "Where to write ('-' for stdout).")
     var output: String
 
+    @Option(name: .long, help: "The value of folded lines, and speedscope's first profile: inuse-bytes, inuse-objects, alloc-bytes, alloc-objects.")
+    var metric: Metric = .inuseBytes
+
     @OptionGroup var filters: FilterOptions
     @OptionGroup var symbols: SymbolOptions
 
@@ -184,9 +164,9 @@ struct Export: ParsableCommand {
         let bytes: [UInt8]
         do {
             switch format {
-            case .folded: bytes = Array(FoldedExporter.export(profile, metric: filters.metric).utf8)
+            case .folded: bytes = Array(FoldedExporter.export(profile, metric: metric).utf8)
             case .pprof: bytes = try PprofExporter.export(profile)
-            case .speedscope: bytes = try SpeedscopeExporter.export(profile, first: filters.metric)
+            case .speedscope: bytes = try SpeedscopeExporter.export(profile, first: metric)
             case .json: bytes = try ProfileJSONExporter.export(profile)
             }
         } catch {
