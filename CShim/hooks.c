@@ -23,29 +23,57 @@
 
 #define HS_EXPORT __attribute__((visibility("default")))
 
+/* Idle, each allocation function is a load, a branch and a tail jump into
+ * the next allocator. The sampling path of each lives in its own noinline
+ * function (SAMPLING), so the compiler cannot merge it into the idle one. */
+#define SAMPLING static __attribute__((noinline, cold))
+
+SAMPLING void *malloc_sampling(size_t n) { return hs_after_alloc(hs_real.malloc(n), n); }
+
 HS_EXPORT void *malloc(size_t n)
 {
-    void *p = hs_real.malloc(n);
-    if (hs_is_active())
-        hs_after_alloc(p, n);
-    return p;
+    if (!hs_is_active())
+        return hs_real.malloc(n);
+    return malloc_sampling(n);
+}
+
+/* A free of a possibly sampled block: out of the live table first, then back
+ * to the allocator (see the top of this file). Context: inside free. */
+SAMPLING void free_tracked(void *p)
+{
+    hs_before_free_slow(p);
+    hs_real.free(p);
+}
+
+/* While sampling, a free costs one more load: the filter (live.h). */
+SAMPLING void free_sampling(void *p)
+{
+    if (hs_is_boot(p))
+        return;
+    if (p && hs_live_maybe(p))
+        return free_tracked(p);
+    hs_real.free(p);
 }
 
 HS_EXPORT void free(void *p)
 {
+    if (hs_is_active())
+        return free_sampling(p);
     if (__builtin_expect(hs_is_boot(p), 0))
         return;
-    if (hs_is_active() && p && hs_live_maybe(p))
-        hs_before_free_slow(p);
     hs_real.free(p);
+}
+
+SAMPLING void *calloc_sampling(size_t a, size_t b)
+{
+    return hs_after_alloc(hs_real.calloc(a, b), a * b);    /* no overflow: calloc failed otherwise */
 }
 
 HS_EXPORT void *calloc(size_t a, size_t b)
 {
-    void *p = hs_real.calloc(a, b);
-    if (hs_is_active())
-        hs_after_alloc(p, a * b);   /* no overflow: calloc failed otherwise */
-    return p;
+    if (!hs_is_active())
+        return hs_real.calloc(a, b);
+    return calloc_sampling(a, b);
 }
 
 HS_EXPORT void *realloc(void *old, size_t n)
@@ -60,9 +88,7 @@ HS_EXPORT void *realloc(void *old, size_t n)
     void *p = hs_real.realloc(old, n);
     if (!p && n && had)
         hs_realloc_restore(old, osize, ostack);    /* failed: old block still live */
-    if (p)
-        hs_after_alloc(p, n);
-    return p;
+    return p ? hs_after_alloc(p, n) : p;
 }
 
 HS_EXPORT void *reallocarray(void *old, size_t a, size_t b)
@@ -83,36 +109,40 @@ HS_EXPORT int posix_memalign(void **out, size_t align, size_t n)
     return r;
 }
 
+SAMPLING void *aligned_alloc_sampling(size_t align, size_t n) { return hs_after_alloc(hs_real.aligned_alloc(align, n), n); }
+
 HS_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
-    void *p = hs_real.aligned_alloc(align, n);
-    if (hs_is_active())
-        hs_after_alloc(p, n);
-    return p;
+    if (!hs_is_active())
+        return hs_real.aligned_alloc(align, n);
+    return aligned_alloc_sampling(align, n);
 }
+
+SAMPLING void *memalign_sampling(size_t align, size_t n) { return hs_after_alloc(hs_real.memalign(align, n), n); }
 
 HS_EXPORT void *memalign(size_t align, size_t n)
 {
-    void *p = hs_real.memalign(align, n);
-    if (hs_is_active())
-        hs_after_alloc(p, n);
-    return p;
+    if (!hs_is_active())
+        return hs_real.memalign(align, n);
+    return memalign_sampling(align, n);
 }
+
+SAMPLING void *valloc_sampling(size_t n) { return hs_after_alloc(hs_real.valloc(n), n); }
 
 HS_EXPORT void *valloc(size_t n)
 {
-    void *p = hs_real.valloc(n);
-    if (hs_is_active())
-        hs_after_alloc(p, n);
-    return p;
+    if (!hs_is_active())
+        return hs_real.valloc(n);
+    return valloc_sampling(n);
 }
+
+SAMPLING void *pvalloc_sampling(size_t n) { return hs_after_alloc(hs_real.pvalloc(n), n); }
 
 HS_EXPORT void *pvalloc(size_t n)
 {
-    void *p = hs_real.pvalloc(n);
-    if (hs_is_active())
-        hs_after_alloc(p, n);
-    return p;
+    if (!hs_is_active())
+        return hs_real.pvalloc(n);
+    return pvalloc_sampling(n);
 }
 
 HS_EXPORT size_t malloc_usable_size(void *p)

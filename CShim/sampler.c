@@ -33,13 +33,7 @@ struct hs_counters hs_count;
 uint32_t hs_session;
 static long hs_inflight;        /* threads inside the slow path; seq_cst */
 
-/* Per-thread sampler state. Touched only on the slow path. */
-struct hs_thread {
-    int64_t countdown;          /* bytes left before the next sample */
-    uint64_t rng;               /* xorshift64* state, 0 = unseeded */
-    uint32_t session;           /* hs_session the countdown was drawn for */
-};
-static __thread struct hs_thread tls __attribute__((tls_model("initial-exec")));
+__thread struct hs_thread hs_tls __attribute__((tls_model("initial-exec")));
 
 static uint64_t next_random(struct hs_thread *t)
 {
@@ -60,11 +54,12 @@ static uint64_t next_random(struct hs_thread *t)
 }
 
 /* Geometric countdown with mean R: floor(Exp(R)) + 1, so that an
- * allocation of s bytes is sampled iff s >= countdown, with P = 1 - e^(-s/R). */
+ * allocation of s bytes is sampled iff s >= countdown, with P = 1 - e^(-s/R).
+ * Exact mode draws 0: every allocation, size 0 included, is sampled. */
 static int64_t draw_countdown(struct hs_thread *t)
 {
     if (hs_opt.rate <= 1)
-        return 1;
+        return 0;
     double u = ((double)(next_random(t) >> 11) + 1.0) * 0x1.0p-53;   /* (0, 1] */
     double x = -log(u) * (double)hs_opt.rate;
     if (x > 4e18)
@@ -142,29 +137,33 @@ static __attribute__((noinline)) void record(void *p, size_t n)
         __atomic_add_fetch(&hs_count.truncated, 1, __ATOMIC_RELAXED);
 }
 
-void hs_after_alloc(void *p, size_t n)
+/* An allocation crossed this thread's countdown, or the countdown belongs to
+ * an earlier session (or none): draw the next countdown and record the block.
+ * Allocations made by shim code itself (hs_enter fails under the guard) draw
+ * too, as if sampled and discarded, so they never leave the countdown spent
+ * for the host's next block. Context: inside malloc, off the fast path. */
+void *hs_sample_slow(void *p, size_t n)
 {
     if (__builtin_expect(__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == HS_CHILD_SETUP, 0)) {
         hs_child_setup();
-        return;
+        return p;
     }
-    if (!p || !hs_enter())
-        return;
-    struct hs_thread *t = &tls;
+    struct hs_thread *t = &hs_tls;
     uint32_t session = __atomic_load_n(&hs_session, __ATOMIC_RELAXED);
     if (t->session != session) {
         t->session = session;
         t->countdown = draw_countdown(t);
+        if ((uint64_t)t->countdown > n) {
+            t->countdown -= (int64_t)n;
+            return p;
+        }
     }
-    if (hs_opt.rate <= 1) {
-        record(p, n);                   /* exact mode: everything, size 0 too */
-    } else if ((uint64_t)t->countdown > n) {
-        t->countdown -= (int64_t)n;
-    } else {
-        t->countdown = draw_countdown(t);
-        record(p, n);
-    }
+    t->countdown = draw_countdown(t);
+    if (!p || !hs_enter())
+        return p;
+    record(p, n);
     hs_leave();
+    return p;
 }
 
 void hs_before_free_slow(void *p)
@@ -231,4 +230,6 @@ void hs_sampler_fork_child(void)
     hs_arena_release();
     memset(&hs_count, 0, sizeof hs_count);
     hs_session = 0;
+    hs_tls.session = 0;         /* countdown 0: the next allocation takes the slow path */
+    hs_tls.countdown = 0;
 }

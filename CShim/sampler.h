@@ -38,9 +38,36 @@ struct hs_counters {
 extern struct hs_counters hs_count;
 extern uint32_t hs_session;     /* incremented by each start; TLS countdowns compare it */
 
-/* Slow paths, called by hooks.c only when hs_is_active().
- * Context: inside malloc/free: no allocation; takes stripe locks. */
-void hs_after_alloc(void *p, size_t n);
+/* Per-thread sampler state. The fast path reads and writes countdown only. */
+struct hs_thread {
+    int64_t countdown;          /* bytes left before the next sample; 0 = take the slow path */
+    uint64_t rng;               /* xorshift64* state, 0 = unseeded */
+    uint32_t session;           /* hs_session the countdown was drawn for */
+};
+extern __thread struct hs_thread hs_tls __attribute__((tls_model("initial-exec")));
+
+/* Draws the next countdown and records the block when due; returns p.
+ * Context: inside malloc: no allocation; takes stripe locks. */
+void *hs_sample_slow(void *p, size_t n);
+
+/* Counts a new block of n bytes at p against this thread's countdown and
+ * returns p. Called by hooks.c only when hs_is_active().
+ * Context: inside malloc; the common case is a compare and a subtract on
+ * this thread's TLS (no atomic RMW, no lock, no shared store). A countdown
+ * of 0 never passes, which sends exact mode, new threads, new sessions and
+ * fork children to hs_sample_slow. */
+static inline void *hs_after_alloc(void *p, size_t n)
+{
+    struct hs_thread *t = &hs_tls;
+    if (__builtin_expect(t->session == __atomic_load_n(&hs_session, __ATOMIC_RELAXED) &&
+                         (uint64_t)t->countdown > n, 1)) {
+        t->countdown -= (int64_t)n;
+        return p;
+    }
+    return hs_sample_slow(p, n);
+}
+
+/* Context: inside free/realloc: no allocation; takes a stripe lock. */
 void hs_before_free_slow(void *p);
 /* realloc: take the old record out before the call, put it back on failure. */
 bool hs_realloc_take(void *old, uint64_t *size, uint32_t *stack);
