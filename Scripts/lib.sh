@@ -12,6 +12,7 @@ HEAPSNAP_NEEDS=(
   "sqlite3:sqlite3"
   "git:git"
   "/usr/lib/*/libjemalloc.so.2:libjemalloc2"
+  "/usr/lib/*/libtcmalloc.so.4:libgoogle-perftools4"
   "go:golang-go"
   # The analysis side's tests: symbolizer fallback (when the Swift toolchain has
   # none) and glibc's separate debug info.

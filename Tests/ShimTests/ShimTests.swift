@@ -91,13 +91,32 @@ struct ShimTests {
         #expect(zero.inuse.objects.value == 7 && zero.inuse.bytes.value == 0)
     }
 
-    @Test("C++ new/delete reach the shim through libstdc++")
-    func cxxNewDelete() throws {
+    /// Allocators that bring their own operator new/delete (and so never call malloc for them).
+    static let nextAllocators = ["libjemalloc.so.2", "libtcmalloc.so.4"]
+
+    /// The path of a shared library in the multiarch directory, recorded as an issue when missing.
+    static func systemLibrary(_ name: String) -> String? {
+        let path = ["/usr/lib/x86_64-linux-gnu/", "/usr/lib/aarch64-linux-gnu/"].map { $0 + name }
+            .first { FileManager.default.fileExists(atPath: $0) }
+        if path == nil { Issue.record("\(name) is missing (Scripts/test installs its package, see Scripts/lib.sh)") }
+        return path
+    }
+
+    @Test("C++ new/delete: through libstdc++'s malloc, or sampled in our operators when the next allocator brings its own",
+          arguments: [nil] + nextAllocators)
+    func cxxNewDelete(allocator: String?) throws {
         let dir = try Scratch()
+        var also: String?
+        if let allocator {
+            guard let path = Self.systemLibrary(allocator) else { return }
+            also = path
+        }
         let r = try run(Programs.shared.path("cxx_sites.cpp"), [],
-                        env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1", "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1"])
+                        env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1", "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1"],
+                        alsoPreload: also)
         #expect(r.status == 0, "\(r.stderr)")
         let snap = try dir.read(try #require(dir.snapshots.first))
+        if let allocator { #expect(snap.modules.contains { $0.path.hasSuffix(allocator) }) }
         #expect(snap.header.flags == [.exact, .atExit])
         let s = r.sites
         let node = snap.site(s["new"])
@@ -150,12 +169,7 @@ struct ShimTests {
     @Test("jemalloc preloaded after the shim: forwarded to it, missing functions built from its own",
           arguments: ["aligned", "realloc", "exact"])
     func nextAllocator(mode: String) throws {
-        let jemalloc = ["/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2"]
-            .first { FileManager.default.fileExists(atPath: $0) }
-        guard let jemalloc else {
-            Issue.record("libjemalloc.so.2 is missing (Scripts/test installs libjemalloc2)")
-            return
-        }
+        guard let jemalloc = Self.systemLibrary("libjemalloc.so.2") else { return }
         let dir = try Scratch()
         let r = try run(Programs.shared.path(sites), [mode], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1"],
                         alsoPreload: jemalloc)
