@@ -9,11 +9,14 @@
  * variances. In exact mode (rate 1) every allocation is recorded with p = 1.
  *
  * Entering the slow path: hs_enter() sets the reentrancy guard and counts the
- * thread in hs_inflight, then re-checks hs_active. hs_quiesce() clears
- * hs_active and waits for hs_inflight to drain; the sequentially consistent
- * increment/load pair (a Dekker handshake) guarantees that after quiesce no
- * thread is inside, or will enter, code that touches the tables. That is what
- * makes releasing memory on stop and taking the fork locks safe.
+ * thread in its slot of hs_inflight, then re-checks hs_active. hs_quiesce()
+ * clears hs_active and waits for every slot to drain; the sequentially
+ * consistent increment/load pair (a Dekker handshake, per slot) guarantees
+ * that after quiesce no thread is inside, or will enter, code that touches
+ * the tables. That is what makes releasing memory on stop and taking the
+ * fork locks safe. The counter is split into cache-line slots chosen by the
+ * thread's TLS address, so that threads sampling at once (every allocation,
+ * in exact mode) do not pass one line back and forth.
  */
 #define _GNU_SOURCE
 #include "sampler.h"
@@ -31,7 +34,15 @@ int hs_active;
 __thread int hs_reentry __attribute__((tls_model("initial-exec")));
 struct hs_counters hs_count;
 uint32_t hs_session;
-static long hs_inflight;        /* threads inside the slow path; seq_cst */
+#define HS_INFLIGHT_SLOTS 16
+static struct { long n; } __attribute__((aligned(64))) hs_inflight[HS_INFLIGHT_SLOTS];   /* seq_cst */
+
+/* This thread's slot: a hash of its TLS block (a fixed address per thread). */
+static long *inflight_slot(void)
+{
+    uint64_t h = ((uintptr_t)&hs_tls >> 6) * 0x9E3779B97F4A7C15ull;
+    return &hs_inflight[h >> 60].n;
+}
 
 __thread struct hs_thread hs_tls __attribute__((tls_model("initial-exec")));
 
@@ -95,9 +106,9 @@ static bool hs_enter(void)
     if (hs_reentry)
         return false;
     hs_reentry = 1;
-    __atomic_add_fetch(&hs_inflight, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(inflight_slot(), 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST) != 1) {
-        __atomic_sub_fetch(&hs_inflight, 1, __ATOMIC_RELEASE);
+        __atomic_sub_fetch(inflight_slot(), 1, __ATOMIC_RELEASE);
         hs_reentry = 0;
         return false;
     }
@@ -106,7 +117,7 @@ static bool hs_enter(void)
 
 static void hs_leave(void)
 {
-    __atomic_sub_fetch(&hs_inflight, 1, __ATOMIC_RELEASE);
+    __atomic_sub_fetch(inflight_slot(), 1, __ATOMIC_RELEASE);
     hs_reentry = 0;
 }
 
@@ -119,7 +130,6 @@ static __attribute__((noinline)) void record(void *p, size_t n)
     uint32_t depth = hs_stack_capture(frames, &truncated);
     struct hs_weights w;
     hs_weights(n, &w);
-    __atomic_add_fetch(&hs_count.samples, 1, __ATOMIC_RELAXED);
 
     /* Room in the live table first, then the stack's alloc group, then the
      * live entry, all under the live stripe lock: a writer that sees the
@@ -133,8 +143,6 @@ static __attribute__((noinline)) void record(void *p, size_t n)
     hs_live_unlock(st);
     if (id == HS_NO_STACK)
         __atomic_add_fetch(&hs_count.dropped, 1, __ATOMIC_RELAXED);
-    else if (truncated)
-        __atomic_add_fetch(&hs_count.truncated, 1, __ATOMIC_RELAXED);
 }
 
 /* An allocation crossed this thread's countdown, or the countdown belongs to
@@ -199,8 +207,9 @@ void hs_realloc_restore(void *old, uint64_t size, uint32_t stack)
 void hs_quiesce(void)
 {
     __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
-    while (__atomic_load_n(&hs_inflight, __ATOMIC_SEQ_CST) != 0)
-        sched_yield();
+    for (int i = 0; i < HS_INFLIGHT_SLOTS; i++)
+        while (__atomic_load_n(&hs_inflight[i].n, __ATOMIC_SEQ_CST) != 0)
+            sched_yield();
 }
 
 void hs_sampler_release(void)
@@ -223,7 +232,7 @@ void hs_sampler_start(void)
 void hs_sampler_fork_child(void)
 {
     __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);     /* control may set HS_CHILD_SETUP */
-    hs_inflight = 0;
+    memset(hs_inflight, 0, sizeof hs_inflight);
     hs_arena_reset_child();
     hs_live_reset_child();
     hs_stacks_reset_child();

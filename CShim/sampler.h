@@ -29,11 +29,12 @@ static inline bool hs_is_active(void)
  * our own threads' - are forwarded and never sampled; frees are not looked up. */
 extern __thread int hs_reentry __attribute__((tls_model("initial-exec")));
 
-/* Session counters (PROC). Written with relaxed atomic adds. */
+/* Session counters (PROC). Written with relaxed atomic adds. PROC's other
+ * two counters are derived by the writer from the stack table, so recording
+ * a sample touches no shared counter: samples = dropped + the alloc samples
+ * of every stack, truncated = the alloc samples of truncated stacks. */
 struct hs_counters {
-    uint64_t samples;       /* sampled allocations, recorded or dropped */
     uint64_t dropped;       /* sampled but not recorded: budget full */
-    uint64_t truncated;     /* recorded with a stack cut at max_depth */
 };
 extern struct hs_counters hs_count;
 extern uint32_t hs_session;     /* incremented by each start; TLS countdowns compare it */

@@ -392,6 +392,8 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
     hs_live_foreach(add_live, &ctx);
     uint32_t kept = 0;
     uint64_t stks_len = 8;
+    uint64_t dropped = __atomic_load_n(&hs_count.dropped, __ATOMIC_RELAXED);
+    uint64_t samples = dropped, truncated = 0;
     for (uint32_t i = 0; i < n; i++) {
         agg[i].stack = hs_stack_get(i);
         if (!agg[i].stack)
@@ -400,6 +402,9 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
         clamp(&agg[i].inuse, &agg[i].alloc);
         agg[i].index = kept++;
         stks_len += 8 + 8ull * agg[i].stack->depth;
+        samples += agg[i].alloc.samples;
+        if (agg[i].stack->flags & HEAPSNAP_STACK_TRUNCATED)
+            truncated += agg[i].alloc.samples;
     }
 
     /* PROC payload. */
@@ -412,9 +417,9 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
     gb_u64(&proc, hs_opt.rate);
     gb_u32(&proc, hs_opt.max_depth);
     gb_u32(&proc, info.session);
-    gb_u64(&proc, __atomic_load_n(&hs_count.samples, __ATOMIC_RELAXED));
-    gb_u64(&proc, __atomic_load_n(&hs_count.dropped, __ATOMIC_RELAXED));
-    gb_u64(&proc, __atomic_load_n(&hs_count.truncated, __ATOMIC_RELAXED));
+    gb_u64(&proc, samples);
+    gb_u64(&proc, dropped);
+    gb_u64(&proc, truncated);
     gb_u64(&proc, __atomic_load_n(&hs_mem_used, __ATOMIC_RELAXED));
     gb_u64(&proc, hs_opt.max_memory);
     gb_str(&proc, m->exe, strlen(m->exe));
