@@ -108,6 +108,9 @@ static struct {
     uint64_t start_ns;          /* when the current session started */
     uint64_t next_periodic_ns;  /* CLOCK_MONOTONIC deadline, 0 = none */
     int was_active;             /* hs_active saved across fork prepare/parent */
+    pthread_t writer;           /* the writer thread, valid while writer_alive */
+    bool writer_alive;          /* a writer thread runs in this process */
+    bool writer_exit;           /* asked to exit (setxid, see hs_setxid_begin) */
 } ctl = { .errfd = -1, .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
 
 /* Set by a signal handler (atomic store) only when its write(2) failed: the
@@ -153,9 +156,14 @@ static const char *u64s(char *buf, uint64_t v)
 }
 
 /* Moves a descriptor up out of the range hosts expect to get from open()
- * (some count on the next open() returning 3). Returns the new fd. */
-static int move_high(int fd)
+ * (some count on the next open() returning 3) and out of the range they
+ * close by number (bash closes some descriptors twice: harmless for a
+ * single-threaded host, but the second close would hit the writer's
+ * snapshot file if it had taken the number meanwhile). Returns the new fd. */
+int hs_fd_high(int fd)
 {
+    if (fd < 0)
+        return fd;
     struct rlimit rl;
     int floor = 100;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= 128)
@@ -371,7 +379,10 @@ static void on_signal(int sig)
     if (i >= 0 && i < HS_CMD_COUNT) {
         unsigned char b = (unsigned char)i;
         int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
-        if (!fd_is(fd, ctl.pipe_id) || write(fd, &b, 1) != 1)
+        /* getpid(): between fork(2) and our atfork child handler a child
+         * still holds its parent's pipe; its byte would run in the parent. */
+        if (getpid() != __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED) || !fd_is(fd, ctl.pipe_id) ||
+            write(fd, &b, 1) != 1)
             __atomic_store_n(&pending[i], 1, __ATOMIC_RELEASE);     /* pipe full, or none yet */
     }
     errno = saved;
@@ -386,11 +397,11 @@ static void warn_taken(int sig)
     u64s(s, (uint64_t)sig);
     u64s(k, (uint64_t)(sig - SIGRTMIN));
     u64s(b, (uint64_t)hs_opt.signal_base + 3);
-    char line[400] = "the program installs its own handler for signal ";
+    char line[400] = "the program sets its own action for signal ";
     strcat(line, s);
     strcat(line, " (SIGRTMIN+");
     strcat(line, k);
-    strcat(line, "), which heapsnap uses: heapsnap keeps it, the program's handler will not run; "
+    strcat(line, "), which heapsnap uses: heapsnap keeps it, the program's action will not run; "
                  "if the program needs it, restart with HEAPSNAP_SIGNAL_BASE=");
     strcat(line, b);
     hs_say(line, " (or another free offset) to move heapsnap's three signals", NULL, NULL);
@@ -423,7 +434,11 @@ int hs_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
     struct sigaction prev = host_act[i];
     if (act) {
         host_act[i] = *act;
-        if (act->sa_handler != SIG_DFL)
+        /* A handler, SIG_IGN or SIG_DFL (the default action terminates): the
+         * program wants the signal for itself, or resets every signal at
+         * start; either way it does not get what it asked for. Re-setting
+         * the disposition it already had says nothing new. */
+        if (act->sa_handler != prev.sa_handler || (act->sa_flags & SA_SIGINFO) != (prev.sa_flags & SA_SIGINFO))
             warn_taken(sig);
     }
     if (old)
@@ -463,6 +478,28 @@ static void snapshot(uint32_t flags)
     (void)hs_snapshot_write(&info);
     ctl.seq = info.seq + 1;
     hs_reentry = saved;
+}
+
+/* snapshot() on a host thread (the exiting one). Past RLIMIT_FSIZE, write(2)
+ * raises SIGXFSZ, whose default action kills the host; the writer thread
+ * blocks every signal, a host thread may not. Block it here so that write
+ * fails with EFBIG (one line, temporary removed), and take back a SIGXFSZ
+ * that we caused, leaving one the host already had pending (setrlimit(2),
+ * write(2)). Context: ctl_lock held, a host thread. */
+static void snapshot_blocking_sigxfsz(uint32_t flags)
+{
+    sigset_t xfsz, old, before;
+    sigemptyset(&xfsz);
+    sigaddset(&xfsz, SIGXFSZ);
+    pthread_sigmask(SIG_BLOCK, &xfsz, &old);
+    sigpending(&before);
+    snapshot(flags);
+    if (!sigismember(&before, SIGXFSZ)) {
+        struct timespec now = { 0, 0 };
+        while (sigtimedwait(&xfsz, NULL, &now) == SIGXFSZ)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* Context: ctl_lock held. */
@@ -506,6 +543,11 @@ static void *writer_main(void *arg)
     for (;;) {
         int timeout = 2000;
         pthread_mutex_lock(&ctl_lock);
+        if (ctl.writer_exit) {
+            ctl.writer_exit = false;
+            pthread_mutex_unlock(&ctl_lock);
+            return NULL;
+        }
         if (!fd_is(ctl.rfd, ctl.pipe_id) || !fd_is(ctl.wfd_parent, ctl.pipe_id) ||
             (ctl.sfd >= 0 && !fd_is(ctl.sfd, ctl.sfd_id)))
             reopen_channel();
@@ -531,18 +573,29 @@ static void *writer_main(void *arg)
         int r = poll(pfd, sfd >= 0 ? 2 : 1, timeout);
         if (r <= 0)
             continue;                   /* timeout or EINTR: the checks above run again */
+        /* Signals that found every host thread blocking them stay pending
+         * on the process; the signalfd collects those (the handler gets the
+         * rest). But the signalfd is readable from the moment a signal is
+         * pending, also while the kernel is still waking the host thread
+         * that will run the handler: reading it at once would take that
+         * signal off the handler path and run it before requests sent
+         * earlier whose handlers have not run yet ("start" then "snapshot"
+         * back to back, out of order). So give the handlers time first, then
+         * drain the pipe before the signalfd. */
+        bool from_sfd = sfd >= 0 && (pfd[1].revents & POLLIN);
+        if (from_sfd) {
+            struct timespec grace = { 0, 20 * 1000 * 1000 };
+            nanosleep(&grace, NULL);
+        }
         pthread_mutex_lock(&ctl_lock);
         unsigned char cmds[64];
         ssize_t n = 0;
-        if ((pfd[0].revents & POLLIN) && fd_is(rfd, ctl.pipe_id)) {
+        if (((pfd[0].revents & POLLIN) || from_sfd) && fd_is(rfd, ctl.pipe_id)) {
             n = read(rfd, cmds, sizeof cmds);
             if (n < 0)
                 n = 0;
         }
-        /* Signals that found every host thread blocking them stay pending
-         * on the process; the signalfd collects those (the handler gets the
-         * rest). */
-        if (sfd >= 0 && (pfd[1].revents & POLLIN) && fd_is(sfd, ctl.sfd_id)) {
+        if (from_sfd && fd_is(sfd, ctl.sfd_id)) {
             struct signalfd_siginfo si[8];
             ssize_t got = read(sfd, si, sizeof si);
             for (ssize_t i = 0; got > 0 && i < got / (ssize_t)sizeof si[0] && n < (ssize_t)sizeof cmds; i++) {
@@ -564,8 +617,8 @@ static int open_channel(void)
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
         return -errno;
-    ctl.rfd = move_high(fds[0]);
-    ctl.wfd_parent = move_high(fds[1]);
+    ctl.rfd = hs_fd_high(fds[0]);
+    ctl.wfd_parent = hs_fd_high(fds[1]);
     ctl.pipe_id = fd_id(ctl.rfd);
     __atomic_store_n(&ctl.wfd, ctl.wfd_parent, __ATOMIC_RELEASE);
     sigset_t ours;
@@ -574,7 +627,7 @@ static int open_channel(void)
         sigaddset(&ours, ctl.sig0 + i);
     ctl.sfd = signalfd(-1, &ours, SFD_CLOEXEC | SFD_NONBLOCK);
     if (ctl.sfd >= 0)
-        ctl.sfd = move_high(ctl.sfd);
+        ctl.sfd = hs_fd_high(ctl.sfd);
     ctl.sfd_id = fd_id(ctl.sfd);
     return 0;
 }
@@ -597,28 +650,78 @@ static void reopen_channel(void)
            err ? "could not re-open them: signals are ignored" : "re-opened them", NULL, NULL);
 }
 
-/* Opens the channel and starts the writer thread with every signal blocked.
- * 0 or -errno. Context: constructor or a fork child's first allocation. */
-static int start_writer(void)
+/* Starts the writer thread with every signal blocked. 0 or -errno.
+ * Context: ctl_lock held, or the constructor. */
+static int spawn_writer(void)
 {
-    int err = open_channel();
-    if (err)
-        return err;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 << 10);
-    pthread_t t;
-    err = pthread_create(&t, &attr, writer_main, NULL);
+    int err = pthread_create(&ctl.writer, &attr, writer_main, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err)
         return -err;
-    pthread_setname_np(t, "heapsnap");
+    ctl.writer_alive = true;
+    pthread_setname_np(ctl.writer, "heapsnap");
     return 0;
+}
+
+/* Opens the channel and starts the writer thread. 0 or -errno.
+ * Context: constructor or a fork child's first allocation. */
+static int start_writer(void)
+{
+    int err = open_channel();
+    return err ? err : spawn_writer();
+}
+
+/* Credentials: glibc's setuid() family changes every thread's credentials
+ * by signalling each thread to make the same system call, and aborts the
+ * process if any thread's call fails where the caller's succeeded (nptl
+ * setxid). Hosts that first change per-thread state (setpriv and libcap-ng:
+ * PR_SET_KEEPCAPS, capset() on the calling thread only) would then abort
+ * because of our writer thread. So the interposed setxid functions
+ * (hooks.c) take the writer out for the duration of the call and start a
+ * new one afterwards, from the calling thread, with its new credentials.
+ * Returns true when it stopped the writer (pass that to hs_setxid_end).
+ * Context: the host thread calling setuid() & co., no shim lock held. */
+bool hs_setxid_begin(void)
+{
+    if (!ctl.ready || ctl.inert || hs_reentry)
+        return false;
+    pthread_mutex_lock(&ctl_lock);
+    if (!ctl.writer_alive || pthread_equal(ctl.writer, pthread_self()) ||
+        getpid() != __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED)) {
+        pthread_mutex_unlock(&ctl_lock);
+        return false;
+    }
+    ctl.writer_exit = true;
+    ctl.writer_alive = false;
+    pthread_t t = ctl.writer;
+    unsigned char wake = 0xFF;          /* not a command: the writer wakes, sees writer_exit */
+    if (fd_is(ctl.wfd, ctl.pipe_id))
+        (void)!write(ctl.wfd, &wake, 1);
+    pthread_mutex_unlock(&ctl_lock);
+    pthread_join(t, NULL);              /* at most the 2 s poll if the byte was lost */
+    return true;
+}
+
+void hs_setxid_end(bool stopped)
+{
+    if (!stopped)
+        return;
+    int saved = errno;                  /* the caller reads errno of its setxid call */
+    hs_reentry = 1;
+    pthread_mutex_lock(&ctl_lock);
+    int err = ctl.writer_alive ? 0 : spawn_writer();
+    pthread_mutex_unlock(&ctl_lock);
+    hs_reentry = 0;
+    if (err)
+        say_errno("cannot restart the writer thread after a credentials change; signals are ignored", -err);
+    errno = saved;
 }
 
 int hs_request(enum hs_cmd cmd)
@@ -683,7 +786,8 @@ static void fork_child(void)
     if (fd_is(ctl.sfd, ctl.sfd_id))
         close(ctl.sfd);
     ctl.rfd = ctl.sfd = ctl.wfd_parent = -1;
-    ctl.pid = getpid();
+    ctl.writer_alive = ctl.writer_exit = false;
+    __atomic_store_n(&ctl.pid, getpid(), __ATOMIC_RELAXED);
     ctl.seq = 0;
     ctl.start_ns = 0;
     ctl.next_periodic_ns = 0;
@@ -718,7 +822,7 @@ __attribute__((constructor(101))) static void hs_init(void)
         return;                         /* setuid/setgid: stay inert, forward only */
     ctl.errfd = fcntl(2, F_DUPFD_CLOEXEC, 3);
     if (ctl.errfd >= 0)
-        ctl.errfd = move_high(ctl.errfd);
+        ctl.errfd = hs_fd_high(ctl.errfd);
     ctl.err_id = fd_id(ctl.errfd);
     hs_reentry = 1;
     parse_options();
@@ -766,7 +870,7 @@ __attribute__((destructor(101))) static void hs_fini(void)
     if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
         hs_quiesce();
         if (hs_opt.at_exit)
-            snapshot(HEAPSNAP_FLAG_AT_EXIT);
+            snapshot_blocking_sigxfsz(HEAPSNAP_FLAG_AT_EXIT);
     }
     pthread_mutex_unlock(&ctl_lock);
 }

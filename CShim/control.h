@@ -34,6 +34,10 @@ enum hs_cmd { HS_CMD_START = 0, HS_CMD_STOP = 1, HS_CMD_SNAPSHOT = 2, HS_CMD_COU
  * Context: any thread except signal handlers; no allocation. */
 void hs_say(const char *a, const char *b, const char *c, const char *d);
 
+/* Moves a descriptor the shim opens up out of the range hosts use (see
+ * control.c); returns the new number, or fd itself if that fails. */
+int hs_fd_high(int fd);
+
 /* The sigaction/signal interposers (hooks.c exports the names). */
 int hs_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 sighandler_t hs_signal(int sig, sighandler_t handler);
@@ -41,6 +45,11 @@ sighandler_t hs_signal(int sig, sighandler_t handler);
 /* A fork child's first allocation: creates its channel and writer thread
  * (see fork_child in control.c). Context: inside malloc, no shim lock held. */
 void hs_child_setup(void);
+
+/* Around the host's setuid() family (hooks.c): the writer thread steps out of
+ * glibc's all-threads credential change and is restarted after it. */
+bool hs_setxid_begin(void);
+void hs_setxid_end(bool stopped);
 
 /* Queues a command as if its signal arrived; 0 or -errno. Context: any thread. */
 int hs_request(enum hs_cmd cmd);

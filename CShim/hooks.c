@@ -16,10 +16,13 @@
 #include "live.h"
 #include "control.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <grp.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define HS_EXPORT __attribute__((visibility("default")))
 
@@ -162,3 +165,32 @@ HS_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
     return hs_signal(sig, handler);
 }
+
+/* Credentials: the writer thread must step out of glibc's all-threads
+ * setxid (control.c, hs_setxid_begin). The next definition is found on first
+ * use; these calls are rare. */
+#define SETXID(name, params, args)                                            \
+    HS_EXPORT int name params                                                 \
+    {                                                                         \
+        static int (*next) params;                                            \
+        if (!__atomic_load_n(&next, __ATOMIC_ACQUIRE))                        \
+            __atomic_store_n(&next, (int (*) params)dlsym(RTLD_NEXT, #name), __ATOMIC_RELEASE); \
+        if (!next) {                                                          \
+            errno = ENOSYS;                                                   \
+            return -1;                                                        \
+        }                                                                     \
+        bool stopped = hs_setxid_begin();                                     \
+        int ret = next args;                                                  \
+        hs_setxid_end(stopped);                                               \
+        return ret;                                                           \
+    }
+
+SETXID(setuid, (uid_t u), (u))
+SETXID(setgid, (gid_t g), (g))
+SETXID(seteuid, (uid_t u), (u))
+SETXID(setegid, (gid_t g), (g))
+SETXID(setreuid, (uid_t r, uid_t e), (r, e))
+SETXID(setregid, (gid_t r, gid_t e), (r, e))
+SETXID(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s))
+SETXID(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))
+SETXID(setgroups, (size_t n, const gid_t *list), (n, list))

@@ -338,7 +338,7 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
         time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     }
 
-    dirfd = open(hs_opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dirfd = hs_fd_high(open(hs_opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dirfd < 0) {
         err = errno;
         final_name(name, sizeof name, pid, info.seq);
@@ -359,7 +359,7 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
     m->vdso = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
     dl_iterate_phdr(collect_module, m);
 
-    int cfd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    int cfd = hs_fd_high(open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC));
     if (cfd >= 0) {
         for (;;) {
             gb_reserve(&cmdline, 4096);
@@ -459,7 +459,7 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
         for (int k = 0; k < 6; k++, r >>= 5)
             *d++ = "abcdefghijklmnopqrstuvwxyz012345"[r & 31];
         *d = 0;
-        o.fd = openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        o.fd = hs_fd_high(openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
         if (o.fd >= 0 || errno != EEXIST)
             break;
     }

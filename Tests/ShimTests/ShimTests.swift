@@ -324,8 +324,9 @@ struct ShimTests {
         #expect(r.status == 0, "exit \(r.status): \(r.stderr)")
         let snap = try dir.read(try #require(dir.snapshots.first))
         #expect(snap.header.budget == 1 << 20 && snap.header.shimBytes <= 1 << 20)
-        // 200,000 blocks from site_deep, plus the few the program's wait loop makes while stopping.
-        #expect(snap.header.samples >= 200_000 && snap.header.samples < 200_010 && snap.header.dropped > 0)
+        // 200,000 blocks from site_deep, plus the few the program's wait loop makes while stopping
+        // (it polls for the file; a request that reaches the signalfd waits 20 ms for handlers first).
+        #expect(snap.header.samples >= 200_000 && snap.header.samples < 200_200 && snap.header.dropped > 0, "\(snap.header.samples) samples, \(snap.header.dropped) dropped")
         let deep = snap.site(r.sites["deep"])
         #expect(deep.inuse.samples > 1000 && deep.inuse.samples + snap.header.dropped >= 200_000)
         #expect(snap.stacks.count == 50)    // 50 recursion depths = 50 distinct stacks
