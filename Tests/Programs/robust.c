@@ -325,6 +325,26 @@ int main(int argc, char **argv)
         }
         printf("workers exited, %d bad\n", bad);
         return bad;
+    } else if (strcmp(mode, "forksignal") == 0) {
+        /* forksignal N: N times, fork a child and at once send it a snapshot
+         * request; the child allocates for 20 ms and exits. The parent (sampling
+         * with HEAPSNAP_START=1) is never asked for anything. */
+        int n = argc > 2 ? atoi(argv[2]) : 20;
+        for (int r = 0; r < n; r++) {
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                for (int i = 0; i < 20; i++) {
+                    site_worker0(2000 + i, 64);
+                    sleep_ms(1);
+                }
+                _exit(0);
+            }
+            kill(pid, sig(2));
+            waitpid(pid, NULL, 0);
+        }
+        sleep_ms(200);
+        printf("forked %d\n", n);
     } else if (strcmp(mode, "hostsigs") == 0) {
         /* The host installs handlers for all three of our signals, with
          * sigaction and signal(); reads them back; we keep control. */
