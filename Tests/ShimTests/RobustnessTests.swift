@@ -69,10 +69,10 @@ final class Background: @unchecked Sendable {
     private let lock = NSLock()
 
     init(_ path: String, _ args: [String], env: [String: String] = [:], preload: Bool = true,
-         interactive: Bool = false) throws {
+         alsoPreload: String? = nil, cwd: String? = nil, interactive: Bool = false) throws {
         command = ([path] + args).joined(separator: " ")
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HEAPSNAP_") && $0.key != "LD_PRELOAD" }
-        if preload { environment["LD_PRELOAD"] = Shim.library }
+        if preload { environment["LD_PRELOAD"] = Shim.library + (alsoPreload.map { " " + $0 } ?? "") }
         for (k, v) in env { environment[k] = v }
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("heapsnap-bg-\(UUID().uuidString)").path
         outPath = base + ".out"
@@ -92,6 +92,10 @@ final class Background: @unchecked Sendable {
         }
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if let cwd {
+            guard let addchdir = Self.addchdir else { throw ShimTestError("posix_spawn_file_actions_addchdir_np is missing") }
+            _ = addchdir(&actions, cwd)
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -119,6 +123,12 @@ final class Background: @unchecked Sendable {
         pid = child
         inputFD = interactive ? fds[1] : -1
     }
+
+    /// glibc >= 2.29 has it, but Swift's Glibc module does not declare it.
+    private static let addchdir: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32)? = {
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np") else { return nil }
+        return unsafeBitCast(sym, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32).self)
+    }()
 
     deinit {
         if isRunning {
@@ -171,8 +181,8 @@ final class Background: @unchecked Sendable {
 
     /// Runs to the end (stdin /dev/null) like Harness.run, but from a clean signal state.
     static func run(_ path: String, _ args: [String], env: [String: String] = [:], preload: Bool = true,
-                    timeout: Double = 90) throws -> RunResult {
-        let b = try Background(path, args, env: env, preload: preload)
+                    alsoPreload: String? = nil, cwd: String? = nil, timeout: Double = 90) throws -> RunResult {
+        let b = try Background(path, args, env: env, preload: preload, alsoPreload: alsoPreload, cwd: cwd)
         let status = try b.wait(timeout: timeout)
         return RunResult(status: status, stdout: b.stdout, stderr: b.stderr, pid: b.pid)
     }
