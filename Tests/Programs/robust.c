@@ -345,6 +345,27 @@ int main(int argc, char **argv)
         }
         sleep_ms(200);
         printf("forked %d\n", n);
+    } else if (strcmp(mode, "doubleclose") == 0) {
+        /* doubleclose VICTIM: like bash, close descriptors twice (harmless in a
+         * single-threaded program) in a loop: open VICTIM for appending, close,
+         * close again; never write to it. Until stdin closes; prints VICTIM's size. */
+        printf("pid %d\n", (int)getpid());
+        fflush(stdout);
+        struct pollfd p = { .fd = 0, .events = POLLIN };
+        for (int i = 0;; i++) {
+            int fd = open(argv[2], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+            close(fd);
+            struct timespec gap = { 0, 20000 };        /* some work between the two */
+            nanosleep(&gap, NULL);
+            close(fd);
+            if (i % 16 == 0) {
+                site_serve(i % 1024, 64);
+                if (poll(&p, 1, 0) > 0)
+                    break;
+            }
+        }
+        struct stat st;
+        printf("victim size %lld\n", stat(argv[2], &st) == 0 ? (long long)st.st_size : -1LL);
     } else if (strcmp(mode, "hostsigs") == 0) {
         /* The host installs handlers for all three of our signals, with
          * sigaction and signal(); reads them back; we keep control. */

@@ -92,6 +92,8 @@ final class Background: @unchecked Sendable {
         }
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        // Only 0, 1 and 2: the test runner's own descriptors are not all close-on-exec.
+        if let closefrom = Self.addclosefrom { _ = closefrom(&actions, 3) }
         if let cwd {
             guard let addchdir = Self.addchdir else { throw ShimTestError("posix_spawn_file_actions_addchdir_np is missing") }
             _ = addchdir(&actions, cwd)
@@ -128,6 +130,12 @@ final class Background: @unchecked Sendable {
     private static let addchdir: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32)? = {
         guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np") else { return nil }
         return unsafeBitCast(sym, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32).self)
+    }()
+
+    /// glibc >= 2.34.
+    private static let addclosefrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(sym, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
     }()
 
     deinit {
@@ -403,8 +411,14 @@ struct RobustRealProgramTests {
         let sent = shimmed.sendRandomCommands(&rng, count: 200, gap: 2000...15000)
         let status = try shimmed.wait()
         let context = "seed \(seed), \(sent) signals; stderr: \(shimmed.stderr.prefix(2000))"
-        #expect(plainStatus == 0 && status == plainStatus, "\(context)")
-        #expect(!plain.output.isEmpty && shimmed.output == plain.output, "\(context)")
+        #expect(plainStatus == 0, "\(context)")
+        // bash closes descriptors it already closed; with the shim's writer opening
+        // low-numbered ones meanwhile, bash loses a pipe end ("cannot duplicate fd 3
+        // to fd 0", ~4 runs in 30): see "a host that closes descriptors twice".
+        withKnownIssue("shim bug: per-snapshot descriptors collide with the host's double close", isIntermittent: true) {
+            #expect(status == plainStatus, "\(context)")
+            #expect(!plain.output.isEmpty && shimmed.output == plain.output, "\(context)")
+        } matching: { _ in program.name == "bash pipeline" }
 
         let found = try SnapshotDirectory(dir.path)
         #expect(found.others.isEmpty, "\(found.others)")
@@ -652,6 +666,49 @@ struct RobustHostSignalTests {
         withKnownIssue("shim: hs_sigaction warns only for handlers other than SIG_DFL (control.c), so this host is not told") {
             #expect(r.stderr.contains("HEAPSNAP_SIGNAL_BASE") && r.stderr.split(separator: "\n").count == 1, "stderr: \(r.stderr)")
         }
+    }
+}
+
+// MARK: - Hosts that close descriptors twice
+
+@Suite("Robust: hosts that close descriptors twice")
+struct RobustDoubleCloseTests {
+    /// bash (and much single-threaded code) closes some descriptors twice: the
+    /// second close is harmless without threads. The shim's writer opens the
+    /// snapshot directory, /proc/self/cmdline and the temporary file at the
+    /// lowest free numbers (snapshot_writer.c), so the host's second close can
+    /// hit them, and the writer's own close can then hit the host's next file.
+    @Test("100 snapshots while the host opens, closes and closes again: all written, nothing left, its file untouched")
+    func doubleClose() throws {
+        let dir = try Scratch(), other = try Scratch()
+        let victim = other.path + "/victim"
+        let host = try Background(try Programs.shared.path("robust.c"), ["doubleclose", victim],
+                                  env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "4096", "HEAPSNAP_START": "1"], interactive: true)
+        _ = try host.line("pid ")
+        try #require(host.waitUntilHandled())
+        func settled() -> Int { dir.snapshots.count + host.stderr.split(separator: "\n").filter { $0.contains("cannot write") }.count }
+        // Each request ends in a file or a "cannot write" line; one that ends in
+        // neither within 2 s counts as lost (the writer can lose its channel too).
+        var lost = 0
+        for _ in 1...100 {
+            let before = settled()
+            kill(host.pid, Command.snapshot.signal)
+            var waited = 0
+            while settled() == before && host.isRunning && waited < 4000 { usleep(500); waited += 1 }
+            if settled() == before { lost += 1 }
+        }
+        host.closeInput()
+        #expect(try host.wait() == 0)
+        #expect(host.stdout.contains("victim size 0"), "the shim wrote into the host's file: \(host.stdout)")
+        let found = try SnapshotDirectory(dir.path)
+        let failures = host.stderr.split(separator: "\n").filter { $0.contains("cannot write") }
+        withKnownIssue("shim bug: the host's second close hits the writer's low-numbered descriptors (EBADF, ENOTDIR)") {
+            #expect(failures.isEmpty, "\(failures.count) of 100 snapshots failed, e.g. \(failures.first ?? "")")
+            #expect(lost == 0, "\(lost) of 100 requests had no answer")
+            #expect(found.files.count == 100)
+            #expect(found.temporaries.isEmpty, "\(found.temporaries.count) temporaries left")
+        }
+        print("double close: \(found.files.count) of 100 written, \(failures.count) failed, \(lost) unanswered, \(found.temporaries.count) temporaries left")
     }
 }
 
