@@ -447,6 +447,7 @@ struct RobustRealProgramTests {
         if program.rate == "1" {
             #expect(snaps.allSatisfy { $0.header.flags.contains(.exact) })
         }
+        print("matrix \(program.testDescription): \(sent) signals, \(found.files.count) snapshots from \(found.pids.count) processes, \(found.temporaries.count) temporaries")
     }
 
     @Test("git: init, commits, log, gc and fsck give the same output under random signals")
@@ -496,6 +497,7 @@ struct RobustRealProgramTests {
         #expect(found.others.isEmpty)
         #expect(found.pids.count >= 13, "\(snaps.entries)")
         #expect(found.files.contains { $0.snapshot.frames { $0.hasSuffix("/git") } > 0 })
+        print("git: \(found.files.count) snapshots from \(found.pids.count) processes, \(found.temporaries.count) temporaries")
     }
 
     @Test("redis-server under redis-benchmark: every request served, clean shutdown, exit 0, valid snapshots")
@@ -546,6 +548,7 @@ struct RobustRealProgramTests {
         #expect(mine.contains { $0.snapshot.frames { $0.contains("redis") } > 0 }, "\(mine.first?.snapshot.modules.map(\.path) ?? [])")
         #expect(mine.contains { $0.snapshot.modules.contains { $0.path.contains("libjemalloc") } })
         #expect(sent > 10, "only \(sent) signals reached the server during the benchmark")
+        print("redis: \(sent) signals during the benchmark, \(mine.count) snapshots")
     }
 }
 
