@@ -19,6 +19,11 @@ HEAPSNAP_NEEDS=(
   "llvm-symbolizer:llvm"
   "/usr/lib/debug/.build-id:libc6-dbg"
   "node:nodejs"
+  # ShimTests' robustness suites (Tests/ShimTests/RobustnessTests.swift): a real
+  # server under load, and prlimit/setpriv for file-size limits and setuid runs.
+  "redis-server:redis-server"
+  "redis-benchmark:redis-tools"
+  "setpriv:util-linux"
 )
 
 # Installs each needed package whose marker file is missing (root only; else says what to install).

@@ -300,6 +300,8 @@ int main(int argc, char **argv)
         for (int k = 0; k < 20; k++) {
             start();
             sleep_ms(2);
+            for (int i = 0; i < 64; i++)        /* samples even if the threads got no CPU (p = 1 - e^-16 each) */
+                site_churn(4096);
             pid_t pid = fork();
             if (pid == 0) {
                 for (int i = 0; i < 1000; i++)

@@ -116,40 +116,10 @@ struct RunResult {
 /// any HEAPSNAP_* and LD_PRELOAD we happen to have.
 func run(_ path: String, _ args: [String], env: [String: String] = [:], preload: Bool = true,
          alsoPreload: String? = nil, cwd: String? = nil, timeout: Double = 60) throws -> RunResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = args
-    var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HEAPSNAP_") && $0.key != "LD_PRELOAD" }
-    if preload { environment["LD_PRELOAD"] = Shim.library + (alsoPreload.map { " " + $0 } ?? "") }
-    for (k, v) in env { environment[k] = v }
-    process.environment = environment
-    if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("heapsnap-run-\(UUID().uuidString)")
-    _ = FileManager.default.createFile(atPath: tmp.path + ".out", contents: nil)
-    _ = FileManager.default.createFile(atPath: tmp.path + ".err", contents: nil)
-    defer {
-        try? FileManager.default.removeItem(atPath: tmp.path + ".out")
-        try? FileManager.default.removeItem(atPath: tmp.path + ".err")
-    }
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp.path + ".out"))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp.path + ".err"))
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { usleep(2000) }
-    if process.isRunning {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        throw ShimTestError("\(path) \(args) did not finish in \(timeout) s")
-    }
-    process.waitUntilExit()
-    try out.close()
-    try err.close()
-    let stdout = (try? String(contentsOfFile: tmp.path + ".out", encoding: .utf8)) ?? ""
-    let stderr = (try? String(contentsOfFile: tmp.path + ".err", encoding: .utf8)) ?? ""
-    return RunResult(status: process.terminationStatus, stdout: stdout, stderr: stderr, pid: process.processIdentifier)
+    // posix_spawn with every signal unblocked and at its default (RobustnessTests.swift,
+    // Background): Foundation's Process passes on the test thread's mask, which
+    // blocks nearly every signal, so hosts never ran the shim's handlers.
+    try Background.run(path, args, env: env, preload: preload, alsoPreload: alsoPreload, cwd: cwd, timeout: timeout)
 }
 
 extension Snapshot {

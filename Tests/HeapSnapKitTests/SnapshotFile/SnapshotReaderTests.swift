@@ -170,22 +170,37 @@ func decodeError(_ bytes: [UInt8]) -> HeapSnapError? {
     }
 
     /// A seeded mutation fuzzer: random byte flips, insertions, deletions and
-    /// splices, half of them with the checksum repaired so that they reach the
-    /// record parsers. Every input must decode or fail cleanly.
+    /// splices, plus lies in the size fields (record lengths, counts, stack
+    /// depths, string lengths set to 2^60, 2^32-1 and the like); half of them
+    /// with the checksum repaired so that they reach the record parsers.
+    /// Every input must decode or fail cleanly, and a claimed 2^60 bytes must
+    /// be checked against the bytes present before anything is allocated (a
+    /// reserve of that size would trap). HEAPSNAP_FUZZ_ROUNDS=2000000 runs a
+    /// longer campaign by hand.
     @Test func survivesMutatedInputs() {
         var rng = SplitMix64(seed: 0x5eed)
         let seeds = [SnapshotWriter.encode(sampleSnapshot(stackCount: 1)), SnapshotWriter.encode(sampleSnapshot(stackCount: 4))]
+        let sizeFields = seeds.map(Self.sizeFields)
+        let lies: [UInt64] = [1 << 60, 1 << 63, .max, 0xFFFF_FFFF, 1 << 32, 0x7FFF_FFFF, 1 << 20, 1025]
         let rounds = Int(getenv("HEAPSNAP_FUZZ_ROUNDS").map { String(cString: $0) } ?? "") ?? 100_000
-        var accepted = 0
+        var accepted = 0, lied = 0
         for round in 0..<rounds {
             var bytes = seeds[round % seeds.count]
+            if round % 4 < 2 {   // one repaired checksum (round % 4 == 0), one not
+                // A size field of the intact file set to a lie, at its own width.
+                let (offset, width) = sizeFields[round % seeds.count][Int(rng.next() % UInt64(sizeFields[round % seeds.count].count))]
+                let value = lies[Int(rng.next() % UInt64(lies.count))]
+                for k in 0..<width { bytes[offset + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
+                lied += 1
+            }
             for _ in 0...(rng.next() % 4) {
                 let at = Int(rng.next() % UInt64(max(bytes.count, 1)))
-                switch rng.next() % 5 {
+                switch rng.next() % 6 {
                 case 0 where !bytes.isEmpty: bytes[at] ^= UInt8(truncatingIfNeeded: 1 << (rng.next() % 8))
                 case 1 where !bytes.isEmpty: bytes[at] = [0x00, 0xFF, 0x7F, 0x80][Int(rng.next() % 4)]
                 case 2: bytes.insert(UInt8(truncatingIfNeeded: rng.next()), at: at)
                 case 3 where !bytes.isEmpty: bytes.removeSubrange(at..<min(bytes.count, at + Int(rng.next() % 16) + 1))
+                case 4: break       // leave the lie (if any) alone
                 default: bytes = Array(bytes[0..<at])
                 }
             }
@@ -195,6 +210,49 @@ func decodeError(_ bytes: [UInt8]) -> HeapSnapError? {
         // Some checksum-repaired mutations only change values (a pid, a frame):
         // those are valid files. Most mutations must be rejected.
         #expect(accepted < rounds / 2)
+        #expect(rounds < 1000 || lied >= rounds / 2 - 1)
+        if rounds != 100_000 { print("fuzz: \(rounds) inputs, \(lied) with lying size fields, \(accepted) accepted") }
+    }
+
+    /// (offset, width) of every size field of an encoded snapshot: each record's
+    /// length, the counts of MODS/STKS/SMPL, every stack's depth, every module's
+    /// build-id and path lengths and PROC's first string length.
+    static func sizeFields(_ bytes: [UInt8]) -> [(Int, Int)] {
+        func u32(_ at: Int) -> Int { (0..<4).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        func u16(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 }
+        var fields: [(Int, Int)] = []
+        var at = 16
+        while at + 16 <= bytes.count {
+            let tag = String(decoding: bytes[at..<at + 4], as: UTF8.self)
+            let length = u32(at + 8)     // small files: the high half is 0
+            fields.append((at + 8, 8))
+            let payload = at + 16
+            switch tag {
+            case "PROC":
+                fields.append((payload + 88, 4))
+            case "MODS":
+                fields.append((payload, 4))
+                var m = payload + 8
+                for _ in 0..<u32(payload) {
+                    fields.append((m + 32, 2))
+                    fields.append((m + 36, 4))
+                    m += 40 + u16(m + 32) + u32(m + 36)
+                }
+            case "STKS":
+                fields.append((payload, 4))
+                var st = payload + 8
+                for _ in 0..<u32(payload) {
+                    fields.append((st, 4))
+                    st += 8 + 8 * u32(st)
+                }
+            case "SMPL":
+                fields.append((payload, 4))
+            default:
+                break
+            }
+            at = payload + length
+        }
+        return fields
     }
 
     @Test func readsFromDiskAndNamesMissingFiles() throws {
