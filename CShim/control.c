@@ -7,12 +7,13 @@
  * every signal blocked.
  *
  * A signal handler checks with fstat that the pipe is still ours (hosts close
- * and reuse descriptors), does one write(2) of the command byte into the
- * non-blocking pipe and, only if that fails, one atomic store
- * (pending[cmd] = 1); nothing else. The writer thread reads the bytes in order and runs each command
- * under ctl_lock; pending[] catches requests whose byte could not be
- * written. Stacks are never unwound here: only allocating threads unwind,
- * inside malloc.
+ * and reuse descriptors) and does one write(2) of the command byte into the
+ * non-blocking pipe; only if that fails, it sends the signal on to the
+ * writer thread (tgkill, read back from the writer's signalfd) or, with no
+ * writer, one atomic store (pending[cmd] = 1); nothing else. The writer
+ * thread runs in a descriptor table of its own, reads the bytes in order and
+ * runs each command under ctl_lock. Stacks are never unwound here: only
+ * allocating threads unwind, inside malloc.
  *
  * ctl_lock serialises commands, snapshots, exit and fork. Lock order:
  * ctl_lock -> live stripes -> stack stripes -> arena.
@@ -31,7 +32,7 @@
  *
  * References: signal-safety(7) for what a handler may call, signalfd(2) for
  * process-directed signals blocked in every thread, pthread_atfork(3),
- * fcntl(2) F_DUPFD_CLOEXEC.
+ * fcntl(2) F_DUPFD_CLOEXEC, unshare(2) CLONE_FILES, close_range(2).
  */
 #define _GNU_SOURCE
 #include "control.h"
@@ -48,12 +49,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,6 +112,7 @@ static struct {
     uint64_t next_periodic_ns;  /* CLOCK_MONOTONIC deadline, 0 = none */
     int was_active;             /* hs_active saved across fork prepare/parent */
     pthread_t writer;           /* the writer thread, valid while writer_alive */
+    pid_t writer_tid;           /* its thread id, 0 = none (written by the writer, read by handlers) */
     bool writer_alive;          /* a writer thread runs in this process */
     bool writer_exit;           /* asked to exit (setxid, see hs_setxid_begin) */
 } ctl = { .errfd = -1, .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
@@ -370,6 +374,19 @@ static int cmd_of(int sig)
     return ctl.ready && !ctl.inert && i >= 0 && i < HS_CMD_COUNT ? i : -1;
 }
 
+/* The request pipe's write end lives in the host's descriptor table, where
+ * the host may close it: then the signal itself goes to the writer thread,
+ * which blocks it and reads it from its signalfd (in its own table, see
+ * private_fd_table). Without a writer (none yet, or between setxid stop and
+ * restart) the request waits in pending[]. Context: signal handler or any
+ * host thread: async-signal-safe. */
+static void notify_writer(pid_t pid, int sig, int cmd)
+{
+    pid_t tid = __atomic_load_n(&ctl.writer_tid, __ATOMIC_ACQUIRE);
+    if (!tid || syscall(SYS_tgkill, pid, tid, sig) != 0)
+        __atomic_store_n(&pending[cmd], 1, __ATOMIC_RELEASE);
+}
+
 /* Context: signal handler: async-signal-safe only. One atomic store, one
  * write(2). errno is preserved for the interrupted code. */
 static void on_signal(int sig)
@@ -381,9 +398,11 @@ static void on_signal(int sig)
         int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
         /* getpid(): between fork(2) and our atfork child handler a child
          * still holds its parent's pipe; its byte would run in the parent. */
-        if (getpid() != __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED) || !fd_is(fd, ctl.pipe_id) ||
-            write(fd, &b, 1) != 1)
-            __atomic_store_n(&pending[i], 1, __ATOMIC_RELEASE);     /* pipe full, or none yet */
+        pid_t pid = getpid();
+        if (pid != __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED))
+            __atomic_store_n(&pending[i], 1, __ATOMIC_RELEASE);     /* a fork child, not set up yet */
+        else if (!fd_is(fd, ctl.pipe_id) || write(fd, &b, 1) != 1)
+            notify_writer(pid, sig, i);     /* pipe closed by the host, or full */
     }
     errno = saved;
 }
@@ -531,26 +550,57 @@ static void run(int cmd)
     }
 }
 
-static void reopen_channel(void);
+/* Gives the writer thread a descriptor table of its own (unshare(2)
+ * CLONE_FILES) holding only the channel and the stderr dup. Descriptors it
+ * opens for a snapshot then never take numbers in the host's table, so a
+ * host that closes numbers it does not own (bash closes some twice; daemons
+ * close them all) can neither close the snapshot file under us nor get its
+ * number back and receive our bytes; and the host's own files are not held
+ * open by our copy of its table. If unshare fails, the writer shares the
+ * host's table as before. Context: writer thread, at its start. */
+static void private_fd_table(void)
+{
+    if (unshare(CLONE_FILES) != 0)
+        return;
+    int keep[4] = { ctl.rfd, ctl.wfd_parent, ctl.sfd, ctl.errfd };
+    for (int i = 0; i < 4; i++)             /* sort, -1 first */
+        for (int j = i + 1; j < 4; j++)
+            if (keep[j] < keep[i]) {
+                int t = keep[i];
+                keep[i] = keep[j];
+                keep[j] = t;
+            }
+    unsigned lo = 0;
+    for (int i = 0; i <= 4; i++) {
+        unsigned hi = i < 4 ? (unsigned)keep[i] : ~0u;     /* close [lo, hi) */
+        if (i < 4 && keep[i] < 0)
+            continue;
+        if (hi > lo && syscall(SYS_close_range, lo, hi - 1, 0) != 0)
+            for (unsigned fd = lo; fd < hi && fd < 65536; fd++)
+                close((int)fd);
+        if (i < 4)
+            lo = (unsigned)keep[i] + 1;
+    }
+}
 
-/* The writer thread. It also wakes every 2 s to check that the host has not
- * closed its descriptors (re-opening them if so) and to run requests whose
- * byte could not be written. Context: writer thread, all signals blocked. */
+/* The writer thread. It also wakes every 2 s to run requests that could not
+ * be passed on (pending[]). Context: writer thread, all signals blocked,
+ * its own descriptor table. */
 static void *writer_main(void *arg)
 {
     (void)arg;
     hs_reentry = 1;                     /* nothing this thread allocates is sampled */
+    private_fd_table();
+    __atomic_store_n(&ctl.writer_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
     for (;;) {
         int timeout = 2000;
         pthread_mutex_lock(&ctl_lock);
         if (ctl.writer_exit) {
             ctl.writer_exit = false;
+            __atomic_store_n(&ctl.writer_tid, 0, __ATOMIC_RELEASE);
             pthread_mutex_unlock(&ctl_lock);
             return NULL;
         }
-        if (!fd_is(ctl.rfd, ctl.pipe_id) || !fd_is(ctl.wfd_parent, ctl.pipe_id) ||
-            (ctl.sfd >= 0 && !fd_is(ctl.sfd, ctl.sfd_id)))
-            reopen_channel();
         /* Requests made before this thread existed (a fork child's first
          * signals) or whose byte could not be written. */
         for (int c = 0; c < HS_CMD_COUNT; c++)
@@ -632,11 +682,16 @@ static int open_channel(void)
     return 0;
 }
 
-/* The writer found its descriptors closed (or reused) by the host: forget
- * them without closing numbers that may now be the host's, and open new
- * ones. Context: writer, ctl_lock held. */
-static void reopen_channel(void)
+/* Makes sure the channel is open in the calling thread's (the host's) table
+ * before a writer is started from it: the host may have closed it (or
+ * reused the numbers) since it was opened. Stale numbers are forgotten, not
+ * closed, unless they are still ours. 0 or -errno. Context: ctl_lock held,
+ * or the constructor. */
+static int ensure_channel(void)
 {
+    if (fd_is(ctl.rfd, ctl.pipe_id) && fd_is(ctl.wfd_parent, ctl.pipe_id) &&
+        (ctl.sfd < 0 || fd_is(ctl.sfd, ctl.sfd_id)))
+        return 0;
     if (fd_is(ctl.rfd, ctl.pipe_id))
         close(ctl.rfd);
     if (fd_is(ctl.wfd_parent, ctl.pipe_id))
@@ -645,9 +700,7 @@ static void reopen_channel(void)
         close(ctl.sfd);
     __atomic_store_n(&ctl.wfd, -1, __ATOMIC_RELEASE);
     ctl.rfd = ctl.wfd_parent = ctl.sfd = -1;
-    int err = open_channel();
-    hs_say("the program closed heapsnap's control descriptors; ",
-           err ? "could not re-open them: signals are ignored" : "re-opened them", NULL, NULL);
+    return open_channel();
 }
 
 /* Starts the writer thread with every signal blocked. 0 or -errno.
@@ -670,11 +723,11 @@ static int spawn_writer(void)
     return 0;
 }
 
-/* Opens the channel and starts the writer thread. 0 or -errno.
- * Context: constructor or a fork child's first allocation. */
+/* Opens the channel (if needed) and starts the writer thread. 0 or -errno.
+ * Context: constructor, a fork child's first allocation, after setxid. */
 static int start_writer(void)
 {
-    int err = open_channel();
+    int err = ensure_channel();
     return err ? err : spawn_writer();
 }
 
@@ -716,7 +769,7 @@ void hs_setxid_end(bool stopped)
     int saved = errno;                  /* the caller reads errno of its setxid call */
     hs_reentry = 1;
     pthread_mutex_lock(&ctl_lock);
-    int err = ctl.writer_alive ? 0 : spawn_writer();
+    int err = ctl.writer_alive ? 0 : start_writer();
     pthread_mutex_unlock(&ctl_lock);
     hs_reentry = 0;
     if (err)
@@ -732,11 +785,8 @@ int hs_request(enum hs_cmd cmd)
         hs_child_setup();
     unsigned char b = (unsigned char)cmd;
     int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
-    if (!fd_is(fd, ctl.pipe_id) || write(fd, &b, 1) != 1) {
-        __atomic_store_n(&pending[cmd], 1, __ATOMIC_RELEASE);
-        if (errno != EAGAIN)
-            return -errno;
-    }
+    if (!fd_is(fd, ctl.pipe_id) || write(fd, &b, 1) != 1)
+        notify_writer(getpid(), ctl.sig0 + (int)cmd, (int)cmd);
     return 0;
 }
 
@@ -787,6 +837,7 @@ static void fork_child(void)
         close(ctl.sfd);
     ctl.rfd = ctl.sfd = ctl.wfd_parent = -1;
     ctl.writer_alive = ctl.writer_exit = false;
+    ctl.writer_tid = 0;
     __atomic_store_n(&ctl.pid, getpid(), __ATOMIC_RELAXED);
     ctl.seq = 0;
     ctl.start_ns = 0;
