@@ -453,12 +453,10 @@ int hs_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
     struct sigaction prev = host_act[i];
     if (act) {
         host_act[i] = *act;
-        /* A handler, SIG_IGN or SIG_DFL (the default action terminates): the
-         * program wants the signal for itself, or resets every signal at
-         * start; either way it does not get what it asked for. Re-setting
-         * the disposition it already had says nothing new. */
-        if (act->sa_handler != prev.sa_handler || (act->sa_flags & SA_SIGINFO) != (prev.sa_flags & SA_SIGINFO))
-            warn_taken(sig);
+        /* A handler, SIG_IGN or SIG_DFL (whose action terminates): the
+         * program wants the signal for itself, or resets every signal; either
+         * way it does not get what it asked for, so say so (once). */
+        warn_taken(sig);
     }
     if (old)
         *old = prev;
@@ -550,6 +548,8 @@ static void run(int cmd)
     }
 }
 
+static void open_signalfd(void);
+
 /* Gives the writer thread a descriptor table of its own (unshare(2)
  * CLONE_FILES) holding only the channel and the stderr dup. Descriptors it
  * opens for a snapshot then never take numbers in the host's table, so a
@@ -601,6 +601,11 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&ctl_lock);
             return NULL;
         }
+        /* Our signals sent on by handlers (notify_writer) arrive here, so
+         * the signalfd must work even if the host closed it before we had
+         * a table of our own. */
+        if (!fd_is(ctl.sfd, ctl.sfd_id))
+            open_signalfd();
         /* Requests made before this thread existed (a fork child's first
          * signals) or whose byte could not be written. */
         for (int c = 0; c < HS_CMD_COUNT; c++)
@@ -623,29 +628,25 @@ static void *writer_main(void *arg)
         int r = poll(pfd, sfd >= 0 ? 2 : 1, timeout);
         if (r <= 0)
             continue;                   /* timeout or EINTR: the checks above run again */
-        /* Signals that found every host thread blocking them stay pending
-         * on the process; the signalfd collects those (the handler gets the
-         * rest). But the signalfd is readable from the moment a signal is
-         * pending, also while the kernel is still waking the host thread
-         * that will run the handler: reading it at once would take that
-         * signal off the handler path and run it before requests sent
-         * earlier whose handlers have not run yet ("start" then "snapshot"
-         * back to back, out of order). So give the handlers time first, then
-         * drain the pipe before the signalfd. */
-        bool from_sfd = sfd >= 0 && (pfd[1].revents & POLLIN);
-        if (from_sfd) {
-            struct timespec grace = { 0, 20 * 1000 * 1000 };
-            nanosleep(&grace, NULL);
-        }
+        /* Requests that arrive together carry no order: two signals sent
+         * back to back can be taken by two host threads whose handlers run
+         * in either order, and the signalfd (signals every host thread
+         * blocks) is readable while the kernel is still waking the thread
+         * that will run the handler. So wait a moment for every handler of
+         * a burst to run, take the whole burst, and run it in the order a
+         * user means when sending several at once: start, snapshot, stop
+         * (a stable sort: repeats keep their places). */
+        struct timespec grace = { 0, 20 * 1000 * 1000 };
+        nanosleep(&grace, NULL);
         pthread_mutex_lock(&ctl_lock);
         unsigned char cmds[64];
         ssize_t n = 0;
-        if (((pfd[0].revents & POLLIN) || from_sfd) && fd_is(rfd, ctl.pipe_id)) {
+        if (fd_is(rfd, ctl.pipe_id)) {
             n = read(rfd, cmds, sizeof cmds);
             if (n < 0)
                 n = 0;
         }
-        if (from_sfd && fd_is(sfd, ctl.sfd_id)) {
+        if (sfd >= 0 && fd_is(sfd, ctl.sfd_id)) {
             struct signalfd_siginfo si[8];
             ssize_t got = read(sfd, si, sizeof si);
             for (ssize_t i = 0; got > 0 && i < got / (ssize_t)sizeof si[0] && n < (ssize_t)sizeof cmds; i++) {
@@ -654,11 +655,31 @@ static void *writer_main(void *arg)
                     cmds[n++] = (unsigned char)c;
             }
         }
-        for (ssize_t i = 0; i < n; i++)
-            if (cmds[i] < HS_CMD_COUNT)
-                run(cmds[i]);
+        static const int rank[HS_CMD_COUNT] = { [HS_CMD_START] = 0, [HS_CMD_SNAPSHOT] = 1, [HS_CMD_STOP] = 2 };
+        ssize_t m = 0;
+        for (ssize_t i = 0; i < n; i++)         /* drop wake bytes, insertion-sort by rank */
+            if (cmds[i] < HS_CMD_COUNT) {
+                unsigned char c = cmds[i];
+                ssize_t j = m++;
+                for (; j > 0 && rank[cmds[j - 1]] > rank[c]; j--)
+                    cmds[j] = cmds[j - 1];
+                cmds[j] = c;
+            }
+        for (ssize_t i = 0; i < m; i++)
+            run(cmds[i]);
         pthread_mutex_unlock(&ctl_lock);
     }
+}
+
+/* (Re)opens the signalfd for our three signals; -1 if it cannot. */
+static void open_signalfd(void)
+{
+    sigset_t ours;
+    sigemptyset(&ours);
+    for (int i = 0; i < HS_CMD_COUNT; i++)
+        sigaddset(&ours, ctl.sig0 + i);
+    ctl.sfd = hs_fd_high(signalfd(-1, &ours, SFD_CLOEXEC | SFD_NONBLOCK));
+    ctl.sfd_id = fd_id(ctl.sfd);
 }
 
 /* Opens the request pipe and the signalfd. 0 or -errno. */
@@ -671,14 +692,7 @@ static int open_channel(void)
     ctl.wfd_parent = hs_fd_high(fds[1]);
     ctl.pipe_id = fd_id(ctl.rfd);
     __atomic_store_n(&ctl.wfd, ctl.wfd_parent, __ATOMIC_RELEASE);
-    sigset_t ours;
-    sigemptyset(&ours);
-    for (int i = 0; i < HS_CMD_COUNT; i++)
-        sigaddset(&ours, ctl.sig0 + i);
-    ctl.sfd = signalfd(-1, &ours, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (ctl.sfd >= 0)
-        ctl.sfd = hs_fd_high(ctl.sfd);
-    ctl.sfd_id = fd_id(ctl.sfd);
+    open_signalfd();
     return 0;
 }
 
@@ -720,6 +734,10 @@ static int spawn_writer(void)
         return -err;
     ctl.writer_alive = true;
     pthread_setname_np(ctl.writer, "heapsnap");
+    /* Until the writer has its own table, a host that closes descriptors
+     * would close its copies too; it takes microseconds (no lock needed). */
+    for (int i = 0; i < 100000 && !__atomic_load_n(&ctl.writer_tid, __ATOMIC_ACQUIRE); i++)
+        sched_yield();
     return 0;
 }
 
