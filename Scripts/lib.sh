@@ -27,9 +27,10 @@ HEAPSNAP_NEEDS=(
 )
 
 # Installs each needed package whose marker file is missing (root only; else says what to install).
+# Arguments: more "marker:package" needs on top of HEAPSNAP_NEEDS.
 ensure_packages() {
   local missing=() need
-  for need in "${HEAPSNAP_NEEDS[@]}"; do
+  for need in "${HEAPSNAP_NEEDS[@]}" "$@"; do
     compgen -G "${need%%:*}" >/dev/null || command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need##*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
