@@ -6,9 +6,10 @@
  * Probe positions use hash bits 20.., the filter and stripe use the top
  * HS_FILTER_BITS bits, so the two are independent.
  *
- * Invariant: hs_filter[i] >= number of entries whose address hashes to i
+ * Invariant: filter_count[i] >= number of entries whose address hashes to i
  * (equal until a counter saturates at 255, after which it stays 255 until
- * hs_live_release). Therefore a zero counter proves "not sampled".
+ * hs_live_release), and bit i of hs_filter_bits is set iff filter_count[i]
+ * is nonzero. Therefore a zero bit proves "not sampled".
  */
 #define _GNU_SOURCE
 #include "live.h"
@@ -31,7 +32,29 @@ struct hs_live_stripe {
     size_t cap, count;      /* protected by lock */
 } __attribute__((aligned(64)));
 
-uint8_t hs_filter[1u << HS_FILTER_BITS] __attribute__((aligned(4096)));
+uint64_t hs_filter_bits[(1u << HS_FILTER_BITS) / 64] __attribute__((aligned(4096)));
+static uint8_t filter_count[1u << HS_FILTER_BITS] __attribute__((aligned(4096)));   /* under stripe locks */
+
+/* Counts one more entry hashing to i. Context: i's stripe lock held. */
+static void filter_add(uint32_t i)
+{
+    uint8_t v = filter_count[i];
+    if (v == 0)
+        __atomic_fetch_or(&hs_filter_bits[i / 64], 1ull << (i % 64), __ATOMIC_RELAXED);
+    if (v < 255)
+        filter_count[i] = (uint8_t)(v + 1);
+}
+
+/* Counts one entry less (a saturated counter stays). Context: stripe lock held. */
+static void filter_remove(uint32_t i)
+{
+    uint8_t v = filter_count[i];
+    if (v == 0 || v == 255)
+        return;
+    filter_count[i] = (uint8_t)(v - 1);
+    if (v == 1)
+        __atomic_fetch_and(&hs_filter_bits[i / 64], ~(1ull << (i % 64)), __ATOMIC_RELAXED);
+}
 static struct hs_live_stripe stripes[HS_LIVE_STRIPES] = {
     [0 ... HS_LIVE_STRIPES - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
 };
@@ -85,10 +108,7 @@ void hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32
         /* A stale record for the same address (its free bypassed us) is
          * simply replaced; only a new entry bumps the filter. */
         st->count++;
-        uint8_t *c = &hs_filter[hs_filter_index(h)];
-        uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
-        if (v < 255)
-            __atomic_store_n(c, (uint8_t)(v + 1), __ATOMIC_RELAXED);
+        filter_add(hs_filter_index(h));
     }
     st->slots[j] = (struct entry){ (uintptr_t)p, size, stack, 0 };
 }
@@ -124,10 +144,7 @@ bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack)
     }
     st->slots[hole].addr = 0;
     st->count--;
-    uint8_t *c = &hs_filter[hs_filter_index(h)];
-    uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
-    if (v > 0 && v < 255)
-        __atomic_store_n(c, (uint8_t)(v - 1), __ATOMIC_RELAXED);
+    filter_remove(hs_filter_index(h));
 out:
     pthread_mutex_unlock(&st->lock);
     return found;
@@ -163,7 +180,8 @@ void hs_live_release(void)
         st->cap = st->count = 0;
     }
     /* Gives the touched pages back and reads as zeros from now on. */
-    madvise(hs_filter, sizeof hs_filter, MADV_DONTNEED);
+    madvise(hs_filter_bits, sizeof hs_filter_bits, MADV_DONTNEED);
+    madvise(filter_count, sizeof filter_count, MADV_DONTNEED);
     hs_live_unlock_all();
 }
 

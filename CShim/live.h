@@ -2,10 +2,11 @@
  * live.h - the table of sampled allocations that are still live.
  *
  * Keyed by address, split into 64 stripes, each with its own lock and
- * open-addressing table. In front of it sits hs_filter, a counting filter
- * over sampled addresses: free() of an address whose counter is 0 was never
- * sampled and costs one load, no lock. A nonzero counter sends free to the
- * table (a false positive costs one lookup under a stripe lock).
+ * open-addressing table. In front of it sits a counting filter over sampled
+ * addresses, read through its bitmap hs_filter_bits: free() of an address
+ * whose bit is 0 was never sampled and costs one load, no lock. A set bit
+ * sends free to the table (a false positive costs one lookup under a stripe
+ * lock).
  *
  * Each filter counter belongs to exactly one stripe (the stripe index is the
  * counter index's low bits), so counters only change under that stripe's lock.
@@ -20,10 +21,13 @@
 #define HS_FILTER_BITS 18
 #define HS_LIVE_STRIPES 64
 
-/* Static (never unmapped, so a racing reader can never fault); cleared with
- * madvise(MADV_DONTNEED) when sampling stops. Written under stripe locks,
- * read with relaxed loads. */
-extern uint8_t hs_filter[1u << HS_FILTER_BITS];
+/* Bit i is set while some live entry's address hashes to i (live.c keeps a
+ * count per bit under the stripe locks). 32 KiB, so the one load a free
+ * costs while sampling usually hits L1 or L2. Static (never unmapped, so a
+ * racing reader can never fault); cleared with madvise(MADV_DONTNEED) when
+ * sampling stops. Written with atomic or/and under a stripe lock (a word
+ * holds bits of several stripes), read with relaxed loads. */
+extern uint64_t hs_filter_bits[(1u << HS_FILTER_BITS) / 64];
 
 static inline uint64_t hs_addr_hash(const void *p)
 {
@@ -38,7 +42,8 @@ static inline uint32_t hs_filter_index(uint64_t h)
 /* Could `p` be a sampled live allocation? Context: inside free: one load. */
 static inline bool hs_live_maybe(const void *p)
 {
-    return __atomic_load_n(&hs_filter[hs_filter_index(hs_addr_hash(p))], __ATOMIC_RELAXED) != 0;
+    uint32_t i = hs_filter_index(hs_addr_hash(p));
+    return (__atomic_load_n(&hs_filter_bits[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
 }
 
 struct hs_live_stripe;
