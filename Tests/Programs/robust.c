@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shimctl.h"
+
 #define SITE __attribute__((noinline, used, section("hs_sites"), aligned(4096)))
 
 static void *volatile sink[1 << 16];
@@ -84,60 +86,6 @@ static void print_sites(void)
     fflush(stdout);
 }
 
-static int sig(int k)
-{
-    const char *b = getenv("HEAPSNAP_SIGNAL_BASE");
-    return SIGRTMIN + (b ? atoi(b) : 1) + k;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-static int (*sampling_fn(void))(void)
-{
-    int (*sampling)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "heapsnap_sampling");
-    if (!sampling) {
-        fprintf(stderr, "robust: not running under the shim\n");
-        exit(90);
-    }
-    return sampling;
-}
-
-/* Waits until heapsnap_sampling() == want (10 s at most). */
-static void wait_sampling(int want)
-{
-    int (*sampling)(void) = sampling_fn();
-    for (int i = 0; i < 10000 && sampling() != want; i++) {
-        free(malloc(16));
-        sleep_ms(1);
-    }
-    if (sampling() != want) {
-        fprintf(stderr, "robust: sampling never became %d\n", want);
-        exit(91);
-    }
-}
-
-/* Waits until heapsnap.<pid>.<seq>.heapsnap exists in HEAPSNAP_DIR (20 s at most). */
-static void wait_file(int seq)
-{
-    const char *dir = getenv("HEAPSNAP_DIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/heapsnap.%d.%d.heapsnap", dir ? dir : "/tmp", (int)getpid(), seq);
-    struct stat st;
-    for (int i = 0; i < 20000 && stat(path, &st) != 0; i++)
-        sleep_ms(1);
-    if (stat(path, &st) != 0) {
-        fprintf(stderr, "robust: %s never appeared\n", path);
-        exit(92);
-    }
-}
-
-static void start(void) { kill(getpid(), sig(0)); wait_sampling(1); }
-static void snapshot(int seq) { kill(getpid(), sig(2)); wait_file(seq); }
-static void stop(int seq) { kill(getpid(), sig(1)); wait_sampling(0); wait_file(seq); }
 
 /* "VmRSS VmHWM" of this process in kB. */
 static void memory_kb(long *rss, long *hwm)

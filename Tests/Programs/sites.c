@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shimctl.h"
+
 #define SITE __attribute__((noinline, used, section("hs_sites"), aligned(4096)))
 
 static void *volatile sink[1 << 20];
@@ -71,56 +73,6 @@ static void print_sites(void)
     fflush(stdout);
 }
 
-static int sig(int k)
-{
-    const char *b = getenv("SITES_SIGNAL_BASE");     /* to send signals that are not the shim's */
-    if (!b)
-        b = getenv("HEAPSNAP_SIGNAL_BASE");
-    return SIGRTMIN + (b ? atoi(b) : 1) + k;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-/* Waits until heapsnap_sampling() == want (5 s at most). */
-static void wait_sampling(int want)
-{
-    int (*sampling)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "heapsnap_sampling");
-    if (!sampling) {
-        fprintf(stderr, "sites: not running under the shim\n");
-        exit(90);
-    }
-    for (int i = 0; i < 5000 && sampling() != want; i++) {
-        free(malloc(16));           /* a fork child sets up its writer at its first allocation */
-        sleep_ms(1);
-    }
-    if (sampling() != want) {
-        fprintf(stderr, "sites: sampling never became %d\n", want);
-        exit(91);
-    }
-}
-
-/* Waits until heapsnap.<pid>.<seq>.heapsnap exists in HEAPSNAP_DIR. */
-static void wait_file(int seq)
-{
-    const char *dir = getenv("HEAPSNAP_DIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/heapsnap.%d.%d.heapsnap", dir ? dir : "/tmp", (int)getpid(), seq);
-    struct stat st;
-    for (int i = 0; i < 10000 && stat(path, &st) != 0; i++)
-        sleep_ms(1);
-    if (stat(path, &st) != 0) {
-        fprintf(stderr, "sites: %s never appeared\n", path);
-        exit(92);
-    }
-}
-
-static void start(void) { kill(getpid(), sig(0)); wait_sampling(1); }
-static void snapshot(int seq) { kill(getpid(), sig(2)); wait_file(seq); }
-static void stop(int seq) { kill(getpid(), sig(1)); wait_sampling(0); wait_file(seq); }
 
 static void *thread_main(void *arg)
 {
