@@ -44,6 +44,10 @@ public struct AllocatorFrames: Sendable, Hashable {
         "g_malloc*", "g_malloc0*", "g_realloc*", "g_try_malloc*", "g_try_realloc*", "g_slice_alloc*", "g_memdup*", "g_strdup*",
         // jemalloc, tcmalloc, mimalloc.
         "je_*", "tc_*", "tcmalloc::*", "mi_malloc*", "mi_calloc*", "mi_realloc*", "_mi_*",
+        // Wrappers of well-known servers: Redis/Valkey zmalloc, nginx, PostgreSQL memory contexts.
+        "zmalloc*", "zcalloc*", "zrealloc*", "ztrymalloc*", "ztrycalloc*", "ztryrealloc*", "zstrdup",
+        "ngx_alloc", "ngx_calloc", "ngx_palloc*", "ngx_pnalloc", "ngx_pcalloc", "ngx_pmemalign",
+        "palloc", "palloc0", "palloc_extended", "repalloc", "MemoryContextAlloc*", "AllocSetAlloc*",
     ]
 
     /// Whether `frame` is an allocator frame.

@@ -101,9 +101,15 @@ public enum Format {
         return words
     }
 
-    /// The command line as one string, arguments with spaces quoted.
+    /// The command line as one string, arguments with spaces quoted. Programs
+    /// that rewrite their title (redis, nginx, postgres) leave the rest of the
+    /// old argument area as NULs, read back as a run of empty arguments: a run
+    /// of two or more at the end is that padding and is not shown.
     public static func commandLine(_ arguments: [String]) -> String {
-        arguments.map { arg in
+        var arguments = arguments
+        let padding = arguments.reversed().prefix { $0.isEmpty }.count
+        if padding >= 2 { arguments.removeLast(padding) }
+        return arguments.map { arg in
             arg.isEmpty || arg.contains(where: { $0 == " " || $0 == "\"" || $0 == "'" }) ? "'" + arg.replacingAll("'", "'\\''") + "'" : arg
         }.joined(separator: " ")
     }

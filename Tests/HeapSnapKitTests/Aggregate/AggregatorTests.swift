@@ -183,6 +183,7 @@ import Testing
         ("std::allocator<int>::allocate(unsigned long)", true), ("__gnu_cxx::new_allocator<char>::allocate(unsigned long, void const*)", true),
         ("swift_allocObject", true), ("swift_slowAlloc", true), ("PyMem_Malloc", true), ("_PyObject_Malloc", true),
         ("PyObject_Malloc", true), ("g_malloc0", true), ("__libc_malloc", true), ("strdup", true),
+        ("zmalloc_usable", true), ("ztrycalloc_usable", true), ("ngx_palloc", true), ("palloc0", true),
         ("main", false), ("Cache::insert(int)", false), ("mallocate_things", false), ("std::vector<int>::push_back(int const&)", false),
     ])
     func defaultPatterns(function: String, isAllocator: Bool) {

@@ -95,6 +95,11 @@ import Testing
         #expect(Format.bytes(value) == text)
     }
 
+    @Test func commandLineQuotesAndDropsTitlePadding() {
+        #expect(Format.commandLine(["demo", "--flag", ""]) == "demo --flag ''")
+        #expect(Format.commandLine(["redis-server *:6379", "", "", ""]) == "'redis-server *:6379'")
+    }
+
     @Test func signedAndCounts() {
         #expect(Format.bytes(2048, signed: true) == "+2.00 KiB")
         #expect(Format.count(1_234_567.4) == "1,234,567")
