@@ -621,7 +621,9 @@ static void *writer_main(void *arg)
             if (wait_ms < (uint64_t)timeout)
                 timeout = (int)wait_ms;
         }
-        int rfd = ctl.rfd, sfd = ctl.sfd;
+        /* poll() skips negative descriptors: one the host closed (only
+         * possible if unshare failed) is not polled, so it cannot spin us. */
+        int rfd = fd_is(ctl.rfd, ctl.pipe_id) ? ctl.rfd : -1, sfd = ctl.sfd;
         pthread_mutex_unlock(&ctl_lock);
 
         struct pollfd pfd[2] = { { .fd = rfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
@@ -641,7 +643,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&ctl_lock);
         unsigned char cmds[64];
         ssize_t n = 0;
-        if (fd_is(rfd, ctl.pipe_id)) {
+        if (rfd >= 0 && fd_is(rfd, ctl.pipe_id)) {
             n = read(rfd, cmds, sizeof cmds);
             if (n < 0)
                 n = 0;
