@@ -42,6 +42,8 @@
 #include "live.h"
 #include "mem.h"
 #include "snapshot_writer.h"
+#include "python.h"
+#include "pyalloc.h"
 #include "heapsnap.h"
 
 #include <dlfcn.h>
@@ -115,6 +117,8 @@ static struct {
     pid_t writer_tid;           /* its thread id, 0 = none (written by the writer, read by handlers) */
     bool writer_alive;          /* a writer thread runs in this process */
     bool writer_exit;           /* asked to exit (setxid, see hs_setxid_begin) */
+    bool py_exit_asked;         /* the Python at-exit hook was queued (Py_AddPendingCall) */
+    bool at_exit_done;          /* the AT_EXIT snapshot was written (Python's atexit) */
 } ctl = { .errfd = -1, .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
 
 /* Set by a signal handler (atomic store) only when its write(2) failed: the
@@ -519,6 +523,102 @@ static void snapshot_blocking_sigxfsz(uint32_t flags)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* ---------------------------------------------------------------- Python */
+
+/* The AT_EXIT snapshot from Python's atexit stage: the interpreter is about
+ * to finalize (free nearly everything), so write it now, as tracemalloc
+ * users would, and stop; hs_fini then has nothing left to do.
+ * Context: the main thread, in Python's atexit callbacks, GIL held. */
+static void *py_at_exit(void *self, void *unused)
+{
+    (void)self;
+    (void)unused;
+    int saved = hs_reentry;
+    hs_reentry = 1;
+    pthread_mutex_lock(&ctl_lock);
+    if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1 && !ctl.at_exit_done) {
+        hs_quiesce();
+        snapshot_blocking_sigxfsz(HEAPSNAP_FLAG_AT_EXIT);
+        ctl.at_exit_done = true;
+    }
+    pthread_mutex_unlock(&ctl_lock);
+    hs_reentry = saved;
+    void *none = hs_py_api.none;
+    hs_py_api.incref(none);
+    return none;
+}
+
+/* PyMethodDef (Include/methodobject.h). */
+static struct {
+    const char *name;
+    void *(*meth)(void *, void *);
+    int flags;
+    const char *doc;
+} py_at_exit_def = { "heapsnap_at_exit", py_at_exit, 0x0004 /* METH_NOARGS */, NULL };
+
+/* atexit.register(heapsnap_at_exit). Registered early, it runs after the
+ * program's own atexit callbacks (last in, first out) and before the
+ * interpreter finalizes. Context: the main thread, a pending call, GIL held. */
+static int py_register_at_exit(void *arg)
+{
+    (void)arg;
+    int saved = hs_reentry;
+    hs_reentry = 1;                     /* our own objects are not sampled */
+    void *fn = hs_py_api.cfunction_new(&py_at_exit_def, NULL, NULL);
+    void *mod = fn ? hs_py_api.import_module("atexit") : NULL;
+    void *r = mod ? hs_py_api.call_method(mod, "register", "O", fn) : NULL;
+    if (!r) {
+        hs_py_api.err_clear();
+        hs_say("cannot register the Python at-exit snapshot; it is written after finalization", NULL, NULL, NULL);
+    }
+    if (r)
+        hs_py_api.decref(r);
+    if (mod)
+        hs_py_api.decref(mod);
+    if (fn)
+        hs_py_api.decref(fn);
+    hs_reentry = saved;
+    return 0;
+}
+
+/* Called by python.c the first time a sample finds a thread running Python:
+ * wake the writer so that python_tick runs soon. Context: inside malloc. */
+static void py_first_seen(void)
+{
+    unsigned char wake = 0xFF;
+    int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
+    if (fd_is(fd, ctl.pipe_id))
+        (void)!write(fd, &wake, 1);
+}
+
+/* While sampling a Python process: wrap pymalloc's domains once the
+ * interpreter has set its allocators up (a thread state exists), and queue
+ * the at-exit hook once it is initialized. Until both are done, asks the
+ * writer to come back in 10 ms (*timeout_ms). Context: ctl_lock held. */
+static void python_tick(int *timeout_ms)
+{
+    if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1)
+        return;
+    hs_py_detect();
+    if (hs_py_status() == HS_PY_NONE)
+        return;
+    bool initialized = hs_py_api.is_initialized && hs_py_api.is_initialized();
+    bool todo = false;
+    if (initialized || hs_py_seen())
+        hs_pyalloc_install();
+    else
+        todo = true;
+    if (hs_opt.at_exit && !ctl.py_exit_asked && hs_py_api.add_pending_call && hs_py_api.cfunction_new &&
+        hs_py_api.import_module && hs_py_api.call_method && hs_py_api.none && hs_py_api.incref) {
+        if (initialized && hs_py_api.add_pending_call(py_register_at_exit, NULL) == 0)
+            ctl.py_exit_asked = true;
+        else
+            todo = true;
+    }
+    if (todo && timeout_ms && *timeout_ms > 10)
+        *timeout_ms = 10;
+}
+
 /* Context: ctl_lock held. */
 static void run(int cmd)
 {
@@ -527,6 +627,8 @@ static void run(int cmd)
         hs_sampler_start();
         ctl.start_ns = now_ns(CLOCK_REALTIME);
         ctl.next_periodic_ns = hs_opt.interval_ns ? now_ns(CLOCK_MONOTONIC) + hs_opt.interval_ns : 0;
+        ctl.at_exit_done = false;
+        python_tick(NULL);
         break;
     case HS_CMD_STOP:
         if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1) {
@@ -535,6 +637,7 @@ static void run(int cmd)
         }
         hs_quiesce();                   /* exact final view, then free it all */
         snapshot(HEAPSNAP_FLAG_FINAL);
+        hs_pyalloc_remove();
         hs_sampler_release();
         ctl.next_periodic_ns = 0;
         break;
@@ -621,6 +724,7 @@ static void *writer_main(void *arg)
             if (wait_ms < (uint64_t)timeout)
                 timeout = (int)wait_ms;
         }
+        python_tick(&timeout);
         /* poll() skips negative descriptors: one the host closed (only
          * possible if unshare failed) is not polled, so it cannot spin us. */
         int rfd = fd_is(ctl.rfd, ctl.pipe_id) ? ctl.rfd : -1, sfd = ctl.sfd;
@@ -825,12 +929,14 @@ static void fork_prepare(void)
     hs_quiesce();
     hs_live_lock_all();
     hs_stacks_lock_all();
+    hs_py_lock();
     hs_arena_lock();
 }
 
 static void fork_parent(void)
 {
     hs_arena_unlock();
+    hs_py_unlock();
     hs_stacks_unlock_all();
     hs_live_unlock_all();
     if (ctl.was_active)
@@ -910,6 +1016,7 @@ __attribute__((constructor(101))) static void hs_init(void)
         return;
     }
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    hs_py_first_seen = py_first_seen;
     ctl.ready = true;
     if (hs_opt.start) {
         /* Synchronously, so nothing allocated after load is missed; then a
@@ -938,7 +1045,7 @@ __attribute__((destructor(101))) static void hs_fini(void)
     }
     hs_reentry = 1;
     pthread_mutex_lock(&ctl_lock);
-    if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
+    if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1 && !ctl.at_exit_done) {
         hs_quiesce();
         if (hs_opt.at_exit)
             snapshot_blocking_sigxfsz(HEAPSNAP_FLAG_AT_EXIT);

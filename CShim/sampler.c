@@ -24,6 +24,7 @@
 #include "live.h"
 #include "stacks.h"
 #include "mem.h"
+#include "python.h"
 
 #include <math.h>
 #include <sched.h>
@@ -216,6 +217,7 @@ void hs_sampler_release(void)
 {
     hs_live_release();
     hs_stacks_release();
+    hs_py_release();
     hs_arena_release();
 }
 
@@ -236,6 +238,7 @@ void hs_sampler_fork_child(void)
     hs_arena_reset_child();
     hs_live_reset_child();
     hs_stacks_reset_child();
+    hs_py_reset_child();
     hs_arena_release();
     memset(&hs_count, 0, sizeof hs_count);
     hs_session = 0;

@@ -68,6 +68,28 @@ static inline void *hs_after_alloc(void *p, size_t n)
     return hs_sample_slow(p, n);
 }
 
+/* Holding the countdown: while an allocator we wrap ourselves (Python's
+ * domains, pyalloc.c) runs, blocks it passes on to malloc must not be
+ * counted a second time. hs_hold parks the thread's countdown out of reach
+ * (for the current session, so the malloc hook takes no slow path) and
+ * hs_unhold puts back what was there. Context: inside an allocator. */
+struct hs_hold { int64_t countdown; uint32_t session; };
+
+static inline struct hs_hold hs_hold(void)
+{
+    struct hs_thread *t = &hs_tls;
+    struct hs_hold h = { t->countdown, t->session };
+    t->session = __atomic_load_n(&hs_session, __ATOMIC_RELAXED);
+    t->countdown = INT64_MAX;
+    return h;
+}
+
+static inline void hs_unhold(struct hs_hold h)
+{
+    hs_tls.countdown = h.countdown;
+    hs_tls.session = h.session;
+}
+
 /* Context: inside free/realloc: no allocation; takes a stripe lock. */
 void hs_before_free_slow(void *p);
 /* realloc: take the old record out before the call, put it back on failure. */

@@ -1,5 +1,5 @@
 /*
- * snapshot_writer.c - serialises the tables into docs/FORMAT.md, version 1.0.
+ * snapshot_writer.c - serialises the tables into docs/FORMAT.md, version 1.1.
  *
  * Order of work: modules and process info first (dl_iterate_phdr takes the
  * loader lock, so no shim lock may be held then); then the live table, one
@@ -23,6 +23,8 @@
 #include "mem.h"
 #include "sampler.h"
 #include "stacks.h"
+#include "python.h"
+#include "pyalloc.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -276,6 +278,37 @@ static void out_group(struct out *o, const struct hs_group *g)
     out_f64(o, g->objects_var);
 }
 
+/* Context: writer, inside hs_py_foreach_function (its lock held). */
+static void add_function(void *arg, const struct hs_py_function *f)
+{
+    struct gbuf *b = arg;
+    gb_u32(b, f->firstlineno);
+    gb_str(b, f->text, f->name_len);
+    gb_str(b, f->text + f->name_len, f->file_len);
+}
+
+/* PYTH: the interpreter's status and the Python functions the stacks name.
+ * Built after the stack count was read, so every function id a written
+ * stack holds is in it. Empty (not written) in processes without Python. */
+static void build_pyth(struct gbuf *b)
+{
+    enum hs_py_status status = hs_py_status();
+    if (status == HS_PY_NONE)
+        return;
+    const char *note = hs_py_note();
+    gb_u32(b, (uint32_t)status);
+    gb_u32(b, hs_py_version());
+    gb_u32(b, hs_pyalloc_flags());
+    gb_u32(b, 0);
+    gb_str(b, note, strlen(note));
+    size_t at = b->len;
+    gb_u32(b, 0);
+    gb_u32(b, 0);
+    uint32_t count = hs_py_foreach_function(add_function, b);
+    if (!b->oom)
+        memcpy(b->p + at, &count, 4);
+}
+
 /* ------------------------------------------------------------ file names */
 
 static char *append(char *d, const char *end, const char *s)
@@ -321,7 +354,7 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
 {
     struct hs_snap_info info = *info_in;
     struct mods *m = NULL;
-    struct gbuf proc = { 0 }, cmdline = { 0 };
+    struct gbuf proc = { 0 }, cmdline = { 0 }, pyth = { 0 };
     struct agg *agg = NULL;
     size_t agg_size = 0;
     struct out o = { .fd = -1, .crc = 0xFFFFFFFFu };
@@ -407,6 +440,8 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
             truncated += agg[i].alloc.samples;
     }
 
+    build_pyth(&pyth);
+
     /* PROC payload. */
     gb_u32(&proc, pid);
     gb_u32(&proc, (uint32_t)getppid());
@@ -425,7 +460,7 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
     gb_str(&proc, m->exe, strlen(m->exe));
     gb_str(&proc, host, strlen(host));
     gb_str(&proc, cmdline.p ? (const char *)cmdline.p : "", cmdline.len);
-    if (proc.oom || m->bytes.oom || cmdline.oom) {
+    if (proc.oom || m->bytes.oom || cmdline.oom || pyth.oom) {
         err = ENOMEM;
         goto fail_named;
     }
@@ -509,6 +544,11 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
         out_group(&o, &agg[i].alloc);
     }
 
+    if (pyth.len) {
+        out_record(&o, HEAPSNAP_TAG_PYTH, pyth.len);
+        out_put(&o, pyth.p, pyth.len);
+    }
+
     uint32_t crc = o.crc ^ 0xFFFFFFFFu;     /* over every byte before END's tag */
     out_u32(&o, HEAPSNAP_TAG_END);
     out_u32(&o, 0);
@@ -565,6 +605,7 @@ done:
     }
     gb_free(&proc);
     gb_free(&cmdline);
+    gb_free(&pyth);
     info_in->seq = info.seq;
     return err ? -err : 0;
 }

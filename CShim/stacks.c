@@ -7,6 +7,8 @@
  * handler deadlocked against dlclose: an ABBA on its lock and the loader's).
  * Frames inside the shim's own text (hooks, sampler) are dropped by address.
  * We ask for max_depth + 1 user frames to know whether the stack was cut.
+ * On threads that run Python, python.c then replaces each activation of the
+ * interpreter's eval loop by the Python frames it ran.
  *
  * Table: 16 stripes, each an open-addressing table of stack pointers keyed by
  * a hash of the frames, with its own mutex. Every stack also gets a dense id
@@ -22,6 +24,7 @@
 #include "control.h"
 #include "mem.h"
 #include "heapsnap.h"
+#include "python.h"
 
 #include <link.h>
 #include <dlfcn.h>
@@ -82,11 +85,13 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated)
     while (i < n && (uintptr_t)buf[i] >= text_lo && (uintptr_t)buf[i] < text_hi)
         i++;
     uint32_t got = n > i ? (uint32_t)(n - i) : 0;
-    *truncated = got > max;
+    bool cut = got > max;
     if (got > max)
         got = max;
     for (uint32_t k = 0; k < got; k++)
         frames[k] = (uintptr_t)buf[i + k];
+    got = hs_py_merge(frames, got, max, &cut);     /* Python frames, when the thread runs Python */
+    *truncated = cut;
     return got;
 }
 

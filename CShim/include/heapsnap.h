@@ -16,7 +16,7 @@
 
 #define HEAPSNAP_MAGIC          "HEAPSNAP"
 #define HEAPSNAP_MAJOR          1
-#define HEAPSNAP_MINOR          0
+#define HEAPSNAP_MINOR          1
 
 /* Record tags: four ASCII bytes as they appear in the file, read as a u32 LE. */
 #define HEAPSNAP_TAG(a, b, c, d) \
@@ -25,6 +25,7 @@
 #define HEAPSNAP_TAG_MODS       HEAPSNAP_TAG('M', 'O', 'D', 'S')
 #define HEAPSNAP_TAG_STKS       HEAPSNAP_TAG('S', 'T', 'K', 'S')
 #define HEAPSNAP_TAG_SMPL       HEAPSNAP_TAG('S', 'M', 'P', 'L')
+#define HEAPSNAP_TAG_PYTH       HEAPSNAP_TAG('P', 'Y', 'T', 'H')
 #define HEAPSNAP_TAG_END        HEAPSNAP_TAG('E', 'N', 'D', ' ')
 
 /* PROC.flags */
@@ -36,6 +37,14 @@
 
 /* STKS flags */
 #define HEAPSNAP_STACK_TRUNCATED (1u << 0)
+
+/* A Python frame in a stack (FORMAT.md, PYTH): top byte 0xF1, then a
+ * function id (index into PYTH's functions) and a line. User-space return
+ * addresses never have their top byte set. */
+#define HEAPSNAP_PYFRAME_TAG    0xF1ull
+#define HEAPSNAP_PYFRAME(fn, line) \
+    (HEAPSNAP_PYFRAME_TAG << 56 | (uint64_t)(uint32_t)(fn) << 24 | ((uint64_t)(line) & 0xFFFFFFu))
+#define HEAPSNAP_PYFRAME_MAX_LINE 0xFFFFFFu
 
 #define HEAPSNAP_MAX_FRAMES     1024   /* format limit on a stack's depth */
 #define HEAPSNAP_SMPL_ENTRY     88     /* bytes per SMPL entry */

@@ -1,4 +1,4 @@
-// The pipeline spelled out: read -> symbolize -> trim allocator frames ->
+// The pipeline spelled out: read -> symbolize -> trim allocator and runtime frames ->
 // aggregate -> render. The CLI calls these; tests call the stages directly.
 
 #if canImport(Glibc)
@@ -13,13 +13,17 @@ public struct SymbolizeOptions: Sendable, Hashable {
     public var trimAllocatorFrames = true
     /// Extra allocator-frame globs, added to the defaults.
     public var extraAllocatorPatterns: [String] = []
+    /// Skip frames of language runtimes and standard libraries (`RuntimeFrames`).
+    public var trimRuntimeFrames = true
     /// Extra directories with `.build-id/xx/yyyy.debug` files (searched before /usr/lib/debug).
     public var debugDirectories: [String] = []
     /// Show progress on stderr when symbolizing takes a while and stderr is a terminal.
     public var progress = true
 
-    public init(trimAllocatorFrames: Bool = true, extraAllocatorPatterns: [String] = [], debugDirectories: [String] = [], progress: Bool = true) {
+    public init(trimAllocatorFrames: Bool = true, extraAllocatorPatterns: [String] = [], trimRuntimeFrames: Bool = true,
+                debugDirectories: [String] = [], progress: Bool = true) {
         self.trimAllocatorFrames = trimAllocatorFrames
+        self.trimRuntimeFrames = trimRuntimeFrames
         self.extraAllocatorPatterns = extraAllocatorPatterns
         self.debugDirectories = debugDirectories
         self.progress = progress
@@ -62,10 +66,11 @@ public final class Pipeline {
         try SnapshotReader.read(path: path)
     }
 
-    /// Symbolizes `snapshot` and trims allocator frames.
+    /// Symbolizes `snapshot`, trims allocator frames and, unless asked not to, runtime frames.
     public func profile(of snapshot: Snapshot, file: String) -> Profile {
         let profile = ProfileSymbolizer(symbolizer: symbolizer, locator: locator).profile(of: snapshot, file: file)
-        return options.allocatorFrames.trim(profile)
+        let trimmed = options.allocatorFrames.trim(profile)
+        return options.trimRuntimeFrames ? RuntimeFrames().trim(trimmed) : trimmed
     }
 
     /// Reads, symbolizes and trims the snapshot at `path`.

@@ -22,7 +22,7 @@ struct Top: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let pipeline = Pipeline(options: symbols.options, environment: environment)
+        let pipeline = Pipeline(options: symbols.options(for: aggregate.by), environment: environment)
         do {
             let profile = try pipeline.profile(path: snapshot)
             let report = Aggregator(options: aggregate.options).aggregate(profile)
@@ -57,7 +57,7 @@ struct Diff: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let pipeline = Pipeline(options: symbols.options, environment: environment)
+        let pipeline = Pipeline(options: symbols.options(for: aggregate.by), environment: environment)
         do {
             let profile = try pipeline.diff(old: old, new: new)
             let report = Aggregator(options: aggregate.options).aggregate(profile)

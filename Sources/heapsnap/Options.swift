@@ -48,6 +48,11 @@ struct SymbolOptions: ParsableArguments {
         valueName: "glob"))
     var allocatorFrames: [String] = []
 
+    @Flag(name: .long, help: """
+        Keep frames of language runtimes and standard libraries (the Python interpreter and stdlib, libc,         C++ headers, Swift's stdlib) instead of skipping to the program's own code.
+        """)
+    var keepRuntimeFrames = false
+
     @Option(name: .customLong("debug-dir"), help: ArgumentHelp(
         "Directory with separate debug files under .build-id/ (repeatable; /usr/lib/debug is always searched).",
         valueName: "dir"))
@@ -55,7 +60,14 @@ struct SymbolOptions: ParsableArguments {
 
     var options: SymbolizeOptions {
         SymbolizeOptions(trimAllocatorFrames: !keepAllocatorFrames, extraAllocatorPatterns: allocatorFrames,
-                         debugDirectories: debugDirectories)
+                         trimRuntimeFrames: !keepRuntimeFrames, debugDirectories: debugDirectories)
+    }
+
+    /// The options for a grouping: the traceback view always shows the whole stack.
+    func options(for groupBy: GroupBy) -> SymbolizeOptions {
+        var result = options
+        if groupBy == .traceback { result.trimRuntimeFrames = false }
+        return result
     }
 }
 

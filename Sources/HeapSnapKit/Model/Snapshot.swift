@@ -185,13 +185,16 @@ public struct Snapshot: Sendable, Hashable {
     public var records: [StackRecord]
     /// Non-empty only for merged snapshots.
     public var sources: [SnapshotSource]
+    /// The process's Python interpreter and the functions its Python frames name; nil without Python.
+    public var python: PythonInfo?
 
     public init(header: SnapshotHeader = SnapshotHeader(), modules: [Module] = [], stacks: [RawStack] = [],
-                records: [StackRecord] = [], sources: [SnapshotSource] = []) {
+                records: [StackRecord] = [], sources: [SnapshotSource] = [], python: PythonInfo? = nil) {
         self.header = header
         self.modules = modules
         self.stacks = stacks
         self.records = records
         self.sources = sources
+        self.python = python
     }
 }

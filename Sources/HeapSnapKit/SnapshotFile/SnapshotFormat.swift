@@ -5,7 +5,7 @@
 enum SnapshotFormat {
     static let magic: [UInt8] = Array("HEAPSNAP".utf8)
     static let major: UInt16 = 1
-    static let minor: UInt16 = 0
+    static let minor: UInt16 = 1
     static let headerSize = 16
     /// Tag, reserved, length.
     static let recordHeaderSize = 16
@@ -22,6 +22,7 @@ enum SnapshotFormat {
         case stacks = 0x534B_5453 // "STKS"
         case samples = 0x4C50_4D53 // "SMPL"
         case sources = 0x5343_5253 // "SRCS"
+        case python = 0x4854_5950 // "PYTH"
         case end = 0x2044_4E45 // "END "
 
         var name: String {

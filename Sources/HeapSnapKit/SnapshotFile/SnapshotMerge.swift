@@ -32,8 +32,25 @@ public enum SnapshotMerge {
         var stacks: [RawStack] = []
         var totals: [(inuse: SampleGroup, alloc: SampleGroup)] = []
         var nextFree: UInt64 = 0
+        var python: PythonInfo?
+        var functionIndex: [PythonFunction: Int] = [:]
 
         for (_, snapshot) in inputs {
+            // Python functions: one table for all inputs (frames hold indices into it).
+            var functionMap: [Int] = []
+            if let info = snapshot.python {
+                if python == nil { python = PythonInfo(status: info.status, version: info.version, flags: info.flags, note: info.note) }
+                if info.status == .frames { python!.status = .frames }
+                for function in info.functions {
+                    if let known = functionIndex[function] {
+                        functionMap.append(known)
+                    } else {
+                        functionIndex[function] = python!.functions.count
+                        functionMap.append(python!.functions.count)
+                        python!.functions.append(function)
+                    }
+                }
+            }
             // Place this input's modules in the merged address space.
             let sorted = snapshot.modules.sorted { $0.start < $1.start }
             var placed: [(from: Module, to: Module)] = []
@@ -58,6 +75,10 @@ public enum SnapshotMerge {
                 placed.append((module, modules[index]))
             }
             func rebase(_ address: UInt64) -> UInt64 {
+                if let frame = PythonFrame.decode(address) {
+                    return frame.function < functionMap.count
+                        ? PythonFrame.encode(function: functionMap[frame.function], line: frame.line) : address
+                }
                 // Binary search for the mapping holding `address`.
                 var low = 0, high = placed.count
                 while low < high {
@@ -123,7 +144,7 @@ public enum SnapshotMerge {
             }
         }
         let records = totals.indices.map { StackRecord(stack: $0, inuse: totals[$0].inuse, alloc: totals[$0].alloc) }
-        return (Snapshot(header: header, modules: modules, stacks: stacks, records: records, sources: sources), warnings)
+        return (Snapshot(header: header, modules: modules, stacks: stacks, records: records, sources: sources, python: python), warnings)
     }
 }
 

@@ -114,6 +114,7 @@ private struct Decoder {
                 guard nextRequired == required.count else {
                     throw Failure(reason: "missing \(required[nextRequired].name) record")
                 }
+                try checkPythonFrames(snapshot)
                 return snapshot
             }
             guard !seen.contains(tagValue) else { throw Failure(reason: "\(tag.name) record appears twice") }
@@ -135,6 +136,7 @@ private struct Decoder {
                 case .stacks: snapshot.stacks = try Self.stacks(&payload)
                 case .samples: snapshot.records = try Self.samples(&payload, stackCount: snapshot.stacks.count)
                 case .sources: snapshot.sources = try Self.sources(&payload)
+                case .python: snapshot.python = try Self.python(&payload)
                 case .end: break
                 }
             } catch {
@@ -266,6 +268,43 @@ private struct Decoder {
         return SampleGroup(samples: samples,
                            bytes: Estimate(value: values[0], variance: values[2]),
                            objects: Estimate(value: values[1], variance: values[3]))
+    }
+
+    private static func python(_ c: inout ByteCursor) throws(DecodeFailure) -> PythonInfo {
+        let rawStatus = try c.u32("status")
+        guard let status = PythonInfo.Status(rawValue: rawStatus) else {
+            throw DecodeFailure(reason: "unknown status \(rawStatus)")
+        }
+        let version = try c.u32("version")
+        let flags = PythonInfo.Flags(rawValue: try c.u32("flags"))
+        try c.skip(4, "reserved")
+        let note = try c.string("note")
+        let count = try c.count(minimumEntrySize: 12, "function")
+        var functions: [PythonFunction] = []
+        functions.reserveCapacity(count)
+        for i in 0..<count {
+            let firstLine = try c.u32("function \(i) first line")
+            let name = try c.string("function \(i) name")
+            let file = try c.string("function \(i) file")
+            functions.append(PythonFunction(name: name, file: file, firstLine: firstLine))
+        }
+        return PythonInfo(status: status, version: version, flags: flags, note: note, functions: functions)
+    }
+
+    /// Every Python frame names a function of the `PYTH` record.
+    private func checkPythonFrames(_ snapshot: Snapshot) throws(Failure) {
+        let count = snapshot.python?.functions.count ?? 0
+        for (i, stack) in snapshot.stacks.enumerated() {
+            for frame in stack.frames {
+                guard let python = PythonFrame.decode(frame) else { continue }
+                guard snapshot.python != nil else {
+                    throw Failure(reason: "stack \(i) has a Python frame but the file has no PYTH record")
+                }
+                guard python.function < count else {
+                    throw Failure(reason: "stack \(i) names Python function \(python.function), but PYTH has \(count)")
+                }
+            }
+        }
     }
 
     private static func sources(_ c: inout ByteCursor) throws(DecodeFailure) -> [SnapshotSource] {

@@ -63,6 +63,18 @@ public enum SnapshotWriter {
                 }
             }
         }
+        if let python = snapshot.python {
+            out.record(.python) { w in
+                w.u32(python.status.rawValue); w.u32(python.version); w.u32(python.flags.rawValue); w.u32(0)
+                w.string(python.note)
+                w.u32(UInt32(python.functions.count)); w.u32(0)
+                for f in python.functions {
+                    w.u32(f.firstLine)
+                    w.string(f.name)
+                    w.string(f.file)
+                }
+            }
+        }
         let crc = CRC32.checksum(out.buffer, 0..<out.buffer.count)
         out.record(.end) { w in w.u32(crc); w.u32(0) }
         return out.buffer

@@ -136,7 +136,7 @@ public struct ProfileSymbolizer {
         var requests: [SymbolRequest] = []
         var requestOf = [Int](repeating: -1, count: addresses.count)
         var owner = [Int](repeating: -1, count: addresses.count)
-        for (slot, address) in addresses.enumerated() {
+        for (slot, address) in addresses.enumerated() where PythonFrame.decode(address) == nil {
             // A return address points after the call; step back into it.
             let pc = address == 0 ? 0 : address - 1
             guard let m = moduleIndex(of: pc) else { continue }
@@ -160,7 +160,15 @@ public struct ProfileSymbolizer {
         var demangled: [String: String] = [:]
         var framesOfSlot: [[Int]] = []
         framesOfSlot.reserveCapacity(addresses.count)
+        let pythonFunctions = snapshot.python?.functions ?? []
         for (slot, address) in addresses.enumerated() {
+            if let python = PythonFrame.decode(address) {
+                // The reader checked the index; a frame names its function's file and line.
+                let function = pythonFunctions[python.function]
+                framesOfSlot.append([intern(Frame(function: function.name, file: function.file, line: python.line,
+                                                  module: PythonFrame.module))])
+                continue
+            }
             let pc = address == 0 ? 0 : address - 1
             guard owner[slot] >= 0 else {
                 framesOfSlot.append([intern(Frame(function: "0x" + hex(pc)))])

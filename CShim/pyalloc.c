@@ -1,0 +1,146 @@
+/*
+ * pyalloc.c - wrappers of CPython's MEM and OBJ allocator domains (pyalloc.h).
+ *
+ * Installing from the writer thread. tracemalloc installs its hooks with the
+ * GIL held; we install ours from the writer thread without it, which is safe
+ * for these reasons. PyMem_SetAllocator copies a PyMemAllocatorEx (a context
+ * and four function pointers) into a global that allocating threads read
+ * without a lock; each pointer is stored and loaded whole (aligned, 8 bytes).
+ * Our wrappers keep the wrapped domain's context unchanged, and take the
+ * wrapped functions from `orig`, never from their context, so a thread that
+ * reads a mix of old and new pointers still calls a working pair. A block
+ * allocated through one and freed through the other is harmless: a wrapper's
+ * free looks the block up in the live table (as the free hook does), the
+ * original's free skips it, and the live table is dropped when sampling
+ * stops. Installing this way does not wait for the main thread to run
+ * bytecode, which a service blocked in accept() or join() may never do.
+ *
+ * `orig` is written only when no wrapper of ours is in the domain's chain
+ * (`placed` false), so a wrapper never ends up calling itself.
+ */
+#define _GNU_SOURCE
+#include "pyalloc.h"
+#include "python.h"
+#include "sampler.h"
+#include "live.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+/* PyMemAllocatorEx (Include/cpython/pymem.h, the same since 3.5). */
+struct allocator {
+    void *ctx;
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+    void *(*realloc)(void *ctx, void *ptr, size_t size);
+    void (*free)(void *ctx, void *ptr);
+};
+
+enum { DOMAIN_RAW = 0, DOMAIN_MEM = 1, DOMAIN_OBJ = 2 };
+
+/* Written by control (ctl_lock) while `placed` is false; read by wrappers. */
+static struct allocator orig[3];
+static bool placed[3];
+static uint32_t flags;
+
+/* The wrappers, one set per domain (so each knows its `orig` without a
+ * context of its own). Context: inside the interpreter's allocator, any
+ * thread, GIL held or not; the same rules as the malloc hooks. */
+#define WRAPPERS(D, name)                                                          \
+    static void *name##_malloc(void *ctx, size_t n)                               \
+    {                                                                              \
+        if (!hs_is_active())                                                       \
+            return orig[D].malloc(ctx, n);                                         \
+        struct hs_hold h = hs_hold();                                              \
+        void *p = orig[D].malloc(ctx, n);                                          \
+        hs_unhold(h);                                                              \
+        return hs_after_alloc(p, n);                                               \
+    }                                                                              \
+    static void *name##_calloc(void *ctx, size_t a, size_t b)                     \
+    {                                                                              \
+        if (!hs_is_active())                                                       \
+            return orig[D].calloc(ctx, a, b);                                      \
+        struct hs_hold h = hs_hold();                                              \
+        void *p = orig[D].calloc(ctx, a, b);                                       \
+        hs_unhold(h);                                                              \
+        return p ? hs_after_alloc(p, a * b) : p;  /* no overflow: it failed otherwise */ \
+    }                                                                              \
+    static void *name##_realloc(void *ctx, void *old, size_t n)                   \
+    {                                                                              \
+        if (!hs_is_active())                                                       \
+            return orig[D].realloc(ctx, old, n);                                   \
+        uint64_t osize = 0;                                                        \
+        uint32_t ostack = 0;                                                       \
+        bool had = old && hs_realloc_take(old, &osize, &ostack);                   \
+        struct hs_hold h = hs_hold();                                              \
+        void *p = orig[D].realloc(ctx, old, n);                                    \
+        hs_unhold(h);                                                              \
+        if (!p && n && had)                                                        \
+            hs_realloc_restore(old, osize, ostack);                                \
+        return p ? hs_after_alloc(p, n) : p;                                       \
+    }                                                                              \
+    static void name##_free(void *ctx, void *p)                                   \
+    {                                                                              \
+        if (hs_is_active() && p && hs_live_maybe(p))                               \
+            hs_before_free_slow(p);                                                \
+        orig[D].free(ctx, p);                                                      \
+    }
+
+WRAPPERS(DOMAIN_MEM, mem)
+WRAPPERS(DOMAIN_OBJ, obj)
+
+static const struct allocator ours[3] = {
+    [DOMAIN_MEM] = { NULL, mem_malloc, mem_calloc, mem_realloc, mem_free },
+    [DOMAIN_OBJ] = { NULL, obj_malloc, obj_calloc, obj_realloc, obj_free },
+};
+
+void hs_pyalloc_install(void)
+{
+    if (!hs_py_api.mem_get || !hs_py_api.mem_set)
+        return;
+    struct allocator raw;
+    hs_py_api.mem_get(DOMAIN_RAW, &raw);
+    uint32_t f = 0;
+    for (int d = DOMAIN_MEM; d <= DOMAIN_OBJ; d++) {
+        if (placed[d]) {
+            f |= HS_PYALLOC_WRAPPED;
+            continue;
+        }
+        struct allocator cur;
+        hs_py_api.mem_get(d, &cur);
+        if (cur.malloc == raw.malloc && cur.free == raw.free) {
+            f |= HS_PYALLOC_MALLOC;     /* already malloc: the hooks see every block */
+            continue;
+        }
+        orig[d] = cur;
+        struct allocator w = ours[d];
+        w.ctx = cur.ctx;
+        hs_py_api.mem_set(d, &w);
+        placed[d] = true;
+        f |= HS_PYALLOC_WRAPPED;
+    }
+    __atomic_store_n(&flags, f, __ATOMIC_RELAXED);
+}
+
+void hs_pyalloc_remove(void)
+{
+    if (!hs_py_api.mem_get || !hs_py_api.mem_set)
+        return;
+    for (int d = DOMAIN_MEM; d <= DOMAIN_OBJ; d++) {
+        if (!placed[d])
+            continue;
+        struct allocator cur;
+        hs_py_api.mem_get(d, &cur);
+        if (cur.malloc != ours[d].malloc)
+            continue;                   /* wrapped by someone else: stay, pass through */
+        hs_py_api.mem_set(d, &orig[d]);
+        placed[d] = false;
+    }
+    __atomic_store_n(&flags, 0, __ATOMIC_RELAXED);
+}
+
+uint32_t hs_pyalloc_flags(void)
+{
+    return __atomic_load_n(&flags, __ATOMIC_RELAXED);
+}

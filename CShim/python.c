@@ -1,0 +1,619 @@
+/*
+ * python.c - Python frames for sampled stacks (python.h says what and why).
+ *
+ * Finding the thread's frames. CPython keeps each thread's PyThreadState in
+ * a pthread key (the "autoTSSkey" of _PyRuntime, which PyGILState uses); we
+ * read that key's number from _PyRuntime and call pthread_getspecific, which
+ * reads TLS and allocates nothing. A thread state is only trusted when its
+ * `interp` is the runtime's main interpreter. From it, the chain of
+ * _PyInterpreterFrame structures runs through `previous` links:
+ *   3.11: tstate->cframe->current_frame; a frame with `is_entry` set is the
+ *         first (outermost) frame of one C-level _PyEval_EvalFrameDefault call;
+ *   3.12: the same chain, and each C-level call pushes an extra frame owned
+ *         by FRAME_OWNED_BY_CSTACK between its frames and its caller's;
+ *   3.13: tstate->current_frame; offsets come from the interpreter's own
+ *         _Py_DebugOffsets (cookie "xdebugpy", version, free-threading flag).
+ * The layouts of 3.11 and 3.12 are the ones of CPython's internal headers
+ * (pycore_frame.h, pycore_code.h, pycore_runtime.h, cpython/unicodeobject.h);
+ * ShimTests compares every number here with offsetof() compiled against the
+ * headers of each installed interpreter.
+ *
+ * Safety. Only the allocating thread's own chain is read, while that thread
+ * is inside malloc: nothing else changes it meanwhile, its frames are alive,
+ * they hold references to their code objects, and the code objects to their
+ * names and line tables. The interpreter is never called and the GIL never
+ * taken. Every object is type-checked (PyCode_Type, PyUnicode_Type,
+ * PyBytes_Type) before its fields are trusted, and walks are bounded.
+ * Unknown versions, debug and free-threaded builds get native stacks only.
+ *
+ * Lines. The line of a frame comes from the code object's location table
+ * (Objects/locations.md in CPython: PEP 626/657 format, the same in 3.11-3.13)
+ * and the index of the instruction the frame is executing.
+ *
+ * Lock order: the function table's lock, then the arena lock. It is never
+ * taken together with a live or stack stripe lock.
+ */
+#define _GNU_SOURCE
+#include "python.h"
+#include "control.h"
+#include "mem.h"
+#include "heapsnap.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+
+struct hs_py_api hs_py_api;
+
+#define NONE ((uint32_t)-1)
+
+/* Offsets of the fields we read, in bytes. NONE = not in this version. */
+struct layout {
+    uint32_t rt_tss;            /* _PyRuntime: Py_tss_t autoTSSkey {int initialized; pthread_key_t key} */
+    uint32_t rt_main;           /* _PyRuntime.interpreters.main */
+    uint32_t ts_interp;         /* PyThreadState.interp */
+    uint32_t ts_cframe;         /* PyThreadState.cframe (3.11, 3.12) */
+    uint32_t cf_frame;          /* _PyCFrame.current_frame (3.11, 3.12) */
+    uint32_t ts_frame;          /* PyThreadState.current_frame (3.13) */
+    uint32_t fr_code;           /* f_code / f_executable */
+    uint32_t fr_previous;
+    uint32_t fr_instr;          /* prev_instr (3.11, 3.12) / instr_ptr (3.13) */
+    uint32_t fr_owner;
+    uint32_t fr_entry;          /* is_entry (3.11) */
+    int owner_cstack;           /* FRAME_OWNED_BY_CSTACK (3.12+), -1 */
+    uint32_t co_filename, co_qualname, co_linetable, co_firstlineno, co_code;
+    uint32_t ob_type;
+    uint32_t str_state, str_length, str_ascii_size, str_compact_size;
+    uint32_t bytes_size, bytes_data;
+};
+
+/* CPython 3.11 (pyenv 3.11.7 and Debian's 3.11.2 agree). */
+static const struct layout layout_311 = {
+    .rt_tss = 592, .rt_main = 48, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 8, .ts_frame = NONE,
+    .fr_code = 32, .fr_previous = 48, .fr_instr = 56, .fr_owner = 69, .fr_entry = 68, .owner_cstack = -1,
+    .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 72, .co_code = 184,
+    .ob_type = 8, .str_state = 32, .str_length = 16, .str_ascii_size = 48, .str_compact_size = 72,
+    .bytes_size = 16, .bytes_data = 32,
+};
+
+/* CPython 3.12. */
+static const struct layout layout_312 = {
+    .rt_tss = 1544, .rt_main = 48, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 0, .ts_frame = NONE,
+    .fr_code = 0, .fr_previous = 8, .fr_instr = 56, .fr_owner = 70, .fr_entry = NONE, .owner_cstack = 3,
+    .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 68, .co_code = 192,
+    .ob_type = 8, .str_state = 32, .str_length = 16, .str_ascii_size = 40, .str_compact_size = 56,
+    .bytes_size = 16, .bytes_data = 32,
+};
+
+/* CPython 3.13: what _Py_DebugOffsets does not give (the pthread key, the
+ * main interpreter, the compact-string header size); the rest is read from
+ * the running interpreter. */
+static const struct layout layout_313 = {
+    .rt_tss = 2160, .rt_main = 640, .ts_cframe = NONE, .cf_frame = NONE, .fr_entry = NONE, .owner_cstack = 3,
+    .str_compact_size = 56,
+};
+
+/* _Py_DebugOffsets of 3.13 as far as we read it (Include/internal/pycore_runtime.h). */
+struct debug_offsets_313 {
+    char cookie[8];
+    uint64_t version, free_threaded;
+    struct { uint64_t size, finalizing, interpreters_head; } runtime_state;
+    struct { uint64_t size, id, next, threads_head, gc, imports_modules, sysdict, builtins, ceval_gil,
+             gil_runtime_state, gil_runtime_state_enabled, gil_runtime_state_locked,
+             gil_runtime_state_holder; } interpreter_state;
+    struct { uint64_t size, prev, next, interp, current_frame, thread_id, native_thread_id,
+             datastack_chunk, status; } thread_state;
+    struct { uint64_t size, previous, executable, instr_ptr, localsplus, owner; } interpreter_frame;
+    struct { uint64_t size, filename, name, qualname, linetable, firstlineno, argcount, localsplusnames,
+             localspluskinds, co_code_adaptive; } code_object;
+    struct { uint64_t size, ob_type; } pyobject;
+    struct { uint64_t size, tp_name, tp_repr, tp_flags; } type_object;
+    struct { uint64_t size, ob_item, ob_size; } tuple_object;
+    struct { uint64_t size, ob_item, ob_size; } list_object;
+    struct { uint64_t size, ma_keys, ma_values; } dict_object;
+    struct { uint64_t size, ob_fval; } float_object;
+    struct { uint64_t size, lv_tag, ob_digit; } long_object;
+    struct { uint64_t size, ob_size, ob_sval; } bytes_object;
+    struct { uint64_t size, state, length, asciiobject_size; } unicode_object;
+};
+
+/* Written once by hs_py_detect (control), before `status` is published with
+ * a release store; the sampled path reads status with acquire, then these. */
+static struct {
+    struct layout l;
+    const char *runtime;
+    const void *code_type, *unicode_type, *bytes_type;
+    uintptr_t eval_lo, eval_hi;         /* _PyEval_EvalFrameDefault */
+    uint32_t version;
+    bool detected;
+    char note[160];
+} py;
+static int py_status;                   /* enum hs_py_status; release/acquire */
+static int py_seen;                     /* a sample found Python in this session */
+void (*hs_py_first_seen)(void);         /* set by control: wake the writer */
+
+enum hs_py_status hs_py_status(void) { return (enum hs_py_status)__atomic_load_n(&py_status, __ATOMIC_ACQUIRE); }
+const char *hs_py_note(void) { return py.note; }
+uint32_t hs_py_version(void) { return py.version; }
+bool hs_py_seen(void) { return __atomic_load_n(&py_seen, __ATOMIC_RELAXED); }
+
+/* ------------------------------------------------------------- detection */
+
+static void note(const char *a, const char *b)
+{
+    size_t n = 0;
+    for (const char *s = a; s && *s && n < sizeof py.note - 1; s++)
+        py.note[n++] = *s;
+    for (const char *s = b; s && *s && n < sizeof py.note - 1; s++)
+        py.note[n++] = *s;
+    py.note[n] = 0;
+}
+
+static char *put_u(char *d, unsigned v)
+{
+    char t[12];
+    int n = 0;
+    do t[n++] = (char)('0' + v % 10); while (v /= 10);
+    while (n)
+        *d++ = t[--n];
+    return d;
+}
+
+static bool from_debug_offsets(const struct debug_offsets_313 *d, struct layout *l)
+{
+    if (memcmp(d->cookie, "xdebugpy", 8) != 0 || (d->version >> 16) != 0x030D || d->free_threaded)
+        return false;
+    l->ts_interp = (uint32_t)d->thread_state.interp;
+    l->ts_frame = (uint32_t)d->thread_state.current_frame;
+    l->fr_code = (uint32_t)d->interpreter_frame.executable;
+    l->fr_previous = (uint32_t)d->interpreter_frame.previous;
+    l->fr_instr = (uint32_t)d->interpreter_frame.instr_ptr;
+    l->fr_owner = (uint32_t)d->interpreter_frame.owner;
+    l->co_filename = (uint32_t)d->code_object.filename;
+    l->co_qualname = (uint32_t)d->code_object.qualname;
+    l->co_linetable = (uint32_t)d->code_object.linetable;
+    l->co_firstlineno = (uint32_t)d->code_object.firstlineno;
+    l->co_code = (uint32_t)d->code_object.co_code_adaptive;
+    l->ob_type = (uint32_t)d->pyobject.ob_type;
+    l->str_state = (uint32_t)d->unicode_object.state;
+    l->str_length = (uint32_t)d->unicode_object.length;
+    l->str_ascii_size = (uint32_t)d->unicode_object.asciiobject_size;
+    l->bytes_size = (uint32_t)d->bytes_object.ob_size;
+    l->bytes_data = (uint32_t)d->bytes_object.ob_sval;
+    /* Sanity: every offset lies inside its structure. */
+    return l->ts_frame < d->thread_state.size && l->fr_owner < d->interpreter_frame.size &&
+           l->co_code <= d->code_object.size && l->str_ascii_size <= 64;
+}
+
+static const char *sym_note(const char *what, uint32_t v)
+{
+    static char buf[64];
+    char *d = buf;
+    for (const char *s = what; *s; s++)
+        *d++ = *s;
+    d = put_u(d, v >> 24);
+    *d++ = '.';
+    d = put_u(d, (v >> 16) & 0xFF);
+    *d++ = '.';
+    d = put_u(d, (v >> 8) & 0xFF);
+    *d = 0;
+    return buf;
+}
+
+void hs_py_detect(void)
+{
+    if (py.detected)
+        return;
+    const char *runtime = dlsym(RTLD_DEFAULT, "_PyRuntime");
+    const unsigned long *version = dlsym(RTLD_DEFAULT, "Py_Version");
+    if (!runtime)
+        return;                         /* not Python (yet: libpython may come by dlopen) */
+    py.detected = true;
+    if (!version) {
+        note("CPython before 3.11 (no Py_Version): native frames only", NULL);
+        __atomic_store_n(&py_status, HS_PY_UNSUPPORTED, __ATOMIC_RELEASE);
+        return;
+    }
+    py.version = (uint32_t)*version;
+    unsigned minor = (py.version >> 16) & 0xFF;
+    const char *why = NULL;
+    void *eval = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
+    const ElfW(Sym) *sym = NULL;
+    Dl_info info;
+    if ((py.version >> 24) != 3 || minor < 11 || minor > 13)
+        why = ": frames of this version are not known, native frames only";
+    else if (dlsym(RTLD_DEFAULT, "_Py_NegativeRefcount"))
+        why = " debug build (Py_DEBUG): native frames only";
+    else if (!eval || !dladdr1(eval, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || !sym->st_size)
+        why = ": _PyEval_EvalFrameDefault not found, native frames only";
+    py.code_type = dlsym(RTLD_DEFAULT, "PyCode_Type");
+    py.unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
+    py.bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
+    if (!why && (!py.code_type || !py.unicode_type || !py.bytes_type))
+        why = ": type objects not found, native frames only";
+    if (!why) {
+        py.l = minor == 11 ? layout_311 : minor == 12 ? layout_312 : layout_313;
+        if (minor == 13 && !from_debug_offsets((const struct debug_offsets_313 *)runtime, &py.l))
+            why = ": _Py_DebugOffsets not recognised (free-threaded build?), native frames only";
+    }
+
+    /* The API that control and pyalloc.c use (never the sampled path). */
+    hs_py_api.mem_get = dlsym(RTLD_DEFAULT, "PyMem_GetAllocator");
+    hs_py_api.mem_set = dlsym(RTLD_DEFAULT, "PyMem_SetAllocator");
+    hs_py_api.is_initialized = dlsym(RTLD_DEFAULT, "Py_IsInitialized");
+    hs_py_api.add_pending_call = dlsym(RTLD_DEFAULT, "Py_AddPendingCall");
+    hs_py_api.cfunction_new = dlsym(RTLD_DEFAULT, "PyCFunction_NewEx");
+    hs_py_api.import_module = dlsym(RTLD_DEFAULT, "PyImport_ImportModule");
+    hs_py_api.call_method = dlsym(RTLD_DEFAULT, "PyObject_CallMethod");
+    hs_py_api.decref = dlsym(RTLD_DEFAULT, "Py_DecRef");
+    hs_py_api.err_clear = dlsym(RTLD_DEFAULT, "PyErr_Clear");
+    hs_py_api.incref = dlsym(RTLD_DEFAULT, "Py_IncRef");
+    hs_py_api.none = dlsym(RTLD_DEFAULT, "_Py_NoneStruct");
+
+    if (why) {
+        note(sym_note("CPython ", py.version), why);
+        __atomic_store_n(&py_status, HS_PY_UNSUPPORTED, __ATOMIC_RELEASE);
+        return;
+    }
+    py.runtime = runtime;
+    py.eval_lo = (uintptr_t)eval;
+    py.eval_hi = (uintptr_t)eval + sym->st_size;
+    note(sym_note("CPython ", py.version), ": Python frames");
+    __atomic_store_n(&py_status, HS_PY_FRAMES, __ATOMIC_RELEASE);
+}
+
+/* -------------------------------------------------------- reading objects */
+
+#define AT(base, off, type) (*(type const *)((const char *)(base) + (off)))
+
+/* The calling thread's PyThreadState of the main interpreter, or NULL. */
+static const char *current_tstate(void)
+{
+    const struct layout *l = &py.l;
+    const int *tss = (const int *)(py.runtime + l->rt_tss);
+    if (!__atomic_load_n(&tss[0], __ATOMIC_ACQUIRE))
+        return NULL;                    /* runtime not initialised yet, or finalised */
+    const char *ts = pthread_getspecific((pthread_key_t)tss[1]);
+    if (!ts)
+        return NULL;
+    const void *main = AT(py.runtime, l->rt_main, const void *);
+    return main && AT(ts, l->ts_interp, const void *) == main ? ts : NULL;
+}
+
+/* UTF-8 of a str object into out (at most cap bytes, cut at a character
+ * boundary); returns the length, 0 if it is not a compact str. */
+static size_t read_str(const char *obj, char *out, size_t cap)
+{
+    const struct layout *l = &py.l;
+    if (!obj || AT(obj, l->ob_type, const void *) != py.unicode_type)
+        return 0;
+    uint32_t state = AT(obj, l->str_state, uint32_t);
+    int64_t len = AT(obj, l->str_length, int64_t);
+    if (!(state & 32) || len < 0)       /* not compact */
+        return 0;
+    unsigned kind = (state >> 2) & 7;
+    const uint8_t *data = (const uint8_t *)obj + ((state & 64) ? l->str_ascii_size : l->str_compact_size);
+    size_t n = 0;
+    for (int64_t i = 0; i < len; i++) {
+        uint32_t c = kind == 1 ? data[i] : kind == 2 ? ((const uint16_t *)data)[i] : ((const uint32_t *)data)[i];
+        uint8_t u[4];
+        size_t k;
+        if (c < 0x80) {
+            u[0] = (uint8_t)c;
+            k = 1;
+        } else if (c < 0x800) {
+            u[0] = (uint8_t)(0xC0 | c >> 6);
+            u[1] = (uint8_t)(0x80 | (c & 63));
+            k = 2;
+        } else if (c < 0x10000) {
+            u[0] = (uint8_t)(0xE0 | c >> 12);
+            u[1] = (uint8_t)(0x80 | ((c >> 6) & 63));
+            u[2] = (uint8_t)(0x80 | (c & 63));
+            k = 3;
+        } else {
+            u[0] = (uint8_t)(0xF0 | (c >> 18 & 7));
+            u[1] = (uint8_t)(0x80 | ((c >> 12) & 63));
+            u[2] = (uint8_t)(0x80 | ((c >> 6) & 63));
+            u[3] = (uint8_t)(0x80 | (c & 63));
+            k = 4;
+        }
+        if (n + k > cap)
+            break;
+        memcpy(out + n, u, k);
+        n += k;
+    }
+    return n;
+}
+
+static uint32_t varint(const uint8_t **p, const uint8_t *end)
+{
+    uint32_t v = 0;
+    unsigned shift = 0;
+    while (*p < end) {
+        uint8_t b = *(*p)++;
+        if (shift < 32)
+            v |= (uint32_t)(b & 63) << shift;
+        shift += 6;
+        if (!(b & 64))
+            break;
+    }
+    return v;
+}
+
+static int32_t svarint(const uint8_t **p, const uint8_t *end)
+{
+    uint32_t u = varint(p, end);
+    return (u & 1) ? -(int32_t)(u >> 1) : (int32_t)(u >> 1);
+}
+
+/* The line of code unit `index` (Objects/locations.md): entries of a first
+ * byte (bit 7 set, code in bits 3-6, length-1 in bits 0-2) and a body.
+ * Returns firstlineno for an index before the code, 0 when the entry has
+ * no line. */
+static uint32_t line_of(const char *code, int64_t index)
+{
+    const struct layout *l = &py.l;
+    int32_t first = AT(code, l->co_firstlineno, int32_t);
+    if (index < 0)
+        return first > 0 ? (uint32_t)first : 0;
+    const char *table = AT(code, l->co_linetable, const char *);
+    if (!table || AT(table, l->ob_type, const void *) != py.bytes_type)
+        return 0;
+    int64_t size = AT(table, l->bytes_size, int64_t);
+    const uint8_t *p = (const uint8_t *)table + l->bytes_data, *end = p + (size > 0 ? size : 0);
+    int64_t addr = 0;
+    int32_t line = first;
+    while (p < end) {
+        uint8_t b = *p++;
+        unsigned what = (b >> 3) & 15, len = (b & 7) + 1;
+        bool none = false;
+        switch (what) {
+        case 15: none = true; break;                            /* no location */
+        case 14:                                                /* long form */
+            line += svarint(&p, end);
+            varint(&p, end);
+            varint(&p, end);
+            varint(&p, end);
+            break;
+        case 13: line += svarint(&p, end); break;               /* no column */
+        case 12: case 11: case 10:                              /* one line, two column bytes */
+            line += (int32_t)what - 10;
+            p += 2;
+            break;
+        default: p += 1; break;                                 /* short form: same line */
+        }
+        if (index < addr + len)
+            return none || line < 0 ? 0 : (uint32_t)line;
+        addr += len;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------- function table */
+
+struct slot {
+    uint64_t hash;
+    struct hs_py_function *f;
+    uint32_t id;
+};
+
+static pthread_mutex_t fn_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct slot *fn_slots;           /* protected by fn_lock */
+static size_t fn_cap, fn_count;         /* protected by fn_lock */
+static struct hs_py_function **fn_dir;  /* id -> entry; protected by fn_lock */
+static size_t fn_dir_cap;
+
+static uint64_t hash_bytes(uint64_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* Context: fn_lock held. 0 or -ENOMEM. */
+static int fn_grow(void)
+{
+    if (fn_count + 1 > fn_dir_cap) {
+        size_t ncap = fn_dir_cap ? fn_dir_cap * 2 : 512;
+        struct hs_py_function **nd = hs_map(ncap * sizeof *nd, true);
+        if (!nd)
+            return -12;
+        if (fn_dir_cap)
+            memcpy(nd, fn_dir, fn_count * sizeof *nd);
+        hs_unmap(fn_dir, fn_dir_cap * sizeof *nd, true);
+        fn_dir = nd;
+        fn_dir_cap = ncap;
+    }
+    if ((fn_count + 1) * 4 > fn_cap * 3) {
+        size_t ncap = fn_cap ? fn_cap * 2 : 1024;
+        struct slot *ns = hs_map(ncap * sizeof *ns, true);
+        if (!ns)
+            return -12;
+        for (size_t i = 0; i < fn_cap; i++) {
+            if (!fn_slots[i].f)
+                continue;
+            size_t j = fn_slots[i].hash & (ncap - 1);
+            while (ns[j].f)
+                j = (j + 1) & (ncap - 1);
+            ns[j] = fn_slots[i];
+        }
+        hs_unmap(fn_slots, fn_cap * sizeof *ns, true);
+        fn_slots = ns;
+        fn_cap = ncap;
+    }
+    return 0;
+}
+
+/* The id of (name, file, firstlineno), added if new; NONE when over budget. */
+static uint32_t fn_intern(const char *name, size_t nlen, const char *file, size_t flen, uint32_t firstlineno)
+{
+    uint64_t h = hash_bytes(hash_bytes(0xcbf29ce484222325ull ^ firstlineno, name, nlen), file, flen);
+    h ^= (uint64_t)nlen << 48 ^ (uint64_t)flen << 32;
+    uint32_t id = NONE;
+    pthread_mutex_lock(&fn_lock);
+    if (fn_grow() != 0)
+        goto out;
+    size_t j = h & (fn_cap - 1);
+    for (; fn_slots[j].f; j = (j + 1) & (fn_cap - 1)) {
+        const struct hs_py_function *f = fn_slots[j].f;
+        if (fn_slots[j].hash == h && f->firstlineno == firstlineno && f->name_len == nlen && f->file_len == flen &&
+            memcmp(f->text, name, nlen) == 0 && memcmp(f->text + nlen, file, flen) == 0) {
+            id = fn_slots[j].id;
+            goto out;
+        }
+    }
+    struct hs_py_function *f = hs_arena_alloc(sizeof *f + nlen + flen);
+    if (!f)
+        goto out;
+    f->firstlineno = firstlineno;
+    f->name_len = (uint16_t)nlen;
+    f->file_len = (uint16_t)flen;
+    memcpy(f->text, name, nlen);
+    memcpy(f->text + nlen, file, flen);
+    id = (uint32_t)fn_count;
+    fn_dir[fn_count++] = f;
+    fn_slots[j] = (struct slot){ h, f, id };
+out:
+    pthread_mutex_unlock(&fn_lock);
+    return id;
+}
+
+uint32_t hs_py_foreach_function(void (*fn)(void *arg, const struct hs_py_function *f), void *arg)
+{
+    pthread_mutex_lock(&fn_lock);
+    uint32_t n = (uint32_t)fn_count;
+    for (uint32_t i = 0; i < n; i++)
+        fn(arg, fn_dir[i]);
+    pthread_mutex_unlock(&fn_lock);
+    return n;
+}
+
+void hs_py_release(void)
+{
+    pthread_mutex_lock(&fn_lock);
+    hs_unmap(fn_slots, fn_cap * sizeof *fn_slots, true);
+    hs_unmap(fn_dir, fn_dir_cap * sizeof *fn_dir, true);
+    fn_slots = NULL;
+    fn_dir = NULL;
+    fn_cap = fn_dir_cap = fn_count = 0;
+    __atomic_store_n(&py_seen, 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&fn_lock);
+}
+
+void hs_py_lock(void) { pthread_mutex_lock(&fn_lock); }
+void hs_py_unlock(void) { pthread_mutex_unlock(&fn_lock); }
+
+/* Context: fork child, single-threaded. */
+void hs_py_reset_child(void)
+{
+    pthread_mutex_init(&fn_lock, NULL);
+    hs_py_release();
+}
+
+/* ------------------------------------------------------------ the walk */
+
+#define MAX_PY_FRAMES 256
+#define NAME_MAX_BYTES 256
+#define FILE_MAX_BYTES 1024
+
+struct pyframe {
+    uint32_t fn, line;
+    bool last;                          /* outermost frame of one eval activation */
+};
+
+/* The calling thread's Python frames, innermost first. */
+static uint32_t walk(struct pyframe *out, uint32_t max)
+{
+    const struct layout *l = &py.l;
+    const char *ts = current_tstate();
+    if (!ts)
+        return 0;
+    if (!__atomic_load_n(&py_seen, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&py_seen, 1, __ATOMIC_RELAXED);
+        if (hs_py_first_seen)
+            hs_py_first_seen();
+    }
+    const char *frame = l->ts_cframe != NONE ? AT(AT(ts, l->ts_cframe, const char *), l->cf_frame, const char *)
+                                             : AT(ts, l->ts_frame, const char *);
+    char name[NAME_MAX_BYTES], file[FILE_MAX_BYTES];
+    uint32_t n = 0;
+    for (int steps = 0; frame && steps < 4096 && n < max; steps++, frame = AT(frame, l->fr_previous, const char *)) {
+        if (l->owner_cstack >= 0 && AT(frame, l->fr_owner, int8_t) == l->owner_cstack) {
+            if (n)
+                out[n - 1].last = true;
+            continue;
+        }
+        const char *code = AT(frame, l->fr_code, const char *);
+        if (!code || AT(code, l->ob_type, const void *) != py.code_type)
+            continue;                   /* 3.13: an entry frame's f_executable is None */
+        size_t nlen = read_str(AT(code, l->co_qualname, const char *), name, sizeof name);
+        size_t flen = read_str(AT(code, l->co_filename, const char *), file, sizeof file);
+        int32_t first = AT(code, l->co_firstlineno, int32_t);
+        const char *instr = AT(frame, l->fr_instr, const char *);
+        int64_t index = (instr - (code + l->co_code)) / 2;
+        uint32_t line = line_of(code, index);
+        uint32_t id = fn_intern(name, nlen, file, flen, first > 0 ? (uint32_t)first : 0);
+        if (id == NONE)
+            return 0;                   /* budget full: keep the native stack */
+        out[n].fn = id;
+        out[n].line = line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line;
+        out[n].last = l->fr_entry != NONE && AT(frame, l->fr_entry, bool);
+        n++;
+    }
+    return n;
+}
+
+static bool in_eval(uintptr_t ret)
+{
+    uintptr_t pc = ret - 1;             /* a return address is after its call */
+    return pc >= py.eval_lo && pc < py.eval_hi;
+}
+
+uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut)
+{
+    if (hs_py_status() != HS_PY_FRAMES || !depth)
+        return depth;
+    uint32_t evals = 0;
+    for (uint32_t i = 0; i < depth; i++)
+        evals += in_eval(frames[i]);
+    if (!evals)
+        return depth;                   /* no interpreter on this stack */
+    struct pyframe pf[MAX_PY_FRAMES];
+    uint32_t np = walk(pf, MAX_PY_FRAMES);
+    if (!np)
+        return depth;
+    uintptr_t native[depth];
+    memcpy(native, frames, depth * sizeof *frames);
+    uint32_t k = 0, p = 0;
+    bool full = false;
+    for (uint32_t i = 0; i < depth && !full; i++) {
+        if (!in_eval(native[i]) || p == np) {
+            if (k == room)
+                full = true;
+            else
+                frames[k++] = native[i];
+            continue;
+        }
+        do {                            /* this activation's frames */
+            if (k == room) {
+                full = true;
+                break;
+            }
+            frames[k++] = HEAPSNAP_PYFRAME(pf[p].fn, pf[p].line);
+        } while (!pf[p++].last && p < np);
+    }
+    /* Frames of activations the native walk did not reach (it stopped
+     * early): outermost, after everything else, unless the stack was cut. */
+    for (; !*cut && !full && p < np; p++) {
+        if (k == room)
+            full = true;
+        else
+            frames[k++] = HEAPSNAP_PYFRAME(pf[p].fn, pf[p].line);
+    }
+    if (full)
+        *cut = true;
+    return k;
+}

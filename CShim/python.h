@@ -1,0 +1,96 @@
+/*
+ * python.h - Python frames in sampled stacks, read from the interpreter's memory.
+ *
+ * When the profiled process runs CPython 3.11, 3.12 or 3.13 (a static
+ * python3, or a program linked with libpython), each sampled stack gets the
+ * Python frames its thread was running: every native activation of
+ * _PyEval_EvalFrameDefault is replaced by the Python frames it ran (qualified
+ * name, file, line), innermost first. Frames are read on the sampled path
+ * only, from the allocating thread's own frame chain, without calling into
+ * the interpreter, without the GIL and without allocating.
+ *
+ * A Python frame in a stack is not an address but a tagged value
+ * (HEAPSNAP_PYFRAME_* in heapsnap.h): a function id and a line. Function ids
+ * index a deduplicated table of (qualified name, file, first line) copied at
+ * sample time, because code objects can be freed before the snapshot is
+ * written; the table lives in the arena, under HEAPSNAP_MAX_MEMORY.
+ */
+#ifndef HS_PYTHON_H
+#define HS_PYTHON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* What the shim knows about the process's interpreter (PYTH.status). */
+enum hs_py_status {
+    HS_PY_NONE = 0,         /* no CPython in the process */
+    HS_PY_FRAMES = 1,       /* a known CPython: Python frames are read */
+    HS_PY_UNSUPPORTED = 2,  /* a CPython we do not know: native frames only */
+};
+
+/* Looks for CPython in the process (dlsym of _PyRuntime and friends), checks
+ * its version and build, and picks the struct offsets. Idempotent; cheap
+ * after the first call that found an interpreter.
+ * Context: control (writer or a host thread running a command), reentrancy
+ * guard held (dlsym may allocate). */
+void hs_py_detect(void);
+
+/* The result of hs_py_detect, its one-line explanation (never NULL) and the
+ * running version as PY_VERSION_HEX (0 when unknown). */
+enum hs_py_status hs_py_status(void);
+const char *hs_py_note(void);
+uint32_t hs_py_version(void);
+
+/* Rewrites a captured native stack in place into the merged one: each frame
+ * inside _PyEval_EvalFrameDefault is replaced by the Python frames of that
+ * activation. `frames` holds `depth` native frames and has room for `room`;
+ * returns the new depth and sets *cut when frames had to be left out.
+ * Does nothing (returns depth) on threads that run no Python.
+ * Context: inside malloc, reentrancy guard held, no shim lock held; takes
+ * the function table's lock, then the arena lock. */
+uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut);
+
+/* One entry of the function table, immutable once published. */
+struct hs_py_function {
+    uint32_t firstlineno;
+    uint16_t name_len, file_len;
+    char text[];            /* name, then file; no terminators */
+};
+
+/* Calls fn for every function id in order, holding the table's lock.
+ * Returns the number of entries. Context: writer, no other shim lock held. */
+uint32_t hs_py_foreach_function(void (*fn)(void *arg, const struct hs_py_function *f), void *arg);
+
+/* True once a sample of this session found a thread running Python (so the
+ * interpreter's allocators are set up). The first time, hs_py_first_seen is
+ * called, if set: control registers it at load to wake its writer thread
+ * (a lower layer never calls up). Context of the call: inside malloc, guard
+ * held; it may only do async-signal-safe work. */
+bool hs_py_seen(void);
+extern void (*hs_py_first_seen)(void);
+
+/* Forget every function (the memory goes with the arena). Quiesced. */
+void hs_py_release(void);
+void hs_py_lock(void);
+void hs_py_unlock(void);
+void hs_py_reset_child(void);
+
+/* The interpreter's API, resolved by hs_py_detect (NULL when absent). Only
+ * control and pyalloc.c call them, never the sampled path. */
+struct hs_py_api {
+    void (*mem_get)(int domain, void *allocator);
+    void (*mem_set)(int domain, void *allocator);
+    int (*is_initialized)(void);
+    int (*add_pending_call)(int (*fn)(void *), void *arg);
+    void *(*cfunction_new)(void *def, void *self, void *module);
+    void *(*import_module)(const char *name);
+    void *(*call_method)(void *obj, const char *name, const char *format, ...);
+    void (*decref)(void *obj);
+    void (*err_clear)(void);
+    void (*incref)(void *obj);
+    void *none;             /* Py_None */
+};
+extern struct hs_py_api hs_py_api;
+
+#endif
