@@ -118,6 +118,7 @@ static struct {
     bool writer_alive;          /* a writer thread runs in this process */
     bool writer_exit;           /* asked to exit (setxid, see hs_setxid_begin) */
     bool py_exit_asked;         /* the Python at-exit hook was queued (Py_AddPendingCall) */
+    uint64_t py_poll_until_ns;  /* CLOCK_MONOTONIC: python_tick may ask for 10 ms polls until then */
     bool at_exit_done;          /* the AT_EXIT snapshot was written (Python's atexit) */
 } ctl = { .errfd = -1, .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
 
@@ -615,7 +616,9 @@ static void python_tick(int *timeout_ms)
         else
             todo = true;
     }
-    if (todo && timeout_ms && *timeout_ms > 10)
+    /* A program that links libpython but never initializes it must not keep
+     * the writer polling: 30 s after start, the 2 s wake-ups take over. */
+    if (todo && timeout_ms && *timeout_ms > 10 && now_ns(CLOCK_MONOTONIC) < ctl.py_poll_until_ns)
         *timeout_ms = 10;
 }
 
@@ -628,6 +631,7 @@ static void run(int cmd)
         ctl.start_ns = now_ns(CLOCK_REALTIME);
         ctl.next_periodic_ns = hs_opt.interval_ns ? now_ns(CLOCK_MONOTONIC) + hs_opt.interval_ns : 0;
         ctl.at_exit_done = false;
+        ctl.py_poll_until_ns = now_ns(CLOCK_MONOTONIC) + 30 * 1000000000ull;
         python_tick(NULL);
         break;
     case HS_CMD_STOP:

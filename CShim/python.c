@@ -38,6 +38,7 @@
 #include "control.h"
 #include "mem.h"
 #include "heapsnap.h"
+#include "python_layouts.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -46,82 +47,10 @@
 
 struct hs_py_api hs_py_api;
 
-#define NONE ((uint32_t)-1)
-
-/* Offsets of the fields we read, in bytes. NONE = not in this version. */
-struct layout {
-    uint32_t rt_tss;            /* _PyRuntime: Py_tss_t autoTSSkey {int initialized; pthread_key_t key} */
-    uint32_t rt_main;           /* _PyRuntime.interpreters.main */
-    uint32_t ts_interp;         /* PyThreadState.interp */
-    uint32_t ts_cframe;         /* PyThreadState.cframe (3.11, 3.12) */
-    uint32_t cf_frame;          /* _PyCFrame.current_frame (3.11, 3.12) */
-    uint32_t ts_frame;          /* PyThreadState.current_frame (3.13) */
-    uint32_t fr_code;           /* f_code / f_executable */
-    uint32_t fr_previous;
-    uint32_t fr_instr;          /* prev_instr (3.11, 3.12) / instr_ptr (3.13) */
-    uint32_t fr_owner;
-    uint32_t fr_entry;          /* is_entry (3.11) */
-    int owner_cstack;           /* FRAME_OWNED_BY_CSTACK (3.12+), -1 */
-    uint32_t co_filename, co_qualname, co_linetable, co_firstlineno, co_code;
-    uint32_t ob_type;
-    uint32_t str_state, str_length, str_ascii_size, str_compact_size;
-    uint32_t bytes_size, bytes_data;
-};
-
-/* CPython 3.11 (pyenv 3.11.7 and Debian's 3.11.2 agree). */
-static const struct layout layout_311 = {
-    .rt_tss = 592, .rt_main = 48, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 8, .ts_frame = NONE,
-    .fr_code = 32, .fr_previous = 48, .fr_instr = 56, .fr_owner = 69, .fr_entry = 68, .owner_cstack = -1,
-    .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 72, .co_code = 184,
-    .ob_type = 8, .str_state = 32, .str_length = 16, .str_ascii_size = 48, .str_compact_size = 72,
-    .bytes_size = 16, .bytes_data = 32,
-};
-
-/* CPython 3.12. */
-static const struct layout layout_312 = {
-    .rt_tss = 1544, .rt_main = 48, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 0, .ts_frame = NONE,
-    .fr_code = 0, .fr_previous = 8, .fr_instr = 56, .fr_owner = 70, .fr_entry = NONE, .owner_cstack = 3,
-    .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 68, .co_code = 192,
-    .ob_type = 8, .str_state = 32, .str_length = 16, .str_ascii_size = 40, .str_compact_size = 56,
-    .bytes_size = 16, .bytes_data = 32,
-};
-
-/* CPython 3.13: what _Py_DebugOffsets does not give (the pthread key, the
- * main interpreter, the compact-string header size); the rest is read from
- * the running interpreter. */
-static const struct layout layout_313 = {
-    .rt_tss = 2160, .rt_main = 640, .ts_cframe = NONE, .cf_frame = NONE, .fr_entry = NONE, .owner_cstack = 3,
-    .str_compact_size = 56,
-};
-
-/* _Py_DebugOffsets of 3.13 as far as we read it (Include/internal/pycore_runtime.h). */
-struct debug_offsets_313 {
-    char cookie[8];
-    uint64_t version, free_threaded;
-    struct { uint64_t size, finalizing, interpreters_head; } runtime_state;
-    struct { uint64_t size, id, next, threads_head, gc, imports_modules, sysdict, builtins, ceval_gil,
-             gil_runtime_state, gil_runtime_state_enabled, gil_runtime_state_locked,
-             gil_runtime_state_holder; } interpreter_state;
-    struct { uint64_t size, prev, next, interp, current_frame, thread_id, native_thread_id,
-             datastack_chunk, status; } thread_state;
-    struct { uint64_t size, previous, executable, instr_ptr, localsplus, owner; } interpreter_frame;
-    struct { uint64_t size, filename, name, qualname, linetable, firstlineno, argcount, localsplusnames,
-             localspluskinds, co_code_adaptive; } code_object;
-    struct { uint64_t size, ob_type; } pyobject;
-    struct { uint64_t size, tp_name, tp_repr, tp_flags; } type_object;
-    struct { uint64_t size, ob_item, ob_size; } tuple_object;
-    struct { uint64_t size, ob_item, ob_size; } list_object;
-    struct { uint64_t size, ma_keys, ma_values; } dict_object;
-    struct { uint64_t size, ob_fval; } float_object;
-    struct { uint64_t size, lv_tag, ob_digit; } long_object;
-    struct { uint64_t size, ob_size, ob_sval; } bytes_object;
-    struct { uint64_t size, state, length, asciiobject_size; } unicode_object;
-};
-
 /* Written once by hs_py_detect (control), before `status` is published with
  * a release store; the sampled path reads status with acquire, then these. */
 static struct {
-    struct layout l;
+    struct hs_py_layout l;
     const char *runtime;
     const void *code_type, *unicode_type, *bytes_type;
     uintptr_t eval_lo, eval_hi;         /* _PyEval_EvalFrameDefault */
@@ -160,7 +89,7 @@ static char *put_u(char *d, unsigned v)
     return d;
 }
 
-static bool from_debug_offsets(const struct debug_offsets_313 *d, struct layout *l)
+static bool from_debug_offsets(const struct hs_py_debug_offsets_313 *d, struct hs_py_layout *l)
 {
     if (memcmp(d->cookie, "xdebugpy", 8) != 0 || (d->version >> 16) != 0x030D || d->free_threaded)
         return false;
@@ -210,6 +139,21 @@ void hs_py_detect(void)
     if (!runtime)
         return;                         /* not Python (yet: libpython may come by dlopen) */
     py.detected = true;
+    /* The API that control and pyalloc.c use (never the sampled path): public
+     * and stable since 3.5, so older versions get pymalloc and the at-exit
+     * snapshot too, with native frames. */
+    hs_py_api.mem_get = dlsym(RTLD_DEFAULT, "PyMem_GetAllocator");
+    hs_py_api.mem_set = dlsym(RTLD_DEFAULT, "PyMem_SetAllocator");
+    hs_py_api.is_initialized = dlsym(RTLD_DEFAULT, "Py_IsInitialized");
+    hs_py_api.add_pending_call = dlsym(RTLD_DEFAULT, "Py_AddPendingCall");
+    hs_py_api.cfunction_new = dlsym(RTLD_DEFAULT, "PyCFunction_NewEx");
+    hs_py_api.import_module = dlsym(RTLD_DEFAULT, "PyImport_ImportModule");
+    hs_py_api.call_method = dlsym(RTLD_DEFAULT, "PyObject_CallMethod");
+    hs_py_api.decref = dlsym(RTLD_DEFAULT, "Py_DecRef");
+    hs_py_api.err_clear = dlsym(RTLD_DEFAULT, "PyErr_Clear");
+    hs_py_api.incref = dlsym(RTLD_DEFAULT, "Py_IncRef");
+    hs_py_api.none = dlsym(RTLD_DEFAULT, "_Py_NoneStruct");
+
     if (!version) {
         note("CPython before 3.11 (no Py_Version): native frames only", NULL);
         __atomic_store_n(&py_status, HS_PY_UNSUPPORTED, __ATOMIC_RELEASE);
@@ -233,23 +177,10 @@ void hs_py_detect(void)
     if (!why && (!py.code_type || !py.unicode_type || !py.bytes_type))
         why = ": type objects not found, native frames only";
     if (!why) {
-        py.l = minor == 11 ? layout_311 : minor == 12 ? layout_312 : layout_313;
-        if (minor == 13 && !from_debug_offsets((const struct debug_offsets_313 *)runtime, &py.l))
+        py.l = minor == 11 ? hs_py_layout_311 : minor == 12 ? hs_py_layout_312 : hs_py_layout_313;
+        if (minor == 13 && !from_debug_offsets((const struct hs_py_debug_offsets_313 *)runtime, &py.l))
             why = ": _Py_DebugOffsets not recognised (free-threaded build?), native frames only";
     }
-
-    /* The API that control and pyalloc.c use (never the sampled path). */
-    hs_py_api.mem_get = dlsym(RTLD_DEFAULT, "PyMem_GetAllocator");
-    hs_py_api.mem_set = dlsym(RTLD_DEFAULT, "PyMem_SetAllocator");
-    hs_py_api.is_initialized = dlsym(RTLD_DEFAULT, "Py_IsInitialized");
-    hs_py_api.add_pending_call = dlsym(RTLD_DEFAULT, "Py_AddPendingCall");
-    hs_py_api.cfunction_new = dlsym(RTLD_DEFAULT, "PyCFunction_NewEx");
-    hs_py_api.import_module = dlsym(RTLD_DEFAULT, "PyImport_ImportModule");
-    hs_py_api.call_method = dlsym(RTLD_DEFAULT, "PyObject_CallMethod");
-    hs_py_api.decref = dlsym(RTLD_DEFAULT, "Py_DecRef");
-    hs_py_api.err_clear = dlsym(RTLD_DEFAULT, "PyErr_Clear");
-    hs_py_api.incref = dlsym(RTLD_DEFAULT, "Py_IncRef");
-    hs_py_api.none = dlsym(RTLD_DEFAULT, "_Py_NoneStruct");
 
     if (why) {
         note(sym_note("CPython ", py.version), why);
@@ -270,7 +201,7 @@ void hs_py_detect(void)
 /* The calling thread's PyThreadState of the main interpreter, or NULL. */
 static const char *current_tstate(void)
 {
-    const struct layout *l = &py.l;
+    const struct hs_py_layout *l = &py.l;
     const int *tss = (const int *)(py.runtime + l->rt_tss);
     if (!__atomic_load_n(&tss[0], __ATOMIC_ACQUIRE))
         return NULL;                    /* runtime not initialised yet, or finalised */
@@ -285,7 +216,7 @@ static const char *current_tstate(void)
  * boundary); returns the length, 0 if it is not a compact str. */
 static size_t read_str(const char *obj, char *out, size_t cap)
 {
-    const struct layout *l = &py.l;
+    const struct hs_py_layout *l = &py.l;
     if (!obj || AT(obj, l->ob_type, const void *) != py.unicode_type)
         return 0;
     uint32_t state = AT(obj, l->str_state, uint32_t);
@@ -353,7 +284,7 @@ static int32_t svarint(const uint8_t **p, const uint8_t *end)
  * no line. */
 static uint32_t line_of(const char *code, int64_t index)
 {
-    const struct layout *l = &py.l;
+    const struct hs_py_layout *l = &py.l;
     int32_t first = AT(code, l->co_firstlineno, int32_t);
     if (index < 0)
         return first > 0 ? (uint32_t)first : 0;
@@ -447,12 +378,14 @@ static int fn_grow(void)
     return 0;
 }
 
-/* The id of (name, file, firstlineno), added if new; NONE when over budget. */
+#define NO_ID UINT32_MAX
+
+/* The id of (name, file, firstlineno), added if new; NO_ID when over budget. */
 static uint32_t fn_intern(const char *name, size_t nlen, const char *file, size_t flen, uint32_t firstlineno)
 {
     uint64_t h = hash_bytes(hash_bytes(0xcbf29ce484222325ull ^ firstlineno, name, nlen), file, flen);
     h ^= (uint64_t)nlen << 48 ^ (uint64_t)flen << 32;
-    uint32_t id = NONE;
+    uint32_t id = NO_ID;
     pthread_mutex_lock(&fn_lock);
     if (fn_grow() != 0)
         goto out;
@@ -527,7 +460,7 @@ struct pyframe {
 /* The calling thread's Python frames, innermost first. */
 static uint32_t walk(struct pyframe *out, uint32_t max)
 {
-    const struct layout *l = &py.l;
+    const struct hs_py_layout *l = &py.l;
     const char *ts = current_tstate();
     if (!ts)
         return 0;
@@ -536,7 +469,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max)
         if (hs_py_first_seen)
             hs_py_first_seen();
     }
-    const char *frame = l->ts_cframe != NONE ? AT(AT(ts, l->ts_cframe, const char *), l->cf_frame, const char *)
+    const char *frame = l->ts_cframe != HS_NO_FIELD ? AT(AT(ts, l->ts_cframe, const char *), l->cf_frame, const char *)
                                              : AT(ts, l->ts_frame, const char *);
     char name[NAME_MAX_BYTES], file[FILE_MAX_BYTES];
     uint32_t n = 0;
@@ -556,11 +489,11 @@ static uint32_t walk(struct pyframe *out, uint32_t max)
         int64_t index = (instr - (code + l->co_code)) / 2;
         uint32_t line = line_of(code, index);
         uint32_t id = fn_intern(name, nlen, file, flen, first > 0 ? (uint32_t)first : 0);
-        if (id == NONE)
+        if (id == NO_ID)
             return 0;                   /* budget full: keep the native stack */
         out[n].fn = id;
         out[n].line = line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line;
-        out[n].last = l->fr_entry != NONE && AT(frame, l->fr_entry, bool);
+        out[n].last = l->fr_entry != HS_NO_FIELD && AT(frame, l->fr_entry, bool);
         n++;
     }
     return n;

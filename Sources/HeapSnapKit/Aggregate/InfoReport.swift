@@ -25,7 +25,9 @@ public struct InfoReport: Sendable, Hashable {
     public var modules: [ModuleInfo]
     /// Merged snapshots: where the parts came from.
     public var sources: [SnapshotSource]
-    /// Problems worth a look: dropped samples, missing modules, mismatched build-ids.
+    /// The process's Python interpreter, as the shim saw it (its `functions` as in the file); nil without Python.
+    public var python: PythonInfo?
+    /// Problems worth a look: dropped samples, missing modules, mismatched build-ids, an interpreter without Python frames.
     public var warnings: [String]
 
     /// Builds the report; `locator` checks each module against this host.
@@ -44,7 +46,11 @@ public struct InfoReport: Sendable, Hashable {
         maxStackDepth = snapshot.stacks.map(\.frames.count).max() ?? 0
         modules = snapshot.modules.sorted { $0.start < $1.start }.map { ModuleInfo(module: $0, location: locator.locate($0)) }
         sources = snapshot.sources
+        python = snapshot.python
         var warnings: [String] = []
+        if let python = snapshot.python, python.status == .unsupported {
+            warnings.append("\(python.note): stacks hold the interpreter's native frames, not Python's")
+        }
         let h = snapshot.header
         if h.dropped > 0 {
             warnings.append("\(h.dropped) samples were dropped because the shim's memory budget (\(h.budget) bytes) was full; estimates are low (raise HEAPSNAP_MAX_MEMORY)")

@@ -91,6 +91,20 @@ public enum Format {
     }
 
     /// The flags of a snapshot as words.
+    /// "CPython 3.11.2: Python frames (42 functions); pymalloc objects sampled".
+    public static func python(_ p: PythonInfo) -> String {
+        var s = p.note
+        if p.status == .frames { s += " (\(p.functions.count) functions)" }
+        if p.flags.contains(.wrapped) {
+            s += "; pymalloc objects sampled"
+        } else if p.flags.contains(.usesMalloc) {
+            s += "; PYTHONMALLOC=malloc: every object through malloc"
+        } else {
+            s += "; pymalloc not seen (objects of 512 bytes or less are missing)"
+        }
+        return s
+    }
+
     public static func flags(_ flags: SnapshotHeader.Flags) -> [String] {
         var words: [String] = []
         if flags.contains(.exact) { words.append("exact") }

@@ -185,6 +185,11 @@ public struct JSONRenderer: Renderer, Sendable {
             ("records", .int(Int64(info.records))),
             ("modules", .array(modules)),
             ("sources", .array(sources)),
+            ("python", info.python.map { p in
+                .object([("version", .string(p.versionString)), ("pythonFrames", .bool(p.status == .frames)),
+                         ("note", .string(p.note)), ("functions", .int(Int64(p.functions.count))),
+                         ("pymalloc", .string(p.flags.contains(.wrapped) ? "sampled" : p.flags.contains(.usesMalloc) ? "malloc" : "not seen"))])
+            } ?? .null),
             ("warnings", .array(info.warnings.map(JSON.string))),
         ]).text
     }

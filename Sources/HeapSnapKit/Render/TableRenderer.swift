@@ -250,6 +250,9 @@ public struct TableRenderer: Renderer, Sendable {
             ("shim memory", "\(Format.bytes(Double(h.shimBytes))) of a \(Format.bytes(Double(h.budget))) budget"),
             ("stacks", "\(Format.grouped(UInt64(info.stacks))) distinct (\(info.truncatedStacks) truncated, deepest \(info.maxStackDepth) frames), \(Format.grouped(UInt64(info.addresses))) distinct addresses, \(info.records) sample entries"),
         ]
+        if let python = info.python {
+            fields.append(("python", Format.python(python)))
+        }
         let t = info.source.totals
         let estimated = h.rate > 1
         func pm(_ e: Estimate) -> String { estimated ? " ±" + Format.bytes(Confidence.z * e.standardDeviation) : "" }

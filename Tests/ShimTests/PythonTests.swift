@@ -1,0 +1,302 @@
+// Python services under the shim: real interpreters (Debian's static python3.11
+// and pyenv's shared-libpython 3.11, 3.12, 3.13) run Tests/Programs/python_sites.py,
+// whose sites are marked `# site: NAME`. Each site must be named by its file:line
+// and qualified function, with the estimate within its error bars of what
+// tracemalloc itself measures on the same program.
+
+import Foundation
+import HeapSnapKit
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A CPython to run the tests with.
+struct Interpreter: CustomTestStringConvertible, Sendable {
+    var name: String
+    var path: String?
+    var minor: Int
+
+    var testDescription: String { name }
+
+    /// Debian's /usr/bin/python3.11 (static, stripped).
+    static let debian = Interpreter(name: "Debian python3.11", path: executable("/usr/bin/python3.11"), minor: 11)
+
+    /// pyenv's build of 3.MINOR (the newest patch release installed), if any.
+    static func pyenv(_ minor: Int) -> Interpreter {
+        let env = ProcessInfo.processInfo.environment
+        let roots = [env["PYENV_ROOT"], env["HOME"].map { $0 + "/.pyenv" }, "/root/.pyenv"].compactMap { $0 }
+        for root in roots {
+            let versions = (try? FileManager.default.contentsOfDirectory(atPath: root + "/versions")) ?? []
+            let found = versions.filter { $0.hasPrefix("3.\(minor).") && Int($0.split(separator: ".")[2]) != nil }
+                .sorted { Int($0.split(separator: ".")[2])! < Int($1.split(separator: ".")[2])! }
+            if let version = found.last, let path = executable("\(root)/versions/\(version)/bin/python3.\(minor)") {
+                return Interpreter(name: "pyenv \(version)", path: path, minor: minor)
+            }
+        }
+        return Interpreter(name: "pyenv 3.\(minor) (not installed)", path: nil, minor: minor)
+    }
+
+    static let supported = [debian, pyenv(11), pyenv(12), pyenv(13)]
+
+    /// The path, or a recorded failure: these interpreters are on every machine of this kind.
+    func required() throws -> String {
+        try #require(path, "\(name) is missing: Debian's python3.11 and pyenv's 3.11, 3.12, 3.13 are expected here")
+    }
+
+    /// Include directory with CPython's internal headers, for the offsets check.
+    var includeDirectory: String? {
+        guard let path else { return nil }
+        let prefix = URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent().path
+        let dir = prefix == "/usr" ? "/usr/include/python3.\(minor)" : "\(prefix)/include/python3.\(minor)"
+        return FileManager.default.fileExists(atPath: dir + "/internal/pycore_frame.h") ? dir : nil
+    }
+
+    private static func executable(_ path: String) -> String? {
+        FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }
+}
+
+/// Tests/Programs/python_sites.py and its marked lines.
+enum PythonSites {
+    static let path = "\(Shim.packageRoot)/Tests/Programs/python_sites.py"
+
+    /// NAME -> line of `# site: NAME`.
+    static let lines: [String: Int] = {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        var result: [String: Int] = [:]
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            guard let marker = line.range(of: "# site: "), !line.trimmingCharacters(in: .whitespaces).hasPrefix("#") else { continue }
+            result[String(line[marker.upperBound...]).trimmingCharacters(in: .whitespaces)] = i + 1
+        }
+        return result
+    }()
+
+    /// The qualified function of each site (3.11 runs list comprehensions in a code object of their own).
+    static func function(_ site: String, minor: Int) -> String {
+        switch site {
+        case "plain": return minor >= 12 ? "plain_leaf" : "plain_leaf.<locals>.<listcomp>"
+        case "method": return "Store.put"
+        case "generator": return "numbers"
+        case "lambda": return "with_lambda.<locals>.<lambda>"
+        case "coroutine": return "fetch"
+        case "sortkey": return "sort_key"
+        case "thread": return "worker.<locals>.<genexpr>"
+        default: return site
+        }
+    }
+
+    static let built = ["plain", "method", "generator", "lambda", "coroutine", "sortkey", "thread"]
+
+    /// tracemalloc's bytes per line of python_sites.py, the program run without the shim.
+    static func tracemalloc(_ python: String) throws -> [Int: Double] {
+        let r = try run(python, [path, "tracemalloc"], preload: false)
+        try #require(r.status == 0, "\(r.stderr)")
+        var sizes: [Int: Double] = [:]
+        for line in r.stdout.split(separator: "\n") where line.hasPrefix("line ") {
+            let parts = line.split(separator: " ")
+            sizes[Int(parts[1])!] = Double(parts[2])!
+        }
+        return sizes
+    }
+
+    /// The profile of a snapshot as `heapsnap top` sees it (allocator and runtime frames trimmed).
+    static func profile(_ file: String, keepRuntimeFrames: Bool = false) throws -> Profile {
+        let options = SymbolizeOptions(trimRuntimeFrames: !keepRuntimeFrames, progress: false)
+        return try Pipeline(options: options, environment: ProcessInfo.processInfo.environment).profile(path: file)
+    }
+
+    /// In-use rows of python_sites.py by line.
+    static func rows(_ profile: Profile) -> [Int: Row] {
+        let report = Aggregator(options: AggregationOptions(groupBy: .line, limit: nil)).aggregate(profile)
+        var rows: [Int: Row] = [:]
+        for row in report.rows where row.key.file == path { rows[row.key.line] = row }
+        return rows
+    }
+}
+
+@Suite("Python")
+struct PythonTests {
+    /// Runs python_sites.py under the shim from its start; returns the at-exit snapshot's path.
+    func atExitSnapshot(_ python: String, _ dir: Scratch, env: [String: String] = [:]) throws -> String {
+        var environment = ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1", "HEAPSNAP_RATE": "4096"]
+        environment.merge(env) { $1 }
+        let r = try run(python, [PythonSites.path], env: environment)
+        #expect(r.status == 0 && r.stdout.hasPrefix("done"), "\(r.stderr)")
+        let files = dir.snapshots
+        try #require(files.count == 1, "one at-exit snapshot expected: \(dir.entries); \(r.stderr)")
+        return files[0]
+    }
+
+    @Test("every site named file:line and function, its estimate within error bars of tracemalloc's size",
+          arguments: Interpreter.supported)
+    func sitesMatchTracemalloc(_ interpreter: Interpreter) throws {
+        let python = try interpreter.required()
+        let truth = try PythonSites.tracemalloc(python)
+        let dir = try Scratch()
+        let file = try atExitSnapshot(python, dir)
+        let snapshot = try dir.read(file)
+        #expect(snapshot.header.flags.contains(.atExit))
+        let info = try #require(snapshot.python, "no PYTH record")
+        #expect(info.status == .frames && info.flags.contains(.wrapped), "\(info.note) \(info.flags)")
+        #expect(info.note.contains("3.\(interpreter.minor)."), "\(info.note)")
+
+        let profile = try PythonSites.profile(file)
+        let rows = PythonSites.rows(profile)
+        for site in PythonSites.built {
+            let line = try #require(PythonSites.lines[site])
+            let expected = try #require(truth[line], "tracemalloc has no line \(line)")
+            guard let row = rows[line] else {
+                Issue.record("\(interpreter.name): no row for \(site) at python_sites.py:\(line); rows: \(rows.keys.sorted())")
+                continue
+            }
+            // Several functions can allocate on one line (a lambda and the list that map() fills):
+            // the site's own function must be among the line's first frames.
+            let function = PythonSites.function(site, minor: interpreter.minor)
+            #expect(profile.samples.contains { s in
+                s.frames.first.map { profile.frames[$0] }.map { $0.line == line && $0.function == function } ?? false
+            }, "\(site): no stack starts in \(function) at line \(line)")
+            let estimate = row.values.inuseBytes
+            // 4σ of the sampling error, plus 2% for what differs between two runs (dict and list growth).
+            #expect(abs(estimate.value - expected) <= 4 * estimate.standardDeviation + 0.02 * expected,
+                    "\(interpreter.name) \(site): \(estimate.value) ±\(estimate.standardDeviation) vs tracemalloc \(expected)")
+        }
+        // The at-exit snapshot is taken before finalization: everything the program kept is live.
+        let kept = PythonSites.built.compactMap { PythonSites.lines[$0].flatMap { truth[$0] } }.reduce(0, +)
+        #expect(profile.samples.reduce(0) { $0 + $1.values.inuseBytes.value } >= 0.9 * kept)
+    }
+
+    @Test("the top lines are tracemalloc's, in the same order", arguments: Interpreter.supported)
+    func sameOrderAsTracemalloc(_ interpreter: Interpreter) throws {
+        let python = try interpreter.required()
+        let truth = try PythonSites.tracemalloc(python)
+        let dir = try Scratch()
+        let rows = PythonSites.rows(try PythonSites.profile(try atExitSnapshot(python, dir)))
+        // tracemalloc starts after the imports; heapsnap also sees them (at the import lines).
+        let theirs = truth.sorted { $0.value > $1.value }.prefix(7).map(\.key)
+        let ours = rows.filter { truth[$0.key] != nil }
+            .sorted { $0.value.values.inuseBytes.value > $1.value.values.inuseBytes.value }.prefix(7).map(\.key)
+        #expect(ours == theirs, "\(interpreter.name): heapsnap \(ours), tracemalloc \(theirs)")
+    }
+
+    @Test("Python frames are interleaved with native ones: callers through sorted(), threads, coroutines, the module",
+          arguments: Interpreter.supported)
+    func stacksReachTheCaller(_ interpreter: Interpreter) throws {
+        let python = try interpreter.required()
+        let dir = try Scratch()
+        let file = try atExitSnapshot(python, dir)
+        let profile = try PythonSites.profile(file)
+        func stacks(of site: String) -> [[Frame]] {
+            let line = PythonSites.lines[site]!
+            return profile.samples.map { $0.frames.map { profile.frames[$0] } }
+                .filter { $0.first?.file == PythonSites.path && $0.first?.line == line }
+        }
+        func callers(_ stack: [Frame]) -> [String] { stack.filter { $0.file == PythonSites.path }.map(\.function) }
+        // A key function called back by the C builtin sorted(): its caller `build`, then the module.
+        let sortkey = stacks(of: "sortkey")
+        #expect(!sortkey.isEmpty && sortkey.allSatisfy { callers($0) == ["sort_key", "build", "<module>"] },
+                "\(sortkey.map(callers))")
+        // Three calls deep.
+        let plain = stacks(of: "plain")
+        let plainCallers = ["plain_leaf", "plain_middle", "plain_top", "build", "<module>"]
+        #expect(!plain.isEmpty && plain.allSatisfy { callers($0).drop { $0.contains("listcomp") }.elementsEqual(plainCallers) },
+                "\(plain.map(callers))")
+        // A second thread starts at threading's bootstrap, not at the module.
+        let thread = stacks(of: "thread")
+        #expect(!thread.isEmpty && thread.allSatisfy { callers($0).drop { $0.contains("genexpr") } == ["worker"] && $0.contains { $0.file.hasSuffix("threading.py") } },
+                "\(thread.map { $0.map(\.function) })")
+        // A coroutine runs under asyncio's event loop, inside build's asyncio.run.
+        let coroutine = stacks(of: "coroutine")
+        #expect(!coroutine.isEmpty && coroutine.allSatisfy { callers($0).first == "fetch" && callers($0).suffix(2) == ["build", "<module>"] },
+                "\(coroutine.map(callers))")
+        // The interpreter's own native frames are gone between Python frames; with
+        // --keep-runtime-frames they come back, with the eval loop replaced by Python frames.
+        let native = profile.samples.flatMap { $0.frames.map { profile.frames[$0] } }
+        #expect(!native.contains { $0.function.contains("_PyEval_EvalFrameDefault") })
+        let whole = try PythonSites.profile(file, keepRuntimeFrames: true)
+        let wholeFrames = whole.samples.flatMap { $0.frames.map { whole.frames[$0].module } }
+        #expect(wholeFrames.contains { $0.contains("python3") }, "interpreter frames kept with --keep-runtime-frames")
+    }
+
+    @Test("the CLI's outputs carry Python frames: top, folded and pprof exports", arguments: [Interpreter.pyenv(12)])
+    func outputsCarryPythonFrames(_ interpreter: Interpreter) throws {
+        let python = try interpreter.required()
+        let dir = try Scratch()
+        let file = try atExitSnapshot(python, dir)
+        let line = PythonSites.lines["generator"]!
+        let top = try run(heapsnapTool(), ["top", file, "--limit", "0", "--width", "200"], preload: false)
+        #expect(top.status == 0 && top.stdout.contains("python_sites.py:\(line)  numbers"), "\(top.stdout)")
+        let folded = "\(dir.path)/heap.folded"
+        let export = try run(heapsnapTool(), ["export", file, "--format", "folded", "-o", folded], preload: false)
+        #expect(export.status == 0, "\(export.stderr)")
+        let text = (try? String(contentsOfFile: folded, encoding: .utf8)) ?? ""
+        #expect(text.split(separator: "\n").contains { $0.contains("build;") && $0.contains("numbers") }, "\(text.prefix(2000))")
+        let info = try run(heapsnapTool(), ["info", file], preload: false)
+        #expect(info.stdout.contains("CPython 3.12.") && info.stdout.contains("Python frames"), "\(info.stdout)")
+    }
+
+    @Test("a running Python service driven by start, snapshot and stop signals", arguments: Interpreter.supported)
+    func signalledService(_ interpreter: Interpreter) throws {
+        let python = try interpreter.required()
+        let dir = try Scratch()
+        let service = try Background(python, [PythonSites.path, "serve"], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "4096"],
+                                     interactive: true)
+        _ = try service.line("ready")
+        try #require(service.waitUntilHandled(), "the shim's handlers are not installed")
+        let base = Shim.signalBase + 1
+        func settle(_ count: Int) {
+            let deadline = Date().addingTimeInterval(20)
+            while dir.snapshots.count < count && Date() < deadline { usleep(10_000) }
+        }
+        kill(service.pid, base)             // start
+        usleep(400_000)
+        kill(service.pid, base + 2)         // snapshot
+        settle(1)
+        usleep(400_000)
+        kill(service.pid, base + 1)         // stop: final snapshot
+        settle(2)
+        service.closeInput()
+        #expect(try service.wait() == 0, "\(service.stderr)")
+        let files = dir.snapshots
+        try #require(files.count == 2, "\(dir.entries); \(service.stderr)")
+        let line = PythonSites.lines["serve"]!
+        let first = try #require(PythonSites.rows(try PythonSites.profile(files[0]))[line], "no serve row in the first snapshot")
+        let last = try #require(PythonSites.rows(try PythonSites.profile(files[1]))[line], "no serve row in the final snapshot")
+        #expect(first.frame?.function == "serve")
+        #expect(last.values.inuseBytes.value > first.values.inuseBytes.value, "the leak grows between the two snapshots")
+        let final = try dir.read(files[1])
+        #expect(final.header.flags.contains(.final) && final.python?.flags.contains(.wrapped) == true)
+    }
+
+    @Test("an interpreter heapsnap does not know keeps native stacks and says so in info")
+    func unknownInterpreter() throws {
+        let old = Interpreter.pyenv(10)
+        let python = try #require(old.path, "pyenv's 3.10 is expected on machines of this kind")
+        let dir = try Scratch()
+        let file = try atExitSnapshot(python, dir)
+        let snapshot = try dir.read(file)
+        let info = try #require(snapshot.python)
+        #expect(info.status == .unsupported && info.note.contains("native frames only"), "\(info.note)")
+        #expect(!snapshot.stacks.contains { $0.frames.contains { PythonFrame.decode($0) != nil } })
+        let report = InfoReport(snapshot: snapshot, file: file, locator: FileSystemModuleLocator(debugDirectories: []))
+        #expect(report.warnings.contains { $0.contains("native frames only") }, "\(report.warnings)")
+        // pymalloc and the at-exit hook use the stable API: the program's memory is still seen before finalization.
+        #expect(info.flags.contains(.wrapped))
+        let inuse = snapshot.records.reduce(0) { $0 + $1.inuse.bytes.value }
+        #expect(inuse > 15_000_000, "\(inuse) bytes in use at exit")
+    }
+
+    @Test("python_layouts.h matches CPython's own headers", arguments: Interpreter.supported)
+    func offsetsMatchHeaders(_ interpreter: Interpreter) throws {
+        _ = try interpreter.required()
+        let include = try #require(interpreter.includeDirectory, "\(interpreter.name): no internal headers (python3.11-dev for Debian's)")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("python_offsets-\(UUID().uuidString)").path
+        defer { unlink(out) }
+        let cc = try run("/usr/bin/cc", ["-I", "\(Shim.packageRoot)/CShim", "-I", include, "-o", out,
+                                        "\(Shim.packageRoot)/Tests/Programs/python_offsets.c"], preload: false)
+        try #require(cc.status == 0, "\(cc.stderr)")
+        let r = try run(out, [], preload: false)
+        #expect(r.status == 0 && !r.stdout.contains("MISMATCH") && r.stdout.contains(" ok"), "\(r.stdout)")
+    }
+}
