@@ -9,6 +9,8 @@ HEAPSNAP_NEEDS=(
   "c++:g++"
   "readelf:binutils"
   "/usr/bin/python3:python3"
+  # Python tests: Debian's internal headers, to check the shim's struct offsets (pyenv's come with pyenv).
+  "/usr/include/python3.11/internal/pycore_frame.h:python3.11-dev"
   "sqlite3:sqlite3"
   "git:git"
   "/usr/lib/*/libjemalloc.so.2:libjemalloc2"

@@ -5,6 +5,7 @@ import Testing
 /// A small snapshot with every record and field set to distinct values.
 func sampleSnapshot(stackCount: Int = 3) -> Snapshot {
     var header = SnapshotHeader()
+    header.formatMinor = SnapshotFormat.minor
     header.pid = 4242
     header.ppid = 1
     header.seq = 7
