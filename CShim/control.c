@@ -64,7 +64,7 @@
 
 struct hs_options hs_opt = {
     .rate = 524288, .max_depth = 64, .max_memory = (size_t)64 << 20,
-    .signal_base = 1, .dir = "/tmp",
+    .signal_base = 1, .python = true, .dir = "/tmp",
 };
 
 extern char **environ;
@@ -319,6 +319,10 @@ static void parse_options(void)
         if (parse_bool(v, &hs_opt.at_exit) != 0)
             bad("HEAPSNAP_AT_EXIT", v, "1 or 0", "0");
     }
+    if ((v = getenv("HEAPSNAP_PYTHON"))) {
+        if (parse_bool(v, &hs_opt.python) != 0)
+            bad("HEAPSNAP_PYTHON", v, "1 or 0", "1");
+    }
     if ((v = getenv("HEAPSNAP_INTERVAL"))) {
         if (parse_seconds(v, &u) == 0 && (u == 0 || u >= 1000000ull))
             hs_opt.interval_ns = u;
@@ -351,7 +355,7 @@ static void parse_options(void)
     }
     /* The shim's variables, then the tool's and scripts' (not typos either):
      * keep in sync when the tool grows a HEAPSNAP_* variable. */
-    static const char *known[] = { "RATE", "MAX_DEPTH", "MAX_MEMORY", "SIGNAL_BASE", "START",
+    static const char *known[] = { "RATE", "MAX_DEPTH", "MAX_MEMORY", "SIGNAL_BASE", "START", "PYTHON",
                                    "AT_EXIT", "INTERVAL", "DIR",
                                    "BIN", "LIB", "SYMBOLIZER", "BLESS", "FUZZ_ROUNDS", "NEEDS" };
     for (char **e = environ; e && *e; e++) {
@@ -598,7 +602,7 @@ static void py_first_seen(void)
  * writer to come back in 10 ms (*timeout_ms). Context: ctl_lock held. */
 static void python_tick(int *timeout_ms)
 {
-    if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1)
+    if (!hs_opt.python || __atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1)
         return;
     hs_py_detect();
     if (hs_py_status() == HS_PY_NONE)

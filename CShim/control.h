@@ -20,6 +20,7 @@ struct hs_options {
     int signal_base;        /* HEAPSNAP_SIGNAL_BASE: start = SIGRTMIN + base */
     bool start;             /* HEAPSNAP_START=1: sample from load */
     bool at_exit;           /* HEAPSNAP_AT_EXIT=1: snapshot at normal exit */
+    bool python;            /* HEAPSNAP_PYTHON (default 1): Python frames, pymalloc, Python's atexit */
     uint64_t interval_ns;   /* HEAPSNAP_INTERVAL: periodic snapshots; 0 = off */
     char dir[4096];         /* HEAPSNAP_DIR: absolute, no trailing slash */
 };
