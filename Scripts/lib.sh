@@ -28,6 +28,13 @@ HEAPSNAP_NEEDS=(
   "setpriv:util-linux"
 )
 
+# Scripts/bench only: the instruction counts and the comparison.
+HEAPSNAP_BENCH_NEEDS=(
+  "valgrind:valgrind"
+  "heaptrack:heaptrack"
+  "objcopy:binutils"
+)
+
 # Installs each needed package whose marker file is missing (root only; else says what to install).
 # Arguments: more "marker:package" needs on top of HEAPSNAP_NEEDS.
 ensure_packages() {

@@ -43,7 +43,10 @@ public struct RuntimeFrames: Sendable, Hashable {
     ]
 
     /// Swift standard-library code specialised into the program's own module.
-    public static let defaultFunctions: [String] = ["Swift.*", "generic specialization <*> of Swift.*"]
+    public static let defaultFunctions: [String] = [
+        "Swift.*", "static Swift.*", "(extension in Swift)*", "protocol witness for Swift.*", "closure #* in Swift.*",
+        "*specialization <*> of Swift.*", "*specialization <*> of static Swift.*", "*specialization <*> of (extension in Swift)*",
+    ]
 
     public static let defaultInterpreters: [String] = ["libpython*", "python", "python2*", "python3*"]
 
