@@ -1,5 +1,5 @@
 /*
- * hooks.c - the exported libc names: the fast path and nothing else.
+ * hooks.c - the exported allocation functions: the fast path and nothing else.
  *
  * Idle (hs_active == 0), each call is the forward through hs_real plus one
  * well-predicted branch on a plain global: no TLS, no lock, no atomic RMW.
@@ -14,15 +14,10 @@
 #include "forward.h"
 #include "sampler.h"
 #include "live.h"
-#include "control.h"
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <grp.h>
 #include <malloc.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #define HS_EXPORT __attribute__((visibility("default")))
 
@@ -79,12 +74,11 @@ HS_EXPORT void *calloc(size_t a, size_t b)
     return calloc_sampling(a, b);
 }
 
-HS_EXPORT void *realloc(void *old, size_t n)
+/* The old block leaves the live table before the allocator may reuse its
+ * address; a failed realloc puts it back. The new block counts as a fresh
+ * allocation of n bytes. Context: inside realloc. */
+SAMPLING void *realloc_sampling(void *old, size_t n)
 {
-    if (__builtin_expect(hs_is_boot(old), 0))
-        return hs_boot_realloc(old, n);
-    if (!hs_is_active())
-        return hs_real.realloc(old, n);
     uint64_t osize = 0;
     uint32_t ostack = 0;
     bool had = old && hs_realloc_take(old, &osize, &ostack);
@@ -92,6 +86,15 @@ HS_EXPORT void *realloc(void *old, size_t n)
     if (!p && n && had)
         hs_realloc_restore(old, osize, ostack);    /* failed: old block still live */
     return p ? hs_after_alloc(p, n) : p;
+}
+
+HS_EXPORT void *realloc(void *old, size_t n)
+{
+    if (__builtin_expect(hs_is_boot(old), 0))
+        return hs_boot_realloc(old, n);
+    if (!hs_is_active())
+        return hs_real.realloc(old, n);
+    return realloc_sampling(old, n);
 }
 
 HS_EXPORT void *reallocarray(void *old, size_t a, size_t b)
@@ -104,12 +107,19 @@ HS_EXPORT void *reallocarray(void *old, size_t a, size_t b)
     return realloc(old, n);
 }
 
-HS_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+SAMPLING int posix_memalign_sampling(void **out, size_t align, size_t n)
 {
     int r = hs_real.posix_memalign(out, align, n);
-    if (hs_is_active() && r == 0)
+    if (r == 0)
         hs_after_alloc(*out, n);
     return r;
+}
+
+HS_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (!hs_is_active())
+        return hs_real.posix_memalign(out, align, n);
+    return posix_memalign_sampling(out, align, n);
 }
 
 SAMPLING void *aligned_alloc_sampling(size_t align, size_t n) { return hs_after_alloc(hs_real.aligned_alloc(align, n), n); }
@@ -154,43 +164,3 @@ HS_EXPORT size_t malloc_usable_size(void *p)
         return hs_boot_usable(p);
     return hs_real.malloc_usable_size(p);
 }
-
-/* Signal control must survive hosts that install handlers (control.c). */
-HS_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
-{
-    return hs_sigaction(sig, act, old);
-}
-
-HS_EXPORT sighandler_t signal(int sig, sighandler_t handler)
-{
-    return hs_signal(sig, handler);
-}
-
-/* Credentials: the writer thread must step out of glibc's all-threads
- * setxid (control.c, hs_setxid_begin). The next definition is found on first
- * use; these calls are rare. */
-#define SETXID(name, params, args)                                            \
-    HS_EXPORT int name params                                                 \
-    {                                                                         \
-        static int (*next) params;                                            \
-        if (!__atomic_load_n(&next, __ATOMIC_ACQUIRE))                        \
-            __atomic_store_n(&next, (int (*) params)dlsym(RTLD_NEXT, #name), __ATOMIC_RELEASE); \
-        if (!next) {                                                          \
-            errno = ENOSYS;                                                   \
-            return -1;                                                        \
-        }                                                                     \
-        bool stopped = hs_setxid_begin();                                     \
-        int ret = next args;                                                  \
-        hs_setxid_end(stopped);                                               \
-        return ret;                                                           \
-    }
-
-SETXID(setuid, (uid_t u), (u))
-SETXID(setgid, (gid_t g), (g))
-SETXID(seteuid, (uid_t u), (u))
-SETXID(setegid, (gid_t g), (g))
-SETXID(setreuid, (uid_t r, uid_t e), (r, e))
-SETXID(setregid, (gid_t r, gid_t e), (r, e))
-SETXID(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s))
-SETXID(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))
-SETXID(setgroups, (size_t n, const gid_t *list), (n, list))

@@ -19,7 +19,7 @@
  */
 #define _GNU_SOURCE
 #include "stacks.h"
-#include "control.h"
+#include "options.h"
 #include "mem.h"
 #include "heapsnap.h"
 
