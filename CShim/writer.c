@@ -169,7 +169,7 @@ static int install_handlers(void)
         sa.sa_handler = on_signal;
         sa.sa_flags = SA_RESTART;
         sigemptyset(&sa.sa_mask);
-        if (hs_real.sigaction(ctl.sig0 + i, &sa, &host_act[i]) != 0)
+        if (hs_real.sigaction_fn(ctl.sig0 + i, &sa, &host_act[i]) != 0)
             return -errno;
         /* A library constructor that ran before ours already took it (an
          * inherited SIG_IGN is not a handler: no warning for that). */
@@ -183,7 +183,7 @@ int hs_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     int i = cmd_of(sig);
     if (i < 0)
-        return hs_real.sigaction(sig, act, old);
+        return hs_real.sigaction_fn(sig, act, old);
     /* One of ours: keep our handler, remember the host's wish. */
     struct sigaction prev = host_act[i];
     if (act) {
