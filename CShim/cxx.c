@@ -71,7 +71,7 @@ static __attribute__((noinline)) void *resolve(enum op op)
     }
     Dl_info fi, mi;
     struct next_op *e = &next_op[op];
-    e->own = dladdr(fn, &fi) && dladdr(*(void **)&hs_real.malloc, &mi) && fi.dli_fbase == mi.dli_fbase;
+    e->own = dladdr(fn, &fi) && dladdr(*(void **)&hs_real.malloc_fn, &mi) && fi.dli_fbase == mi.dli_fbase;
     __atomic_store_n(&e->fn, fn, __ATOMIC_RELEASE);
     return fn;
 }

@@ -70,7 +70,7 @@ struct hs_real_fns hs_real = {
 static void *synth_memalign_from_posix(size_t al, size_t n)
 {
     void *p = NULL;
-    int err = hs_real.posix_memalign(&p, al < sizeof(void *) ? sizeof(void *) : al, n);
+    int err = hs_real.posix_memalign_fn(&p, al < sizeof(void *) ? sizeof(void *) : al, n);
     if (err) {
         errno = err;
         return NULL;
@@ -80,7 +80,7 @@ static void *synth_memalign_from_posix(size_t al, size_t n)
 
 static void *synth_valloc(size_t n)
 {
-    return hs_real.memalign((size_t)sysconf(_SC_PAGESIZE), n);
+    return hs_real.memalign_fn((size_t)sysconf(_SC_PAGESIZE), n);
 }
 
 static void *synth_pvalloc(size_t n)
@@ -91,12 +91,12 @@ static void *synth_pvalloc(size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return hs_real.memalign(pg, r ? r : pg);
+    return hs_real.memalign_fn(pg, r ? r : pg);
 }
 
 static void *synth_aligned_alloc(size_t al, size_t n)
 {
-    return hs_real.memalign(al, n);
+    return hs_real.memalign_fn(al, n);
 }
 
 static int synth_posix_memalign(void **out, size_t al, size_t n)
@@ -104,7 +104,7 @@ static int synth_posix_memalign(void **out, size_t al, size_t n)
     if (al < sizeof(void *) || (al & (al - 1)))
         return EINVAL;
     int saved = errno;
-    void *p = hs_real.memalign(al, n);
+    void *p = hs_real.memalign_fn(al, n);
     if (!p && n) {
         int e = errno ? errno : ENOMEM;
         errno = saved;
@@ -121,7 +121,7 @@ static void *synth_reallocarray(void *p, size_t a, size_t b)
         errno = ENOMEM;
         return NULL;
     }
-    return hs_real.realloc(p, n);
+    return hs_real.realloc_fn(p, n);
 }
 
 static void *synth_calloc(size_t a, size_t b)
@@ -131,7 +131,7 @@ static void *synth_calloc(size_t a, size_t b)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = hs_real.malloc(n);
+    void *p = hs_real.malloc_fn(n);
     if (p)
         memset(p, 0, n);
     return p;
@@ -157,19 +157,19 @@ void hs_forward_init(void)
     }
     struct hs_real_fns r;
     memset(&r, 0, sizeof r);
-    RESOLVE(malloc, "malloc");
-    RESOLVE(free, "free");
-    RESOLVE(calloc, "calloc");
-    RESOLVE(realloc, "realloc");
-    RESOLVE(reallocarray, "reallocarray");
-    RESOLVE(posix_memalign, "posix_memalign");
-    RESOLVE(aligned_alloc, "aligned_alloc");
-    RESOLVE(memalign, "memalign");
-    RESOLVE(valloc, "valloc");
-    RESOLVE(pvalloc, "pvalloc");
-    RESOLVE(malloc_usable_size, "malloc_usable_size");
-    RESOLVE(sigaction, "sigaction");
-    if (!r.malloc || !r.free || !r.realloc) {
+    RESOLVE(malloc_fn, "malloc");
+    RESOLVE(free_fn, "free");
+    RESOLVE(calloc_fn, "calloc");
+    RESOLVE(realloc_fn, "realloc");
+    RESOLVE(reallocarray_fn, "reallocarray");
+    RESOLVE(posix_memalign_fn, "posix_memalign");
+    RESOLVE(aligned_alloc_fn, "aligned_alloc");
+    RESOLVE(memalign_fn, "memalign");
+    RESOLVE(valloc_fn, "valloc");
+    RESOLVE(pvalloc_fn, "pvalloc");
+    RESOLVE(malloc_usable_size_fn, "malloc_usable_size");
+    RESOLVE(sigaction_fn, "sigaction");
+    if (!r.malloc_fn || !r.free_fn || !r.realloc_fn) {
         static const char msg[] = "heapsnap: cannot find the next malloc/free/realloc; aborting\n";
         (void)!write(2, msg, sizeof msg - 1);
         _exit(127);
@@ -179,34 +179,34 @@ void hs_forward_init(void)
      * reallocarray): glibc's pvalloc would hand out glibc blocks that get
      * freed into jemalloc. Keep only functions from malloc's own object. */
     Dl_info mi;
-    if (dladdr(*(void **)&r.malloc, &mi) && mi.dli_fbase) {
-        void **fns[] = { (void **)&r.calloc, (void **)&r.reallocarray, (void **)&r.posix_memalign,
-                         (void **)&r.aligned_alloc, (void **)&r.memalign, (void **)&r.valloc,
-                         (void **)&r.pvalloc, (void **)&r.malloc_usable_size };
+    if (dladdr(*(void **)&r.malloc_fn, &mi) && mi.dli_fbase) {
+        void **fns[] = { (void **)&r.calloc_fn, (void **)&r.reallocarray_fn, (void **)&r.posix_memalign_fn,
+                         (void **)&r.aligned_alloc_fn, (void **)&r.memalign_fn, (void **)&r.valloc_fn,
+                         (void **)&r.pvalloc_fn, (void **)&r.malloc_usable_size_fn };
         for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
             Dl_info fi;
             if (*fns[i] && (!dladdr(*fns[i], &fi) || fi.dli_fbase != mi.dli_fbase))
                 *fns[i] = NULL;
         }
     }
-    if (!r.calloc)
-        r.calloc = synth_calloc;
-    /* Publish the complete table before synth_* may use hs_real.memalign. */
+    if (!r.calloc_fn)
+        r.calloc_fn = synth_calloc;
+    /* Publish the complete table before synth_* may use hs_real.memalign_fn. */
     hs_real = r;
-    if (!hs_real.memalign)
-        hs_real.memalign = hs_real.posix_memalign ? synth_memalign_from_posix : hs_real.aligned_alloc;
-    if (!hs_real.posix_memalign)
-        hs_real.posix_memalign = synth_posix_memalign;
-    if (!hs_real.aligned_alloc)
-        hs_real.aligned_alloc = synth_aligned_alloc;
-    if (!hs_real.valloc)
-        hs_real.valloc = synth_valloc;
-    if (!hs_real.pvalloc)
-        hs_real.pvalloc = synth_pvalloc;
-    if (!hs_real.reallocarray)
-        hs_real.reallocarray = synth_reallocarray;
-    if (!hs_real.malloc_usable_size)
-        hs_real.malloc_usable_size = synth_usable;
+    if (!hs_real.memalign_fn)
+        hs_real.memalign_fn = hs_real.posix_memalign_fn ? synth_memalign_from_posix : hs_real.aligned_alloc_fn;
+    if (!hs_real.posix_memalign_fn)
+        hs_real.posix_memalign_fn = synth_posix_memalign;
+    if (!hs_real.aligned_alloc_fn)
+        hs_real.aligned_alloc_fn = synth_aligned_alloc;
+    if (!hs_real.valloc_fn)
+        hs_real.valloc_fn = synth_valloc;
+    if (!hs_real.pvalloc_fn)
+        hs_real.pvalloc_fn = synth_pvalloc;
+    if (!hs_real.reallocarray_fn)
+        hs_real.reallocarray_fn = synth_reallocarray;
+    if (!hs_real.malloc_usable_size_fn)
+        hs_real.malloc_usable_size_fn = synth_usable;
     __atomic_store_n(&resolved, 1, __ATOMIC_RELEASE);
 }
 
@@ -220,7 +220,7 @@ static void *boot_malloc(size_t n)
     if (BOOTING())
         return boot_alloc(16, n);
     hs_forward_init();
-    return hs_real.malloc(n);
+    return hs_real.malloc_fn(n);
 }
 
 static void boot_free(void *p)
@@ -228,7 +228,7 @@ static void boot_free(void *p)
     if (BOOTING() || hs_is_boot(p))
         return;
     hs_forward_init();
-    hs_real.free(p);
+    hs_real.free_fn(p);
 }
 
 static void *boot_calloc(size_t a, size_t b)
@@ -239,7 +239,7 @@ static void *boot_calloc(size_t a, size_t b)
     if (BOOTING())
         return boot_alloc(16, n);
     hs_forward_init();
-    return hs_real.calloc(a, b);
+    return hs_real.calloc_fn(a, b);
 }
 
 static void *boot_realloc(void *p, size_t n)
@@ -251,7 +251,7 @@ static void *boot_realloc(void *p, size_t n)
         return q;
     }
     hs_forward_init();
-    return hs_real.realloc(p, n);
+    return hs_real.realloc_fn(p, n);
 }
 
 static void *boot_reallocarray(void *p, size_t a, size_t b)
@@ -262,7 +262,7 @@ static void *boot_reallocarray(void *p, size_t a, size_t b)
     if (BOOTING())
         return boot_realloc(p, n);
     hs_forward_init();
-    return hs_real.reallocarray(p, a, b);
+    return hs_real.reallocarray_fn(p, a, b);
 }
 
 static int boot_posix_memalign(void **out, size_t al, size_t n)
@@ -275,7 +275,7 @@ static int boot_posix_memalign(void **out, size_t al, size_t n)
         return 0;
     }
     hs_forward_init();
-    return hs_real.posix_memalign(out, al, n);
+    return hs_real.posix_memalign_fn(out, al, n);
 }
 
 static void *boot_aligned_alloc(size_t al, size_t n)
@@ -283,7 +283,7 @@ static void *boot_aligned_alloc(size_t al, size_t n)
     if (BOOTING())
         return boot_alloc(al, n);
     hs_forward_init();
-    return hs_real.aligned_alloc(al, n);
+    return hs_real.aligned_alloc_fn(al, n);
 }
 
 static void *boot_memalign(size_t al, size_t n)
@@ -291,7 +291,7 @@ static void *boot_memalign(size_t al, size_t n)
     if (BOOTING())
         return boot_alloc(al, n);
     hs_forward_init();
-    return hs_real.memalign(al, n);
+    return hs_real.memalign_fn(al, n);
 }
 
 static void *boot_valloc(size_t n)
@@ -299,7 +299,7 @@ static void *boot_valloc(size_t n)
     if (BOOTING())
         return boot_alloc(4096, n);
     hs_forward_init();
-    return hs_real.valloc(n);
+    return hs_real.valloc_fn(n);
 }
 
 static void *boot_pvalloc(size_t n)
@@ -307,7 +307,7 @@ static void *boot_pvalloc(size_t n)
     if (BOOTING())
         return boot_alloc(4096, (n + 4095) & ~(size_t)4095);
     hs_forward_init();
-    return hs_real.pvalloc(n);
+    return hs_real.pvalloc_fn(n);
 }
 
 static size_t boot_usable(void *p)
@@ -315,19 +315,19 @@ static size_t boot_usable(void *p)
     if (hs_is_boot(p))
         return hs_boot_usable(p);
     hs_forward_init();
-    return hs_real.malloc_usable_size(p);
+    return hs_real.malloc_usable_size_fn(p);
 }
 
 static int boot_sigaction(int s, const struct sigaction *a, struct sigaction *o)
 {
     hs_forward_init();
-    return hs_real.sigaction(s, a, o);
+    return hs_real.sigaction_fn(s, a, o);
 }
 
 /* Used by hooks.c for a realloc of a bootstrap block: copy into the real heap. */
 void *hs_boot_realloc(void *p, size_t n)
 {
-    void *q = hs_real.malloc(n ? n : 1);
+    void *q = hs_real.malloc_fn(n ? n : 1);
     if (q) {
         size_t old = hs_boot_usable(p);
         memcpy(q, p, old < n ? old : n);

@@ -14,18 +14,18 @@
 #include <signal.h>
 
 struct hs_real_fns {
-    void *(*malloc)(size_t);
-    void (*free)(void *);
-    void *(*calloc)(size_t, size_t);
-    void *(*realloc)(void *, size_t);
-    void *(*reallocarray)(void *, size_t, size_t);
-    int (*posix_memalign)(void **, size_t, size_t);
-    void *(*aligned_alloc)(size_t, size_t);
-    void *(*memalign)(size_t, size_t);
-    void *(*valloc)(size_t);
-    void *(*pvalloc)(size_t);
-    size_t (*malloc_usable_size)(void *);
-    int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+    void *(*malloc_fn)(size_t);
+    void (*free_fn)(void *);
+    void *(*calloc_fn)(size_t, size_t);
+    void *(*realloc_fn)(void *, size_t);
+    void *(*reallocarray_fn)(void *, size_t, size_t);
+    int (*posix_memalign_fn)(void **, size_t, size_t);
+    void *(*aligned_alloc_fn)(size_t, size_t);
+    void *(*memalign_fn)(size_t, size_t);
+    void *(*valloc_fn)(size_t);
+    void *(*pvalloc_fn)(size_t);
+    size_t (*malloc_usable_size_fn)(void *);
+    int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 };
 
 /* Written once by hs_forward_init (before any thread but the first exists,

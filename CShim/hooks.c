@@ -1,5 +1,5 @@
 /*
- * hooks.c - the exported libc names: the fast path and nothing else.
+ * hooks.c - the exported allocation functions: the fast path and nothing else.
  *
  * Idle (hs_active == 0), each call is the forward through hs_real plus one
  * well-predicted branch on a plain global: no TLS, no lock, no atomic RMW.
@@ -14,15 +14,10 @@
 #include "forward.h"
 #include "sampler.h"
 #include "live.h"
-#include "control.h"
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <grp.h>
 #include <malloc.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #define HS_EXPORT __attribute__((visibility("default")))
 
@@ -31,12 +26,12 @@
  * function (SAMPLING), so the compiler cannot merge it into the idle one. */
 #define SAMPLING static __attribute__((noinline, cold))
 
-SAMPLING void *malloc_sampling(size_t n) { return hs_after_alloc(hs_real.malloc(n), n); }
+SAMPLING void *malloc_sampling(size_t n) { return hs_after_alloc(hs_real.malloc_fn(n), n); }
 
 HS_EXPORT void *malloc(size_t n)
 {
     if (!hs_is_active())
-        return hs_real.malloc(n);
+        return hs_real.malloc_fn(n);
     return malloc_sampling(n);
 }
 
@@ -45,7 +40,7 @@ HS_EXPORT void *malloc(size_t n)
 SAMPLING void free_tracked(void *p)
 {
     hs_before_free_slow(p);
-    hs_real.free(p);
+    hs_real.free_fn(p);
 }
 
 /* While sampling, a free costs one more load: the filter (live.h). */
@@ -55,7 +50,7 @@ SAMPLING void free_sampling(void *p)
         return;
     if (p && hs_live_maybe(p))
         return free_tracked(p);
-    hs_real.free(p);
+    hs_real.free_fn(p);
 }
 
 HS_EXPORT void free(void *p)
@@ -64,19 +59,33 @@ HS_EXPORT void free(void *p)
         return free_sampling(p);
     if (__builtin_expect(hs_is_boot(p), 0))
         return;
-    hs_real.free(p);
+    hs_real.free_fn(p);
 }
 
 SAMPLING void *calloc_sampling(size_t a, size_t b)
 {
-    return hs_after_alloc(hs_real.calloc(a, b), a * b);    /* no overflow: calloc failed otherwise */
+    return hs_after_alloc(hs_real.calloc_fn(a, b), a * b);    /* no overflow: calloc failed otherwise */
 }
 
 HS_EXPORT void *calloc(size_t a, size_t b)
 {
     if (!hs_is_active())
-        return hs_real.calloc(a, b);
+        return hs_real.calloc_fn(a, b);
     return calloc_sampling(a, b);
+}
+
+/* The old block leaves the live table before the allocator may reuse its
+ * address; a failed realloc puts it back. The new block counts as a fresh
+ * allocation of n bytes. Context: inside realloc. */
+SAMPLING void *realloc_sampling(void *old, size_t n)
+{
+    uint64_t osize = 0;
+    uint32_t ostack = 0;
+    bool had = old && hs_realloc_take(old, &osize, &ostack);
+    void *p = hs_real.realloc_fn(old, n);
+    if (!p && n && had)
+        hs_realloc_restore(old, osize, ostack);    /* failed: old block still live */
+    return p ? hs_after_alloc(p, n) : p;
 }
 
 HS_EXPORT void *realloc(void *old, size_t n)
@@ -84,14 +93,8 @@ HS_EXPORT void *realloc(void *old, size_t n)
     if (__builtin_expect(hs_is_boot(old), 0))
         return hs_boot_realloc(old, n);
     if (!hs_is_active())
-        return hs_real.realloc(old, n);
-    uint64_t osize = 0;
-    uint32_t ostack = 0;
-    bool had = old && hs_realloc_take(old, &osize, &ostack);
-    void *p = hs_real.realloc(old, n);
-    if (!p && n && had)
-        hs_realloc_restore(old, osize, ostack);    /* failed: old block still live */
-    return p ? hs_after_alloc(p, n) : p;
+        return hs_real.realloc_fn(old, n);
+    return realloc_sampling(old, n);
 }
 
 HS_EXPORT void *reallocarray(void *old, size_t a, size_t b)
@@ -104,47 +107,54 @@ HS_EXPORT void *reallocarray(void *old, size_t a, size_t b)
     return realloc(old, n);
 }
 
-HS_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+SAMPLING int posix_memalign_sampling(void **out, size_t align, size_t n)
 {
-    int r = hs_real.posix_memalign(out, align, n);
-    if (hs_is_active() && r == 0)
+    int r = hs_real.posix_memalign_fn(out, align, n);
+    if (r == 0)
         hs_after_alloc(*out, n);
     return r;
 }
 
-SAMPLING void *aligned_alloc_sampling(size_t align, size_t n) { return hs_after_alloc(hs_real.aligned_alloc(align, n), n); }
+HS_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (!hs_is_active())
+        return hs_real.posix_memalign_fn(out, align, n);
+    return posix_memalign_sampling(out, align, n);
+}
+
+SAMPLING void *aligned_alloc_sampling(size_t align, size_t n) { return hs_after_alloc(hs_real.aligned_alloc_fn(align, n), n); }
 
 HS_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
     if (!hs_is_active())
-        return hs_real.aligned_alloc(align, n);
+        return hs_real.aligned_alloc_fn(align, n);
     return aligned_alloc_sampling(align, n);
 }
 
-SAMPLING void *memalign_sampling(size_t align, size_t n) { return hs_after_alloc(hs_real.memalign(align, n), n); }
+SAMPLING void *memalign_sampling(size_t align, size_t n) { return hs_after_alloc(hs_real.memalign_fn(align, n), n); }
 
 HS_EXPORT void *memalign(size_t align, size_t n)
 {
     if (!hs_is_active())
-        return hs_real.memalign(align, n);
+        return hs_real.memalign_fn(align, n);
     return memalign_sampling(align, n);
 }
 
-SAMPLING void *valloc_sampling(size_t n) { return hs_after_alloc(hs_real.valloc(n), n); }
+SAMPLING void *valloc_sampling(size_t n) { return hs_after_alloc(hs_real.valloc_fn(n), n); }
 
 HS_EXPORT void *valloc(size_t n)
 {
     if (!hs_is_active())
-        return hs_real.valloc(n);
+        return hs_real.valloc_fn(n);
     return valloc_sampling(n);
 }
 
-SAMPLING void *pvalloc_sampling(size_t n) { return hs_after_alloc(hs_real.pvalloc(n), n); }
+SAMPLING void *pvalloc_sampling(size_t n) { return hs_after_alloc(hs_real.pvalloc_fn(n), n); }
 
 HS_EXPORT void *pvalloc(size_t n)
 {
     if (!hs_is_active())
-        return hs_real.pvalloc(n);
+        return hs_real.pvalloc_fn(n);
     return pvalloc_sampling(n);
 }
 
@@ -152,45 +162,5 @@ HS_EXPORT size_t malloc_usable_size(void *p)
 {
     if (__builtin_expect(hs_is_boot(p), 0))
         return hs_boot_usable(p);
-    return hs_real.malloc_usable_size(p);
+    return hs_real.malloc_usable_size_fn(p);
 }
-
-/* Signal control must survive hosts that install handlers (control.c). */
-HS_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
-{
-    return hs_sigaction(sig, act, old);
-}
-
-HS_EXPORT sighandler_t signal(int sig, sighandler_t handler)
-{
-    return hs_signal(sig, handler);
-}
-
-/* Credentials: the writer thread must step out of glibc's all-threads
- * setxid (control.c, hs_setxid_begin). The next definition is found on first
- * use; these calls are rare. */
-#define SETXID(name, params, args)                                            \
-    HS_EXPORT int name params                                                 \
-    {                                                                         \
-        static int (*next) params;                                            \
-        if (!__atomic_load_n(&next, __ATOMIC_ACQUIRE))                        \
-            __atomic_store_n(&next, (int (*) params)dlsym(RTLD_NEXT, #name), __ATOMIC_RELEASE); \
-        if (!next) {                                                          \
-            errno = ENOSYS;                                                   \
-            return -1;                                                        \
-        }                                                                     \
-        bool stopped = hs_setxid_begin();                                     \
-        int ret = next args;                                                  \
-        hs_setxid_end(stopped);                                               \
-        return ret;                                                           \
-    }
-
-SETXID(setuid, (uid_t u), (u))
-SETXID(setgid, (gid_t g), (g))
-SETXID(seteuid, (uid_t u), (u))
-SETXID(setegid, (gid_t g), (g))
-SETXID(setreuid, (uid_t r, uid_t e), (r, e))
-SETXID(setregid, (gid_t r, gid_t e), (r, e))
-SETXID(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s))
-SETXID(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))
-SETXID(setgroups, (size_t n, const gid_t *list), (n, list))

@@ -8,7 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "mem.h"
-#include "control.h"
+#include "options.h"
 
 #include <pthread.h>
 #include <sys/mman.h>

@@ -6,7 +6,7 @@
  * is counted in hs_mem_used against hs_opt.max_memory; a request that would
  * exceed the budget fails and the caller counts a dropped sample. Long-lived
  * small objects (stacks) come from a bump arena; growable tables map their
- * own regions. hs_mem_release_all() unmaps the arena when sampling stops
+ * own regions. hs_arena_release() unmaps the arena when sampling stops
  * (callers guarantee nobody still points into it: sampler.c's quiesce).
  */
 #ifndef HS_MEM_H

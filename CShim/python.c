@@ -35,7 +35,7 @@
  */
 #define _GNU_SOURCE
 #include "python.h"
-#include "control.h"
+#include "options.h"
 #include "mem.h"
 #include "heapsnap.h"
 #include "python_layouts.h"

@@ -20,7 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "sampler.h"
-#include "control.h"
+#include "options.h"
 #include "live.h"
 #include "stacks.h"
 #include "mem.h"
@@ -37,6 +37,8 @@ struct hs_counters hs_count;
 uint32_t hs_session;
 #define HS_INFLIGHT_SLOTS 16
 static struct { long n; } __attribute__((aligned(64))) hs_inflight[HS_INFLIGHT_SLOTS];   /* seq_cst */
+static int fork_was_active;     /* hs_active across fork prepare/parent (control lock held) */
+static void (*child_setup)(void);   /* registered once at load (lifecycle.c), read after */
 
 /* This thread's slot: a hash of its TLS block (a fixed address per thread). */
 static long *inflight_slot(void)
@@ -104,13 +106,13 @@ void hs_weights(uint64_t size, struct hs_weights *w)
  * sampling stopped meanwhile. Context: inside malloc/free. */
 static bool hs_enter(void)
 {
-    if (hs_reentry)
+    if (hs_guard_held())
         return false;
-    hs_reentry = 1;
+    hs_guard_enter();
     __atomic_add_fetch(inflight_slot(), 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST) != 1) {
         __atomic_sub_fetch(inflight_slot(), 1, __ATOMIC_RELEASE);
-        hs_reentry = 0;
+        hs_guard_leave(false);
         return false;
     }
     return true;
@@ -119,7 +121,7 @@ static bool hs_enter(void)
 static void hs_leave(void)
 {
     __atomic_sub_fetch(inflight_slot(), 1, __ATOMIC_RELEASE);
-    hs_reentry = 0;
+    hs_guard_leave(false);
 }
 
 /* Records one sampled allocation. Context: inside malloc, guard held, no
@@ -154,7 +156,8 @@ static __attribute__((noinline)) void record(void *p, size_t n)
 void *hs_sample_slow(void *p, size_t n)
 {
     if (__builtin_expect(__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == HS_CHILD_SETUP, 0)) {
-        hs_child_setup();
+        if (child_setup)
+            child_setup();
         return p;
     }
     struct hs_thread *t = &hs_tls;
@@ -230,10 +233,41 @@ void hs_sampler_start(void)
     __atomic_store_n(&hs_active, 1, __ATOMIC_SEQ_CST);
 }
 
+void hs_sampler_halt(void)
+{
+    __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
+}
+
+/* Context: the forking thread, control lock held. */
+void hs_sampler_fork_prepare(void)
+{
+    fork_was_active = __atomic_load_n(&hs_active, __ATOMIC_RELAXED);
+    hs_quiesce();
+    hs_live_lock_all();
+    hs_stacks_lock_all();
+    hs_py_lock();
+    hs_arena_lock();
+}
+
+/* Context: the parent after fork, control lock held. */
+void hs_sampler_fork_parent(void)
+{
+    hs_arena_unlock();
+    hs_py_unlock();
+    hs_stacks_unlock_all();
+    hs_live_unlock_all();
+    if (fork_was_active)
+        __atomic_store_n(&hs_active, fork_was_active, __ATOMIC_SEQ_CST);
+}
+
+void hs_sampler_on_child_setup(void (*fn)(void)) { child_setup = fn; }
+void hs_sampler_expect_setup(void) { __atomic_store_n(&hs_active, HS_CHILD_SETUP, __ATOMIC_SEQ_CST); }
+void hs_sampler_setup_done(void) { __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST); }
+
 /* Context: fork child, single-threaded, after the parent's fork locks. */
 void hs_sampler_fork_child(void)
 {
-    __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);     /* control may set HS_CHILD_SETUP */
+    __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);     /* control may expect setup */
     memset(hs_inflight, 0, sizeof hs_inflight);
     hs_arena_reset_child();
     hs_live_reset_child();

@@ -2,9 +2,14 @@
  * sampler.h - the Poisson byte sampler and the entry points of the slow path.
  *
  * hs_active is the one global the fast path reads: a plain int, written only
- * by control.c (under its lock), read with a relaxed load (a plain mov). Each
- * thread keeps its own countdown of bytes to the next sample in TLS; the
- * fast path never touches TLS while idle.
+ * by sampler.c (seq_cst stores, in the functions below that control calls),
+ * read with a relaxed load (a plain mov). Each thread keeps its own countdown
+ * of bytes to the next sample in TLS; the fast path never touches TLS while
+ * idle.
+ *
+ * Above live, stacks and mem; below the snapshot writer and control. The one
+ * call that must go up (a fork child's first allocation sets the child up)
+ * goes through a function that lifecycle.c registers at load.
  */
 #ifndef HS_SAMPLER_H
 #define HS_SAMPLER_H
@@ -14,8 +19,10 @@
 #include <stdbool.h>
 
 /* 0 idle, 1 sampling, HS_CHILD_SETUP in a fork child that has not yet made
- * its writer thread. Written by control (start, quiesce, fork), read relaxed
- * by the fast path (any nonzero value takes the slow path). */
+ * its writer thread. Written only by sampler.c: start, quiesce, halt and the
+ * fork functions below, which control calls under its lock (or single-
+ * threaded: fork child, exit). Read relaxed by the fast path (any nonzero
+ * value takes the slow path); control reads it to decide what to run. */
 extern int hs_active;
 #define HS_CHILD_SETUP 2
 
@@ -24,10 +31,39 @@ static inline bool hs_is_active(void)
     return __builtin_expect(__atomic_load_n(&hs_active, __ATOMIC_RELAXED), 0);
 }
 
+/* True in a fork child whose first allocation has not set it up yet. */
+static inline bool hs_child_setup_pending(void)
+{
+    return __atomic_load_n(&hs_active, __ATOMIC_SEQ_CST) == HS_CHILD_SETUP;
+}
+
 /* The reentrancy guard: nonzero while this thread runs shim code (sampling,
- * unwinding, writing a snapshot). Allocations made under it - libunwind's,
- * our own threads' - are forwarded and never sampled; frees are not looked up. */
+ * unwinding, writing a snapshot, control). Allocations made under it -
+ * libunwind's, pthread_create's, our own threads' - are forwarded and never
+ * sampled; frees are not looked up. Set and cleared only through the helpers
+ * below. Context: any thread; thread-local, so no synchronisation. */
 extern __thread int hs_reentry __attribute__((tls_model("initial-exec")));
+
+/* Is this thread inside shim code? */
+static inline bool hs_guard_held(void)
+{
+    return hs_reentry != 0;
+}
+
+/* Marks this thread as inside shim code; returns whether it already was,
+ * for hs_guard_leave. */
+static inline bool hs_guard_enter(void)
+{
+    bool was = hs_reentry != 0;
+    hs_reentry = 1;
+    return was;
+}
+
+/* Undoes hs_guard_enter: `was` is what it returned. */
+static inline void hs_guard_leave(bool was)
+{
+    hs_reentry = was;
+}
 
 /* Session counters (PROC). Written with relaxed atomic adds. PROC's other
  * two counters are derived by the writer from the stack table, so recording
@@ -96,8 +132,9 @@ void hs_before_free_slow(void *p);
 bool hs_realloc_take(void *old, uint64_t *size, uint32_t *stack);
 void hs_realloc_restore(void *old, uint64_t size, uint32_t stack);
 
-/* Weights of one sampled allocation of `size` bytes (FORMAT.md SMPL). */
-struct hs_weights { double bytes, objects, bytes_var, objects_var; };
+/* Weights of one sampled allocation of `size` bytes (the struct is in
+ * stacks.h, where alloc groups add them up). */
+struct hs_weights;
 void hs_weights(uint64_t size, struct hs_weights *w);
 
 /* Control side. Context: control (writer thread or exiting thread) holding
@@ -105,6 +142,26 @@ void hs_weights(uint64_t size, struct hs_weights *w);
 void hs_sampler_start(void);        /* fresh state, then hs_active = 1 */
 void hs_quiesce(void);              /* hs_active = 0 and wait for in-flight slow paths */
 void hs_sampler_release(void);      /* drop all tables; requires quiesced */
-void hs_sampler_fork_child(void);   /* clean, idle state in a fork child */
+
+/* hs_active = 0 without waiting: exit() from a signal handler that
+ * interrupted this thread inside the shim (quiesce would wait for itself). */
+void hs_sampler_halt(void);
+
+/* fork, from control's atfork handlers (control lock held around them).
+ * prepare: quiesce, remember whether sampling ran, take every table lock;
+ * parent: release them and resume; child: clean, idle state (fresh locks,
+ * no tables, no counters). Context: the forking thread / the fork child. */
+void hs_sampler_fork_prepare(void);
+void hs_sampler_fork_parent(void);
+void hs_sampler_fork_child(void);
+
+/* A fork child's first allocation: hs_sampler_expect_setup() sets
+ * hs_active = HS_CHILD_SETUP, so that the next allocation (or control
+ * request) calls the function registered with hs_sampler_on_child_setup
+ * (lifecycle.c, at load: the sampler never calls up into control by name),
+ * which calls hs_sampler_setup_done() (hs_active = 0). */
+void hs_sampler_on_child_setup(void (*fn)(void));
+void hs_sampler_expect_setup(void);
+void hs_sampler_setup_done(void);
 
 #endif

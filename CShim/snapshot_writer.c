@@ -17,7 +17,8 @@
  */
 #define _GNU_SOURCE
 #include "snapshot_writer.h"
-#include "control.h"
+#include "options.h"
+#include "say.h"
 #include "heapsnap.h"
 #include "live.h"
 #include "mem.h"

@@ -21,7 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "stacks.h"
-#include "control.h"
+#include "options.h"
 #include "mem.h"
 #include "heapsnap.h"
 #include "python.h"

@@ -12,7 +12,10 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#include "sampler.h"
+/* Weights of one sampled allocation (FORMAT.md SMPL); sampler.c's
+ * hs_weights() computes them from the block's size. Here, below the sampler,
+ * because a stack's alloc group adds them up. */
+struct hs_weights { double bytes, objects, bytes_var, objects_var; };
 
 /* FORMAT.md "group": sampled allocations and their estimates. */
 struct hs_group {

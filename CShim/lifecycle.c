@@ -1,0 +1,161 @@
+/*
+ * lifecycle.c - load, fork, exit and credentials: when the writer runs.
+ *
+ * Load (constructor): resolve the next allocator, go inert if AT_SECURE,
+ * dup stderr, parse the environment once into hs_opt, find the shim's text
+ * (stacks), register the fork child's setup with the sampler, then set up
+ * signal control (writer.c: channel, writer thread with every signal
+ * blocked, handlers). With HEAPSNAP_START, sampling starts before the
+ * constructor returns.
+ *
+ * fork (pthread_atfork): prepare takes the control lock, quiesces sampling
+ * (so no thread is inside libunwind or holds a stripe lock on our behalf) and
+ * takes every table lock; the parent releases them and resumes; the child
+ * gets fresh locks, no tables, sampling off, seq 0, and makes its own pipe
+ * and writer thread on its first allocation (hs_child_setup). Children made
+ * without fork handlers (vfork, clone) exec or exit at once.
+ *
+ * Exit (destructor, after the program's own destructors): the AT_EXIT
+ * snapshot, then sampling stays off for good.
+ *
+ * Credentials: the writer thread leaves before a setuid()-family call and a
+ * new one starts after it (see hs_setxid_begin).
+ *
+ * References: pthread_atfork(3), getauxval(3) AT_SECURE, nptl's setxid.
+ */
+#define _GNU_SOURCE
+#include "lifecycle.h"
+#include "writer.h"
+#include "sampler.h"
+#include "stacks.h"
+#include "options.h"
+#include "say.h"
+#include "forward.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/auxv.h>
+
+/* ------------------------------------------------------------------ fork */
+
+/* Context: the forking thread, before fork. */
+static void fork_prepare(void)
+{
+    hs_writer_fork_prepare();
+    hs_sampler_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    hs_sampler_fork_parent();
+    hs_writer_fork_parent();
+}
+
+/* Context: fork child, single-threaded; the parent's locks were copied held.
+ * The child gets its own channel and writer thread, but lazily: most fork
+ * children exec or exit at once, and a thread per child would cost every
+ * fork(2) in the host ~0.1 ms. hs_active = HS_CHILD_SETUP sends the child's
+ * first allocation to hs_child_setup(), which creates them. Signals that
+ * arrive before that are remembered in pending[] (writer.c) and run then. */
+static void fork_child(void)
+{
+    hs_sampler_fork_child();
+    hs_writer_fork_child();
+    if (!hs_ctl_inert())
+        hs_sampler_expect_setup();
+}
+
+void hs_child_setup(void)
+{
+    if (hs_guard_held())
+        return;                         /* pthread_create's own allocations */
+    bool guarded = hs_guard_enter();
+    hs_ctl_lock();
+    if (hs_child_setup_pending()) {
+        int err = hs_writer_start();
+        if (err) {
+            hs_say_errno("cannot start the writer thread in a fork child; signals are ignored", -err);
+            hs_ctl_set_inert();
+        }
+        hs_sampler_setup_done();
+    }
+    hs_ctl_unlock();
+    hs_guard_leave(guarded);
+}
+
+/* ----------------------------------------------------------- credentials */
+
+/* Credentials: glibc's setuid() family changes every thread's credentials
+ * by signalling each thread to make the same system call, and aborts the
+ * process if any thread's call fails where the caller's succeeded (nptl
+ * setxid). Hosts that first change per-thread state (setpriv and libcap-ng:
+ * PR_SET_KEEPCAPS, capset() on the calling thread only) would then abort
+ * because of our writer thread. So the interposed setxid functions
+ * (interpose.c) take the writer out for the duration of the call and start
+ * a new one afterwards, from the calling thread, with its new credentials.
+ * Returns true when it stopped the writer (pass that to hs_setxid_end). */
+bool hs_setxid_begin(void)
+{
+    if (!hs_ctl_ready() || hs_guard_held())
+        return false;
+    return hs_writer_leave();
+}
+
+void hs_setxid_end(bool stopped)
+{
+    if (!stopped)
+        return;
+    int saved = errno;                  /* the caller reads errno of its setxid call */
+    bool guarded = hs_guard_enter();
+    hs_ctl_lock();
+    int err = hs_writer_start();
+    hs_ctl_unlock();
+    hs_guard_leave(guarded);
+    if (err)
+        hs_say_errno("cannot restart the writer thread after a credentials change; signals are ignored", -err);
+    errno = saved;
+}
+
+/* ------------------------------------------------------------- load/exit */
+
+__attribute__((constructor(101))) static void hs_init(void)
+{
+    hs_forward_init();
+    if (getauxval(AT_SECURE))
+        return;                         /* setuid/setgid: stay inert, forward only */
+    hs_say_init();
+    bool guarded = hs_guard_enter();
+    hs_options_parse();
+    hs_stacks_init();
+    hs_sampler_on_child_setup(hs_child_setup);
+    int err = hs_writer_init();
+    if (err) {
+        hs_say_errno("cannot set up signal control; heapsnap stays inactive", -err);
+        hs_ctl_set_inert();
+        hs_guard_leave(guarded);
+        return;
+    }
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    hs_ctl_set_ready();
+    if (hs_opt.start)
+        hs_writer_start_now();
+    hs_guard_leave(guarded);
+}
+
+/* Normal exit (exit() or return from main): runs after the program's own
+ * destructors. Writes the AT_EXIT snapshot, then stops sampling for good
+ * (the guard stays set: nothing this thread allocates afterwards is sampled). */
+__attribute__((destructor(101))) static void hs_fini(void)
+{
+    if (!hs_ctl_ready())
+        return;
+    if (hs_guard_held()) {
+        /* exit() from a signal handler that interrupted this thread inside
+         * the shim (it may hold a stripe lock and count as in flight):
+         * waiting for quiesce would wait for itself. Just stop. */
+        hs_sampler_halt();
+        return;
+    }
+    hs_guard_enter();
+    hs_writer_at_exit();
+}
