@@ -44,11 +44,35 @@ static struct allocator orig[3];
 static bool placed[3];
 static uint32_t flags;
 
-/* The wrappers, one set per domain (so each knows its `orig` without a
- * context of its own). Context: inside the interpreter's allocator, any
- * thread, GIL held or not; the same rules as the malloc hooks. */
+/* The wrappers, one set per domain and kind (so each knows its `orig`
+ * without a context of its own). Context: inside the interpreter's
+ * allocator, any thread, GIL held or not; the same rules as the malloc hooks.
+ *
+ * SMALL: the domain is plain pymalloc, which serves 1..512 bytes from its
+ * arenas and hands everything else to PyMem_RawMalloc, i.e. to our malloc
+ * hook. So the wrapper counts only what pymalloc keeps, and costs a compare
+ * and a tail call for the rest. realloc is the exception: the old block may
+ * be pymalloc's or malloc's, so for a small new size the countdown is held
+ * and the wrapper counts the block itself.
+ * HOLD: any other chain (debug hooks, an allocator installed by the program):
+ * nothing is known of what it passes on, so every block is counted by the
+ * wrapper with the countdown held. */
+#define SMALL_REQUEST_THRESHOLD 512     /* Objects/obmalloc.c, 3.8 to 3.13 */
+#define SMALL(n) ((n) - 1 < SMALL_REQUEST_THRESHOLD)   /* 1..512; 0 wraps around */
+
 #define WRAPPERS(D, name)                                                          \
-    static void *name##_malloc(void *ctx, size_t n)                               \
+    static void *name##_small_malloc(void *ctx, size_t n)                         \
+    {                                                                              \
+        return count_small(orig[D].malloc(ctx, n), n);                             \
+    }                                                                              \
+    static void *name##_small_calloc(void *ctx, size_t a, size_t b)               \
+    {                                                                              \
+        size_t n;                                                                  \
+        if (__builtin_mul_overflow(a, b, &n))                                      \
+            return orig[D].calloc(ctx, a, b);                                      \
+        return count_small(orig[D].calloc(ctx, a, b), n);                          \
+    }                                                                              \
+    static void *name##_hold_malloc(void *ctx, size_t n)                          \
     {                                                                              \
         if (!hs_is_active())                                                       \
             return orig[D].malloc(ctx, n);                                         \
@@ -57,7 +81,7 @@ static uint32_t flags;
         hs_unhold(h);                                                              \
         return hs_after_alloc(p, n);                                               \
     }                                                                              \
-    static void *name##_calloc(void *ctx, size_t a, size_t b)                     \
+    static void *name##_hold_calloc(void *ctx, size_t a, size_t b)                \
     {                                                                              \
         if (!hs_is_active())                                                       \
             return orig[D].calloc(ctx, a, b);                                      \
@@ -73,27 +97,64 @@ static uint32_t flags;
         uint64_t osize = 0;                                                        \
         uint32_t ostack = 0;                                                       \
         bool had = old && hs_realloc_take(old, &osize, &ostack);                   \
-        struct hs_hold h = hs_hold();                                              \
+        bool hold = !small[D] || SMALL(n);                                         \
+        struct hs_hold h = hold ? hs_hold() : (struct hs_hold){ 0, 0 };            \
         void *p = orig[D].realloc(ctx, old, n);                                    \
-        hs_unhold(h);                                                              \
+        if (hold)                                                                  \
+            hs_unhold(h);                                                          \
         if (!p && n && had)                                                        \
             hs_realloc_restore(old, osize, ostack);                                \
-        return p ? hs_after_alloc(p, n) : p;                                       \
+        return p && hold ? hs_after_alloc(p, n) : p;                               \
     }                                                                              \
     static void name##_free(void *ctx, void *p)                                   \
     {                                                                              \
-        if (hs_is_active() && p && hs_live_maybe(p))                               \
-            hs_before_free_slow(p);                                                \
+        if (__builtin_expect(hs_live_maybe(p), 0))                                 \
+            free_tracked(p);                                                       \
         orig[D].free(ctx, p);                                                      \
     }
+
+static bool small[3];                   /* written with orig */
+
+/* The counting of a small wrapper, inline: a compare and the countdown. No
+ * test of hs_active: a wrapper is only in place while sampling (or, wrapped
+ * by someone else after stop, with the countdown of a finished session, in
+ * which case the slow path finds sampling off and records nothing). */
+static inline __attribute__((always_inline)) void *count_small(void *p, size_t n)
+{
+    struct hs_thread *t = &hs_tls;
+    if (__builtin_expect(SMALL(n) && t->session == __atomic_load_n(&hs_session, __ATOMIC_RELAXED) &&
+                         (uint64_t)t->countdown > n, 1)) {
+        t->countdown -= (int64_t)n;
+        return p;
+    }
+    return SMALL(n) ? hs_sample_slow(p, n) : p;
+}
+
+/* A free of a possibly sampled block (the filter said maybe; zeroed when
+ * sampling stops). Context: inside the interpreter's free. */
+static __attribute__((noinline, cold)) void free_tracked(void *p)
+{
+    if (p && hs_is_active())
+        hs_before_free_slow(p);
+}
 
 WRAPPERS(DOMAIN_MEM, mem)
 WRAPPERS(DOMAIN_OBJ, obj)
 
-static const struct allocator ours[3] = {
-    [DOMAIN_MEM] = { NULL, mem_malloc, mem_calloc, mem_realloc, mem_free },
-    [DOMAIN_OBJ] = { NULL, obj_malloc, obj_calloc, obj_realloc, obj_free },
+static const struct allocator ours_small[3] = {
+    [DOMAIN_MEM] = { NULL, mem_small_malloc, mem_small_calloc, mem_realloc, mem_free },
+    [DOMAIN_OBJ] = { NULL, obj_small_malloc, obj_small_calloc, obj_realloc, obj_free },
 };
+static const struct allocator ours_hold[3] = {
+    [DOMAIN_MEM] = { NULL, mem_hold_malloc, mem_hold_calloc, mem_realloc, mem_free },
+    [DOMAIN_OBJ] = { NULL, obj_hold_malloc, obj_hold_calloc, obj_realloc, obj_free },
+};
+
+/* Whether `a` is one of our wrappers of domain d. */
+static bool is_ours(int d, const struct allocator *a)
+{
+    return a->free == ours_small[d].free;
+}
 
 void hs_pyalloc_install(void)
 {
@@ -101,6 +162,10 @@ void hs_pyalloc_install(void)
         return;
     struct allocator raw;
     hs_py_api.mem_get(DOMAIN_RAW, &raw);
+    /* "pymalloc" when the domains are plain pymalloc (PYTHONMALLOC unset);
+     * "pymalloc_debug", "malloc_debug", or NULL for a custom chain. */
+    const char *name = hs_py_api.allocator_name ? hs_py_api.allocator_name() : NULL;
+    bool plain = name && strcmp(name, "pymalloc") == 0;
     uint32_t f = 0;
     for (int d = DOMAIN_MEM; d <= DOMAIN_OBJ; d++) {
         if (placed[d]) {
@@ -114,7 +179,8 @@ void hs_pyalloc_install(void)
             continue;
         }
         orig[d] = cur;
-        struct allocator w = ours[d];
+        small[d] = plain;
+        struct allocator w = plain ? ours_small[d] : ours_hold[d];
         w.ctx = cur.ctx;
         hs_py_api.mem_set(d, &w);
         placed[d] = true;
@@ -132,7 +198,7 @@ void hs_pyalloc_remove(void)
             continue;
         struct allocator cur;
         hs_py_api.mem_get(d, &cur);
-        if (cur.malloc != ours[d].malloc)
+        if (!is_ours(d, &cur))
             continue;                   /* wrapped by someone else: stay, pass through */
         hs_py_api.mem_set(d, &orig[d]);
         placed[d] = false;

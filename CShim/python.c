@@ -152,6 +152,7 @@ void hs_py_detect(void)
     hs_py_api.decref = dlsym(RTLD_DEFAULT, "Py_DecRef");
     hs_py_api.err_clear = dlsym(RTLD_DEFAULT, "PyErr_Clear");
     hs_py_api.incref = dlsym(RTLD_DEFAULT, "Py_IncRef");
+    hs_py_api.allocator_name = dlsym(RTLD_DEFAULT, "_PyMem_GetCurrentAllocatorName");
     hs_py_api.none = dlsym(RTLD_DEFAULT, "_Py_NoneStruct");
 
     if (!version) {

@@ -89,6 +89,7 @@ struct hs_py_api {
     void (*decref)(void *obj);
     void (*err_clear)(void);
     void (*incref)(void *obj);
+    const char *(*allocator_name)(void);   /* _PyMem_GetCurrentAllocatorName */
     void *none;             /* Py_None */
 };
 extern struct hs_py_api hs_py_api;
