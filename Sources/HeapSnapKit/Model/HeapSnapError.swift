@@ -15,6 +15,13 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
     case permissionDenied(pid: Int32)
     /// The process does not have the preload library mapped (per /proc/PID/maps).
     case notProfiled(pid: Int32)
+    /// The process has no handler for the signal we would send; nothing was sent
+    /// (an uncaught real-time signal terminates the process).
+    case signalNotCaught(pid: Int32, signal: Int32, rtOffset: Int32, base: Int32, origin: SignalBaseOrigin)
+    /// The process exited after the signal, without writing a snapshot.
+    case exitedBeforeSnapshot(pid: Int32, directory: String)
+    /// A directory could not be created.
+    case cannotCreateDirectory(path: String, reason: String)
     /// The process did not write the expected snapshot in time.
     case timedOut(pid: Int32, seconds: Double, directory: String)
     /// The preload library could not be found.
@@ -34,6 +41,19 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
             "process \(pid): permission denied (it belongs to another user; run heapsnap as that user or as root)"
         case .notProfiled(let pid):
             "process \(pid): libheapsnap_preload.so is not loaded (not in /proc/\(pid)/maps); start it with `heapsnap run` or LD_PRELOAD"
+        case .signalNotCaught(let pid, let signal, let rtOffset, let base, let origin):
+            "process \(pid): does not catch SIGRTMIN+\(rtOffset) (signal \(signal)), so it was not sent (it would terminate the process); "
+                + {
+                    switch origin {
+                    case .option: "is --signal-base \(base) its HEAPSNAP_SIGNAL_BASE?"
+                    case .environment:
+                        "/proc/\(pid)/environ says HEAPSNAP_SIGNAL_BASE=\(base) but the program removed the handler; give --signal-base if the base differs"
+                    case .assumedDefault:
+                        "no HEAPSNAP_SIGNAL_BASE in /proc/\(pid)/environ (the process may have rewritten it), base 1 assumed; give --signal-base N and --dir DIR"
+                    }
+                }()
+        case .exitedBeforeSnapshot(let pid, let directory): "process \(pid): exited before writing a snapshot to \(directory)"
+        case .cannotCreateDirectory(let path, let reason): "\(path): cannot create the directory: \(reason)"
         case .timedOut(let pid, let seconds, let directory):
             "process \(pid): no new snapshot in \(directory) after \(seconds) s (is HEAPSNAP_DIR different, or the process stopped?); try --dir or --timeout"
         case .libraryNotFound(let searched):
