@@ -28,7 +28,7 @@ struct Top: ParsableCommand {
             let report = Aggregator(options: aggregate.options).aggregate(profile)
             emit(output.format.renderer(output.renderOptions).render(report))
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
     }
 }
@@ -63,7 +63,7 @@ struct Diff: ParsableCommand {
             let report = Aggregator(options: aggregate.options).aggregate(profile)
             emit(output.format.renderer(output.renderOptions).render(report))
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
     }
 }
@@ -96,7 +96,7 @@ struct Info: ParsableCommand {
             let info = InfoReport(snapshot: data, file: snapshot, locator: locator)
             emit(output.format.renderer(output.renderOptions).render(info))
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
     }
 }

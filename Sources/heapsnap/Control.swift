@@ -47,8 +47,7 @@ struct Run: ParsableCommand {
             if outcome.snapshots.isEmpty { note("heapsnap: no snapshot was written") }
             if outcome.status != 0 { throw ExitCode(outcome.status) }
         } catch let error as HeapSnapError {
-            if case .failed(let message) = error, message.contains("cannot run") { throw fail(error, code: 127) }
-            throw fail(error, code: 1)
+            throw fail(error)
         }
     }
 }
@@ -86,7 +85,7 @@ struct ControlOptions: ParsableArguments {
                 note("heapsnap: sampling started in process \(pid)")
             }
         } catch {
-            throw fail(error, code: 1)
+            throw fail(error)
         }
     }
 }

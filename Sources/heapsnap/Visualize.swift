@@ -13,7 +13,7 @@ func write(_ bytes: [UInt8], to path: String) throws {
     do {
         try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
     } catch {
-        throw fail(.failed("\(path): cannot write: \((error as NSError).localizedDescription)"), code: 1)
+        throw fail(.cannotWrite(file: path, step: "write", reason: (error as NSError).localizedDescription))
     }
 }
 
@@ -72,7 +72,7 @@ struct FlameGraph: ParsableCommand {
                 profile = try pipeline.profile(path: snapshot)
             }
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
         for warning in profile.warnings { note("heapsnap: warning: \(warning)") }
         let tree = FlameGraphBuilder(metric: metric, inverted: inverted, normalize: normalize)
@@ -158,7 +158,7 @@ struct Export: ParsableCommand {
         do {
             profile = filters.filtered(try pipeline.profile(path: snapshot))
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
         for warning in profile.warnings { note("heapsnap: warning: \(warning)") }
         let bytes: [UInt8]
@@ -170,7 +170,7 @@ struct Export: ParsableCommand {
             case .json: bytes = try ProfileJSONExporter.export(profile)
             }
         } catch {
-            throw fail(error, code: 1)
+            throw fail(error)
         }
         try write(bytes, to: output)
         if output != "-" { note("heapsnap: wrote \(output)") }
@@ -205,14 +205,14 @@ struct Merge: ParsableCommand {
         do {
             for path in snapshots { inputs.append((path, try SnapshotReader.read(path: path))) }
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
         let (merged, warnings) = SnapshotMerge.merge(inputs)
         for warning in warnings { note("heapsnap: warning: \(warning)") }
         do {
             try SnapshotWriter.write(merged, to: output)
         } catch {
-            throw fail(error, code: 1)
+            throw fail(error)
         }
         note("heapsnap: merged \(inputs.count) snapshots (\(merged.stacks.count) stacks) into \(output)")
     }

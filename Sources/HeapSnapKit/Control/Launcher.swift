@@ -91,7 +91,7 @@ public struct Launcher: Sendable {
 
     /// Runs `command` (argv, searched on PATH) to completion.
     public func run(_ command: [String], environment base: [String: String]) throws(HeapSnapError) -> Outcome {
-        guard let program = command.first else { throw .failed("heapsnap run: no command given") }
+        guard let program = command.first else { throw .noCommand }
         let env = environment(from: base)
         let dir = env["HEAPSNAP_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         try Self.makeDirectory(dir)

@@ -23,7 +23,7 @@ struct ChildProcess {
                       pipeStdin: Bool = false, pipeStdout: Bool = false, silenceStderr: Bool = false) throws(HeapSnapError) -> ChildProcess {
         var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1]
         func makePipe(_ fds: inout [Int32]) throws(HeapSnapError) {
-            guard pipe(&fds) == 0 else { throw .failed("pipe: \(String(cString: strerror(errno)))") }
+            guard pipe(&fds) == 0 else { throw .cannotRun(program: path, reason: "pipe: \(String(cString: strerror(errno)))") }
             for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         }
         if pipeStdin { try makePipe(&inPipe) }
@@ -66,7 +66,7 @@ struct ChildProcess {
         guard rc == 0 else {
             if pipeStdin { close(inPipe[1]) }
             if pipeStdout { close(outPipe[0]) }
-            throw .failed("cannot run \(path): \(String(cString: strerror(rc)))")
+            throw .cannotRun(program: path, reason: String(cString: strerror(rc)))
         }
         return ChildProcess(pid: pid, stdin: pipeStdin ? inPipe[1] : -1, stdout: pipeStdout ? outPipe[0] : -1)
     }

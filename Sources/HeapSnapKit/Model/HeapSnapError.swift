@@ -1,5 +1,6 @@
 /// Every failure the tool reports. Each message names the file (or process)
-/// and what is wrong, on one line.
+/// and what is wrong, on one line. The executable maps each case to its exit
+/// status in one place (Sources/heapsnap/Heapsnap.swift).
 public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file could not be opened or read.
     case unreadable(file: String, reason: String)
@@ -26,8 +27,16 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
     case timedOut(pid: Int32, seconds: Double, directory: String)
     /// The preload library could not be found.
     case libraryNotFound(searched: [String])
-    /// Any other failure, with a complete message.
-    case failed(String)
+    /// A file could not be written (`step` says which part of writing failed).
+    case cannotWrite(file: String, step: String, reason: String)
+    /// A command could not be started.
+    case cannotRun(program: String, reason: String)
+    /// `heapsnap run` was given no command.
+    case noCommand
+    /// An export format that takes one snapshot was given a diff.
+    case diffNotExportable(format: String, instead: String)
+    /// An exporter could not encode its document.
+    case cannotEncode(format: String, reason: String)
 
     public var description: String {
         switch self {
@@ -58,7 +67,11 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
             "process \(pid): no new snapshot in \(directory) after \(seconds) s (is HEAPSNAP_DIR different, or the process stopped?); try --dir or --timeout"
         case .libraryNotFound(let searched):
             "libheapsnap_preload.so not found (looked at \(searched.joined(separator: ", "))); set HEAPSNAP_LIB to its path"
-        case .failed(let message): message
+        case .cannotWrite(let file, let step, let reason): "\(file): cannot write (\(step)): \(reason)"
+        case .cannotRun(let program, let reason): "\(program): cannot run: \(reason)"
+        case .noCommand: "heapsnap run: no command given; put it after --, e.g. heapsnap run -- ./server"
+        case .diffNotExportable(let format, let instead): "\(format) export takes one snapshot, not a diff; \(instead)"
+        case .cannotEncode(let format, let reason): "cannot encode the \(format) document: \(reason)"
         }
     }
 }
