@@ -1,5 +1,7 @@
 // The pipeline spelled out: read -> symbolize -> trim allocator frames ->
-// aggregate -> render. The CLI calls these; tests call the stages directly.
+// filter -> aggregate -> render. Every command goes through `profile` (or
+// `diff`), so each composes the same stages; top and diff add `report`. The
+// CLI calls these; tests call the stages directly.
 
 #if canImport(Glibc)
 import Glibc
@@ -68,15 +70,27 @@ public final class Pipeline {
         return options.allocatorFrames.trim(profile)
     }
 
-    /// Reads, symbolizes and trims the snapshot at `path`.
-    public func profile(path: String) throws(HeapSnapError) -> Profile {
-        profile(of: try read(path), file: path)
+    /// Reads, symbolizes, trims and filters the snapshot at `path`.
+    public func profile(path: String, filter: ProfileFilter = ProfileFilter()) throws(HeapSnapError) -> Profile {
+        filter.apply(profile(of: try read(path), file: path))
     }
 
-    /// `new - old` of two snapshot files.
-    public func diff(old: String, new: String) throws(HeapSnapError) -> Profile {
+    /// `new - old` of two snapshot files, filtered.
+    public func diff(old: String, new: String, filter: ProfileFilter = ProfileFilter()) throws(HeapSnapError) -> Profile {
         let oldSnapshot = try read(old), newSnapshot = try read(new)
-        return profile(of: newSnapshot, file: new).subtracting(profile(of: oldSnapshot, file: old))
+        return filter.apply(profile(of: newSnapshot, file: new).subtracting(profile(of: oldSnapshot, file: old)))
+    }
+
+    /// The `top` table of `path`, or with `old` the `diff` table of `old` → `path`.
+    public func report(_ path: String, comparedTo old: String? = nil, filter: ProfileFilter = ProfileFilter(),
+                       options: AggregationOptions = AggregationOptions()) throws(HeapSnapError) -> Report {
+        let profile: Profile
+        if let old {
+            profile = try diff(old: old, new: path, filter: filter)
+        } else {
+            profile = try self.profile(path: path, filter: filter)
+        }
+        return Aggregator(options: options).aggregate(profile)
     }
 }
 

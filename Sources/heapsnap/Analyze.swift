@@ -1,4 +1,4 @@
-// top, diff, info: read -> symbolize -> aggregate -> render.
+// top, diff, info: read -> symbolize -> trim -> filter -> aggregate -> render (all in HeapSnapKit).
 
 import ArgumentParser
 import HeapSnapKit
@@ -24,8 +24,7 @@ struct Top: ParsableCommand {
     func run() throws {
         let pipeline = Pipeline(options: symbols.options, environment: environment)
         do {
-            let profile = try pipeline.profile(path: snapshot)
-            let report = Aggregator(options: aggregate.options).aggregate(profile)
+            let report = try pipeline.report(snapshot, filter: aggregate.filters.filter, options: aggregate.options)
             emit(output.format.renderer(output.renderOptions).render(report))
         } catch {
             throw fail(error)
@@ -59,8 +58,7 @@ struct Diff: ParsableCommand {
     func run() throws {
         let pipeline = Pipeline(options: symbols.options, environment: environment)
         do {
-            let profile = try pipeline.diff(old: old, new: new)
-            let report = Aggregator(options: aggregate.options).aggregate(profile)
+            let report = try pipeline.report(new, comparedTo: old, filter: aggregate.filters.filter, options: aggregate.options)
             emit(output.format.renderer(output.renderOptions).render(report))
         } catch {
             throw fail(error)

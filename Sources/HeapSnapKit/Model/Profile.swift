@@ -199,6 +199,8 @@ public struct Profile: Sendable, Hashable {
     public var base: ProfileSource?
     /// Recoverable trouble met while building the profile (one line each).
     public var warnings: [String]
+    /// Set by the filter stage (`ProfileFilter`); nil when nothing was filtered.
+    public var filtering: Filtering? = nil
 
     public init(frames: [Frame], samples: [Sample], source: ProfileSource, base: ProfileSource? = nil, warnings: [String] = []) {
         self.frames = frames
