@@ -15,7 +15,7 @@ public struct SymbolizeOptions: Sendable, Hashable {
     public var trimAllocatorFrames = true
     /// Extra allocator-frame globs, added to the defaults.
     public var extraAllocatorPatterns: [String] = []
-    /// Extra directories with `.build-id/xx/yyyy.debug` files (searched before /usr/lib/debug).
+    /// Extra directories with `.build-id/xx/yyyy.debug` files (searched before `FileSystemModuleLocator.systemDebugDirectory`).
     public var debugDirectories: [String] = []
     /// Show progress on stderr when symbolizing takes a while and stderr is a terminal.
     public var progress = true
@@ -44,7 +44,7 @@ public final class Pipeline {
     /// Finds llvm-symbolizer (`LLVMSymbolizer.find`); without one, frames stay `module+0xADDR` with a warning.
     public init(options: SymbolizeOptions = SymbolizeOptions(), environment: [String: String]) {
         self.options = options
-        locator = FileSystemModuleLocator(debugDirectories: options.debugDirectories + ["/usr/lib/debug"])
+        locator = FileSystemModuleLocator(debugDirectories: options.debugDirectories)
         if let path = LLVMSymbolizer.find(environment: environment) {
             let s = LLVMSymbolizer(executable: path, debugDirectories: options.debugDirectories)
             if options.progress, isatty(2) == 1 {
@@ -91,23 +91,5 @@ public final class Pipeline {
             profile = try self.profile(path: path, filter: filter)
         }
         return Aggregator(options: options).aggregate(profile)
-    }
-}
-
-/// Facts about the terminal the output goes to.
-public enum Terminal {
-    /// Columns of the terminal on `fd`; nil when `fd` is not a terminal (then `$COLUMNS` if set).
-    public static func width(fd: Int32 = 1, environment: [String: String]) -> Int? {
-        if isatty(fd) == 1 {
-            var size = winsize()
-            if ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
-        }
-        if let columns = environment["COLUMNS"].flatMap({ Int($0) }), columns > 0 { return columns }
-        return nil
-    }
-
-    /// Whether to colour output on `fd`: a terminal, and NO_COLOR unset or empty.
-    public static func wantsColor(fd: Int32 = 1, environment: [String: String]) -> Bool {
-        isatty(fd) == 1 && (environment["NO_COLOR"] ?? "").isEmpty && environment["TERM"] != "dumb"
     }
 }

@@ -90,7 +90,7 @@ struct Info: ParsableCommand {
     func run() throws {
         do {
             let data = try SnapshotReader.read(path: snapshot)
-            let locator = FileSystemModuleLocator(debugDirectories: debugDirectories + ["/usr/lib/debug"])
+            let locator = FileSystemModuleLocator(debugDirectories: debugDirectories)
             let info = InfoReport(snapshot: data, file: snapshot, locator: locator)
             emit(output.format.renderer(output.renderOptions).render(info))
         } catch {

@@ -49,7 +49,7 @@ struct SymbolOptions: ParsableArguments {
     var allocatorFrames: [String] = []
 
     @Option(name: .customLong("debug-dir"), help: ArgumentHelp(
-        "Directory with separate debug files under .build-id/ (repeatable; /usr/lib/debug is always searched).",
+        "Directory with separate debug files under .build-id/ (repeatable; \(FileSystemModuleLocator.systemDebugDirectory) is always searched).",
         valueName: "dir"))
     var debugDirectories: [String] = []
 

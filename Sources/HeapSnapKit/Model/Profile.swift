@@ -238,9 +238,3 @@ public struct Profile: Sendable, Hashable {
         return Profile(frames: frames, samples: samples, source: source, base: old.source, warnings: warnings)
     }
 }
-
-/// The last path component of `path` (the whole string when it has no `/`).
-func baseName(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return path }
-    return String(path[path.index(after: slash)...])
-}

@@ -98,7 +98,7 @@ import Testing
     /// Whether glibc's separate debug file (libc6-dbg) is installed where the symbolizer looks.
     static var hasLibcDebugFile: Bool {
         guard let libc, let id = ELFFile.buildID(path: libc) else { return false }
-        return FileSystemModuleLocator().debugFile(buildID: hexString(id)) != nil
+        return FileSystemModuleLocator().debugFile(buildID: hex(id)) != nil
     }
 
     @Test(.enabled(if: SymbolizerTests.libc != nil, "no libc.so.6 in /usr/lib/{x86_64,aarch64}-linux-gnu"))
@@ -106,7 +106,7 @@ import Testing
         let libc = try #require(Self.libc)
         let id = try #require(ELFFile.buildID(path: libc))
         let readelf = try Toolbox.run("/usr/bin/readelf", ["-n", libc]).stdout
-        #expect(readelf.contains(hexString(id)))
+        #expect(readelf.contains(hex(id)))
         #expect(ELFFile.buildID(path: "/etc/passwd") == nil)
     }
 

@@ -1,5 +1,6 @@
-// Starting child processes with posix_spawn: the long-lived llvm-symbolizer
-// (pipes on stdin/stdout) and the command under `heapsnap run` (inherits stdio).
+// Starting child processes with posix_spawn, shared by two stages: the
+// symbolizer's long-lived llvm-symbolizer (pipes on stdin/stdout) and the
+// command under `heapsnap run` (inherits stdio).
 
 #if canImport(Glibc)
 import Glibc
