@@ -1,5 +1,7 @@
-// The pipeline spelled out: read -> symbolize -> trim allocator and runtime frames ->
-// aggregate -> render. The CLI calls these; tests call the stages directly.
+// The pipeline spelled out: read -> symbolize -> trim allocator and runtime
+// frames -> filter -> aggregate -> render. Every command goes through
+// `profile` (or `diff`), so each composes the same stages; top and diff add
+// `report`. The CLI calls these; tests call the stages directly.
 
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +17,7 @@ public struct SymbolizeOptions: Sendable, Hashable {
     public var extraAllocatorPatterns: [String] = []
     /// Skip frames of language runtimes and standard libraries (`RuntimeFrames`).
     public var trimRuntimeFrames = true
-    /// Extra directories with `.build-id/xx/yyyy.debug` files (searched before /usr/lib/debug).
+    /// Extra directories with `.build-id/xx/yyyy.debug` files (searched before `FileSystemModuleLocator.systemDebugDirectory`).
     public var debugDirectories: [String] = []
     /// Show progress on stderr when symbolizing takes a while and stderr is a terminal.
     public var progress = true
@@ -46,7 +48,7 @@ public final class Pipeline {
     /// Finds llvm-symbolizer (`LLVMSymbolizer.find`); without one, frames stay `module+0xADDR` with a warning.
     public init(options: SymbolizeOptions = SymbolizeOptions(), environment: [String: String]) {
         self.options = options
-        locator = FileSystemModuleLocator(debugDirectories: options.debugDirectories + ["/usr/lib/debug"])
+        locator = FileSystemModuleLocator(debugDirectories: options.debugDirectories)
         if let path = LLVMSymbolizer.find(environment: environment) {
             let s = LLVMSymbolizer(executable: path, debugDirectories: options.debugDirectories)
             if options.progress, isatty(2) == 1 {
@@ -73,32 +75,26 @@ public final class Pipeline {
         return options.trimRuntimeFrames ? RuntimeFrames().trim(trimmed) : trimmed
     }
 
-    /// Reads, symbolizes and trims the snapshot at `path`.
-    public func profile(path: String) throws(HeapSnapError) -> Profile {
-        profile(of: try read(path), file: path)
+    /// Reads, symbolizes, trims and filters the snapshot at `path`.
+    public func profile(path: String, filter: ProfileFilter = ProfileFilter()) throws(HeapSnapError) -> Profile {
+        filter.apply(profile(of: try read(path), file: path))
     }
 
-    /// `new - old` of two snapshot files.
-    public func diff(old: String, new: String) throws(HeapSnapError) -> Profile {
+    /// `new - old` of two snapshot files, filtered.
+    public func diff(old: String, new: String, filter: ProfileFilter = ProfileFilter()) throws(HeapSnapError) -> Profile {
         let oldSnapshot = try read(old), newSnapshot = try read(new)
-        return profile(of: newSnapshot, file: new).subtracting(profile(of: oldSnapshot, file: old))
+        return filter.apply(profile(of: newSnapshot, file: new).subtracting(profile(of: oldSnapshot, file: old)))
     }
-}
 
-/// Facts about the terminal the output goes to.
-public enum Terminal {
-    /// Columns of the terminal on `fd`; nil when `fd` is not a terminal (then `$COLUMNS` if set).
-    public static func width(fd: Int32 = 1, environment: [String: String]) -> Int? {
-        if isatty(fd) == 1 {
-            var size = winsize()
-            if ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+    /// The `top` table of `path`, or with `old` the `diff` table of `old` → `path`.
+    public func report(_ path: String, comparedTo old: String? = nil, filter: ProfileFilter = ProfileFilter(),
+                       options: AggregationOptions = AggregationOptions()) throws(HeapSnapError) -> Report {
+        let profile: Profile
+        if let old {
+            profile = try diff(old: old, new: path, filter: filter)
+        } else {
+            profile = try self.profile(path: path, filter: filter)
         }
-        if let columns = environment["COLUMNS"].flatMap({ Int($0) }), columns > 0 { return columns }
-        return nil
-    }
-
-    /// Whether to colour output on `fd`: a terminal, and NO_COLOR unset or empty.
-    public static func wantsColor(fd: Int32 = 1, environment: [String: String]) -> Bool {
-        isatty(fd) == 1 && (environment["NO_COLOR"] ?? "").isEmpty && environment["TERM"] != "dumb"
+        return Aggregator(options: options).aggregate(profile)
     }
 }

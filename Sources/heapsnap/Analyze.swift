@@ -1,4 +1,4 @@
-// top, diff, info: read -> symbolize -> aggregate -> render.
+// top, diff, info: read -> symbolize -> trim -> filter -> aggregate -> render (all in HeapSnapKit).
 
 import ArgumentParser
 import HeapSnapKit
@@ -24,11 +24,10 @@ struct Top: ParsableCommand {
     func run() throws {
         let pipeline = Pipeline(options: symbols.options(for: aggregate.by), environment: environment)
         do {
-            let profile = try pipeline.profile(path: snapshot)
-            let report = Aggregator(options: aggregate.options).aggregate(profile)
+            let report = try pipeline.report(snapshot, filter: aggregate.filters.filter, options: aggregate.options)
             emit(output.format.renderer(output.renderOptions).render(report))
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
     }
 }
@@ -59,11 +58,10 @@ struct Diff: ParsableCommand {
     func run() throws {
         let pipeline = Pipeline(options: symbols.options(for: aggregate.by), environment: environment)
         do {
-            let profile = try pipeline.diff(old: old, new: new)
-            let report = Aggregator(options: aggregate.options).aggregate(profile)
+            let report = try pipeline.report(new, comparedTo: old, filter: aggregate.filters.filter, options: aggregate.options)
             emit(output.format.renderer(output.renderOptions).render(report))
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
     }
 }
@@ -92,11 +90,11 @@ struct Info: ParsableCommand {
     func run() throws {
         do {
             let data = try SnapshotReader.read(path: snapshot)
-            let locator = FileSystemModuleLocator(debugDirectories: debugDirectories + ["/usr/lib/debug"])
+            let locator = FileSystemModuleLocator(debugDirectories: debugDirectories)
             let info = InfoReport(snapshot: data, file: snapshot, locator: locator)
             emit(output.format.renderer(output.renderOptions).render(info))
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
     }
 }

@@ -21,7 +21,7 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Mean bytes between samples (HEAPSNAP_RATE; 1 records every allocation).")
     var rate: UInt64?
 
-    @Option(name: .long, help: "Directory for snapshots (HEAPSNAP_DIR; default $HEAPSNAP_DIR or /tmp).")
+    @Option(name: .long, help: "Directory for snapshots (HEAPSNAP_DIR; default $HEAPSNAP_DIR or /tmp); created (mode 0700) when missing.")
     var dir: String?
 
     @Flag(name: .long, help: "Do not start sampling at launch; start it later with `heapsnap start PID`.")
@@ -47,8 +47,7 @@ struct Run: ParsableCommand {
             if outcome.snapshots.isEmpty { note("heapsnap: no snapshot was written") }
             if outcome.status != 0 { throw ExitCode(outcome.status) }
         } catch let error as HeapSnapError {
-            if case .failed(let message) = error, message.contains("cannot run") { throw fail(error, code: 127) }
-            throw fail(error, code: 1)
+            throw fail(error)
         }
     }
 }
@@ -58,8 +57,13 @@ struct ControlOptions: ParsableArguments {
     @Argument(help: "The process id of a process running with libheapsnap_preload.so.")
     var pid: Int32
 
-    @Option(name: .long, help: "Where the process writes snapshots (default: its HEAPSNAP_DIR, else /tmp).")
+    @Option(name: .long, help: "Where the process writes snapshots (default: HEAPSNAP_DIR in /proc/PID/environ, else /tmp).")
     var dir: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "The process's HEAPSNAP_SIGNAL_BASE (default: from /proc/PID/environ, else 1); for processes that rewrite their environment.",
+        valueName: "n"))
+    var signalBase: Int32?
 
     @Option(name: .long, help: "Seconds to wait for the snapshot.")
     var timeout: Double = 10
@@ -67,42 +71,56 @@ struct ControlOptions: ParsableArguments {
     func validate() throws {
         if pid <= 0 { throw ValidationError("the process id must be positive") }
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if let signalBase, !ControlAction.signalBases.contains(signalBase) {
+            throw ValidationError("--signal-base must be \(ControlAction.signalBases.lowerBound) to \(ControlAction.signalBases.upperBound)")
+        }
     }
 
     func perform(_ action: ControlAction) throws {
         do {
-            let controller = ProcessController(directory: dir, timeout: timeout)
+            let controller = ProcessController(directory: dir, signalBase: signalBase, timeout: timeout)
             if let path = try controller.perform(action, pid: pid) {
                 emit(path + "\n")
             } else {
                 note("heapsnap: sampling started in process \(pid)")
             }
         } catch {
-            throw fail(error, code: 1)
+            throw fail(error)
         }
     }
 }
 
+/// How start/stop/dump choose and check the signal, for their --help.
+let controlDiscussion = """
+    The signal base and snapshot directory are read from the process's
+    /proc/PID/environ (HEAPSNAP_SIGNAL_BASE, HEAPSNAP_DIR); give --signal-base
+    and --dir when the process rewrote it (redis does). Nothing is sent unless
+    the process has libheapsnap_preload.so mapped and a handler for that exact
+    signal (SigCgt in /proc/PID/status): an uncaught real-time signal would
+    terminate it.
+
+    """
+
 struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start sampling in a running process that has heapsnap preloaded (sends SIGRTMIN+1).",
-        discussion: "Example:\n  heapsnap start $(pidof server)")
+        abstract: "Start sampling in a running process that has heapsnap preloaded (sends SIGRTMIN+base, base 1 by default).",
+        discussion: controlDiscussion + "Example:\n  heapsnap start $(pidof server)")
     @OptionGroup var control: ControlOptions
     func run() throws { try control.perform(.start) }
 }
 
 struct Stop: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stop sampling and write a final snapshot (sends SIGRTMIN+2); prints its path.",
-        discussion: "Example:\n  heapsnap stop $(pidof server)")
+        abstract: "Stop sampling and write a final snapshot (sends SIGRTMIN+base+1); prints its path.",
+        discussion: controlDiscussion + "Example:\n  heapsnap stop $(pidof server)")
     @OptionGroup var control: ControlOptions
     func run() throws { try control.perform(.stop) }
 }
 
 struct Dump: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a snapshot and keep sampling (sends SIGRTMIN+3); prints its path.",
-        discussion: "Example:\n  heapsnap dump $(pidof server)\n  heapsnap top $(heapsnap dump $(pidof server))")
+        abstract: "Write a snapshot and keep sampling (sends SIGRTMIN+base+2); prints its path.",
+        discussion: controlDiscussion + "Example:\n  heapsnap dump $(pidof server)\n  heapsnap top $(heapsnap dump $(pidof server))")
     @OptionGroup var control: ControlOptions
     func run() throws { try control.perform(.dump) }
 }

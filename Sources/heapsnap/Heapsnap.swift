@@ -19,17 +19,32 @@ struct Heapsnap: ParsableCommand {
               heapsnap diff /tmp/heapsnap.4242.0.heapsnap /tmp/heapsnap.4242.1.heapsnap
 
             Every size is an estimate from samples; ± is its 95% interval (1.96 σ).
-            Exit status: 0 ok, 1 process-control failure, 2 bad input file or usage.
+            Exit status: 0 ok, 1 process-control, write or export failure, 2 bad input file,
+            64 usage, 127 a command `run` cannot start.
             """,
         subcommands: [Top.self, Diff.self, Info.self, FlameGraph.self, Export.self, Merge.self,
                       Run.self, Start.self, Stop.self, Dump.self]
     )
 }
 
-/// Prints `error` as one line on stderr and exits with `code`.
-func fail(_ error: HeapSnapError, code: Int32) -> ExitCode {
+extension HeapSnapError {
+    /// The exit status for this failure: 2 for a bad input file or usage, 127
+    /// for a command that cannot be started (as shells do), 1 for everything
+    /// else (process control, writing, exporting).
+    var exitCode: Int32 {
+        switch self {
+        case .unreadable, .notASnapshot, .unsupportedVersion, .corrupt, .noCommand: 2
+        case .cannotRun: 127
+        case .noSuchProcess, .permissionDenied, .notProfiled, .signalNotCaught, .exitedBeforeSnapshot, .timedOut,
+             .libraryNotFound, .cannotCreateDirectory, .cannotWrite, .diffNotExportable, .cannotEncode: 1
+        }
+    }
+}
+
+/// Prints `error` as one line on stderr; the exit code for it.
+func fail(_ error: HeapSnapError) -> ExitCode {
     FileHandle.standardError.write(Data(("heapsnap: " + error.description + "\n").utf8))
-    return ExitCode(code)
+    return ExitCode(error.exitCode)
 }
 
 /// Writes `text` to stdout.

@@ -54,7 +54,7 @@ struct SymbolOptions: ParsableArguments {
     var keepRuntimeFrames = false
 
     @Option(name: .customLong("debug-dir"), help: ArgumentHelp(
-        "Directory with separate debug files under .build-id/ (repeatable; /usr/lib/debug is always searched).",
+        "Directory with separate debug files under .build-id/ (repeatable; \(FileSystemModuleLocator.systemDebugDirectory) is always searched).",
         valueName: "dir"))
     var debugDirectories: [String] = []
 
@@ -93,8 +93,7 @@ struct AggregateOptions: ParsableArguments {
     }
 
     var options: AggregationOptions {
-        AggregationOptions(groupBy: by, cumulative: cumulative, metric: metric, include: filters.include,
-                           exclude: filters.exclude, filterAllFrames: filters.allFrames, limit: limit == 0 ? nil : limit)
+        AggregationOptions(groupBy: by, cumulative: cumulative, metric: metric, limit: limit == 0 ? nil : limit)
     }
 }
 
@@ -109,13 +108,5 @@ struct FilterOptions: ParsableArguments {
     @Flag(name: .long, help: "Apply --include/--exclude to every frame of the stack, not only the allocation site.")
     var allFrames = false
 
-    var filter: SampleFilter { SampleFilter(include: include, exclude: exclude, allFrames: allFrames) }
-
-    /// `profile` without the samples the filters drop.
-    func filtered(_ profile: Profile) -> Profile {
-        let filter = self.filter
-        var result = profile
-        result.samples = profile.samples.filter { filter.accepts($0, in: profile) }
-        return result
-    }
+    var filter: ProfileFilter { ProfileFilter(include: include, exclude: exclude, allFrames: allFrames) }
 }

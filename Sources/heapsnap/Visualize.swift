@@ -1,4 +1,4 @@
-// flamegraph, export, merge: read -> symbolize -> (filter) -> draw or write.
+// flamegraph, export, merge: read -> symbolize -> trim -> filter -> draw or write (all in HeapSnapKit).
 
 import ArgumentParser
 import Foundation
@@ -13,7 +13,7 @@ func write(_ bytes: [UInt8], to path: String) throws {
     do {
         try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
     } catch {
-        throw fail(.failed("\(path): cannot write: \((error as NSError).localizedDescription)"), code: 1)
+        throw fail(.cannotWrite(file: path, step: "write", reason: (error as NSError).localizedDescription))
     }
 }
 
@@ -67,54 +67,21 @@ struct FlameGraph: ParsableCommand {
         let profile: Profile
         do throws(HeapSnapError) {
             if let diff {
-                profile = try pipeline.diff(old: diff, new: snapshot)
+                profile = try pipeline.diff(old: diff, new: snapshot, filter: filters.filter)
             } else {
-                profile = try pipeline.profile(path: snapshot)
+                profile = try pipeline.profile(path: snapshot, filter: filters.filter)
             }
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
         for warning in profile.warnings { note("heapsnap: warning: \(warning)") }
-        let tree = FlameGraphBuilder(metric: metric, inverted: inverted, normalize: normalize)
-            .tree(profile, including: { [filter = filters.filter] in filter.accepts($0, in: profile) })
-        var options = FlameGraphOptions()
+        let builder = FlameGraphBuilder(metric: metric, inverted: inverted, normalize: normalize)
+        let tree = builder.tree(profile)
+        var options = builder.options(for: profile, tree: tree)
         options.width = width
-        options.inverted = inverted
-        options.differential = profile.isDiff
-        if metric.isBytes {
-            options.formatValue = { @Sendable in Format.bytes($0) }
-            options.formatCompanion = { @Sendable in Format.count($0) + " objects" }
-        } else {
-            options.formatValue = { @Sendable in Format.count($0) }
-            options.formatCompanion = { @Sendable in Format.bytes($0) }
-        }
-        options.title = (profile.isDiff ? "Memory growth: " : "Memory: ") + metric.rawValue.replacingOccurrences(of: "-", with: " ")
-            + (inverted ? " by allocation site" : "")
-        options.subtitle = Self.subtitle(profile, tree: tree, metric: metric)
         try write(Array(FlameGraphSVG.render(tree, options: options).utf8), to: output)
         if output != "-" { note("heapsnap: wrote \(output)") }
     }
-
-    static func subtitle(_ profile: Profile, tree: FlameTree, metric: Metric) -> String {
-        let h = profile.source.header
-        let program = baseName(h.executable.isEmpty ? "?" : h.executable)
-        let format: (Double) -> String = metric.isBytes ? { Format.bytes($0) } : { Format.count($0) }
-        var parts = ["\(program) [\(h.pid)] on \(h.hostname)", Format.time(nanoseconds: h.timeNanoseconds)]
-        if profile.isDiff {
-            let change = tree.root.change
-            parts.append("\(format(tree.root.baseline.value)) → \(format(tree.root.value.value)) "
-                + "(\(change.value >= 0 ? "+" : "")\(format(change.value)) ± \(format(Confidence.z * change.standardDeviation)))")
-        } else {
-            parts.append("total \(format(tree.root.value.value)) ± \(format(Confidence.z * tree.root.value.standardDeviation))")
-        }
-        parts.append(h.rate == 1 ? "exact" : "sampled every \(Format.bytes(Double(h.rate)))")
-        if h.dropped > 0 { parts.append("\(h.dropped) samples dropped") }
-        return parts.joined(separator: " · ")
-    }
-}
-
-private func baseName(_ path: String) -> String {
-    path.split(separator: "/").last.map(String.init) ?? path
 }
 
 /// Export formats.
@@ -156,9 +123,9 @@ struct Export: ParsableCommand {
         let pipeline = Pipeline(options: symbols.options, environment: environment)
         let profile: Profile
         do {
-            profile = filters.filtered(try pipeline.profile(path: snapshot))
+            profile = try pipeline.profile(path: snapshot, filter: filters.filter)
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
         for warning in profile.warnings { note("heapsnap: warning: \(warning)") }
         let bytes: [UInt8]
@@ -170,7 +137,7 @@ struct Export: ParsableCommand {
             case .json: bytes = try ProfileJSONExporter.export(profile)
             }
         } catch {
-            throw fail(error, code: 1)
+            throw fail(error)
         }
         try write(bytes, to: output)
         if output != "-" { note("heapsnap: wrote \(output)") }
@@ -205,14 +172,14 @@ struct Merge: ParsableCommand {
         do {
             for path in snapshots { inputs.append((path, try SnapshotReader.read(path: path))) }
         } catch {
-            throw fail(error, code: 2)
+            throw fail(error)
         }
         let (merged, warnings) = SnapshotMerge.merge(inputs)
         for warning in warnings { note("heapsnap: warning: \(warning)") }
         do {
             try SnapshotWriter.write(merged, to: output)
         } catch {
-            throw fail(error, code: 1)
+            throw fail(error)
         }
         note("heapsnap: merged \(inputs.count) snapshots (\(merged.stacks.count) stacks) into \(output)")
     }

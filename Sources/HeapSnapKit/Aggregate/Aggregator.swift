@@ -1,7 +1,8 @@
 // The aggregate stage: groups a profile's samples by line, function, file,
 // module or whole stack (tracemalloc's `Snapshot.statistics` and
-// `compare_to`), optionally counting every frame (`cumulative`), filtered by
-// globs on file or module, sorted deterministically and cut to a limit.
+// `compare_to`), optionally counting every frame (`cumulative`), sorted
+// deterministically and cut to a limit. Filtering happens before, in its own
+// stage (ProfileFilter).
 
 /// What samples are grouped by.
 public enum GroupBy: String, Sendable, CaseIterable, Codable {
@@ -33,23 +34,13 @@ public struct AggregationOptions: Sendable, Hashable {
     public var cumulative = false
     /// The value rows are sorted by and percentages are of.
     public var metric: Metric = .inuseBytes
-    /// Keep only samples whose allocation site's file or module matches one of these globs (all kept when empty).
-    public var include: [String] = []
-    /// Drop samples whose allocation site's file or module matches one of these globs.
-    public var exclude: [String] = []
-    /// Test filters against every frame of the stack, not only the allocation site (tracemalloc's `all_frames`).
-    public var filterAllFrames = false
     /// At most this many rows; nil for all.
     public var limit: Int? = nil
 
-    public init(groupBy: GroupBy = .line, cumulative: Bool = false, metric: Metric = .inuseBytes, include: [String] = [],
-                exclude: [String] = [], filterAllFrames: Bool = false, limit: Int? = nil) {
+    public init(groupBy: GroupBy = .line, cumulative: Bool = false, metric: Metric = .inuseBytes, limit: Int? = nil) {
         self.groupBy = groupBy
         self.cumulative = cumulative
         self.metric = metric
-        self.include = include
-        self.exclude = exclude
-        self.filterAllFrames = filterAllFrames
         self.limit = limit
     }
 }
@@ -144,6 +135,8 @@ public struct Row: Sendable, Hashable {
 public struct Report: Sendable, Hashable {
     /// How it was aggregated.
     public var options: AggregationOptions
+    /// The filter the profile went through (keeps everything when none).
+    public var filter: ProfileFilter
     /// The snapshot (the new one, for a diff).
     public var source: ProfileSource
     /// The old snapshot of a diff.
@@ -168,14 +161,8 @@ public struct Report: Sendable, Hashable {
     public var currentTotal: Values { baseTotal.map { total + $0 } ?? total }
 }
 
-/// Turns a profile into a report.
-public protocol Aggregating {
-    /// Groups, filters, sorts and limits `profile`'s samples.
-    func aggregate(_ profile: Profile) -> Report
-}
-
-/// The aggregator (see `AggregationOptions`).
-public struct Aggregator: Aggregating {
+/// The aggregator (see `AggregationOptions`): groups, sorts and limits a profile's samples.
+public struct Aggregator: Sendable {
     /// The options.
     public var options: AggregationOptions
 
@@ -185,9 +172,6 @@ public struct Aggregator: Aggregating {
 
     /// - Complexity: O(samples × depth) with `cumulative`, else O(samples), plus a sort of the groups.
     public func aggregate(_ profile: Profile) -> Report {
-        let filter = SampleFilter(include: options.include, exclude: options.exclude, allFrames: options.filterAllFrames)
-        func passes(_ sample: Sample) -> Bool { filter.accepts(sample, in: profile) }
-
         struct Accumulator {
             var frame: Frame?
             var values = Values.zero
@@ -195,7 +179,6 @@ public struct Aggregator: Aggregating {
         }
         var groups: [GroupKey: Accumulator] = [:]
         var total = Values.zero, baseTotal = Values.zero
-        var matched = 0
         let unknown = Frame(function: "<no stack>")
 
         func add(_ key: GroupKey, _ frame: Frame?, _ sample: Sample) {
@@ -206,8 +189,7 @@ public struct Aggregator: Aggregating {
             groups[key] = acc
         }
 
-        for sample in profile.samples where passes(sample) {
-            matched += 1
+        for sample in profile.samples {
             total += sample.values
             if sample.isBase { baseTotal += sample.values.negated() }
             let frames = sample.frames.isEmpty ? [unknown] : sample.frames.map { profile.frames[$0] }
@@ -252,8 +234,9 @@ public struct Aggregator: Aggregating {
             omitted = rows.count - limit
             rows.removeLast(omitted)
         }
-        return Report(options: options, source: profile.source, base: profile.base, rows: rows, omittedRows: omitted,
-                      total: total, baseTotal: isDiff ? baseTotal : nil, matchedSamples: matched,
-                      allSamples: profile.samples.count, warnings: profile.warnings)
+        return Report(options: options, filter: profile.filtering?.filter ?? ProfileFilter(), source: profile.source,
+                      base: profile.base, rows: rows, omittedRows: omitted, total: total,
+                      baseTotal: isDiff ? baseTotal : nil, matchedSamples: profile.samples.count,
+                      allSamples: profile.filtering?.samplesBefore ?? profile.samples.count, warnings: profile.warnings)
     }
 }

@@ -2,12 +2,6 @@
 // wrappers and allocation helpers are removed from the top of every stack,
 // so the first frame left is the allocation site in the program's own code.
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// Which frames count as "the allocator" and are trimmed from the top of stacks.
 ///
 /// A pattern is a shell glob (`fnmatch`, `*` matches any characters including
@@ -81,26 +75,5 @@ public struct AllocatorFrames: Sendable, Hashable {
             if first > 0 { result.samples[i].frames = Array(frames[first...]) }
         }
         return result
-    }
-}
-
-/// A shell-style glob (`fnmatch` without flags: `*` crosses `/`), with a
-/// literal-prefix check first so that most mismatches cost a few byte compares.
-struct Glob: Sendable, Hashable {
-    let pattern: String
-    let prefix: String
-    let literal: Bool
-
-    init(_ pattern: String) {
-        self.pattern = pattern
-        let wildcard = pattern.firstIndex { $0 == "*" || $0 == "?" || $0 == "[" || $0 == "\\" }
-        prefix = String(pattern[..<(wildcard ?? pattern.endIndex)])
-        literal = wildcard == nil
-    }
-
-    func matches(_ text: String) -> Bool {
-        if literal { return text == pattern }
-        guard text.utf8.starts(with: prefix.utf8) else { return false }
-        return fnmatch(pattern, text, 0) == 0
     }
 }

@@ -61,6 +61,26 @@ public struct Launcher: Sendable {
         return env
     }
 
+    /// Creates `path` and any missing parents with mode 0700, so that a run is
+    /// not profiled in full only to fail at the end; an existing directory is left as it is.
+    static func makeDirectory(_ path: String) throws(HeapSnapError) {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFDIR else { throw .cannotCreateDirectory(path: path, reason: "a file of that name exists") }
+            return
+        }
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o700) != 0, errno != EEXIST {
+                throw .cannotCreateDirectory(path: path, reason: String(cString: strerror(errno)))
+            }
+        }
+        guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+            throw .cannotCreateDirectory(path: path, reason: "a file of that name exists")
+        }
+    }
+
     /// The outcome of a run.
     public struct Outcome: Sendable {
         /// Shell-style status: the exit code, or 128 + signal number.
@@ -71,9 +91,10 @@ public struct Launcher: Sendable {
 
     /// Runs `command` (argv, searched on PATH) to completion.
     public func run(_ command: [String], environment base: [String: String]) throws(HeapSnapError) -> Outcome {
-        guard let program = command.first else { throw .failed("heapsnap run: no command given") }
+        guard let program = command.first else { throw .noCommand }
         let env = environment(from: base)
         let dir = env["HEAPSNAP_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        try Self.makeDirectory(dir)
         let before = Set(snapshotFiles(in: dir))
         let child = try ChildProcess.spawn(path: program, arguments: command,
                                            environment: env.map { "\($0.key)=\($0.value)" }.sorted())

@@ -16,7 +16,7 @@ public enum PprofExporter {
     /// - Complexity: O(samples × depth).
     public static func export(_ profile: Profile) throws(HeapSnapError) -> [UInt8] {
         guard !profile.isDiff else {
-            throw .failed("pprof export takes one snapshot; compare two with `go tool pprof -diff_base OLD NEW`")
+            throw .diffNotExportable(format: "pprof", instead: "compare two with `go tool pprof -diff_base OLD NEW`")
         }
         var builder = Builder()
         let message = builder.build(profile)
@@ -24,7 +24,7 @@ public enum PprofExporter {
             let bytes: [UInt8] = try message.serializedBytes()
             return Gzip.compress(bytes)
         } catch {
-            throw .failed("cannot encode the pprof profile: \(error)")
+            throw .cannotEncode(format: "pprof", reason: "\(error)")
         }
     }
 

@@ -6,7 +6,7 @@
 public enum ProfileJSONExporter {
     /// - Complexity: O(frames + samples × depth).
     public static func export(_ profile: Profile) throws(HeapSnapError) -> [UInt8] {
-        guard !profile.isDiff else { throw .failed("JSON export takes one snapshot; use `heapsnap diff --format json` for a diff") }
+        guard !profile.isDiff else { throw .diffNotExportable(format: "JSON", instead: "use `heapsnap diff --format json` for a diff") }
         let modules: [JSON] = profile.source.modules.map { m in
             .object([("path", .string(m.path)), ("buildId", .string(m.buildIDHex)),
                      ("start", .int(Int64(bitPattern: m.start))), ("end", .int(Int64(bitPattern: m.end))),

@@ -62,7 +62,7 @@ public enum SpeedscopeExporter {
         do {
             return Array(try encoder.encode(Document(shared: Shared(frames: frames), profiles: profiles, name: name)))
         } catch {
-            throw .failed("cannot encode the speedscope document: \(error)")
+            throw .cannotEncode(format: "speedscope", reason: "\(error)")
         }
     }
 }

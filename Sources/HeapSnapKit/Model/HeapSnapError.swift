@@ -1,5 +1,6 @@
 /// Every failure the tool reports. Each message names the file (or process)
-/// and what is wrong, on one line.
+/// and what is wrong, on one line. The executable maps each case to its exit
+/// status in one place (Sources/heapsnap/Heapsnap.swift).
 public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file could not be opened or read.
     case unreadable(file: String, reason: String)
@@ -15,12 +16,27 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
     case permissionDenied(pid: Int32)
     /// The process does not have the preload library mapped (per /proc/PID/maps).
     case notProfiled(pid: Int32)
+    /// The process has no handler for the signal we would send; nothing was sent
+    /// (an uncaught real-time signal terminates the process).
+    case signalNotCaught(pid: Int32, signal: Int32, rtOffset: Int32, base: Int32, origin: SignalBaseOrigin)
+    /// The process exited after the signal, without writing a snapshot.
+    case exitedBeforeSnapshot(pid: Int32, directory: String)
+    /// A directory could not be created.
+    case cannotCreateDirectory(path: String, reason: String)
     /// The process did not write the expected snapshot in time.
     case timedOut(pid: Int32, seconds: Double, directory: String)
     /// The preload library could not be found.
     case libraryNotFound(searched: [String])
-    /// Any other failure, with a complete message.
-    case failed(String)
+    /// A file could not be written (`step` says which part of writing failed).
+    case cannotWrite(file: String, step: String, reason: String)
+    /// A command could not be started.
+    case cannotRun(program: String, reason: String)
+    /// `heapsnap run` was given no command.
+    case noCommand
+    /// An export format that takes one snapshot was given a diff.
+    case diffNotExportable(format: String, instead: String)
+    /// An exporter could not encode its document.
+    case cannotEncode(format: String, reason: String)
 
     public var description: String {
         switch self {
@@ -34,11 +50,28 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
             "process \(pid): permission denied (it belongs to another user; run heapsnap as that user or as root)"
         case .notProfiled(let pid):
             "process \(pid): libheapsnap_preload.so is not loaded (not in /proc/\(pid)/maps); start it with `heapsnap run` or LD_PRELOAD"
+        case .signalNotCaught(let pid, let signal, let rtOffset, let base, let origin):
+            "process \(pid): does not catch SIGRTMIN+\(rtOffset) (signal \(signal)), so it was not sent (it would terminate the process); "
+                + {
+                    switch origin {
+                    case .option: "is --signal-base \(base) its HEAPSNAP_SIGNAL_BASE?"
+                    case .environment:
+                        "/proc/\(pid)/environ says HEAPSNAP_SIGNAL_BASE=\(base) but the program removed the handler; give --signal-base if the base differs"
+                    case .assumedDefault:
+                        "no HEAPSNAP_SIGNAL_BASE in /proc/\(pid)/environ (the process may have rewritten it), base 1 assumed; give --signal-base N and --dir DIR"
+                    }
+                }()
+        case .exitedBeforeSnapshot(let pid, let directory): "process \(pid): exited before writing a snapshot to \(directory)"
+        case .cannotCreateDirectory(let path, let reason): "\(path): cannot create the directory: \(reason)"
         case .timedOut(let pid, let seconds, let directory):
             "process \(pid): no new snapshot in \(directory) after \(seconds) s (is HEAPSNAP_DIR different, or the process stopped?); try --dir or --timeout"
         case .libraryNotFound(let searched):
             "libheapsnap_preload.so not found (looked at \(searched.joined(separator: ", "))); set HEAPSNAP_LIB to its path"
-        case .failed(let message): message
+        case .cannotWrite(let file, let step, let reason): "\(file): cannot write (\(step)): \(reason)"
+        case .cannotRun(let program, let reason): "\(program): cannot run: \(reason)"
+        case .noCommand: "heapsnap run: no command given; put it after --, e.g. heapsnap run -- ./server"
+        case .diffNotExportable(let format, let instead): "\(format) export takes one snapshot, not a diff; \(instead)"
+        case .cannotEncode(let format, let reason): "cannot encode the \(format) document: \(reason)"
         }
     }
 }

@@ -199,6 +199,8 @@ public struct Profile: Sendable, Hashable {
     public var base: ProfileSource?
     /// Recoverable trouble met while building the profile (one line each).
     public var warnings: [String]
+    /// Set by the filter stage (`ProfileFilter`); nil when nothing was filtered.
+    public var filtering: Filtering? = nil
 
     public init(frames: [Frame], samples: [Sample], source: ProfileSource, base: ProfileSource? = nil, warnings: [String] = []) {
         self.frames = frames
@@ -235,10 +237,4 @@ public struct Profile: Sendable, Hashable {
         for warning in old.warnings where !warnings.contains(warning) { warnings.append(warning) }
         return Profile(frames: frames, samples: samples, source: source, base: old.source, warnings: warnings)
     }
-}
-
-/// The last path component of `path` (the whole string when it has no `/`).
-func baseName(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return path }
-    return String(path[path.index(after: slash)...])
 }

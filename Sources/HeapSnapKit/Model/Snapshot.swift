@@ -119,12 +119,7 @@ public struct Module: Sendable, Hashable {
     }
 
     /// The build-id as lowercase hex, as `file` and `/usr/lib/debug/.build-id` spell it.
-    public var buildIDHex: String {
-        buildID.map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
-    }
+    public var buildIDHex: String { hex(buildID) }
 
     public func contains(_ address: UInt64) -> Bool { address >= start && address < end }
 

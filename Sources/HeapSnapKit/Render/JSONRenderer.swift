@@ -143,8 +143,8 @@ public struct JSONRenderer: Renderer, Sendable {
             ("groupBy", .string(report.options.groupBy.rawValue)),
             ("cumulative", .bool(report.options.cumulative)),
             ("metric", .string(metric.camelName)),
-            ("include", .array(report.options.include.map(JSON.string))),
-            ("exclude", .array(report.options.exclude.map(JSON.string))),
+            ("include", .array(report.filter.include.map(JSON.string))),
+            ("exclude", .array(report.filter.exclude.map(JSON.string))),
             ("confidence", .object([("z", .number(Confidence.z)), ("level", .string(Confidence.level))])),
             ("total", Self.values(report.total)),
         ]

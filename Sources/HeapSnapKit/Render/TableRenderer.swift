@@ -199,8 +199,8 @@ public struct TableRenderer: Renderer, Sendable {
                 + "allocated since start: \(Format.bytes(t.allocBytes.value))\(pm(t.allocBytes, bytes: true)) in \(Format.count(t.allocObjects.value)) allocations\n"
         }
         var how = "by \(report.options.groupBy.rawValue)\(report.options.cumulative ? " (cumulative)" : ""), \(report.isDiff ? "sorted by |Δ \(metric.rawValue)|" : "sorted by \(metric.rawValue)")"
-        if !report.options.include.isEmpty { how += ", include \(report.options.include.joined(separator: " "))" }
-        if !report.options.exclude.isEmpty { how += ", exclude \(report.options.exclude.joined(separator: " "))" }
+        if !report.filter.include.isEmpty { how += ", include \(report.filter.include.joined(separator: " "))" }
+        if !report.filter.exclude.isEmpty { how += ", exclude \(report.filter.exclude.joined(separator: " "))" }
         if report.matchedSamples != report.allSamples { how += "; \(report.matchedSamples) of \(report.allSamples) stacks match the filters" }
         out += how + "\n"
         return out

@@ -1,6 +1,8 @@
 // Constants of docs/FORMAT.md shared by the reader and the writer, and the
 // file's checksum.
 
+import CZlib
+
 /// The numbers docs/FORMAT.md fixes.
 enum SnapshotFormat {
     static let magic: [UInt8] = Array("HEAPSNAP".utf8)
@@ -31,23 +33,20 @@ enum SnapshotFormat {
     }
 }
 
-/// CRC-32 as zlib and PNG compute it (reflected, polynomial 0xEDB88320).
+/// CRC-32 as zlib and PNG compute it (reflected, polynomial 0xEDB88320), by zlib's `crc32`.
 enum CRC32 {
-    private static let table: [UInt32] = (0..<256).map { n in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
     /// The checksum of `bytes[range]`.
     /// - Complexity: O(n).
     static func checksum(_ bytes: [UInt8], _ range: Range<Int>) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
         bytes.withUnsafeBufferPointer { buffer in
-            for i in range {
-                crc = table[Int((crc ^ UInt32(buffer[i])) & 0xFF)] ^ (crc >> 8)
+            var crc = crc32(0, nil, 0)
+            var start = range.lowerBound
+            while start < range.upperBound {  // zlib takes a 32-bit length
+                let count = min(range.upperBound - start, Int(UInt32.max))
+                crc = crc32(crc, buffer.baseAddress! + start, uInt(count))
+                start += count
             }
+            return UInt32(truncatingIfNeeded: crc)
         }
-        return crc ^ 0xFFFF_FFFF
     }
 }

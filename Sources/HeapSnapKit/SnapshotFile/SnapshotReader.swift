@@ -100,7 +100,7 @@ private struct Decoder {
                 throw Failure(reason: "record at offset \(recordStart) has a non-zero reserved field")
             }
             guard claimed <= UInt64(cursor.remaining) else {
-                let tagName = SnapshotFormat.Tag(rawValue: tagValue)?.name ?? hex32(tagValue)
+                let tagName = SnapshotFormat.Tag(rawValue: tagValue)?.name ?? "0x" + hex(tagValue)
                 throw Failure(reason:
                     "record \(tagName) at offset \(recordStart) claims \(claimed) bytes, only \(cursor.remaining) remain (truncated file?)")
             }
@@ -159,7 +159,7 @@ private struct Decoder {
         }
         let computed = CRC32.checksum(bytes, 0..<recordStart)
         guard stored == computed else {
-            throw Failure(reason: "checksum mismatch (stored \(hex32(stored)), computed \(hex32(computed))): the file was damaged")
+            throw Failure(reason: "checksum mismatch (stored \("0x" + hex(stored)), computed \("0x" + hex(computed))): the file was damaged")
         }
     }
 
@@ -201,7 +201,7 @@ private struct Decoder {
             let buildIDLength = Int(try c.u16("module \(i) build_id_len"))
             try c.skip(2, "module \(i) reserved")
             let pathLength = Int(try c.u32("module \(i) path_len"))
-            guard start < end else { throw DecodeFailure(reason: "module \(i) has start \(hex64(start)) >= end \(hex64(end))") }
+            guard start < end else { throw DecodeFailure(reason: "module \(i) has start \("0x" + hex(start)) >= end \("0x" + hex(end))") }
             guard buildIDLength <= SnapshotFormat.maxBuildIDLength else {
                 throw DecodeFailure(reason: "module \(i) build-id length \(buildIDLength) exceeds \(SnapshotFormat.maxBuildIDLength)")
             }
@@ -345,5 +345,3 @@ private extension ByteCursor {
     }
 }
 
-func hex32(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
-func hex64(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }

@@ -90,13 +90,13 @@ public enum SnapshotWriter {
         var template = Array("\(directory.isEmpty ? "/" : directory)/.\(base).tmp.XXXXXX".utf8CString)
         // mkstemp opens with O_CREAT|O_EXCL (so never through a symlink), mode 0600.
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw .failed("\(path): cannot create a temporary file: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .cannotWrite(file: path, step: "create a temporary file", reason: String(cString: strerror(errno))) }
         let temporary = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         func fail(_ what: String) -> HeapSnapError {
             let reason = String(cString: strerror(errno))
             close(fd)
             unlink(temporary)
-            return .failed("\(path): cannot \(what): \(reason)")
+            return .cannotWrite(file: path, step: what, reason: reason)
         }
         var written = 0
         while written < bytes.count {
@@ -108,11 +108,11 @@ public enum SnapshotWriter {
             written += n
         }
         guard fsync(fd) == 0 else { throw fail("sync") }
-        guard close(fd) == 0 else { unlink(temporary); throw .failed("\(path): cannot close: \(String(cString: strerror(errno)))") }
+        guard close(fd) == 0 else { unlink(temporary); throw .cannotWrite(file: path, step: "close", reason: String(cString: strerror(errno))) }
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
-            throw .failed("\(path): cannot rename into place: \(reason)")
+            throw .cannotWrite(file: path, step: "rename into place", reason: reason)
         }
     }
 }

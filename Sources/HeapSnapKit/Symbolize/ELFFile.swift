@@ -100,13 +100,16 @@ public enum ELFFile {
 /// matches the snapshot's; otherwise looks for a separate debug file by
 /// build-id (`<dir>/.build-id/ab/cdef….debug`).
 public final class FileSystemModuleLocator: ModuleLocator {
-    /// Directories searched for `.build-id/xx/yyyy.debug` files.
+    /// Where the distribution installs separate debug files (`libc6-dbg` and the other `-dbg` packages); always searched.
+    public static let systemDebugDirectory = "/usr/lib/debug"
+
+    /// Directories searched for `.build-id/xx/yyyy.debug` files, in order: the extra ones, then the system's.
     public let debugDirectories: [String]
     private var cache: [Module: ModuleLocation] = [:]
 
-    /// The default debug directory is `/usr/lib/debug` (where `libc6-dbg` installs).
-    public init(debugDirectories: [String] = ["/usr/lib/debug"]) {
-        self.debugDirectories = debugDirectories
+    /// Searches `extraDebugDirectories` first, then `systemDebugDirectory`.
+    public init(debugDirectories extraDebugDirectories: [String] = []) {
+        debugDirectories = extraDebugDirectories + [Self.systemDebugDirectory]
     }
 
     public func locate(_ module: Module) -> ModuleLocation {
@@ -138,7 +141,7 @@ public final class FileSystemModuleLocator: ModuleLocator {
         let exists = access(onDisk, R_OK) == 0
         if exists {
             let found = ELFFile.buildID(path: onDisk)
-            if wanted.isEmpty || found.map({ hexString($0) }) == wanted {
+            if wanted.isEmpty || found.map({ hex($0) }) == wanted {
                 return ModuleLocation(objectPath: onDisk, status: "ok")
             }
         }
@@ -146,7 +149,7 @@ public final class FileSystemModuleLocator: ModuleLocator {
             return ModuleLocation(objectPath: debug, status: "debug file")
         }
         if exists {
-            let found = ELFFile.buildID(path: onDisk).map { hexString($0) } ?? "none"
+            let found = ELFFile.buildID(path: onDisk).map { hex($0) } ?? "none"
             return ModuleLocation(
                 objectPath: nil,
                 warning: "\(path): build-id \(found) on disk differs from the snapshot's \(wanted) (rebuilt or upgraded since?); its frames are shown as \(baseName(path))+0xADDR",
@@ -157,15 +160,4 @@ public final class FileSystemModuleLocator: ModuleLocator {
             warning: "\(path): file not found and no debug file for build-id \(wanted.isEmpty ? "(none)" : wanted); its frames are shown as \(baseName(path))+0xADDR",
             status: "missing")
     }
-}
-
-/// Bytes as lowercase hex.
-func hexString(_ bytes: [UInt8]) -> String {
-    var s = ""
-    s.reserveCapacity(bytes.count * 2)
-    for byte in bytes {
-        if byte < 16 { s += "0" }
-        s += String(byte, radix: 16)
-    }
-    return s
 }

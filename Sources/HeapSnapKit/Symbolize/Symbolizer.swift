@@ -216,6 +216,3 @@ public struct ProfileSymbolizer {
         return Profile(frames: frames, samples: samples, source: source, warnings: warnings)
     }
 }
-
-/// Lowercase hex without a prefix.
-func hex(_ value: UInt64) -> String { String(value, radix: 16) }

@@ -82,16 +82,36 @@ import Testing
         (["server"], ["*.swift"], ["/usr/include/c++/12/bits/stl_vector.h:1281", "/srv/app/src/parser.c:17", "/srv/app/src/parser.c:30"]),
     ])
     func filters(include: [String], exclude: [String], expected: [String]) {
-        let r = report(AggregationOptions(metric: .allocBytes, include: include, exclude: exclude))
+        let filter = ProfileFilter(include: include, exclude: exclude)
+        let r = report(AggregationOptions(metric: .allocBytes), filter.apply(Fixture.trimmedProfile()))
         #expect(r.rows.map(\.key.label) == expected)
         #expect(r.total.allocBytes.value == r.rows.map { $0.values.allocBytes.value }.reduce(0, +))
+        #expect(r.filter == filter)
     }
 
     @Test func filtersOnAllFrames() {
-        let r = report(AggregationOptions(include: ["*/cache.cpp"], filterAllFrames: true))
+        let r = report(AggregationOptions(), ProfileFilter(include: ["*/cache.cpp"], allFrames: true).apply(Fixture.trimmedProfile()))
         #expect(r.rows.map(\.key.label) == ["/usr/include/c++/12/bits/stl_vector.h:1281"])
-        let none = report(AggregationOptions(include: ["*/cache.cpp"]))
+        let none = report(AggregationOptions(), ProfileFilter(include: ["*/cache.cpp"]).apply(Fixture.trimmedProfile()))
         #expect(none.rows.isEmpty)
+    }
+
+    @Test func theFilterStageIsProfileToProfileAndTheReportCountsWhatItKept() {
+        let profile = Fixture.trimmedProfile()
+        let filter = ProfileFilter(include: ["*/parser.c"])
+        let filtered = filter.apply(profile)
+        #expect(filtered.frames == profile.frames && filtered.source == profile.source)
+        #expect(filtered.samples == profile.samples.filter { filter.accepts($0, in: profile) })
+        #expect(filtered.samples.count > 0 && filtered.samples.count < profile.samples.count)
+        #expect(filtered.filtering == Filtering(filter: filter, samplesBefore: profile.samples.count))
+        let r = report(AggregationOptions(), filtered)
+        #expect(r.matchedSamples == filtered.samples.count && r.allSamples == profile.samples.count)
+        // Filtering a filtered profile again counts from the original.
+        #expect(ProfileFilter(exclude: ["nothing"]).apply(filtered).filtering?.samplesBefore == profile.samples.count)
+        // No globs: the very same profile, nothing recorded.
+        #expect(ProfileFilter().apply(profile) == profile)
+        let plain = report(AggregationOptions(), profile)
+        #expect(plain.matchedSamples == plain.allSamples && plain.filter == ProfileFilter())
     }
 
     @Test func limitKeepsTheLargest() {

@@ -58,6 +58,21 @@ import Testing
         #expect(info.contains("missing"))
     }
 
+    @Test func writeAndExportFailuresExitOneNamingTheFile() throws {
+        let dir = try Toolbox.temporaryDirectory("cli-write")
+        let good = dir + "/good.heapsnap"
+        try SnapshotWriter.write(Fixture.snapshot(), to: good)
+        let target = dir + "/no/such/dir/out.heapsnap"
+        let merge = try Toolbox.run(Toolbox.heapsnap, ["merge", good, "-o", target])
+        #expect(merge.status == 1)
+        #expect(merge.stderr.hasPrefix("heapsnap: \(target): cannot write (create a temporary file): No such file or directory"),
+                "\(merge.stderr)")
+        #expect(merge.stderr.split(separator: "\n").count == 1)
+        let export = try Toolbox.run(Toolbox.heapsnap, ["export", good, "--format", "folded", "-o", dir + "/no/out.folded"])
+        #expect(export.status == 1)
+        #expect(export.stderr.contains("heapsnap: \(dir)/no/out.folded: cannot write (write): "), "\(export.stderr)")
+    }
+
     @Test func usageErrorsAndProcessErrors() throws {
         #expect(try Toolbox.run(Toolbox.heapsnap, ["top"]).status == 64)
         #expect(try Toolbox.run(Toolbox.heapsnap, ["top", "--by", "nonsense", "x"]).status == 64)
@@ -69,6 +84,7 @@ import Testing
         #expect(plain.stderr.contains("not loaded"))
         let missing = try Toolbox.run(Toolbox.heapsnap, ["run", "--", "/nonexistent/command"])
         #expect(missing.status == 127)
+        #expect(missing.stderr == "heapsnap: /nonexistent/command: cannot run: No such file or directory\n", "\(missing.stderr)")
         for command in ["top", "diff", "info", "run", "start", "stop", "dump"] {
             let help = try Toolbox.run(Toolbox.heapsnap, [command, "--help"])
             #expect(help.stdout.contains("heapsnap \(command)"), "\(command) --help has an example")

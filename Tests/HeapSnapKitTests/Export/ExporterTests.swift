@@ -56,7 +56,7 @@ func exportProfile() -> Profile {
     @Test func pprofRoundTripsWithInlineChainsAndMappings() throws {
         let bytes = try PprofExporter.export(exportProfile())
         #expect(bytes.prefix(2) == [0x1f, 0x8b])
-        let p = try Perftools_Profiles_Profile(serializedBytes: try #require(Gzip.decompress(bytes)))
+        let p = try Perftools_Profiles_Profile(serializedBytes: try #require(Gunzip.decompress(bytes)))
         let s = p.stringTable
         #expect(p.sampleType.map { "\(s[Int($0.type)])/\(s[Int($0.unit)])" }
             == ["inuse_objects/count", "inuse_space/bytes", "alloc_objects/count", "alloc_space/bytes"])

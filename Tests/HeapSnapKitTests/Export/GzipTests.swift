@@ -7,13 +7,17 @@ import Testing
         let packed = Gzip.compress(text)
         #expect(packed.prefix(3) == [0x1f, 0x8b, 8]) // gzip magic, deflate
         #expect(packed.count < text.count / 20)
-        #expect(Gzip.decompress(packed) == text)
-        #expect(Gzip.decompress(Gzip.compress([])) == [])
+        #expect(Gunzip.decompress(packed) == text)
+        #expect(Gunzip.decompress(Gzip.compress([])) == [])
+        #expect(Gunzip.decompress(Array(packed.dropLast(6))) == nil) // the trailer is there
     }
+}
 
-    @Test func rejectsDamagedInput() {
-        let packed = Gzip.compress(Array("some bytes to pack".utf8))
-        #expect(Gzip.decompress(Array(packed.dropLast(6))) == nil)
-        #expect(Gzip.decompress(Array("not gzip".utf8)) == nil)
+@Suite struct CRC32Tests {
+    /// The standard check value of CRC-32 ("123456789" -> 0xCBF43926), and a sub-range.
+    @Test func checkValue() {
+        let bytes = Array("xx123456789yy".utf8)
+        #expect(CRC32.checksum(bytes, 2..<11) == 0xCBF4_3926)
+        #expect(CRC32.checksum(bytes, 0..<0) == 0)
     }
 }

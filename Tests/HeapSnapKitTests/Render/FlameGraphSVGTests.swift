@@ -160,6 +160,26 @@ final class FlameBoxes: NSObject, XMLParserDelegate {
         try RendererGoldenTests.check("flamegraph-diff.svg", FlameGraphSVG.render(tree, options: Self.options(diff: true)))
     }
 
+    @Test func titleAndSubtitleNameTheMetricProcessAndTotal() {
+        let profile = Fixture.trimmedProfile()
+        let builder = FlameGraphBuilder(metric: .inuseBytes)
+        let options = builder.options(for: profile, tree: builder.tree(profile))
+        #expect(options.title == "Memory: inuse bytes")
+        #expect(options.subtitle == "server [4242] on web-1 · 2023-11-14 22:13:32.500 UTC · total 5.72 MiB ± 445 KiB · sampled every 512 KiB")
+        #expect(!options.differential && !options.inverted)
+        #expect(options.formatValue(1536) == "1.50 KiB" && options.formatCompanion?(2000) == "2,000 objects")
+
+        let old = Fixture.trimmedProfile(Fixture.snapshot(), file: "old")
+        let new = Fixture.trimmedProfile(Fixture.snapshot(scale: 1.02, extraLeak: 3_000_000), file: "new")
+        let diff = new.subtracting(old)
+        let inverted = FlameGraphBuilder(metric: .allocObjects, inverted: true)
+        let diffOptions = inverted.options(for: diff, tree: inverted.tree(diff))
+        #expect(diffOptions.title == "Memory growth: alloc objects by allocation site")
+        #expect(diffOptions.differential && diffOptions.inverted)
+        #expect(diffOptions.subtitle.contains(" → ") && diffOptions.subtitle.hasPrefix("server [4242] on web-1 · "))
+        #expect(diffOptions.formatValue(2000) == "2,000")
+    }
+
     @Test func folded() throws {
         try RendererGoldenTests.check("folded.txt", FoldedExporter.export(Fixture.trimmedProfile(), metric: .inuseBytes))
     }

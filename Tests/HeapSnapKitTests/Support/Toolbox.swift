@@ -49,7 +49,7 @@ enum Toolbox {
     static func line(of marker: String, in file: String) throws -> Int {
         let text = try String(contentsOfFile: file, encoding: .utf8)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        guard let i = lines.firstIndex(where: { $0.contains(marker) }) else { throw HeapSnapError.failed("no \(marker) in \(file)") }
+        guard let i = lines.firstIndex(where: { $0.contains(marker) }) else { throw ToolboxError("no \(marker) in \(file)") }
         return i + 1
     }
 
@@ -68,7 +68,7 @@ enum Toolbox {
             if found { return address }
             if trimmed.contains("call"), trimmed.contains(callee) { found = true }
         }
-        throw HeapSnapError.failed("no call to \(callee) in \(function) of \(binary)")
+        throw ToolboxError("no call to \(callee) in \(function) of \(binary)")
     }
 
     /// A snapshot mapping `binary` at a fake runtime base, with one stack per return address.
@@ -85,4 +85,10 @@ enum Toolbox {
         header.rate = 1
         return Snapshot(header: header, modules: [module], stacks: stacks, records: records)
     }
+}
+
+/// A test helper's failure (a marker or a call that is not where the test expects it).
+struct ToolboxError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -22,21 +22,21 @@ public struct FlameGraphBuilder: Sendable {
         frame.inlined ? "\(frame.function) [inlined]" : frame.function
     }
 
-    /// The call tree of the samples of `profile` that `include` accepts.
+    /// The call tree of the samples of `profile` (filter it first with `ProfileFilter`).
     /// - Complexity: O(samples × depth).
-    public func tree(_ profile: Profile, including include: (Sample) -> Bool = { _ in true }) -> FlameTree {
+    public func tree(_ profile: Profile) -> FlameTree {
         let companionMetric = metric.isBytes ? metric.objectsMetric : metric.bytesMetric
         var scale = 1.0
         if normalize, profile.isDiff {
             var new = 0.0, old = 0.0
-            for sample in profile.samples where include(sample) {
+            for sample in profile.samples {
                 if sample.isBase { old -= sample.values[metric].value } else { new += sample.values[metric].value }
             }
             if old > 0 { scale = new / old }
         }
         let labels = profile.frames.map { FlameFrame(name: Self.label($0), module: $0.module) }
         var tree = FlameTree()
-        for sample in profile.samples where include(sample) {
+        for sample in profile.samples {
             var frames = sample.frames.map { labels[$0] }
             if !inverted { frames.reverse() }
             if sample.isBase {
@@ -46,5 +46,43 @@ public struct FlameGraphBuilder: Sendable {
             }
         }
         return tree
+    }
+
+    /// Drawing options for `tree` (built by `tree(profile)`): the title names
+    /// the metric, the subtitle the process, time, total (or change) with its
+    /// 95% interval, and the sampling rate; values are formatted for the metric.
+    public func options(for profile: Profile, tree: FlameTree) -> FlameGraphOptions {
+        var options = FlameGraphOptions()
+        options.inverted = inverted
+        options.differential = profile.isDiff
+        if metric.isBytes {
+            options.formatValue = { @Sendable in Format.bytes($0) }
+            options.formatCompanion = { @Sendable in Format.count($0) + " objects" }
+        } else {
+            options.formatValue = { @Sendable in Format.count($0) }
+            options.formatCompanion = { @Sendable in Format.bytes($0) }
+        }
+        options.title = (profile.isDiff ? "Memory growth: " : "Memory: ") + metric.rawValue.split(separator: "-").joined(separator: " ")
+            + (inverted ? " by allocation site" : "")
+        options.subtitle = subtitle(profile, tree: tree)
+        return options
+    }
+
+    /// "program [pid] on host · time · total ± interval · sampling", or for a diff "old → new (change ± interval)".
+    func subtitle(_ profile: Profile, tree: FlameTree) -> String {
+        let h = profile.source.header
+        let program = baseName(h.executable.isEmpty ? "?" : h.executable)
+        let format: (Double) -> String = metric.isBytes ? { Format.bytes($0) } : { Format.count($0) }
+        var parts = ["\(program) [\(h.pid)] on \(h.hostname)", Format.time(nanoseconds: h.timeNanoseconds)]
+        if profile.isDiff {
+            let change = tree.root.change
+            parts.append("\(format(tree.root.baseline.value)) → \(format(tree.root.value.value)) "
+                + "(\(change.value >= 0 ? "+" : "")\(format(change.value)) ± \(format(Confidence.z * change.standardDeviation)))")
+        } else {
+            parts.append("total \(format(tree.root.value.value)) ± \(format(Confidence.z * tree.root.value.standardDeviation))")
+        }
+        parts.append(h.rate == 1 ? "exact" : "sampled every \(Format.bytes(Double(h.rate)))")
+        if h.dropped > 0 { parts.append("\(h.dropped) samples dropped") }
+        return parts.joined(separator: " · ")
     }
 }

@@ -1,5 +1,6 @@
-// Starting child processes with posix_spawn: the long-lived llvm-symbolizer
-// (pipes on stdin/stdout) and the command under `heapsnap run` (inherits stdio).
+// Starting child processes with posix_spawn, shared by two stages: the
+// symbolizer's long-lived llvm-symbolizer (pipes on stdin/stdout) and the
+// command under `heapsnap run` (inherits stdio).
 
 #if canImport(Glibc)
 import Glibc
@@ -23,7 +24,7 @@ struct ChildProcess {
                       pipeStdin: Bool = false, pipeStdout: Bool = false, silenceStderr: Bool = false) throws(HeapSnapError) -> ChildProcess {
         var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1]
         func makePipe(_ fds: inout [Int32]) throws(HeapSnapError) {
-            guard pipe(&fds) == 0 else { throw .failed("pipe: \(String(cString: strerror(errno)))") }
+            guard pipe(&fds) == 0 else { throw .cannotRun(program: path, reason: "pipe: \(String(cString: strerror(errno)))") }
             for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         }
         if pipeStdin { try makePipe(&inPipe) }
@@ -66,7 +67,7 @@ struct ChildProcess {
         guard rc == 0 else {
             if pipeStdin { close(inPipe[1]) }
             if pipeStdout { close(outPipe[0]) }
-            throw .failed("cannot run \(path): \(String(cString: strerror(rc)))")
+            throw .cannotRun(program: path, reason: String(cString: strerror(rc)))
         }
         return ChildProcess(pid: pid, stdin: pipeStdin ? inPipe[1] : -1, stdout: pipeStdout ? outPipe[0] : -1)
     }
