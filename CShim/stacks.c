@@ -5,7 +5,8 @@
  * allocating (~130 ns for 15 frames here). It is only ever called on the
  * allocating thread inside malloc, never in a signal handler (libunwind in a
  * handler deadlocked against dlclose: an ABBA on its lock and the loader's).
- * Frames inside the shim's own text (hooks, sampler) are dropped by address.
+ * Frames inside the shim's own text (hooks, sampler, Python allocator
+ * wrappers) are dropped by address, wherever they are in the stack.
  * We ask for max_depth + 1 user frames to know whether the stack was cut.
  * On threads that run Python, python.c then replaces each activation of the
  * interpreter's eval loop by the Python frames it ran.
@@ -81,15 +82,21 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated)
     int want = (int)max + 1 + HS_SKIP_SLACK;
     void *buf[want];
     int n = unw_backtrace(buf, want);
-    int i = 0;
-    while (i < n && (uintptr_t)buf[i] >= text_lo && (uintptr_t)buf[i] < text_hi)
-        i++;
-    uint32_t got = n > i ? (uint32_t)(n - i) : 0;
-    bool cut = got > max;
-    if (got > max)
-        got = max;
-    for (uint32_t k = 0; k < got; k++)
-        frames[k] = (uintptr_t)buf[i + k];
+    /* The shim's own frames go wherever they are: at the top (the hooks and
+     * the sampler) and in the middle (a wrapper of Python's allocator
+     * domains between the interpreter and pymalloc, which hands large
+     * blocks on to malloc). */
+    uint32_t got = 0;
+    bool cut = false;
+    for (int i = 0; i < n; i++) {
+        if ((uintptr_t)buf[i] >= text_lo && (uintptr_t)buf[i] < text_hi)
+            continue;
+        if (got == max) {
+            cut = true;
+            break;
+        }
+        frames[got++] = (uintptr_t)buf[i];
+    }
     got = hs_py_merge(frames, got, max, &cut);     /* Python frames, when the thread runs Python */
     *truncated = cut;
     return got;

@@ -26,6 +26,8 @@
 #define HEAPSNAP_TAG_STKS       HEAPSNAP_TAG('S', 'T', 'K', 'S')
 #define HEAPSNAP_TAG_SMPL       HEAPSNAP_TAG('S', 'M', 'P', 'L')
 #define HEAPSNAP_TAG_PYTH       HEAPSNAP_TAG('P', 'Y', 'T', 'H')
+#define HEAPSNAP_TAG_PEAK       HEAPSNAP_TAG('P', 'E', 'A', 'K')
+#define HEAPSNAP_TAG_SERS       HEAPSNAP_TAG('S', 'E', 'R', 'S')
 #define HEAPSNAP_TAG_END        HEAPSNAP_TAG('E', 'N', 'D', ' ')
 
 /* PROC.flags */

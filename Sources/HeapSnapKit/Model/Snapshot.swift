@@ -182,14 +182,21 @@ public struct Snapshot: Sendable, Hashable {
     public var sources: [SnapshotSource]
     /// The process's Python interpreter and the functions its Python frames name; nil without Python.
     public var python: PythonInfo?
+    /// The peak since sampling started, per stack; nil when the file has none (before format 1.2).
+    public var peak: Peak?
+    /// Memory over time while sampling; nil when the file has none.
+    public var series: Series?
 
     public init(header: SnapshotHeader = SnapshotHeader(), modules: [Module] = [], stacks: [RawStack] = [],
-                records: [StackRecord] = [], sources: [SnapshotSource] = [], python: PythonInfo? = nil) {
+                records: [StackRecord] = [], sources: [SnapshotSource] = [], python: PythonInfo? = nil,
+                peak: Peak? = nil, series: Series? = nil) {
         self.header = header
         self.modules = modules
         self.stacks = stacks
         self.records = records
         self.sources = sources
         self.python = python
+        self.peak = peak
+        self.series = series
     }
 }

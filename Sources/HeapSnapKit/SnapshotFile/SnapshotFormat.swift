@@ -7,7 +7,7 @@ import CZlib
 enum SnapshotFormat {
     static let magic: [UInt8] = Array("HEAPSNAP".utf8)
     static let major: UInt16 = 1
-    static let minor: UInt16 = 1
+    static let minor: UInt16 = 2
     static let headerSize = 16
     /// Tag, reserved, length.
     static let recordHeaderSize = 16
@@ -25,6 +25,8 @@ enum SnapshotFormat {
         case samples = 0x4C50_4D53 // "SMPL"
         case sources = 0x5343_5253 // "SRCS"
         case python = 0x4854_5950 // "PYTH"
+        case peak = 0x4B41_4550 // "PEAK"
+        case series = 0x5352_4553 // "SERS"
         case end = 0x2044_4E45 // "END "
 
         var name: String {

@@ -115,6 +115,7 @@ private struct Decoder {
                     throw Failure(reason: "missing \(required[nextRequired].name) record")
                 }
                 try checkPythonFrames(snapshot)
+                try checkPeak(snapshot)
                 return snapshot
             }
             guard !seen.contains(tagValue) else { throw Failure(reason: "\(tag.name) record appears twice") }
@@ -137,6 +138,8 @@ private struct Decoder {
                 case .samples: snapshot.records = try Self.samples(&payload, stackCount: snapshot.stacks.count)
                 case .sources: snapshot.sources = try Self.sources(&payload)
                 case .python: snapshot.python = try Self.python(&payload)
+                case .peak: snapshot.peak = try Self.peak(&payload)
+                case .series: snapshot.series = try Self.series(&payload)
                 case .end: break
                 }
             } catch {
@@ -304,6 +307,60 @@ private struct Decoder {
                     throw Failure(reason: "stack \(i) names Python function \(python.function), but PYTH has \(count)")
                 }
             }
+        }
+    }
+
+    private static func peak(_ c: inout ByteCursor) throws(DecodeFailure) -> Peak {
+        let time = try c.u64("time_ns")
+        let bytes = try c.f64("inuse_bytes"), variance = try c.f64("inuse_bytes_var")
+        guard bytes.isFinite, bytes >= 0, variance.isFinite, variance >= 0 else {
+            throw DecodeFailure(reason: "in-use bytes \(bytes) ± variance \(variance)")
+        }
+        let count = try c.count(minimumEntrySize: SnapshotFormat.sampleEntrySize, "entry")
+        var records: [StackRecord] = []
+        records.reserveCapacity(count)
+        var seen = Set<Int>()
+        for i in 0..<count {
+            let stack = Int(try c.u32("entry \(i) stack"))
+            try c.skip(4, "entry \(i) reserved")
+            guard seen.insert(stack).inserted else { throw DecodeFailure(reason: "stack \(stack) has two entries") }
+            let inuse = try group(&c, "entry \(i) inuse")
+            let alloc = try group(&c, "entry \(i) alloc")
+            guard inuse.samples <= alloc.samples else {
+                throw DecodeFailure(reason: "entry \(i) has more live samples (\(inuse.samples)) than allocated ones (\(alloc.samples))")
+            }
+            records.append(StackRecord(stack: stack, inuse: inuse, alloc: alloc))
+        }
+        return Peak(timeNanoseconds: time, inuseBytes: Estimate(value: bytes, variance: variance), records: records)
+    }
+
+    private static func series(_ c: inout ByteCursor) throws(DecodeFailure) -> Series {
+        let interval = try c.u64("interval_ns")
+        let count = try c.count(minimumEntrySize: 40, "point")
+        var points: [SeriesPoint] = []
+        points.reserveCapacity(count)
+        var last: UInt64 = 0
+        for i in 0..<count {
+            let time = try c.u64("point \(i) time_ns")
+            let bytes = try c.f64("point \(i) inuse_bytes"), variance = try c.f64("point \(i) inuse_bytes_var")
+            let alloc = try c.f64("point \(i) alloc_bytes")
+            let rss = try c.u64("point \(i) rss_bytes")
+            guard [bytes, variance, alloc].allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                throw DecodeFailure(reason: "point \(i) has a non-finite or negative value")
+            }
+            guard time >= last else { throw DecodeFailure(reason: "point \(i) is earlier than the point before it") }
+            last = time
+            points.append(SeriesPoint(timeNanoseconds: time, inuseBytes: Estimate(value: bytes, variance: variance),
+                                      allocBytes: alloc, rssBytes: rss))
+        }
+        return Series(intervalNanoseconds: interval, points: points)
+    }
+
+    /// Every stack the peak names is in `STKS`.
+    private func checkPeak(_ snapshot: Snapshot) throws(Failure) {
+        guard let peak = snapshot.peak else { return }
+        for record in peak.records where record.stack >= snapshot.stacks.count {
+            throw Failure(reason: "PEAK names stack \(record.stack), but there are \(snapshot.stacks.count) stacks")
         }
     }
 

@@ -75,6 +75,27 @@ public enum SnapshotWriter {
                 }
             }
         }
+        if let peak = snapshot.peak {
+            out.record(.peak) { w in
+                w.u64(peak.timeNanoseconds); w.f64(peak.inuseBytes.value); w.f64(peak.inuseBytes.variance)
+                w.u32(UInt32(peak.records.count)); w.u32(0)
+                for r in peak.records {
+                    w.u32(UInt32(r.stack)); w.u32(0)
+                    w.group(r.inuse)
+                    w.group(r.alloc)
+                }
+            }
+        }
+        if let series = snapshot.series {
+            out.record(.series) { w in
+                w.u64(series.intervalNanoseconds)
+                w.u32(UInt32(series.points.count)); w.u32(0)
+                for p in series.points {
+                    w.u64(p.timeNanoseconds); w.f64(p.inuseBytes.value); w.f64(p.inuseBytes.variance)
+                    w.f64(p.allocBytes); w.u64(p.rssBytes)
+                }
+            }
+        }
         let crc = CRC32.checksum(out.buffer, 0..<out.buffer.count)
         out.record(.end) { w in w.u32(crc); w.u32(0) }
         return out.buffer

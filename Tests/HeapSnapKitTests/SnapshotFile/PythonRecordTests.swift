@@ -29,7 +29,7 @@ func pythonSnapshot() -> Snapshot {
         let read = try SnapshotReader.decode(bytes, name: "p")
         #expect(read == snapshot)
         #expect(read.python?.versionString == "3.11.2")
-        #expect(read.header.formatMinor == 1)
+        #expect(read.header.formatMinor == SnapshotFormat.minor)
     }
 
     @Test func rejectsPythonFramesWithoutTheirFunctions() {
@@ -111,5 +111,37 @@ func pythonSnapshot() -> Snapshot {
         let python = trimmed.samples[2].frames.map { trimmed.frames[$0].function }
         #expect(python == ["count", "<module>"])
         #expect(sites(p) == sites(RuntimeFrames(modules: [], files: [], functions: [], interpreters: []).trim(p)))
+    }
+}
+
+@Suite struct TimelineRecordTests {
+    func withTimeline() -> Snapshot {
+        var s = sampleSnapshot(stackCount: 3)
+        s.peak = Peak(timeNanoseconds: s.header.startNanoseconds + 2_000_000_000, inuseBytes: Estimate(value: 9e6, variance: 4e10),
+                      records: [StackRecord(stack: 2, inuse: SampleGroup(samples: 5, bytes: Estimate(value: 9e6, variance: 4e10), objects: Estimate(value: 90, variance: 9)),
+                                            alloc: SampleGroup(samples: 7, bytes: Estimate(value: 1e7, variance: 5e10), objects: Estimate(value: 100, variance: 10)))])
+        var points: [SeriesPoint] = []
+        for i in 0..<5 {
+            let time: UInt64 = s.header.startNanoseconds + UInt64(i) * 100_000_000
+            let inuse = Estimate(value: Double(i) * 1e6, variance: 1e9)
+            let rss: UInt64 = UInt64(i + 10) << 20
+            points.append(SeriesPoint(timeNanoseconds: time, inuseBytes: inuse, allocBytes: Double(i) * 2e6, rssBytes: rss))
+        }
+        s.series = Series(intervalNanoseconds: 100_000_000, points: points)
+        return s
+    }
+
+    @Test func peakAndSeriesRoundTrip() throws {
+        let s = withTimeline()
+        #expect(try SnapshotReader.decode(SnapshotWriter.encode(s), name: "t") == s)
+    }
+
+    @Test func rejectsAPeakOfAnUnknownStackAndASeriesOutOfOrder() {
+        var badPeak = withTimeline()
+        badPeak.peak!.records[0].stack = 3
+        #expect(decodeError(SnapshotWriter.encode(badPeak))?.description.contains("PEAK names stack 3, but there are 3 stacks") == true)
+        var backwards = withTimeline()
+        backwards.series!.points.swapAt(1, 3)
+        #expect(decodeError(SnapshotWriter.encode(backwards))?.description.contains("point 2 is earlier than the point before it") == true)
     }
 }
