@@ -528,6 +528,21 @@ static int open_channel(void)
     return 0;
 }
 
+/* Closes the channel's descriptors that are still ours (numbers the host
+ * closed and reused are forgotten, not closed) and forgets them all.
+ * Context: ctl_lock held, or single-threaded (a fork child). */
+static void forget_channel(void)
+{
+    __atomic_store_n(&ctl.wfd, -1, __ATOMIC_RELEASE);
+    if (hs_fd_is(ctl.rfd, ctl.pipe_id))
+        close(ctl.rfd);
+    if (hs_fd_is(ctl.wfd_parent, ctl.pipe_id))
+        close(ctl.wfd_parent);
+    if (hs_fd_is(ctl.sfd, ctl.sfd_id))
+        close(ctl.sfd);
+    ctl.rfd = ctl.wfd_parent = ctl.sfd = -1;
+}
+
 /* Makes sure the channel is open in the calling thread's (the host's) table
  * before a writer is started from it: the host may have closed it (or
  * reused the numbers) since it was opened. Stale numbers are forgotten, not
@@ -538,14 +553,7 @@ static int ensure_channel(void)
     if (hs_fd_is(ctl.rfd, ctl.pipe_id) && hs_fd_is(ctl.wfd_parent, ctl.pipe_id) &&
         (ctl.sfd < 0 || hs_fd_is(ctl.sfd, ctl.sfd_id)))
         return 0;
-    if (hs_fd_is(ctl.rfd, ctl.pipe_id))
-        close(ctl.rfd);
-    if (hs_fd_is(ctl.wfd_parent, ctl.pipe_id))
-        close(ctl.wfd_parent);
-    if (hs_fd_is(ctl.sfd, ctl.sfd_id))
-        close(ctl.sfd);
-    __atomic_store_n(&ctl.wfd, -1, __ATOMIC_RELEASE);
-    ctl.rfd = ctl.wfd_parent = ctl.sfd = -1;
+    forget_channel();
     return open_channel();
 }
 
@@ -657,14 +665,7 @@ void hs_writer_fork_parent(void) { pthread_mutex_unlock(&ctl_lock); }
 void hs_writer_fork_child(void)
 {
     pthread_mutex_init(&ctl_lock, NULL);
-    __atomic_store_n(&ctl.wfd, -1, __ATOMIC_RELAXED);
-    if (hs_fd_is(ctl.rfd, ctl.pipe_id))
-        close(ctl.rfd);
-    if (hs_fd_is(ctl.wfd_parent, ctl.pipe_id))
-        close(ctl.wfd_parent);
-    if (hs_fd_is(ctl.sfd, ctl.sfd_id))
-        close(ctl.sfd);
-    ctl.rfd = ctl.sfd = ctl.wfd_parent = -1;
+    forget_channel();                   /* the parent's */
     ctl.writer_alive = ctl.writer_exit = false;
     ctl.writer_tid = 0;
     __atomic_store_n(&ctl.pid, getpid(), __ATOMIC_RELAXED);
