@@ -93,6 +93,7 @@ static bool from_debug_offsets(const struct hs_py_debug_offsets_313 *d, struct h
 {
     if (memcmp(d->cookie, "xdebugpy", 8) != 0 || (d->version >> 16) != 0x030D || d->free_threaded)
         return false;
+    l->rt_finalizing = (uint32_t)d->runtime_state.finalizing;
     l->ts_interp = (uint32_t)d->thread_state.interp;
     l->ts_frame = (uint32_t)d->thread_state.current_frame;
     l->fr_code = (uint32_t)d->interpreter_frame.executable;
@@ -206,6 +207,10 @@ static const char *current_tstate(void)
     const int *tss = (const int *)(py.runtime + l->rt_tss);
     if (!__atomic_load_n(&tss[0], __ATOMIC_ACQUIRE))
         return NULL;                    /* runtime not initialised yet, or finalised */
+    /* Finalization deletes other threads' states while daemon threads may
+     * still run C code: from its start, no thread's state is trusted. */
+    if (__atomic_load_n((void *const *)(py.runtime + l->rt_finalizing), __ATOMIC_ACQUIRE))
+        return NULL;
     const char *ts = pthread_getspecific((pthread_key_t)tss[1]);
     if (!ts)
         return NULL;
@@ -458,8 +463,9 @@ struct pyframe {
     bool last;                          /* outermost frame of one eval activation */
 };
 
-/* The calling thread's Python frames, innermost first. */
-static uint32_t walk(struct pyframe *out, uint32_t max)
+/* The calling thread's Python frames, innermost first; *more is set when
+ * frames were left out (more than max). */
+static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
 {
     const struct hs_py_layout *l = &py.l;
     const char *ts = current_tstate();
@@ -485,6 +491,8 @@ static uint32_t walk(struct pyframe *out, uint32_t max)
             continue;                   /* 3.13: an entry frame's f_executable is None */
         size_t nlen = read_str(AT(code, l->co_qualname, const char *), name, sizeof name);
         size_t flen = read_str(AT(code, l->co_filename, const char *), file, sizeof file);
+        if (!nlen)
+            name[nlen++] = '?';         /* not a compact str: never seen for code objects */
         int32_t first = AT(code, l->co_firstlineno, int32_t);
         const char *instr = AT(frame, l->fr_instr, const char *);
         int64_t index = (instr - (code + l->co_code)) / 2;
@@ -497,6 +505,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max)
         out[n].last = l->fr_entry != HS_NO_FIELD && AT(frame, l->fr_entry, bool);
         n++;
     }
+    *more = frame != NULL && n == max;
     return n;
 }
 
@@ -516,9 +525,12 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
     if (!evals)
         return depth;                   /* no interpreter on this stack */
     struct pyframe pf[MAX_PY_FRAMES];
-    uint32_t np = walk(pf, MAX_PY_FRAMES);
+    bool more = false;
+    uint32_t np = walk(pf, MAX_PY_FRAMES, &more);
     if (!np)
         return depth;
+    if (more)
+        *cut = true;                    /* deeper than MAX_PY_FRAMES Python frames */
     uintptr_t native[depth];
     memcpy(native, frames, depth * sizeof *frames);
     uint32_t k = 0, p = 0;

@@ -21,6 +21,7 @@
 struct hs_py_layout {
     uint32_t rt_tss;            /* _PyRuntime: Py_tss_t autoTSSkey {int initialized; pthread_key_t key} */
     uint32_t rt_main;           /* _PyRuntime.interpreters.main */
+    uint32_t rt_finalizing;     /* _PyRuntime._finalizing: set when finalization starts */
     uint32_t ts_interp;         /* PyThreadState.interp */
     uint32_t ts_cframe;         /* PyThreadState.cframe (3.11, 3.12) */
     uint32_t cf_frame;          /* _PyCFrame.current_frame (3.11, 3.12) */
@@ -39,7 +40,7 @@ struct hs_py_layout {
 
 /* CPython 3.11 (pyenv 3.11.7 and Debian's 3.11.2 agree). */
 static const struct hs_py_layout hs_py_layout_311 = {
-    .rt_tss = 592, .rt_main = 48, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 8, .ts_frame = HS_NO_FIELD,
+    .rt_tss = 592, .rt_main = 48, .rt_finalizing = 24, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 8, .ts_frame = HS_NO_FIELD,
     .fr_code = 32, .fr_previous = 48, .fr_instr = 56, .fr_owner = 69, .fr_entry = 68, .owner_cstack = -1,
     .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 72, .co_code = 184,
     .ob_type = 8, .str_state = 32, .str_length = 16, .str_ascii_size = 48, .str_compact_size = 72,
@@ -48,7 +49,7 @@ static const struct hs_py_layout hs_py_layout_311 = {
 
 /* CPython 3.12. */
 static const struct hs_py_layout hs_py_layout_312 = {
-    .rt_tss = 1544, .rt_main = 48, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 0, .ts_frame = HS_NO_FIELD,
+    .rt_tss = 1544, .rt_main = 48, .rt_finalizing = 24, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 0, .ts_frame = HS_NO_FIELD,
     .fr_code = 0, .fr_previous = 8, .fr_instr = 56, .fr_owner = 70, .fr_entry = HS_NO_FIELD, .owner_cstack = 3,
     .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 68, .co_code = 192,
     .ob_type = 8, .str_state = 32, .str_length = 16, .str_ascii_size = 40, .str_compact_size = 56,

@@ -68,6 +68,7 @@ int main(void)
 #endif
 #if PY_VERSION_HEX < 0x030D0000
     CHECK(rt_main, offsetof(_PyRuntimeState, interpreters.main));
+    CHECK(rt_finalizing, offsetof(_PyRuntimeState, _finalizing));
     CHECK(ts_interp, offsetof(PyThreadState, interp));
     CHECK(fr_previous, offsetof(_PyInterpreterFrame, previous));
     CHECK(fr_owner, offsetof(_PyInterpreterFrame, owner));
