@@ -61,16 +61,26 @@ static uint32_t flags;
 #define SMALL(n) ((n) - 1 < SMALL_REQUEST_THRESHOLD)   /* 1..512; 0 wraps around */
 
 #define WRAPPERS(D, name)                                                          \
+    static __attribute__((noinline, cold)) void *name##_sampled_malloc(void *ctx, size_t n) \
+    {                                                                              \
+        return hs_sample_slow(orig[D].malloc(ctx, n), n);                          \
+    }                                                                              \
+    static __attribute__((noinline, cold)) void *name##_sampled_calloc(void *ctx, size_t a, size_t b) \
+    {                                                                              \
+        return hs_sample_slow(orig[D].calloc(ctx, a, b), a * b);                   \
+    }                                                                              \
     static void *name##_small_malloc(void *ctx, size_t n)                         \
     {                                                                              \
-        return count_small(orig[D].malloc(ctx, n), n);                             \
+        if (!counts_down(n))                                                       \
+            return name##_sampled_malloc(ctx, n);                                  \
+        return orig[D].malloc(ctx, n);                                             \
     }                                                                              \
     static void *name##_small_calloc(void *ctx, size_t a, size_t b)               \
     {                                                                              \
         size_t n;                                                                  \
-        if (__builtin_mul_overflow(a, b, &n))                                      \
-            return orig[D].calloc(ctx, a, b);                                      \
-        return count_small(orig[D].calloc(ctx, a, b), n);                          \
+        if (!__builtin_mul_overflow(a, b, &n) && !counts_down(n))                  \
+            return name##_sampled_calloc(ctx, a, b);                               \
+        return orig[D].calloc(ctx, a, b);                                          \
     }                                                                              \
     static void *name##_hold_malloc(void *ctx, size_t n)                          \
     {                                                                              \
@@ -115,19 +125,24 @@ static uint32_t flags;
 
 static bool small[3];                   /* written with orig */
 
-/* The counting of a small wrapper, inline: a compare and the countdown. No
- * test of hs_active: a wrapper is only in place while sampling (or, wrapped
- * by someone else after stop, with the countdown of a finished session, in
- * which case the slow path finds sampling off and records nothing). */
-static inline __attribute__((always_inline)) void *count_small(void *p, size_t n)
+/* The counting of a small wrapper, before the call, so that the call itself
+ * is a tail jump: true when the block is not to be sampled (larger than
+ * pymalloc serves, or the countdown not reached; then it is counted down),
+ * false when it is (the caller takes the sampling path, which allocates,
+ * draws the next countdown and records). No test of hs_active: a wrapper is
+ * only in place while sampling (or, wrapped by someone else after stop,
+ * with the countdown of a finished session: the slow path then finds
+ * sampling off and records nothing). Context: inside the allocator. */
+static inline __attribute__((always_inline)) bool counts_down(size_t n)
 {
+    if (!SMALL(n))
+        return true;
     struct hs_thread *t = &hs_tls;
-    if (__builtin_expect(SMALL(n) && t->session == __atomic_load_n(&hs_session, __ATOMIC_RELAXED) &&
-                         (uint64_t)t->countdown > n, 1)) {
-        t->countdown -= (int64_t)n;
-        return p;
-    }
-    return SMALL(n) ? hs_sample_slow(p, n) : p;
+    if (__builtin_expect(t->session != __atomic_load_n(&hs_session, __ATOMIC_RELAXED) ||
+                         (uint64_t)t->countdown <= n, 0))
+        return false;
+    t->countdown -= (int64_t)n;
+    return true;
 }
 
 /* A free of a possibly sampled block (the filter said maybe; zeroed when
