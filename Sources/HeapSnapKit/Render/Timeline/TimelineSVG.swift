@@ -96,6 +96,17 @@ public enum TimelineSVG {
         return magnitude * 10
     }
 
+    /// A tick of the bytes axis without trailing zeros: "5 MiB", "2.5 MiB", "0 B".
+    static func tickBytes(_ value: Double) -> String {
+        var text = Format.bytes(value)
+        guard let space = text.firstIndex(of: " "), text[..<space].contains(".") else { return text }
+        var number = String(text[..<space])
+        while number.hasSuffix("0") { number.removeLast() }
+        if number.hasSuffix(".") { number.removeLast() }
+        text = number + text[space...]
+        return text
+    }
+
     /// "12 s", "1.5 s", "2 min 30 s".
     static func secondsLabel(_ t: Double, step: Double) -> String {
         if step >= 60, t >= 60 {
@@ -183,7 +194,7 @@ public enum TimelineSVG {
         while tick <= s.yMax + yStep / 1000 {
             let y = s.y(tick)
             svg += "<line class=\"grid\" x1=\"\(f(s.x0))\" y1=\"\(f(y))\" x2=\"\(f(s.x1))\" y2=\"\(f(y))\"/>"
-            svg += "<text x=\"\(f(s.x0 - 8))\" y=\"\(f(y + 4))\" style=\"text-anchor:end\">\(Format.bytes(tick))</text>\n"
+            svg += "<text x=\"\(f(s.x0 - 8))\" y=\"\(f(y + 4))\" style=\"text-anchor:end\">\(tickBytes(tick))</text>\n"
             tick += yStep
         }
         let tStep = niceSecondsStep(s.tMax / 1.0001)
@@ -363,7 +374,7 @@ public enum TimelineSVG {
         var PROCS = [\(procs.joined(separator: ",\n  "))];
         var SITES = [\(sites)];
         var SNAPS = [\(snaps.joined(separator: ","))];
-        var hover, cross, dots, details, details2;
+        var root, hover, cross, dots, details, details2;
         function init(evt) {
           hover = document.getElementById("hover");
           cross = document.getElementById("cross");
@@ -371,6 +382,7 @@ public enum TimelineSVG {
           details = document.getElementById("details").firstChild;
           details2 = document.getElementById("details2").firstChild;
           var hit = document.getElementById("hit");
+          root = hit.ownerSVGElement;
           hit.addEventListener("mousemove", move);
           hit.addEventListener("mouseleave", function () { hover.style.display = "none"; details.nodeValue = " "; details2.nodeValue = " "; });
         }
@@ -392,9 +404,9 @@ public enum TimelineSVG {
           return lo;
         }
         function move(evt) {
-          var svg = document.documentElement, pt = svg.createSVGPoint();
+          var pt = root.createSVGPoint();
           pt.x = evt.clientX; pt.y = evt.clientY;
-          var p = pt.matrixTransform(svg.getScreenCTM().inverse());
+          var p = pt.matrixTransform(root.getScreenCTM().inverse());
           var t = (p.x - X0) / (X1 - X0) * TMAX, parts = [];
           hover.style.display = "";
           cross.setAttribute("x1", p.x.toFixed(1)); cross.setAttribute("x2", p.x.toFixed(1));
