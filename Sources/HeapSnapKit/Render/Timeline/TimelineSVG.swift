@@ -26,7 +26,7 @@ public struct TimelineSVGOptions: Sendable, Hashable {
 /// Writes timeline SVG documents.
 public enum TimelineSVG {
     /// The plot area's margins.
-    static let left = 84.0, right = 24.0, top = 70.0, bottom = 62.0
+    static let left = 84.0, right = 24.0, top = 70.0, bottom = 84.0
     /// Width of the legend column on the right.
     static let legendWidth = 270.0
 
@@ -47,6 +47,8 @@ public enum TimelineSVG {
     struct Scale {
         var x0: Double, x1: Double, y0: Double, y1: Double // pixels: left, right, top, bottom
         var tMax: Double, yMax: Double
+        /// The bytes between two ticks of the vertical axis (`yMax` is a multiple of it).
+        var yStep: Double
         func x(_ t: Double) -> Double { x0 + (tMax > 0 ? t / tMax : 0) * (x1 - x0) }
         func y(_ v: Double) -> Double { y1 - (yMax > 0 ? max(0, v) / yMax : 0) * (y1 - y0) }
     }
@@ -72,7 +74,7 @@ public enum TimelineSVG {
         let tStep = niceSecondsStep(tMax)
         let width = Double(options.width), height = Double(options.height)
         return Scale(x0: left, x1: width - legendWidth - right, y0: top, y1: height - bottom,
-                     tMax: max(tStep, (tMax / tStep).rounded(.up) * tStep), yMax: max(yStep, (yMax * 1.05 / yStep).rounded(.up) * yStep))
+                     tMax: tMax > 0 ? tMax : tStep, yMax: max(yStep, (yMax * 1.05 / yStep).rounded(.up) * yStep), yStep: yStep)
     }
 
     /// A step of 1, 2 or 5 × 10ⁿ of a binary unit (B, KiB, MiB, GiB …) giving about 5 ticks up to `maximum`.
@@ -175,6 +177,7 @@ public enum TimelineSVG {
         .legend text { font-size: 11.5px; }
         .legend .head { font-weight: bold; }
         .snap { cursor: help; }
+        .peak text { paint-order: stroke; stroke: rgb(250,250,247); stroke-width: 3px; stroke-linejoin: round; }
         .site:hover { stroke: rgb(60,60,60); stroke-width: 0.8; }
         #hover line { stroke: rgb(60,60,60); stroke-width: 0.8; stroke-dasharray: 3 3; }
         </style>
@@ -189,7 +192,7 @@ public enum TimelineSVG {
 
         // Grid and axes.
         svg += "<g class=\"axis\">\n"
-        let yStep = niceBytesStep(s.yMax / 1.0001)
+        let yStep = s.yStep
         var tick = 0.0
         while tick <= s.yMax + yStep / 1000 {
             let y = s.y(tick)
@@ -197,7 +200,7 @@ public enum TimelineSVG {
             svg += "<text x=\"\(f(s.x0 - 8))\" y=\"\(f(y + 4))\" style=\"text-anchor:end\">\(tickBytes(tick))</text>\n"
             tick += yStep
         }
-        let tStep = niceSecondsStep(s.tMax / 1.0001)
+        let tStep = niceSecondsStep(s.tMax)
         tick = 0
         while tick <= s.tMax + tStep / 1000 {
             let x = s.x(tick)
@@ -304,7 +307,7 @@ public enum TimelineSVG {
             }
             if let peak = process.peak {
                 let peakColor = timeline.processes.count > 1 ? rgb(color) : Self.peakColor
-                entry("<circle cx=\"10\" cy=\"0\" r=\"4.5\" fill=\"\(peakColor)\"/>", peak.file == nil ? "highest point" : "peak (PEAK record)")
+                entry("<circle cx=\"10\" cy=\"0\" r=\"4.5\" fill=\"\(peakColor)\"/>", peak.file == nil ? "highest point" : "peak")
             }
             if !process.snapshots.isEmpty {
                 entry("<path d=\"M10,-4 l-4,7 l8,0 z\" fill=\"\(rgb(color))\"/>", "\(process.snapshots.count) snapshot\(process.snapshots.count == 1 ? "" : "s")")
