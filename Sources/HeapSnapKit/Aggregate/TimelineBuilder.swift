@@ -77,12 +77,6 @@ public struct TimelineProcess: Sendable, Hashable {
     /// Its snapshot files in time order.
     public var snapshots: [TimelineSnapshot]
 
-    /// "pid 4242 server --port 8080".
-    public var label: String {
-        let command = commandLine.isEmpty ? baseName(executable) : Format.commandLine([baseName(commandLine[0])] + commandLine.dropFirst())
-        return "pid \(pid) \(command)"
-    }
-
     /// The largest RSS of its points, bytes (0 when unknown).
     public var maxRSSBytes: UInt64 { points.map(\.rssBytes).max() ?? 0 }
 }

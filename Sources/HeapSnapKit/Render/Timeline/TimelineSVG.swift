@@ -7,6 +7,14 @@
 //
 // Output is deterministic: fixed layout, fixed palettes, fixed precision.
 
+extension TimelineProcess {
+    /// "pid 4242 server --port 8080": how the picture, the CSV and the JSON name the process.
+    public var label: String {
+        let command = commandLine.isEmpty ? baseName(executable) : Format.commandLine([baseName(commandLine[0])] + commandLine.dropFirst())
+        return "pid \(pid) \(command)"
+    }
+}
+
 /// How to draw a timeline.
 public struct TimelineSVGOptions: Sendable, Hashable {
     /// Image width in pixels.
