@@ -248,7 +248,7 @@ struct TimelineCommand: ParsableCommand {
         let timeline: Timeline
         do throws(HeapSnapError) {
             var inputs: [(path: String, snapshot: Snapshot)] = []
-            for path in snapshots { inputs.append((path, try pipeline.read(path))) }
+            for path in snapshots where !inputs.contains(where: { $0.path == path }) { inputs.append((path, try pipeline.read(path))) }
             timeline = try TimelineBuilder(options: TimelineOptions(top: top)).build(inputs) { pipeline.profile(of: $0, file: $1) }
         } catch {
             throw fail(error)

@@ -45,6 +45,19 @@ import Testing
         #expect(Self.value(try Self.json(["top", paths[2], "--format", "json"]), "total") == 3_000_000)
     }
 
+    /// The peak goes through the same filter stage: without symbols here, stack 0's site is libfoo (6,000,000 at the peak).
+    @Test func filtersApplyAtThePeak() throws {
+        let (dir, paths) = try Self.files()
+        let object = try Self.json(["top", paths[2] + "@peak", "--exclude", "*libfoo*", "--format", "json"])
+        #expect(Self.value(object, "total") == 2_500_000)
+        let folded = try Toolbox.run(Toolbox.heapsnap, ["export", paths[2], "--at", "peak", "--exclude", "*libfoo*", "--format", "folded", "-o", "-"])
+        let sum = folded.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+        #expect(sum == 2_500_000)
+        let svg = dir + "/f.svg"
+        #expect(try Toolbox.run(Toolbox.heapsnap, ["flamegraph", paths[2], "--at", "peak", "--exclude", "*libfoo*", "-o", svg]).status == 0)
+        #expect(try String(contentsOfFile: svg, encoding: .utf8).contains("total 2.38 MiB"))
+    }
+
     @Test func diffAgainstThePeak() throws {
         let (_, paths) = try Self.files()
         let object = try Self.json(["diff", paths[2] + "@peak", paths[2], "--format", "json"])
