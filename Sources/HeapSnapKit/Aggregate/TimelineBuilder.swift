@@ -4,8 +4,8 @@
 // none has one, from the totals of its snapshots. Its peak is the highest
 // PEAK record among its files (else the highest point). When a process has
 // several snapshots (HEAPSNAP_INTERVAL, or signals), each snapshot's in-use
-// bytes are split over the top sites (grouped by line, as `top` does) and
-// the rest.
+// bytes, and the peak's, are split over the top sites (grouped by line, as
+// `top` does) and the rest.
 //
 // One timeline is of one program: files of another executable are rejected,
 // since their sites and curves do not compare. Several processes of that
@@ -56,6 +56,11 @@ public struct TimelinePeak: Sendable, Hashable {
     public var inuseBytes: Estimate
     /// The file whose `PEAK` record it is; nil when it is the highest point of the series (no file had a `PEAK`).
     public var file: String?
+    /// In-use bytes per `Timeline.sites` entry at the peak, same order; empty when the timeline has no sites
+    /// or the peak is not a `PEAK` record.
+    public var sites: [Estimate] = []
+    /// In-use bytes of every other site at the peak.
+    public var other: Estimate = .zero
 }
 
 /// Memory over time of one process.
@@ -136,23 +141,38 @@ public struct TimelineBuilder: Sendable {
             groups[key, default: []].append(input)
         }
 
-        // Per-site values of processes with several snapshots.
+        // The file holding each process's highest PEAK.
+        var peakFile: [Key: (path: String, snapshot: Snapshot, peak: Peak)] = [:]
+        for key in order {
+            for (path, snapshot) in groups[key]! {
+                guard let p = snapshot.peak, p.inuseBytes.value > (peakFile[key]?.peak.inuseBytes.value ?? -1) else { continue }
+                peakFile[key] = (path, snapshot, p)
+            }
+        }
+
+        // Per-site values of processes with several snapshots (and of their peaks), by file (`FILE@peak` for a peak).
         var warnings: [String] = []
-        var siteValues: [String: [GroupKey: Row]] = [:] // file -> site -> row
+        var siteValues: [String: [GroupKey: Row]] = [:]
         var best: [GroupKey: (value: Double, row: Row)] = [:]
         let aggregator = Aggregator(options: AggregationOptions(groupBy: .line))
+        func split(_ snapshot: Snapshot, _ path: String, as id: String) {
+            let p = profile(snapshot, path)
+            for warning in p.warnings where !warnings.contains(warning) { warnings.append(warning) }
+            var rows: [GroupKey: Row] = [:]
+            for row in aggregator.aggregate(p).rows {
+                rows[row.key] = row
+                let value = row.values.inuseBytes.value
+                if value > (best[row.key]?.value ?? 0) { best[row.key] = (value, row) }
+            }
+            siteValues[id] = rows
+        }
         if options.top > 0 {
             for key in order where groups[key]!.count >= 2 {
-                for input in groups[key]! {
-                    let p = profile(input.snapshot, input.path)
-                    for warning in p.warnings where !warnings.contains(warning) { warnings.append(warning) }
-                    var rows: [GroupKey: Row] = [:]
-                    for row in aggregator.aggregate(p).rows {
-                        rows[row.key] = row
-                        let value = row.values.inuseBytes.value
-                        if value > (best[row.key]?.value ?? 0) { best[row.key] = (value, row) }
-                    }
-                    siteValues[input.path] = rows
+                for input in groups[key]! { split(input.snapshot, input.path, as: input.path) }
+                if let (path, snapshot, peak) = peakFile[key] {
+                    var atPeak = snapshot
+                    atPeak.records = peak.records
+                    split(atPeak, path, as: path + SnapshotRef.peakSuffix)
                 }
             }
         }
@@ -160,6 +180,15 @@ public struct TimelineBuilder: Sendable {
             a.value.value != b.value.value ? a.value.value > b.value.value : a.value.row.key.label < b.value.row.key.label
         }.prefix(options.top)
         let sites = top.map { TimelineSite(label: $0.value.row.key.label, key: $0.key, frame: $0.value.row.frame) }
+        /// `inuse` split over the sites and the rest, by the rows of `id`; nil when it was not split.
+        func values(_ id: String, inuse: Estimate) -> (sites: [Estimate], other: Estimate)? {
+            guard let rows = siteValues[id] else { return nil }
+            let values = sites.map { rows[$0.key]?.values.inuseBytes ?? .zero }
+            let sum = values.reduce(0) { $0 + $1.value }
+            var rest = Estimate.zero
+            for (site, row) in rows where !sites.contains(where: { $0.key == site }) { rest += row.values.inuseBytes }
+            return (values, Estimate(value: max(0, inuse.value - sum), variance: rest.variance))
+        }
 
         var processes: [TimelineProcess] = []
         for key in order {
@@ -172,15 +201,8 @@ public struct TimelineBuilder: Sendable {
                     inuse += record.inuse.bytes
                     alloc += record.alloc.bytes
                 }
-                var values: [Estimate] = []
-                var other = inuse
-                if let rows = siteValues[path] {
-                    values = sites.map { rows[$0.key]?.values.inuseBytes ?? .zero }
-                    let sum = values.reduce(0) { $0 + $1.value }
-                    var rest = Estimate.zero
-                    for (site, row) in rows where !sites.contains(where: { $0.key == site }) { rest += row.values.inuseBytes }
-                    other = Estimate(value: max(0, inuse.value - sum), variance: rest.variance)
-                }
+                let split = values(path, inuse: inuse) ?? ([], inuse)
+                let (values, other) = split
                 snapshots.append(TimelineSnapshot(file: path, seq: snapshot.header.seq, flags: snapshot.header.flags,
                                                   timeNanoseconds: snapshot.header.timeNanoseconds, inuseBytes: inuse,
                                                   allocBytes: alloc, sites: values, other: other))
@@ -205,9 +227,12 @@ public struct TimelineBuilder: Sendable {
 
             // The peak: the highest PEAK record, else the highest point.
             var peak: TimelinePeak?
-            for (path, snapshot) in files {
-                guard let p = snapshot.peak, p.inuseBytes.value > (peak?.inuseBytes.value ?? -1) else { continue }
+            if let (path, _, p) = peakFile[key] {
                 peak = TimelinePeak(timeNanoseconds: p.timeNanoseconds, inuseBytes: p.inuseBytes, file: path)
+                if let split = values(path + SnapshotRef.peakSuffix, inuse: p.inuseBytes) {
+                    peak?.sites = split.sites
+                    peak?.other = split.other
+                }
             }
             if peak == nil, let highest = points.max(by: { $0.inuseBytes.value < $1.inuseBytes.value }) {
                 peak = TimelinePeak(timeNanoseconds: highest.timeNanoseconds, inuseBytes: highest.inuseBytes, file: nil)

@@ -19,6 +19,8 @@ import Testing
         let peak = try #require(process.peak)
         #expect(peak.inuseBytes.value == 8_500_000 && timeline.seconds(peak.timeNanoseconds) == 3.5)
         #expect(peak.file == TimelineFixture.files[1])
+        // The peak is split over the sites too, from its own per-stack values.
+        #expect(peak.sites.map(\.value) == [6_000_000, 2_000_000, 500_000] && peak.other.value == 0)
         // Sites by line, largest first; the snapshots split over them.
         #expect(timeline.sites.map(\.label) == ["/srv/app/src/cache.cpp:42", "/srv/app/src/parser.c:17", "/srv/app/src/parser.c:30"])
         #expect(process.snapshots.map { $0.inuseBytes.value.rounded() } == [5_000_000, 7_000_000, 3_000_000])
@@ -77,6 +79,7 @@ import Testing
         let svg = TimelineSVG.render(timeline)
         #expect(svg.contains("pid 4243 server --port 8080"))
         #expect(!svg.contains("<g id=\"sites\">"), "sites are stacked only for one process")
+        #expect(timeline.processes[1].peak?.sites.isEmpty == true, "one snapshot: not split")
         #expect(svg.components(separatedBy: "class=\"inuse\"").count == 3)
     }
 }
@@ -116,7 +119,7 @@ import Testing
             + "/srv/app/src/cache.cpp:42,/srv/app/src/parser.c:17,/srv/app/src/parser.c:30,other_sites")
         #expect(lines.count == 1 + 13 + 3 + 1)
         let peak = try #require(lines.first { $0.contains(",peak,") })
-        #expect(peak == "4242,/srv/app/bin/server --port 8080,peak,\(TimelineFixture.peakTime),3.500000,8500000,588000,,,\(TimelineFixture.files[1]),,,,")
+        #expect(peak == "4242,/srv/app/bin/server --port 8080,peak,\(TimelineFixture.peakTime),3.500000,8500000,588000,,,\(TimelineFixture.files[1]),6000000,2000000,500000,0")
         let snapshot = try #require(lines.first { $0.contains(",snapshot,") && $0.contains("4242.1.") })
         #expect(snapshot.hasSuffix(",\(TimelineFixture.files[1]),4666667,1750000,583333,0"), "\(snapshot)")
         #expect(lines.contains { $0.hasPrefix("4242,/srv/app/bin/server --port 8080,point,\(TimelineFixture.peakTime),3.500000,8500000,") })

@@ -1,6 +1,6 @@
 // `heapsnap timeline --format csv`: one line per point, snapshot and peak,
 // for spreadsheets; bytes are rounded to whole bytes. Site columns (one per top site, then the rest) are
-// filled on snapshot lines only.
+// filled on snapshot lines and on the peak's line (when it was split).
 
 extension CSVRenderer {
     /// The timeline as CSV: `kind` is `point`, `snapshot` or `peak`.
@@ -27,8 +27,9 @@ extension CSVRenderer {
                 rows.append((s.timeNanoseconds, 1, cells))
             }
             if let peak = p.peak {
+                let sites = peak.sites.isEmpty ? blanks : peak.sites.map { Self.number($0.value.rounded()) } + [Self.number(peak.other.value.rounded())]
                 rows.append((peak.timeNanoseconds, 2, [String(p.pid), command, "peak", String(peak.timeNanoseconds), seconds(peak.timeNanoseconds),
-                                                       Self.number(peak.inuseBytes.value.rounded()), err(peak.inuseBytes), "", "", peak.file ?? ""] + blanks))
+                                                       Self.number(peak.inuseBytes.value.rounded()), err(peak.inuseBytes), "", "", peak.file ?? ""] + sites))
             }
             rows.sort { ($0.0, $0.1) < ($1.0, $1.1) }
             lines += rows.map { $0.2.map(Self.field).joined(separator: ",") }

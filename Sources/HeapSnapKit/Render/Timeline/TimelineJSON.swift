@@ -35,6 +35,8 @@ extension JSONRenderer {
                     ("timeNs", .int(Int64(clamping: peak.timeNanoseconds))), ("seconds", seconds(peak.timeNanoseconds)),
                     ("inuseBytes", Self.estimate(peak.inuseBytes)),
                     ("source", .string(peak.file == nil ? "series" : "PEAK")), ("file", peak.file.map(JSON.string) ?? .null),
+                    ("sites", .array(peak.sites.map(Self.estimate))),
+                    ("otherSites", peak.sites.isEmpty ? .null : Self.estimate(peak.other)),
                 ])
             } ?? .null
             return .object([

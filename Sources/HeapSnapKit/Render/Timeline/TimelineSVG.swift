@@ -159,6 +159,27 @@ public enum TimelineSVG {
         return parts.joined(separator: " · ")
     }
 
+    /// A column of the stacked sites: a snapshot or the peak.
+    struct Column {
+        var seconds: Double
+        var name: String
+        var sites: [Estimate]
+        var other: Estimate
+    }
+
+    /// The columns the sites are stacked from: the snapshots and, when it was split by site, the peak, in time order.
+    static func columns(_ timeline: Timeline) -> [Column] {
+        guard drawsSites(timeline) else { return [] }
+        let process = timeline.processes[0]
+        var columns = process.snapshots.map {
+            Column(seconds: timeline.seconds($0.timeNanoseconds), name: "snapshot #\($0.seq)", sites: $0.sites, other: $0.other)
+        }
+        if let peak = process.peak, !peak.sites.isEmpty {
+            columns.append(Column(seconds: timeline.seconds(peak.timeNanoseconds), name: "the peak", sites: peak.sites, other: peak.other))
+        }
+        return columns.enumerated().sorted { ($0.element.seconds, $0.offset) < ($1.element.seconds, $1.offset) }.map(\.element)
+    }
+
     /// Whether the sites are drawn stacked: one process with several snapshots and at least one site.
     static func drawsSites(_ timeline: Timeline) -> Bool {
         timeline.processes.count == 1 && timeline.processes[0].snapshots.count >= 2 && !timeline.sites.isEmpty
@@ -221,20 +242,20 @@ public enum TimelineSVG {
 
         // Stacked sites.
         let sites = drawsSites(timeline)
+        let columns = columns(timeline)
         if sites {
-            let process = timeline.processes[0]
             let layers = timeline.sites.indices.map { Optional($0) } + [nil]
-            var below = [Double](repeating: 0, count: process.snapshots.count)
+            var below = [Double](repeating: 0, count: columns.count)
             svg += "<g id=\"sites\">\n"
             for (n, layer) in layers.enumerated() {
-                let values = process.snapshots.map { snap in layer.map { snap.sites[$0].value } ?? snap.other.value }
+                let values = columns.map { column in layer.map { column.sites[$0].value } ?? column.other.value }
                 let above = zip(below, values).map { $0 + $1 }
                 var points: [String] = []
-                for (i, snap) in process.snapshots.enumerated() {
-                    points.append("\(f(s.x(timeline.seconds(snap.timeNanoseconds)))),\(f(s.y(above[i])))")
+                for (i, column) in columns.enumerated() {
+                    points.append("\(f(s.x(column.seconds))),\(f(s.y(above[i])))")
                 }
-                for (i, snap) in process.snapshots.enumerated().reversed() {
-                    points.append("\(f(s.x(timeline.seconds(snap.timeNanoseconds)))),\(f(s.y(below[i])))")
+                for (i, column) in columns.enumerated().reversed() {
+                    points.append("\(f(s.x(column.seconds))),\(f(s.y(below[i])))")
                 }
                 let label = layer.map { timeline.sites[$0].label } ?? "other sites"
                 let color = layer.map { siteColors[$0 % siteColors.count] } ?? otherColor
@@ -371,11 +392,8 @@ public enum TimelineSVG {
             }.joined(separator: ",")
             procs.append("{label:\(js(p.label)),pts:[\(points)]}")
         }
-        var snaps: [String] = []
-        if drawsSites(timeline) {
-            for snap in timeline.processes[0].snapshots {
-                snaps.append("[\(t(timeline.seconds(snap.timeNanoseconds))),\(snap.seq),[\(snap.sites.map { n($0.value) }.joined(separator: ","))],\(n(snap.other.value))]")
-            }
+        let snaps = columns(timeline).map { column in
+            "[\(t(column.seconds)),\(js(column.name)),[\(column.sites.map { n($0.value) }.joined(separator: ","))],\(n(column.other.value))]"
         }
         let sites = drawsSites(timeline) ? timeline.sites.map { js($0.label) }.joined(separator: ",") : ""
         return """
@@ -436,7 +454,7 @@ public enum TimelineSVG {
           if (k >= 0) {
             var s = SNAPS[k], items = SITES.map(function (name, j) { return name.replace(/^.*\\//, "") + " " + bytes(s[2][j]); });
             items.push("other " + bytes(s[3]));
-            details2.nodeValue = "snapshot #" + s[1] + " at " + secs(s[0]) + ": " + items.join(", ");
+            details2.nodeValue = s[1] + " at " + secs(s[0]) + ": " + items.join(", ");
           } else {
             details2.nodeValue = " ";
           }
