@@ -1,7 +1,8 @@
-// The pipeline spelled out: read -> symbolize -> trim allocator and runtime
-// frames -> filter -> aggregate -> render. Every command goes through
-// `profile` (or `diff`), so each composes the same stages; top and diff add
-// `report`. The CLI calls these; tests call the stages directly.
+// The pipeline spelled out: read -> (pick the moment: the snapshot or its
+// peak) -> symbolize -> trim allocator and runtime frames -> filter ->
+// aggregate -> render. Every command goes through `profile` (or `diff`), so
+// each composes the same stages; top and diff add `report`. The CLI calls
+// these; tests call the stages directly.
 
 #if canImport(Glibc)
 import Glibc
@@ -75,26 +76,54 @@ public final class Pipeline {
         return options.trimRuntimeFrames ? RuntimeFrames().trim(trimmed) : trimmed
     }
 
+    /// Symbolized and trimmed like `profile(of:file:)`, at `moment` of the file:
+    /// for `.peak` the peak's per-stack values, the source remembering when the
+    /// peak was (throws `noPeak` naming `file` when there is none).
+    public func profile(of snapshot: Snapshot, file: String, at moment: Moment) throws(HeapSnapError) -> Profile {
+        var result = profile(of: try snapshot.at(moment, file: file), file: file)
+        if moment == .peak { result.source.peakNanoseconds = snapshot.peak?.timeNanoseconds }
+        return result
+    }
+
+    /// Reads, symbolizes, trims and filters the snapshot `ref` names (a file, or its peak).
+    public func profile(_ ref: SnapshotRef, filter: ProfileFilter = ProfileFilter()) throws(HeapSnapError) -> Profile {
+        filter.apply(try profile(of: try read(ref.path), file: ref.path, at: ref.moment))
+    }
+
     /// Reads, symbolizes, trims and filters the snapshot at `path`.
     public func profile(path: String, filter: ProfileFilter = ProfileFilter()) throws(HeapSnapError) -> Profile {
-        filter.apply(profile(of: try read(path), file: path))
+        try profile(SnapshotRef(path: path), filter: filter)
+    }
+
+    /// `new - old` of two snapshots (either may be a file's peak), filtered.
+    /// A file named on both sides (`FILE@peak` against `FILE`) is read once.
+    public func diff(old: SnapshotRef, new: SnapshotRef, filter: ProfileFilter = ProfileFilter()) throws(HeapSnapError) -> Profile {
+        let oldSnapshot = try read(old.path)
+        let newSnapshot = new.path == old.path ? oldSnapshot : try read(new.path)
+        let newProfile = try profile(of: newSnapshot, file: new.path, at: new.moment)
+        return filter.apply(newProfile.subtracting(try profile(of: oldSnapshot, file: old.path, at: old.moment)))
     }
 
     /// `new - old` of two snapshot files, filtered.
     public func diff(old: String, new: String, filter: ProfileFilter = ProfileFilter()) throws(HeapSnapError) -> Profile {
-        let oldSnapshot = try read(old), newSnapshot = try read(new)
-        return filter.apply(profile(of: newSnapshot, file: new).subtracting(profile(of: oldSnapshot, file: old)))
+        try diff(old: SnapshotRef(path: old), new: SnapshotRef(path: new), filter: filter)
+    }
+
+    /// The `top` table of `ref`, or with `old` the `diff` table of `old` → `ref`.
+    public func report(_ ref: SnapshotRef, comparedTo old: SnapshotRef? = nil, filter: ProfileFilter = ProfileFilter(),
+                       options: AggregationOptions = AggregationOptions()) throws(HeapSnapError) -> Report {
+        let profile: Profile
+        if let old {
+            profile = try diff(old: old, new: ref, filter: filter)
+        } else {
+            profile = try self.profile(ref, filter: filter)
+        }
+        return Aggregator(options: options).aggregate(profile)
     }
 
     /// The `top` table of `path`, or with `old` the `diff` table of `old` → `path`.
     public func report(_ path: String, comparedTo old: String? = nil, filter: ProfileFilter = ProfileFilter(),
                        options: AggregationOptions = AggregationOptions()) throws(HeapSnapError) -> Report {
-        let profile: Profile
-        if let old {
-            profile = try diff(old: old, new: path, filter: filter)
-        } else {
-            profile = try self.profile(path: path, filter: filter)
-        }
-        return Aggregator(options: options).aggregate(profile)
+        try report(SnapshotRef(path: path), comparedTo: old.map { SnapshotRef(path: $0) }, filter: filter, options: options)
     }
 }

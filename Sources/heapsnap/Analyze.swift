@@ -12,11 +12,13 @@ struct Top: ParsableCommand {
               heapsnap top --by function --metric alloc-bytes --limit 10 snap.heapsnap
               heapsnap top --by traceback --include '*/src/*' snap.heapsnap
               heapsnap top --format json snap.heapsnap > top.json
+              heapsnap top --at peak snap.heapsnap          # what was in use at the peak (also: snap.heapsnap@peak)
             """)
 
-    @Argument(help: "The snapshot file.")
+    @Argument(help: "The snapshot file (FILE@peak for its peak).")
     var snapshot: String
 
+    @OptionGroup var moment: MomentOptions
     @OptionGroup var aggregate: AggregateOptions
     @OptionGroup var symbols: SymbolOptions
     @OptionGroup var output: OutputOptions
@@ -24,7 +26,7 @@ struct Top: ParsableCommand {
     func run() throws {
         let pipeline = Pipeline(options: symbols.options(for: aggregate.by), environment: environment)
         do {
-            let report = try pipeline.report(snapshot, filter: aggregate.filters.filter, options: aggregate.options)
+            let report = try pipeline.report(moment.ref(snapshot), filter: aggregate.filters.filter, options: aggregate.options)
             emit(output.format.renderer(output.renderOptions).render(report))
         } catch {
             throw fail(error)
@@ -37,18 +39,20 @@ struct Diff: ParsableCommand {
         abstract: "Show what changed between two snapshots, biggest change first (tracemalloc's compare_to).",
         discussion: """
             Rows are new − old, sorted by the size of the change; '~' marks a change
-            within the 95% noise band of the two estimates. The snapshots may come
+            within the 95% noise band of the two estimates. Either side may be a
+            file's peak, FILE@peak. The snapshots may come
             from different processes of the same program (rows are matched by
             source location, not address).
 
             Examples:
               heapsnap diff /tmp/heapsnap.4242.0.heapsnap /tmp/heapsnap.4242.3.heapsnap
               heapsnap diff --by function --metric inuse-objects old.heapsnap new.heapsnap
+              heapsnap diff snap.heapsnap@peak snap.heapsnap   # what was alive at the peak that is gone now
             """)
 
-    @Argument(help: "The older snapshot.")
+    @Argument(help: "The older snapshot (FILE@peak for its peak).")
     var old: String
-    @Argument(help: "The newer snapshot.")
+    @Argument(help: "The newer snapshot (FILE@peak for its peak).")
     var new: String
 
     @OptionGroup var aggregate: AggregateOptions
@@ -58,7 +62,7 @@ struct Diff: ParsableCommand {
     func run() throws {
         let pipeline = Pipeline(options: symbols.options(for: aggregate.by), environment: environment)
         do {
-            let report = try pipeline.report(new, comparedTo: old, filter: aggregate.filters.filter, options: aggregate.options)
+            let report = try pipeline.report(SnapshotRef(argument: new), comparedTo: SnapshotRef(argument: old), filter: aggregate.filters.filter, options: aggregate.options)
             emit(output.format.renderer(output.renderOptions).render(report))
         } catch {
             throw fail(error)

@@ -45,10 +45,26 @@ struct Run: ParsableCommand {
             let outcome = try launcher.run(argv, environment: environment)
             for path in outcome.snapshots { note("heapsnap: wrote \(path)") }
             if outcome.snapshots.isEmpty { note("heapsnap: no snapshot was written") }
+            summarize(outcome.snapshots)
             if outcome.status != 0 { throw ExitCode(outcome.status) }
         } catch let error as HeapSnapError {
             throw fail(error)
         }
+    }
+}
+
+extension Run {
+    /// Prints the peak and the totals of the at-exit snapshot (else the last one) when it carries a peak.
+    /// A file that cannot be read is left to the commands that read it.
+    func summarize(_ snapshots: [String]) {
+        var candidates: [(path: String, snapshot: Snapshot)] = []
+        for path in snapshots {
+            if let snapshot = try? SnapshotReader.read(path: path) { candidates.append((path, snapshot)) }
+        }
+        guard let last = candidates.last(where: { $0.snapshot.header.flags.contains(.atExit) }) ?? candidates.last,
+              last.snapshot.peak != nil else { return }
+        let lines = TableRenderer().renderExitSummary(MemorySummary(last.snapshot), file: last.path, estimated: last.snapshot.header.rate > 1)
+        for line in lines { note("heapsnap: " + line) }
     }
 }
 

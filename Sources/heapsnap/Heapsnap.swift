@@ -22,7 +22,7 @@ struct Heapsnap: ParsableCommand {
             Exit status: 0 ok, 1 process-control, write or export failure, 2 bad input file,
             64 usage, 127 a command `run` cannot start.
             """,
-        subcommands: [Top.self, Diff.self, Info.self, FlameGraph.self, Export.self, Merge.self,
+        subcommands: [Top.self, Diff.self, Info.self, FlameGraph.self, TimelineCommand.self, Export.self, Merge.self,
                       Run.self, Start.self, Stop.self, Dump.self]
     )
 }
@@ -33,7 +33,7 @@ extension HeapSnapError {
     /// else (process control, writing, exporting).
     var exitCode: Int32 {
         switch self {
-        case .unreadable, .notASnapshot, .unsupportedVersion, .corrupt, .noCommand: 2
+        case .unreadable, .notASnapshot, .unsupportedVersion, .corrupt, .noCommand, .noPeak, .noSeries, .differentPrograms: 2
         case .cannotRun: 127
         case .noSuchProcess, .permissionDenied, .notProfiled, .signalNotCaught, .exitedBeforeSnapshot, .timedOut,
              .libraryNotFound, .cannotCreateDirectory, .cannotWrite, .diffNotExportable, .cannotEncode: 1

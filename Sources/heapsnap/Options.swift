@@ -6,6 +6,22 @@ import HeapSnapKit
 extension GroupBy: ExpressibleByArgument {}
 extension Metric: ExpressibleByArgument {}
 extension OutputFormat: ExpressibleByArgument {}
+extension Moment: ExpressibleByArgument {}
+
+/// Which moment of the snapshot argument to read (top, flamegraph, export).
+struct MomentOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Read the snapshot as written (snapshot) or at the peak it carries (peak); FILE@peak says the same.",
+        valueName: "snapshot|peak"))
+    var at: Moment = .snapshot
+
+    /// The snapshot `argument` names (`FILE` or `FILE@peak`), at the peak when `--at peak`.
+    func ref(_ argument: String) -> SnapshotRef {
+        var ref = SnapshotRef(argument: argument)
+        if at == .peak { ref.moment = .peak }
+        return ref
+    }
+}
 
 /// When to colour output.
 enum ColorChoice: String, ExpressibleByArgument, CaseIterable {

@@ -31,12 +31,16 @@ struct FlameGraph: ParsableCommand {
               heapsnap flamegraph /tmp/heapsnap.4242.1.heapsnap -o heap.svg
               heapsnap flamegraph --inverted --metric alloc-bytes snap.heapsnap -o sites.svg
               heapsnap flamegraph new.heapsnap --diff old.heapsnap --normalize -o growth.svg
+              heapsnap flamegraph snap.heapsnap --at peak -o peak.svg
+              heapsnap flamegraph snap.heapsnap --diff snap.heapsnap@peak -o freed.svg   # blue: gone since the peak
             """)
 
-    @Argument(help: "The snapshot (the newer one with --diff).")
+    @Argument(help: "The snapshot (the newer one with --diff; FILE@peak for its peak).")
     var snapshot: String
 
-    @Option(name: .long, help: ArgumentHelp("Draw the change from this older snapshot.", valueName: "old"))
+    @OptionGroup var moment: MomentOptions
+
+    @Option(name: .long, help: ArgumentHelp("Draw the change from this older snapshot (FILE@peak for its peak).", valueName: "old"))
     var diff: String?
 
     @Flag(name: .long, help: "With --diff: scale the old snapshot to the new one's total first.")
@@ -67,9 +71,9 @@ struct FlameGraph: ParsableCommand {
         let profile: Profile
         do throws(HeapSnapError) {
             if let diff {
-                profile = try pipeline.diff(old: diff, new: snapshot, filter: filters.filter)
+                profile = try pipeline.diff(old: SnapshotRef(argument: diff), new: moment.ref(snapshot), filter: filters.filter)
             } else {
-                profile = try pipeline.profile(path: snapshot, filter: filters.filter)
+                profile = try pipeline.profile(moment.ref(snapshot), filter: filters.filter)
             }
         } catch {
             throw fail(error)
@@ -102,10 +106,13 @@ struct Export: ParsableCommand {
             Examples:
               heapsnap export snap.heapsnap --format pprof -o heap.pb.gz && go tool pprof -top heap.pb.gz
               heapsnap export snap.heapsnap --format folded --metric alloc-bytes -o heap.folded
+              heapsnap export snap.heapsnap --at peak --format pprof -o peak.pb.gz
             """)
 
-    @Argument(help: "The snapshot file.")
+    @Argument(help: "The snapshot file (FILE@peak for its peak).")
     var snapshot: String
+
+    @OptionGroup var moment: MomentOptions
 
     @Option(name: .long, help: "folded, pprof, speedscope or json.")
     var format: ExportFormat
@@ -123,7 +130,7 @@ struct Export: ParsableCommand {
         let pipeline = Pipeline(options: symbols.options, environment: environment)
         let profile: Profile
         do {
-            profile = try pipeline.profile(path: snapshot, filter: filters.filter)
+            profile = try pipeline.profile(moment.ref(snapshot), filter: filters.filter)
         } catch {
             throw fail(error)
         }
@@ -182,5 +189,78 @@ struct Merge: ParsableCommand {
             throw fail(error)
         }
         note("heapsnap: merged \(inputs.count) snapshots (\(merged.stacks.count) stacks) into \(output)")
+    }
+}
+
+/// Output formats of `timeline`.
+enum TimelineFormat: String, ExpressibleByArgument, CaseIterable {
+    case svg, csv, json
+}
+
+struct TimelineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "timeline",
+        abstract: "Draw memory over time (in use with its 95% band, RSS, the peak, the top sites) as an interactive SVG, or write the numbers.",
+        discussion: """
+            Points come from the series each snapshot carries (format 1.2), merged per
+            process; a process whose files have no series needs several snapshots
+            (HEAPSNAP_INTERVAL, or signals), whose totals then form the curve. With
+            several snapshots of one process, each is split over the top sites (by
+            line, as `top`) and drawn stacked. Several processes of one program are
+            drawn one line each; files of different programs are refused (one
+            timeline per program). Hover for values.
+
+            Examples:
+              heapsnap timeline /tmp/heapsnap.4242.*.heapsnap -o timeline.svg
+              heapsnap timeline /tmp/heapsnap.*.heapsnap --top 8 -o workers.svg
+              heapsnap timeline snap.heapsnap --format csv -o timeline.csv
+            """)
+
+    @Argument(help: "Snapshot files of one program (one or more processes).")
+    var snapshots: [String]
+
+    @Option(name: [.short, .long], help: "Where to write ('-' for stdout).")
+    var output: String
+
+    @Option(name: .long, help: "svg (default), csv, or json (docs/JSON.md).")
+    var format: TimelineFormat = .svg
+
+    @Option(name: .long, help: "Split snapshots over this many top sites (by line; 0 for none).")
+    var top = 5
+
+    @Option(name: .long, help: "Image width in pixels.")
+    var width = 1200
+
+    @Option(name: .long, help: "Image height in pixels.")
+    var height = 560
+
+    @OptionGroup var symbols: SymbolOptions
+
+    func validate() throws {
+        if snapshots.isEmpty { throw ValidationError("name at least one snapshot") }
+        if top < 0 { throw ValidationError("--top must be 0 or more") }
+        if width < 600 || width > 20000 { throw ValidationError("--width must be between 600 and 20000") }
+        if height < 300 || height > 20000 { throw ValidationError("--height must be between 300 and 20000") }
+    }
+
+    func run() throws {
+        let pipeline = Pipeline(options: symbols.options, environment: environment)
+        let timeline: Timeline
+        do throws(HeapSnapError) {
+            var inputs: [(path: String, snapshot: Snapshot)] = []
+            for path in snapshots where !inputs.contains(where: { $0.path == path }) { inputs.append((path, try pipeline.read(path))) }
+            timeline = try TimelineBuilder(options: TimelineOptions(top: top)).build(inputs) { pipeline.profile(of: $0, file: $1) }
+        } catch {
+            throw fail(error)
+        }
+        for warning in timeline.warnings { note("heapsnap: warning: \(warning)") }
+        let text: String
+        switch format {
+        case .svg: text = TimelineSVG.render(timeline, options: TimelineSVGOptions(width: width, height: height))
+        case .csv: text = CSVRenderer().render(timeline)
+        case .json: text = JSONRenderer().render(timeline)
+        }
+        try write(Array(text.utf8), to: output)
+        if output != "-" { note("heapsnap: wrote \(output)") }
     }
 }

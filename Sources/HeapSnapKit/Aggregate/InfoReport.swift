@@ -27,6 +27,8 @@ public struct InfoReport: Sendable, Hashable {
     public var sources: [SnapshotSource]
     /// The process's Python interpreter, as the shim saw it (its `functions` as in the file); nil without Python.
     public var python: PythonInfo?
+    /// The snapshot's totals, peak and series.
+    public var memory: MemorySummary
     /// Problems worth a look: dropped samples, missing modules, mismatched build-ids, an interpreter without Python frames.
     public var warnings: [String]
 
@@ -47,6 +49,7 @@ public struct InfoReport: Sendable, Hashable {
         modules = snapshot.modules.sorted { $0.start < $1.start }.map { ModuleInfo(module: $0, location: locator.locate($0)) }
         sources = snapshot.sources
         python = snapshot.python
+        memory = MemorySummary(snapshot)
         var warnings: [String] = []
         if let python = snapshot.python, python.status == .unsupported {
             warnings.append("\(python.note): stacks hold the interpreter's native frames, not Python's")

@@ -85,10 +85,12 @@ public enum PprofExporter {
             p.periodType = valueType("space", "bytes")
             let h = profile.source.header
             p.period = Int64(clamping: h.rate)
-            p.timeNanos = Int64(clamping: h.timeNanoseconds)
-            p.durationNanos = Int64(clamping: h.timeNanoseconds &- min(h.startNanoseconds, h.timeNanoseconds))
+            let moment = profile.source.momentNanoseconds
+            p.timeNanos = Int64(clamping: moment)
+            p.durationNanos = Int64(clamping: moment &- min(h.startNanoseconds, moment))
             p.comment = [
-                string("heapsnap snapshot \(profile.source.file)"),
+                string(profile.source.peakNanoseconds == nil ? "heapsnap snapshot \(profile.source.file)"
+                           : "heapsnap snapshot \(profile.source.file) at its peak (\(Format.time(nanoseconds: moment)))"),
                 string("process \(h.pid) on \(h.hostname): \(Format.commandLine(h.commandLine))"),
                 string("values are unbiased estimates from sampling every \(h.rate) bytes on average"),
             ]

@@ -37,6 +37,12 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
     case diffNotExportable(format: String, instead: String)
     /// An exporter could not encode its document.
     case cannotEncode(format: String, reason: String)
+    /// `--at peak` or `FILE@peak` on a file without a `PEAK` record.
+    case noPeak(file: String)
+    /// A timeline of a process with one snapshot and no series (`SERS`) in it.
+    case noSeries(file: String, pid: UInt32)
+    /// A timeline of files of different programs.
+    case differentPrograms(file: String, program: String, expected: String, firstFile: String)
 
     public var description: String {
         switch self {
@@ -72,6 +78,12 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
         case .noCommand: "heapsnap run: no command given; put it after --, e.g. heapsnap run -- ./server"
         case .diffNotExportable(let format, let instead): "\(format) export takes one snapshot, not a diff; \(instead)"
         case .cannotEncode(let format, let reason): "cannot encode the \(format) document: \(reason)"
+        case .noPeak(let file):
+            "\(file): no peak in this snapshot (the PEAK record of format 1.2, written by a shim that tracks the peak while sampling); read the snapshot itself, without --at peak or @peak"
+        case .noSeries(let file, let pid):
+            "\(file): no memory series in this snapshot (the SERS record of format 1.2) and no other snapshot of process \(pid) to form one; give several snapshots of the process (HEAPSNAP_INTERVAL writes them)"
+        case .differentPrograms(let file, let program, let expected, let firstFile):
+            "\(file): a snapshot of \(program), but the timeline is of \(expected) (\(firstFile)); draw one timeline per program"
         }
     }
 }

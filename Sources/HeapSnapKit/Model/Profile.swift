@@ -174,13 +174,19 @@ public struct ProfileSource: Sendable, Hashable {
     public var modules: [Module]
     /// The totals the samples add up to (what `top`'s percentages divide by).
     public var totals: Values
+    /// When the profile is the file's peak (`--at peak`, `FILE@peak`): when the peak was, ns since the Unix epoch; nil for the snapshot itself.
+    public var peakNanoseconds: UInt64?
 
-    public init(file: String, header: SnapshotHeader, modules: [Module], totals: Values) {
+    public init(file: String, header: SnapshotHeader, modules: [Module], totals: Values, peakNanoseconds: UInt64? = nil) {
         self.file = file
         self.header = header
         self.modules = modules
         self.totals = totals
+        self.peakNanoseconds = peakNanoseconds
     }
+
+    /// When the profile's values were taken: the peak's time, else the snapshot's.
+    public var momentNanoseconds: UInt64 { peakNanoseconds ?? header.timeNanoseconds }
 }
 
 /// A symbolized profile: distinct frames, samples indexing them, and where it came from.

@@ -101,6 +101,7 @@ public struct JSONRenderer: Renderer, Sendable {
             ("session", .int(Int64(h.session))),
             ("flags", .array(Format.flags(h.flags).map(JSON.string))),
             ("startNs", .int(Int64(clamping: h.startNanoseconds))), ("timeNs", .int(Int64(clamping: h.timeNanoseconds))),
+            ("atPeakNs", s.peakNanoseconds.map { .int(Int64(clamping: $0)) } ?? .null),
             ("rate", .int(Int64(clamping: h.rate))), ("maxDepth", .int(Int64(h.maxDepth))),
             ("samples", .int(Int64(clamping: h.samples))), ("dropped", .int(Int64(clamping: h.dropped))),
             ("truncated", .int(Int64(clamping: h.truncated))),
@@ -161,6 +162,21 @@ public struct JSONRenderer: Renderer, Sendable {
         return JSON.object(fields).text
     }
 
+    static func peak(_ memory: MemorySummary) -> JSON {
+        guard let p = memory.peak else { return .null }
+        return .object([("timeNs", .int(Int64(clamping: p.timeNanoseconds))),
+                        ("sinceStartNs", .number(memory.elapsed(p.timeNanoseconds))),
+                        ("inuseBytes", estimate(p.inuseBytes)), ("stacks", .int(Int64(p.stacks)))])
+    }
+
+    static func series(_ memory: MemorySummary) -> JSON {
+        guard let s = memory.series else { return .null }
+        return .object([("points", .int(Int64(s.points))), ("intervalNs", .int(Int64(clamping: s.intervalNanoseconds))),
+                        ("firstNs", .int(Int64(clamping: s.firstNanoseconds))), ("lastNs", .int(Int64(clamping: s.lastNanoseconds))),
+                        ("maxInuseBytes", .number(s.maxInuseBytes)),
+                        ("maxRssBytes", s.maxRSSBytes > 0 ? .int(Int64(clamping: s.maxRSSBytes)) : .null)])
+    }
+
     public func render(_ info: InfoReport) -> String {
         let modules: [JSON] = info.modules.map { m in
             .object([
@@ -190,6 +206,8 @@ public struct JSONRenderer: Renderer, Sendable {
                          ("note", .string(p.note)), ("functions", .int(Int64(p.functions.count))),
                          ("pymalloc", .string(p.flags.contains(.wrapped) ? "sampled" : p.flags.contains(.usesMalloc) ? "malloc" : "not seen"))])
             } ?? .null),
+            ("peak", Self.peak(info.memory)),
+            ("series", Self.series(info.memory)),
             ("warnings", .array(info.warnings.map(JSON.string))),
         ]).text
     }

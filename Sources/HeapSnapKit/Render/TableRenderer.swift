@@ -177,7 +177,7 @@ public struct TableRenderer: Renderer, Sendable {
         var out = ""
         let metric = report.options.metric
         if let base = report.base {
-            out += paint("heapsnap diff", "1") + "  \(base.file) → \(report.source.file)\n"
+            out += paint("heapsnap diff", "1") + "  \(name(base)) → \(name(report.source))\n"
             out += "old: " + processLine(base) + "\n"
             out += "new: " + processLine(report.source) + "\n"
             out += "old: " + samplingLine(base) + "\n"
@@ -187,7 +187,7 @@ public struct TableRenderer: Renderer, Sendable {
                 + "\(Format.count(old.inuseObjects.value)) → \(Format.count(new.inuseObjects.value)) allocations\n"
             out += "allocated: \(Format.bytes(old.allocBytes.value)) → \(Format.bytes(new.allocBytes.value)) (\(Format.bytes(report.total.allocBytes.value, signed: true)))\n"
         } else {
-            out += paint("heapsnap top", "1") + "  \(report.source.file)\n"
+            out += paint("heapsnap top", "1") + "  \(name(report.source))\n"
             out += processLine(report.source) + "\n"
             out += samplingLine(report.source) + "\n"
             let t = report.total
@@ -195,8 +195,9 @@ public struct TableRenderer: Renderer, Sendable {
             func pm(_ e: Estimate, bytes: Bool) -> String {
                 estimated ? " ±" + (bytes ? Format.bytes(Confidence.z * e.standardDeviation) : Format.count(Confidence.z * e.standardDeviation)) : ""
             }
-            out += "in use: \(Format.bytes(t.inuseBytes.value))\(pm(t.inuseBytes, bytes: true)) in \(Format.count(t.inuseObjects.value)) allocations; "
-                + "allocated since start: \(Format.bytes(t.allocBytes.value))\(pm(t.allocBytes, bytes: true)) in \(Format.count(t.allocObjects.value)) allocations\n"
+            out += (report.source.peakNanoseconds == nil ? "in use: " : "in use at the peak: ")
+                + "\(Format.bytes(t.inuseBytes.value))\(pm(t.inuseBytes, bytes: true)) in \(Format.count(t.inuseObjects.value)) allocations; "
+                + (report.source.peakNanoseconds == nil ? "allocated since start: " : "allocated by then: ") + "\(Format.bytes(t.allocBytes.value))\(pm(t.allocBytes, bytes: true)) in \(Format.count(t.allocObjects.value)) allocations\n"
         }
         var how = "by \(report.options.groupBy.rawValue)\(report.options.cumulative ? " (cumulative)" : ""), \(report.isDiff ? "sorted by |Δ \(metric.rawValue)|" : "sorted by \(metric.rawValue)")"
         if !report.filter.include.isEmpty { how += ", include \(report.filter.include.joined(separator: " "))" }
@@ -215,10 +216,21 @@ public struct TableRenderer: Renderer, Sendable {
         return s
     }
 
+    /// `FILE`, or `FILE@peak` for a file's peak.
+    private func name(_ source: ProfileSource) -> String {
+        source.peakNanoseconds == nil ? source.file : source.file + SnapshotRef.peakSuffix
+    }
+
     private func samplingLine(_ source: ProfileSource) -> String {
         let h = source.header
-        let elapsed = h.timeNanoseconds >= h.startNanoseconds ? Double(h.timeNanoseconds - h.startNanoseconds) : 0
-        var s = "snapshot #\(h.seq) at \(Format.time(nanoseconds: h.timeNanoseconds)), \(Format.duration(nanoseconds: elapsed)) after start"
+        var s: String
+        if let peak = source.peakNanoseconds {
+            let elapsed = peak >= h.startNanoseconds ? Double(peak - h.startNanoseconds) : 0
+            s = "the peak at \(Format.time(nanoseconds: peak)), \(Format.duration(nanoseconds: elapsed)) after start (as of snapshot #\(h.seq))"
+        } else {
+            let elapsed = h.timeNanoseconds >= h.startNanoseconds ? Double(h.timeNanoseconds - h.startNanoseconds) : 0
+            s = "snapshot #\(h.seq) at \(Format.time(nanoseconds: h.timeNanoseconds)), \(Format.duration(nanoseconds: elapsed)) after start"
+        }
         let flags = Format.flags(h.flags)
         if !flags.isEmpty { s += " [\(flags.joined(separator: ", "))]" }
         s += "; " + (h.rate <= 1 ? "exact (every allocation)" : "rate \(Format.bytes(Double(h.rate)))")
@@ -230,6 +242,39 @@ public struct TableRenderer: Renderer, Sendable {
     }
 
     // MARK: info
+
+    /// `info`'s lines for the peak and the series (none when the file has neither).
+    static func memoryFields(_ m: MemorySummary, estimated: Bool) -> [(String, String)] {
+        var fields: [(String, String)] = []
+        func pm(_ e: Estimate) -> String { estimated ? " ±" + Format.bytes(Confidence.z * e.standardDeviation) : "" }
+        if let peak = m.peak {
+            fields.append(("peak", "\(Format.bytes(peak.inuseBytes.value))\(pm(peak.inuseBytes)) in use at \(Format.time(nanoseconds: peak.timeNanoseconds)) "
+                + "(\(Format.duration(nanoseconds: m.elapsed(peak.timeNanoseconds))) after start), \(peak.stacks) stacks; --at peak reads it"))
+        }
+        if let series = m.series {
+            var text = "\(series.points) points"
+            if series.points > 0 {
+                text += " from \(Format.duration(nanoseconds: m.elapsed(series.firstNanoseconds))) to \(Format.duration(nanoseconds: m.elapsed(series.lastNanoseconds))) after start"
+            }
+            text += ", every \(Format.duration(nanoseconds: Double(series.intervalNanoseconds)))"
+            text += series.maxRSSBytes > 0 ? ", max RSS \(Format.bytes(Double(series.maxRSSBytes)))" : ", RSS unknown"
+            fields.append(("series", text + "; heapsnap timeline draws it"))
+        }
+        return fields
+    }
+
+    /// What `heapsnap run` prints about the at-exit snapshot `file`: its peak and its totals.
+    public func renderExitSummary(_ m: MemorySummary, file: String, estimated: Bool) -> [String] {
+        func pm(_ e: Estimate) -> String { estimated ? " ±" + Format.bytes(Confidence.z * e.standardDeviation) : "" }
+        var lines: [String] = []
+        if let peak = m.peak {
+            lines.append("peak: \(Format.bytes(peak.inuseBytes.value))\(pm(peak.inuseBytes)) in use, \(Format.duration(nanoseconds: m.elapsed(peak.timeNanoseconds))) after start "
+                + "(heapsnap top \(file)@peak)")
+        }
+        lines.append("at exit: \(Format.bytes(m.inuseBytes.value))\(pm(m.inuseBytes)) in use, \(Format.bytes(m.allocBytes.value))\(pm(m.allocBytes)) allocated since start "
+            + "(\(Format.duration(nanoseconds: m.elapsed(m.timeNanoseconds))))")
+        return lines
+    }
 
     public func render(_ info: InfoReport) -> String {
         let h = info.source.header
@@ -258,6 +303,7 @@ public struct TableRenderer: Renderer, Sendable {
         func pm(_ e: Estimate) -> String { estimated ? " ±" + Format.bytes(Confidence.z * e.standardDeviation) : "" }
         fields.append(("in use", "\(Format.bytes(t.inuseBytes.value))\(pm(t.inuseBytes)) in \(Format.count(t.inuseObjects.value)) allocations (\(t.inuseSamples) samples)"))
         fields.append(("allocated", "\(Format.bytes(t.allocBytes.value))\(pm(t.allocBytes)) in \(Format.count(t.allocObjects.value)) allocations (\(t.allocSamples) samples)"))
+        fields += Self.memoryFields(info.memory, estimated: estimated)
         let keyWidth = fields.map(\.0.count).max() ?? 0
         for (key, value) in fields { out += paint(Format.pad(key, keyWidth, right: false), "1") + "  " + value + "\n" }
 

@@ -35,6 +35,25 @@ import Testing
         return InfoReport(snapshot: snapshot, file: "/tmp/heapsnap.4242.3.heapsnap", locator: TrustingLocator(missing: [Fixture.libPath]))
     }
 
+    static var peakInfo: InfoReport {
+        InfoReport(snapshot: TimelineFixture.snapshot(2), file: TimelineFixture.files[2], locator: TrustingLocator())
+    }
+
+    /// `top FILE@peak`, as the pipeline builds it.
+    static var peakTop: Report {
+        var profile = TimelineFixture.profile(try! TimelineFixture.snapshot(2).at(.peak, file: TimelineFixture.files[2]), TimelineFixture.files[2])
+        profile.source.peakNanoseconds = TimelineFixture.peakTime
+        return Aggregator(options: AggregationOptions()).aggregate(profile)
+    }
+
+    /// `diff FILE@peak FILE`: what was alive at the peak and is gone now.
+    static var peakDiff: Report {
+        let file = TimelineFixture.files[2], snapshot = TimelineFixture.snapshot(2)
+        var old = TimelineFixture.profile(try! snapshot.at(.peak, file: file), file)
+        old.source.peakNanoseconds = TimelineFixture.peakTime
+        return Aggregator(options: AggregationOptions()).aggregate(TimelineFixture.profile(snapshot, file).subtracting(old))
+    }
+
     static let wide = TableRenderer(options: RenderOptions(width: 120))
 
     static func render(_ name: String) -> String {
@@ -54,6 +73,10 @@ import Testing
         case "info.txt": wide.render(info)
         case "info.json": JSONRenderer().render(info)
         case "info.csv": CSVRenderer().render(info)
+        case "info-peak.txt": wide.render(peakInfo)
+        case "info-peak.json": JSONRenderer().render(peakInfo)
+        case "top-peak.txt": wide.render(peakTop)
+        case "diff-peak.txt": wide.render(peakDiff)
         default: "unknown golden \(name)"
         }
     }
@@ -61,7 +84,7 @@ import Testing
     @Test(arguments: [
         "top-line.txt", "top-line-narrow.txt", "top-function-cumulative.txt", "top-traceback.txt", "top-line.json",
         "top-traceback.json", "top-line.csv", "top-traceback.csv", "diff-line.txt", "diff-line-color.txt", "diff-line.json",
-        "diff-line.csv", "info.txt", "info.json", "info.csv",
+        "diff-line.csv", "info.txt", "info.json", "info.csv", "info-peak.txt", "info-peak.json", "top-peak.txt", "diff-peak.txt",
     ])
     func golden(name: String) throws {
         try Self.check(name, Self.render(name))

@@ -114,3 +114,57 @@ enum Fixture {
         AllocatorFrames().trim(profile(snapshot, file: file))
     }
 }
+
+/// Snapshots with a peak and a series: three periodic snapshots of process
+/// 4242 at 2, 4 and 6 s after sampling started, with points every 0.5 s and
+/// a peak of 8,500,000 bytes at 3.5 s (6,000,000 at Cache::insert,
+/// 2,000,000 at parser.c:17, 500,000 at parser.c:30).
+enum TimelineFixture {
+    static let second: UInt64 = 1_000_000_000
+    static var start: UInt64 { Fixture.header.startNanoseconds }
+    /// In use at 0, 0.5, … 6 s (the peak, 8.5 MB, at 3.5 s).
+    static let inuse: [Double] = [0, 1_000_000, 2_000_000, 3_500_000, 5_000_000, 6_500_000, 7_500_000, 8_500_000,
+                                  7_000_000, 5_500_000, 4_000_000, 3_500_000, 3_000_000]
+    static let peakBytes = 8_500_000.0
+    static var peakTime: UInt64 { start + 3 * second + second / 2 }
+    static let files = ["/tmp/heapsnap.4242.0.heapsnap", "/tmp/heapsnap.4242.1.heapsnap", "/tmp/heapsnap.4242.2.heapsnap"]
+
+    static func point(_ i: Int) -> SeriesPoint {
+        SeriesPoint(timeNanoseconds: start + UInt64(i) * second / 2, inuseBytes: Estimate(value: inuse[i], variance: 1e10 + inuse[i] * 2e4),
+                    allocBytes: Double(i) * 1_500_000, rssBytes: UInt64(6 << 20) + UInt64(inuse[i] * 1.1) + UInt64(i) * 200_000)
+    }
+
+    static var peak: Peak {
+        let g = Fixture.group
+        return Peak(timeNanoseconds: peakTime, inuseBytes: Estimate(value: peakBytes, variance: 9e10), records: [
+            StackRecord(stack: 0, inuse: g(60, 6_000_000, 1500, 6e10, 3000), alloc: g(70, 7_000_000, 2000, 7e10, 4000)),
+            StackRecord(stack: 1, inuse: g(20, 2_000_000, 400, 2e10, 500), alloc: g(30, 2_500_000, 500, 2.5e10, 600)),
+            StackRecord(stack: 2, inuse: g(5, 500_000, 100, 1e10, 100), alloc: g(5, 500_000, 100, 1e10, 100)),
+        ])
+    }
+
+    /// Snapshot `n` (0, 1, 2) at 2, 4, 6 s: in use 5,000,000, 7,000,000 and 3,000,000 bytes (as the series says then),
+    /// the fixture's four stacks scaled; the last two carry the peak.
+    static func snapshot(_ n: Int) -> Snapshot {
+        var s = Fixture.snapshot(scale: [5.0 / 6, 7.0 / 6, 0.5][n])
+        s.header.seq = UInt32(n)
+        s.header.flags = n == 2 ? [.periodic, .final] : [.periodic]
+        s.header.timeNanoseconds = start + UInt64(2 * (n + 1)) * second
+        s.header.formatMinor = 2
+        let last = 4 * (n + 1)
+        s.series = Series(intervalNanoseconds: second / 2, points: (0...last).map(point))
+        if n >= 1 { s.peak = peak }
+        return s
+    }
+
+    static var inputs: [(path: String, snapshot: Snapshot)] { (0..<3).map { (files[$0], snapshot($0)) } }
+
+    /// Symbolized and trimmed as the CLI does (allocator and runtime frames): sites are the program's lines.
+    static func profile(_ snapshot: Snapshot, _ file: String) -> Profile {
+        RuntimeFrames().trim(Fixture.trimmedProfile(snapshot, file: file))
+    }
+
+    static func timeline(top: Int = 3) throws -> Timeline {
+        try TimelineBuilder(options: TimelineOptions(top: top)).build(inputs, profile: profile)
+    }
+}

@@ -62,10 +62,17 @@ public struct FlameGraphBuilder: Sendable {
             options.formatValue = { @Sendable in Format.count($0) }
             options.formatCompanion = { @Sendable in Format.bytes($0) }
         }
-        options.title = (profile.isDiff ? "Memory growth: " : "Memory: ") + metric.rawValue.split(separator: "-").joined(separator: " ")
+        let atPeak = profile.source.peakNanoseconds != nil && !profile.isDiff
+        options.title = (profile.isDiff ? "Memory growth: " : atPeak ? "Memory at the peak: " : "Memory: ") + metric.rawValue.split(separator: "-").joined(separator: " ")
             + (inverted ? " by allocation site" : "")
         options.subtitle = subtitle(profile, tree: tree)
         return options
+    }
+
+    /// "peak at TIME" or the snapshot's time.
+    private func moment(_ source: ProfileSource) -> String {
+        if let peak = source.peakNanoseconds { return "peak at " + Format.time(nanoseconds: peak) }
+        return Format.time(nanoseconds: source.header.timeNanoseconds)
     }
 
     /// "program [pid] on host · time · total ± interval · sampling", or for a diff "old → new (change ± interval)".
@@ -73,7 +80,12 @@ public struct FlameGraphBuilder: Sendable {
         let h = profile.source.header
         let program = baseName(h.executable.isEmpty ? "?" : h.executable)
         let format: (Double) -> String = metric.isBytes ? { Format.bytes($0) } : { Format.count($0) }
-        var parts = ["\(program) [\(h.pid)] on \(h.hostname)", Format.time(nanoseconds: h.timeNanoseconds)]
+        var parts = ["\(program) [\(h.pid)] on \(h.hostname)"]
+        if let base = profile.base, base.peakNanoseconds != nil || profile.source.peakNanoseconds != nil {
+            parts.append("\(moment(base)) → \(moment(profile.source))")
+        } else {
+            parts.append(moment(profile.source))
+        }
         if profile.isDiff {
             let change = tree.root.change
             parts.append("\(format(tree.root.baseline.value)) → \(format(tree.root.value.value)) "
