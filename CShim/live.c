@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "live.h"
+#include "stacks.h"
 #include "mem.h"
 
 #include <pthread.h>
@@ -30,6 +31,8 @@ struct hs_live_stripe {
     pthread_mutex_t lock;
     struct entry *slots;    /* protected by lock */
     size_t cap, count;      /* protected by lock */
+    double inuse_var;       /* protected by lock: sum of live entries' bytes_var */
+    double alloc_bytes;     /* protected by lock: sum of recorded samples' bytes */
 } __attribute__((aligned(64)));
 
 uint64_t hs_filter_bits[(1u << HS_FILTER_BITS) / 64] __attribute__((aligned(4096)));
@@ -98,10 +101,12 @@ bool hs_live_reserve(struct hs_live_stripe *st)
     return true;
 }
 
-void hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32_t stack)
+int64_t hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32_t stack,
+                    const struct hs_weights *w, bool fresh)
 {
     uint64_t h = hs_addr_hash(p);
     size_t j = pos(h, st->cap);
+    int64_t units = hs_inuse_units(w->bytes);
     while (st->slots[j].addr && st->slots[j].addr != (uintptr_t)p)
         j = (j + 1) & (st->cap - 1);
     if (!st->slots[j].addr) {
@@ -109,11 +114,20 @@ void hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32
          * simply replaced; only a new entry bumps the filter. */
         st->count++;
         filter_add(hs_filter_index(h));
+    } else {
+        struct hs_weights old;
+        hs_weights(st->slots[j].size, &old);
+        st->inuse_var -= old.bytes_var;
+        units -= hs_inuse_units(old.bytes);
     }
     st->slots[j] = (struct entry){ (uintptr_t)p, size, stack, 0 };
+    st->inuse_var += w->bytes_var;
+    if (fresh)
+        st->alloc_bytes += w->bytes;
+    return units;
 }
 
-bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack)
+bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack, int64_t *units)
 {
     uint64_t h = hs_addr_hash(p);
     struct hs_live_stripe *st = stripe_of(h);
@@ -129,6 +143,10 @@ bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack)
     found = true;
     *size = st->slots[j].size;
     *stack = st->slots[j].stack;
+    struct hs_weights w;
+    hs_weights(*size, &w);
+    *units = hs_inuse_units(w.bytes);
+    st->inuse_var -= w.bytes_var;
     /* Backward-shift deletion: pull later entries of the cluster into the
      * hole when their home position allows it. */
     size_t hole = j, k = j;
@@ -162,6 +180,20 @@ void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void 
     }
 }
 
+void hs_live_sums(double *inuse_var, double *alloc_bytes)
+{
+    double var = 0, alloc = 0;
+    for (int i = 0; i < HS_LIVE_STRIPES; i++) {
+        struct hs_live_stripe *st = &stripes[i];
+        pthread_mutex_lock(&st->lock);
+        var += st->inuse_var;
+        alloc += st->alloc_bytes;
+        pthread_mutex_unlock(&st->lock);
+    }
+    *inuse_var = var > 0 ? var : 0;     /* floating sums may end a hair below 0 */
+    *alloc_bytes = alloc;
+}
+
 uint64_t hs_live_count(void)
 {
     uint64_t n = 0;
@@ -178,6 +210,7 @@ void hs_live_release(void)
         hs_unmap(st->slots, st->cap * sizeof *st->slots, true);
         st->slots = NULL;
         st->cap = st->count = 0;
+        st->inuse_var = st->alloc_bytes = 0;
     }
     /* Gives the touched pages back and reads as zeros from now on. */
     madvise(hs_filter_bits, sizeof hs_filter_bits, MADV_DONTNEED);

@@ -12,9 +12,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-/* Weights of one sampled allocation (FORMAT.md SMPL); sampler.c's
- * hs_weights() computes them from the block's size. Here, below the sampler,
- * because a stack's alloc group adds them up. */
+/* Weights of one sampled allocation (FORMAT.md SMPL); hs_weights() computes
+ * them from the block's size. */
 struct hs_weights { double bytes, objects, bytes_var, objects_var; };
 
 /* FORMAT.md "group": sampled allocations and their estimates. */
@@ -22,6 +21,12 @@ struct hs_group {
     uint64_t samples;
     double bytes, objects, bytes_var, objects_var;
 };
+
+/* Weights of one sampled allocation of `size` bytes at hs_opt.rate:
+ * s/p, 1/p and their variance terms, p = 1 - exp(-s/R); exact mode s, 1, 0.
+ * Here, below the sampler, because the live table subtracts a freed block's
+ * weights from its stripe's sums. Context: any. */
+void hs_weights(uint64_t size, struct hs_weights *w);
 
 static inline void hs_group_add(struct hs_group *g, const struct hs_weights *w)
 {

@@ -1,0 +1,29 @@
+// cxx_globals.cpp - a C++ program that keeps ~20 MiB in global containers
+// until it exits; their static destructors free it all during exit(). The
+// AT_EXIT snapshot must be taken before them (ShimTests, "Timeline").
+// site strings: 16 strings of 1 MiB in a global vector; site map: 4,096
+// entries of 1 KiB in a global map.
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#define SITE __attribute__((noinline, used, section("hs_sites"), aligned(4096)))
+
+static std::vector<std::string> strings;
+static std::map<int, std::vector<char>> table;
+
+SITE void site_strings(int i) { strings.emplace_back(std::string(1 << 20, char('a' + i))); }
+SITE void site_map(int i) { table.emplace(i, std::vector<char>(1024, char(i))); }
+
+int main()
+{
+    std::printf("site strings %p\nsite map %p\n", (void *)site_strings, (void *)site_map);
+    std::fflush(stdout);
+    strings.reserve(16);
+    for (int i = 0; i < 16; i++)
+        site_strings(i);
+    for (int i = 0; i < 4096; i++)
+        site_map(i);
+    return 0;
+}
