@@ -13,8 +13,9 @@
  * whose total is higher, so it only ever holds the highest state seen.
  * The trigger's margin keeps copies rare (one per 5% of growth); between
  * triggers, each series point that finds the estimate above the last copy
- * takes a copy too (at most one per point, 10 a second), so the table is
- * never more than one point behind the real high-water mark.
+ * is followed by a copy (at most one per point, 10 a second), so the table
+ * is never more than one point behind the real high-water mark, and not
+ * below any point while memory grows.
  *
  * The copy is a fuzzy view like a snapshot taken while sampling continues
  * (DESIGN.md): blocks freed and allocated in different stripes during the
@@ -188,13 +189,14 @@ static void take_point(struct hs_point *pt)
     pt->rss_bytes = hs_timeline_rss();
 }
 
-/* Appends a point, thinning a full ring first. */
-static void add_point(void)
+/* Appends a point, thinning a full ring first; returns the in-use units
+ * it found. */
+static int64_t add_point(void)
 {
     if (!ser.p) {
         ser.p = hs_map(HS_SERIES_CAP * sizeof *ser.p, true);
-        if (!ser.p)
-            return;                 /* over budget: snapshots carry their own point only */
+        if (!ser.p)                 /* over budget: snapshots carry their own point only */
+            return __atomic_load_n(&hs_inuse_total, __ATOMIC_RELAXED);
     }
     if (ser.n == HS_SERIES_CAP) {
         for (uint32_t i = 0; i < HS_SERIES_CAP / 2; i++)
@@ -202,7 +204,9 @@ static void add_point(void)
         ser.n = HS_SERIES_CAP / 2;
         ser.interval_ns *= 2;
     }
-    take_point(&ser.p[ser.n++]);
+    struct hs_point *pt = &ser.p[ser.n++];
+    take_point(pt);
+    return (int64_t)pt->inuse_bytes;
 }
 
 const struct hs_point *hs_timeline_points(uint32_t *count, uint64_t *interval_ns)
@@ -224,17 +228,16 @@ void hs_timeline_start(void)
 
 void hs_timeline_tick(int *timeout_ms)
 {
-    bool copied = false;
-    if (hs_peak_wanted()) {
+    if (hs_peak_wanted())
         take_peak();
-        copied = true;
-    }
     uint64_t now = now_ns(CLOCK_MONOTONIC);
     if (now >= ser.next_ns) {
-        /* Growth below the trigger's margin since the last copy. */
-        if (!copied && __atomic_load_n(&hs_inuse_total, __ATOMIC_RELAXED) > peak.units)
+        /* Growth below the trigger's margin since the last copy: copied
+         * after the point, so that while memory grows the peak table is
+         * never below the series. */
+        int64_t at_point = add_point();
+        if (at_point > peak.units)
             take_peak();
-        add_point();
         ser.next_ns += ser.interval_ns;
         if (ser.next_ns <= now)
             ser.next_ns = now + ser.interval_ns;
