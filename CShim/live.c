@@ -15,6 +15,7 @@
 #include "live.h"
 #include "stacks.h"
 #include "mem.h"
+#include "options.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -102,11 +103,10 @@ bool hs_live_reserve(struct hs_live_stripe *st)
 }
 
 int64_t hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32_t stack,
-                    const struct hs_weights *w, bool fresh)
+                    const struct hs_weights *w, bool fresh, uint64_t *stale)
 {
     uint64_t h = hs_addr_hash(p);
     size_t j = pos(h, st->cap);
-    int64_t units = hs_inuse_units(w->bytes);
     while (st->slots[j].addr && st->slots[j].addr != (uintptr_t)p)
         j = (j + 1) & (st->cap - 1);
     if (!st->slots[j].addr) {
@@ -115,16 +115,23 @@ int64_t hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uin
         st->count++;
         filter_add(hs_filter_index(h));
     } else {
-        struct hs_weights old;
-        hs_weights(st->slots[j].size, &old);
-        st->inuse_var -= old.bytes_var;
-        units -= hs_inuse_units(old.bytes);
+        *stale = st->slots[j].size;
     }
     st->slots[j] = (struct entry){ (uintptr_t)p, size, stack, 0 };
-    st->inuse_var += w->bytes_var;
     if (fresh)
         st->alloc_bytes += w->bytes;
-    return units;
+    if (hs_opt.rate <= 1)
+        return (int64_t)size;       /* exact mode: weight s, variance 0 */
+    st->inuse_var += w->bytes_var;
+    return hs_inuse_units(w->bytes);
+}
+
+int64_t hs_live_forget(struct hs_live_stripe *st, uint64_t size)
+{
+    struct hs_weights w;
+    hs_weights(size, &w);
+    st->inuse_var -= w.bytes_var;
+    return hs_block_units(size, &w);
 }
 
 bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack, int64_t *units)
@@ -143,10 +150,14 @@ bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack, int64_t *units
     found = true;
     *size = st->slots[j].size;
     *stack = st->slots[j].stack;
-    struct hs_weights w;
-    hs_weights(*size, &w);
-    *units = hs_inuse_units(w.bytes);
-    st->inuse_var -= w.bytes_var;
+    if (hs_opt.rate <= 1) {
+        *units = (int64_t)*size;    /* exact mode: weight s, variance 0 */
+    } else {
+        struct hs_weights w;
+        hs_weights(*size, &w);
+        *units = hs_inuse_units(w.bytes);
+        st->inuse_var -= w.bytes_var;
+    }
     /* Backward-shift deletion: pull later entries of the cluster into the
      * hole when their home position allows it. */
     size_t hole = j, k = j;
@@ -172,6 +183,8 @@ void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void 
 {
     for (int i = 0; i < HS_LIVE_STRIPES; i++) {
         struct hs_live_stripe *st = &stripes[i];
+        if (!__atomic_load_n(&st->count, __ATOMIC_RELAXED))
+            continue;               /* empty: nothing to lock for (a racing insert is as if after the walk) */
         pthread_mutex_lock(&st->lock);
         for (size_t j = 0; j < st->cap; j++)
             if (st->slots[j].addr)

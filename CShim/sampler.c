@@ -148,8 +148,12 @@ static __attribute__((noinline)) void record(void *p, size_t n)
     int64_t units = 0;
     if (hs_live_reserve(st))
         id = hs_stack_record(frames, depth, truncated, &w);
-    if (id != HS_NO_STACK)
-        units = hs_live_put(st, p, n, id, &w, true);
+    if (id != HS_NO_STACK) {
+        uint64_t stale = HS_NO_STALE;
+        units = hs_live_put(st, p, n, id, &w, true, &stale);
+        if (__builtin_expect(stale != HS_NO_STALE, 0))
+            units -= hs_live_forget(st, stale);
+    }
     hs_live_unlock(st);
     if (id == HS_NO_STACK) {
         __atomic_add_fetch(&hs_count.dropped, 1, __ATOMIC_RELAXED);
@@ -220,8 +224,12 @@ void hs_realloc_restore(void *old, uint64_t size, uint32_t stack)
     hs_weights(size, &w);
     int64_t units = 0;
     struct hs_live_stripe *st = hs_live_lock(old);
-    if (hs_live_reserve(st))
-        units = hs_live_put(st, old, size, stack, &w, false);
+    if (hs_live_reserve(st)) {
+        uint64_t stale = HS_NO_STALE;
+        units = hs_live_put(st, old, size, stack, &w, false, &stale);
+        if (stale != HS_NO_STALE)
+            units -= hs_live_forget(st, stale);
+    }
     hs_live_unlock(st);
     __atomic_add_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
     hs_leave();

@@ -28,7 +28,6 @@
 #include "python.h"
 
 #include <link.h>
-#include <math.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <string.h>
@@ -101,28 +100,6 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated)
     got = hs_py_merge(frames, got, max, &cut);     /* Python frames, when the thread runs Python */
     *truncated = cut;
     return got;
-}
-
-/* The weights of one sampled allocation (CShim/DESIGN.md, "Sampling math"). */
-void hs_weights(uint64_t size, struct hs_weights *w)
-{
-    if (hs_opt.rate <= 1) {
-        w->bytes = (double)size;
-        w->objects = 1;
-        w->bytes_var = w->objects_var = 0;
-        return;
-    }
-    double s = (double)size;
-    double p = -expm1(-s / (double)hs_opt.rate);    /* 1 - e^(-s/R), accurate for small s */
-    if (!(p > 0)) {
-        /* Only size 0 gets here, and it is never sampled (countdown >= 1). */
-        w->bytes = w->objects = w->bytes_var = w->objects_var = 0;
-        return;
-    }
-    w->bytes = s / p;
-    w->objects = 1 / p;
-    w->bytes_var = w->bytes * w->bytes * (1 - p);
-    w->objects_var = w->objects * w->objects * (1 - p);
 }
 
 static uint64_t hash_frames(const uintptr_t *f, uint32_t depth, bool truncated)
