@@ -10,6 +10,12 @@
  * (equal until a counter saturates at 255, after which it stays 255 until
  * hs_live_release), and bit i of hs_filter_bits is set iff filter_count[i]
  * is nonzero. Therefore a zero bit proves "not sampled".
+ *
+ * Each stripe also sums, under its lock, the variance of its live entries'
+ * in-use weights and the byte weights of every sample put since start (the
+ * series' variance and allocated bytes, timeline.c); the in-use bytes
+ * themselves are the sampler's one running total, from the units that put
+ * and take return.
  */
 #define _GNU_SOURCE
 #include "live.h"

@@ -17,6 +17,12 @@
  * fork locks safe. The counter is split into cache-line slots chosen by the
  * thread's TLS address, so that threads sampling at once (every allocation,
  * in exact mode) do not pass one line back and forth.
+ *
+ * Memory over time costs the sampled paths only: a recorded sample adds its
+ * in-use units to hs_inuse_total (a tracked free subtracts them) and
+ * compares the sum with the peak trigger; crossing it wakes the writer,
+ * which copies the peak (timeline.c). Nothing changes for an allocation
+ * that is not sampled or a free that is not tracked.
  */
 #define _GNU_SOURCE
 #include "sampler.h"
