@@ -38,12 +38,22 @@ struct hs_live_stripe {
     pthread_mutex_t lock;
     struct entry *slots;    /* protected by lock */
     size_t cap, count;      /* protected by lock */
-    double inuse_var;       /* protected by lock: sum of live entries' bytes_var */
-    double alloc_bytes;     /* protected by lock: sum of recorded samples' bytes */
+    double inuse_var;       /* written under lock (relaxed atomic stores): sum of live entries' bytes_var */
+    double alloc_bytes;     /* written under lock (relaxed atomic stores): sum of recorded samples' bytes */
 } __attribute__((aligned(64)));
 
 uint64_t hs_filter_bits[(1u << HS_FILTER_BITS) / 64] __attribute__((aligned(4096)));
 static uint8_t filter_count[1u << HS_FILTER_BITS] __attribute__((aligned(4096)));   /* under stripe locks */
+
+/* Adds to one of a stripe's sums: written under the stripe lock, read
+ * without it by hs_live_sums (relaxed: a plain load and store). */
+static void sum_add(double *sum, double v)
+{
+    double x;
+    __atomic_load(sum, &x, __ATOMIC_RELAXED);
+    x += v;
+    __atomic_store(sum, &x, __ATOMIC_RELAXED);
+}
 
 /* Counts one more entry hashing to i. Context: i's stripe lock held. */
 static void filter_add(uint32_t i)
@@ -125,10 +135,10 @@ int64_t hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uin
     }
     st->slots[j] = (struct entry){ (uintptr_t)p, size, stack, 0 };
     if (fresh)
-        st->alloc_bytes += w->bytes;
+        sum_add(&st->alloc_bytes, w->bytes);
     if (hs_opt.rate <= 1)
         return (int64_t)size;       /* exact mode: weight s, variance 0 */
-    st->inuse_var += w->bytes_var;
+    sum_add(&st->inuse_var, w->bytes_var);
     return hs_inuse_units(w->bytes);
 }
 
@@ -136,7 +146,7 @@ int64_t hs_live_forget(struct hs_live_stripe *st, uint64_t size)
 {
     struct hs_weights w;
     hs_weights(size, &w);
-    st->inuse_var -= w.bytes_var;
+    sum_add(&st->inuse_var, -w.bytes_var);
     return hs_block_units(size, &w);
 }
 
@@ -162,7 +172,7 @@ bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack, int64_t *units
         struct hs_weights w;
         hs_weights(*size, &w);
         *units = hs_inuse_units(w.bytes);
-        st->inuse_var -= w.bytes_var;
+        sum_add(&st->inuse_var, -w.bytes_var);
     }
     /* Backward-shift deletion: pull later entries of the cluster into the
      * hole when their home position allows it. */
@@ -203,11 +213,11 @@ void hs_live_sums(double *inuse_var, double *alloc_bytes)
 {
     double var = 0, alloc = 0;
     for (int i = 0; i < HS_LIVE_STRIPES; i++) {
-        struct hs_live_stripe *st = &stripes[i];
-        pthread_mutex_lock(&st->lock);
-        var += st->inuse_var;
-        alloc += st->alloc_bytes;
-        pthread_mutex_unlock(&st->lock);
+        double v, a;
+        __atomic_load(&stripes[i].inuse_var, &v, __ATOMIC_RELAXED);
+        __atomic_load(&stripes[i].alloc_bytes, &a, __ATOMIC_RELAXED);
+        var += v;
+        alloc += a;
     }
     *inuse_var = var > 0 ? var : 0;     /* floating sums may end a hair below 0 */
     *alloc_bytes = alloc;

@@ -88,7 +88,7 @@ void hs_live_unlock(struct hs_live_stripe *st);
  * variance leaves the stripe's sum). Context: inside free/realloc. */
 bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack, int64_t *units);
 
-/* Sums over the stripes, each read under its lock: the variance of the
+/* Sums over the stripes, read without their locks: the variance of the
  * in-use estimate (sum of the live blocks' bytes_var) and the estimated
  * bytes allocated since start (sum of the recorded samples' byte weights).
  * Context: writer. */
