@@ -17,6 +17,8 @@
  *   function in csu/libc-start.c); our definition is unversioned, which the
  *   dynamic linker binds to references of either version, and we pass on
  *   to the default version found with dlsym(RTLD_NEXT).
+ * - exit: the same snapshot when the program calls exit(), before the
+ *   handlers it registered during main.
  */
 #define _GNU_SOURCE
 #include "writer.h"
@@ -50,6 +52,23 @@ HS_EXPORT int __libc_start_main(hs_main_fn main, int argc, char **argv, void *in
     if (!next)
         abort();                    /* no libc to start the program with */
     return hs_start_main(next, main, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+/* exit(3) called by the program (through the PLT, from main or any
+ * thread or library): the AT_EXIT snapshot first, before even the atexit
+ * handlers the program registered during main, which exit runs before the
+ * one registered as main began (lifecycle.c, hs_exit_called). A return
+ * from main is covered by the wrapper; glibc's internal calls are not
+ * interposed and need not be. */
+HS_EXPORT void exit(int status)
+{
+    static void (*next)(int);
+    if (!__atomic_load_n(&next, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&next, (void (*)(int))dlsym(RTLD_NEXT, "exit"), __ATOMIC_RELEASE);
+    hs_exit_called();
+    if (next)
+        next(status);               /* does not return */
+    _exit(status);                  /* no libc exit found: cannot happen with glibc */
 }
 
 /* The next definition is found on first use; these calls are rare. */

@@ -21,9 +21,10 @@
  * through main_wrapper, which registers at_exit with atexit(3) as main
  * begins (C++ static destructors and handlers registered before main were
  * registered earlier, so run later: exit runs handlers last in, first out)
- * and calls it itself when main returns (before handlers registered during
- * main). The library destructor stays as the fallback (a process started
- * without __libc_start_main passing through us).
+ * and calls it itself when main returns, and the interposed exit() calls it
+ * first (both before handlers registered during main). The library
+ * destructor stays as the fallback (a process started without
+ * __libc_start_main passing through us).
  *
  * Credentials: the writer thread leaves before a setuid()-family call and a
  * new one starts after it (see hs_setxid_begin).
@@ -194,6 +195,12 @@ int hs_start_main(hs_start_main_fn next, hs_main_fn main, int argc, char **argv,
         main = main_wrapper;
     }
     return next(main, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+void hs_exit_called(void)
+{
+    if (__atomic_load_n(&host_main, __ATOMIC_RELAXED))     /* main wrapped: HEAPSNAP_AT_EXIT */
+        at_exit();
 }
 
 __attribute__((destructor(101))) static void hs_fini(void)

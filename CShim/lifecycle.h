@@ -35,4 +35,9 @@ typedef int (*hs_start_main_fn)(hs_main_fn main, int argc, char **argv, void *in
 int hs_start_main(hs_start_main_fn next, hs_main_fn main, int argc, char **argv,
                   void *init, void *fini, void *rtld_fini, void *stack_end);
 
+/* The program calls exit() (interpose.c): with main wrapped, the AT_EXIT
+ * snapshot now, before any atexit handler runs. Context: the exiting
+ * thread, possibly a signal handler (see at_exit in lifecycle.c). */
+void hs_exit_called(void);
+
 #endif
