@@ -10,6 +10,15 @@
  * - setuid & co.: the writer thread must step out of glibc's all-threads
  *   setxid (lifecycle.c, hs_setxid_begin). glibc's internal calls (e.g.
  *   initgroups) do not pass through the PLT and are not covered.
+ * - __libc_start_main: the AT_EXIT snapshot must come before the program's
+ *   static destructors and atexit handlers (lifecycle.c, hs_start_main).
+ *   glibc 2.34 gave it a new version (__libc_start_main@@GLIBC_2.34, the
+ *   old __libc_start_main@GLIBC_2.2.5 kept for older binaries, both the same
+ *   function in csu/libc-start.c); our definition is unversioned, which the
+ *   dynamic linker binds to references of either version, and we pass on
+ *   to the default version found with dlsym(RTLD_NEXT).
+ * - exit: the same snapshot when the program calls exit(), before the
+ *   handlers it registered during main.
  */
 #define _GNU_SOURCE
 #include "writer.h"
@@ -19,6 +28,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #define HS_EXPORT __attribute__((visibility("default")))
@@ -31,6 +41,34 @@ HS_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 HS_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
     return hs_signal(sig, handler);
+}
+
+/* Called once, by the executable's _start, after every constructor (ours
+ * included, so dlsym's allocations are served normally). */
+HS_EXPORT int __libc_start_main(hs_main_fn main, int argc, char **argv, void *init, void *fini,
+                                void *rtld_fini, void *stack_end)
+{
+    hs_start_main_fn next = (hs_start_main_fn)dlsym(RTLD_NEXT, "__libc_start_main");
+    if (!next)
+        abort();                    /* no libc to start the program with */
+    return hs_start_main(next, main, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+/* exit(3) called by the program (through the PLT, from main or any
+ * thread or library): the AT_EXIT snapshot first, before even the atexit
+ * handlers the program registered during main, which exit runs before the
+ * one registered as main began (lifecycle.c, hs_exit_called). A return
+ * from main is covered by the wrapper; glibc's internal calls are not
+ * interposed and need not be. */
+HS_EXPORT void exit(int status)
+{
+    static void (*next)(int);
+    if (!__atomic_load_n(&next, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&next, (void (*)(int))dlsym(RTLD_NEXT, "exit"), __ATOMIC_RELEASE);
+    hs_exit_called();
+    if (next)
+        next(status);               /* does not return */
+    _exit(status);                  /* no libc exit found: cannot happen with glibc */
 }
 
 /* The next definition is found on first use; these calls are rare. */

@@ -15,8 +15,16 @@
  * and writer thread on its first allocation (hs_child_setup). Children made
  * without fork handlers (vfork, clone) exec or exit at once.
  *
- * Exit (destructor, after the program's own destructors): the AT_EXIT
- * snapshot, then sampling stays off for good.
+ * Exit: the AT_EXIT snapshot, then sampling stays off for good. It must
+ * show what the program held, so it is written before the program's own
+ * teardown: the interposed __libc_start_main (interpose.c) runs main
+ * through main_wrapper, which registers at_exit with atexit(3) as main
+ * begins (C++ static destructors and handlers registered before main were
+ * registered earlier, so run later: exit runs handlers last in, first out)
+ * and calls it itself when main returns, and the interposed exit() calls it
+ * first (both before handlers registered during main). The library
+ * destructor stays as the fallback (a process started without
+ * __libc_start_main passing through us).
  *
  * Credentials: the writer thread leaves before a setuid()-family call and a
  * new one starts after it (see hs_setxid_begin).
@@ -34,6 +42,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/auxv.h>
 
 /* ------------------------------------------------------------------ fork */
@@ -142,20 +151,59 @@ __attribute__((constructor(101))) static void hs_init(void)
     hs_guard_leave(guarded);
 }
 
-/* Normal exit (exit() or return from main): runs after the program's own
- * destructors. Writes the AT_EXIT snapshot, then stops sampling for good
- * (the guard stays set: nothing this thread allocates afterwards is sampled). */
-__attribute__((destructor(101))) static void hs_fini(void)
+/* Normal exit (exit() or return from main): writes the AT_EXIT snapshot,
+ * then stops sampling for good (the guard stays set: nothing this thread
+ * allocates afterwards is sampled). Runs up to three times, the first one
+ * writes: when main returns, from atexit, from the library destructor.
+ * Context: the exiting thread, no shim lock held (unless interrupted). */
+static void at_exit(void)
 {
     if (!hs_ctl_ready())
         return;
     if (hs_guard_held()) {
         /* exit() from a signal handler that interrupted this thread inside
          * the shim (it may hold a stripe lock and count as in flight):
-         * waiting for quiesce would wait for itself. Just stop. */
+         * waiting for quiesce would wait for itself. Just stop. (After
+         * at_exit ran on this thread, this is a no-op.) */
         hs_sampler_halt();
         return;
     }
     hs_guard_enter();
     hs_writer_at_exit();
+}
+
+static hs_main_fn host_main;        /* written once, before main runs */
+
+/* The program's main, run by __libc_start_main. Context: the main thread,
+ * after every constructor (the program's static objects exist). */
+static int main_wrapper(int argc, char **argv, char **envp)
+{
+    if (atexit(at_exit) != 0)
+        hs_say("cannot register the at-exit snapshot before the program's own; "
+               "it is written after the program's destructors", NULL, NULL, NULL);
+    int status = host_main(argc, argv, envp);
+    at_exit();
+    return status;
+}
+
+int hs_start_main(hs_start_main_fn next, hs_main_fn main, int argc, char **argv,
+                  void *init, void *fini, void *rtld_fini, void *stack_end)
+{
+    /* Only with HEAPSNAP_AT_EXIT: otherwise main is not touched. */
+    if (hs_ctl_ready() && hs_opt.at_exit && !host_main) {
+        host_main = main;
+        main = main_wrapper;
+    }
+    return next(main, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+void hs_exit_called(void)
+{
+    if (__atomic_load_n(&host_main, __ATOMIC_RELAXED))     /* main wrapped: HEAPSNAP_AT_EXIT */
+        at_exit();
+}
+
+__attribute__((destructor(101))) static void hs_fini(void)
+{
+    at_exit();
 }

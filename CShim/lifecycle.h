@@ -24,4 +24,20 @@ void hs_child_setup(void);
 bool hs_setxid_begin(void);
 void hs_setxid_end(bool stopped);
 
+/* Process start (interpose.c exports __libc_start_main): runs the
+ * program's main through a wrapper that puts the AT_EXIT snapshot before
+ * the program's own teardown (lifecycle.c, at_exit). `next` is the real
+ * __libc_start_main; the other arguments are passed on unchanged.
+ * Context: the main thread, before main, after every constructor. */
+typedef int (*hs_main_fn)(int, char **, char **);
+typedef int (*hs_start_main_fn)(hs_main_fn main, int argc, char **argv, void *init, void *fini,
+                                void *rtld_fini, void *stack_end);
+int hs_start_main(hs_start_main_fn next, hs_main_fn main, int argc, char **argv,
+                  void *init, void *fini, void *rtld_fini, void *stack_end);
+
+/* The program calls exit() (interpose.c): with main wrapped, the AT_EXIT
+ * snapshot now, before any atexit handler runs. Context: the exiting
+ * thread, possibly a signal handler (see at_exit in lifecycle.c). */
+void hs_exit_called(void);
+
 #endif

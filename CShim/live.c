@@ -10,10 +10,18 @@
  * (equal until a counter saturates at 255, after which it stays 255 until
  * hs_live_release), and bit i of hs_filter_bits is set iff filter_count[i]
  * is nonzero. Therefore a zero bit proves "not sampled".
+ *
+ * Each stripe also sums, under its lock, the variance of its live entries'
+ * in-use weights and the byte weights of every sample put since start (the
+ * series' variance and allocated bytes, timeline.c); the in-use bytes
+ * themselves are the sampler's one running total, from the units that put
+ * and take return.
  */
 #define _GNU_SOURCE
 #include "live.h"
+#include "stacks.h"
 #include "mem.h"
+#include "options.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -30,10 +38,22 @@ struct hs_live_stripe {
     pthread_mutex_t lock;
     struct entry *slots;    /* protected by lock */
     size_t cap, count;      /* protected by lock */
+    double inuse_var;       /* written under lock (relaxed atomic stores): sum of live entries' bytes_var */
+    double alloc_bytes;     /* written under lock (relaxed atomic stores): sum of recorded samples' bytes */
 } __attribute__((aligned(64)));
 
 uint64_t hs_filter_bits[(1u << HS_FILTER_BITS) / 64] __attribute__((aligned(4096)));
 static uint8_t filter_count[1u << HS_FILTER_BITS] __attribute__((aligned(4096)));   /* under stripe locks */
+
+/* Adds to one of a stripe's sums: written under the stripe lock, read
+ * without it by hs_live_sums (relaxed: a plain load and store). */
+static void sum_add(double *sum, double v)
+{
+    double x;
+    __atomic_load(sum, &x, __ATOMIC_RELAXED);
+    x += v;
+    __atomic_store(sum, &x, __ATOMIC_RELAXED);
+}
 
 /* Counts one more entry hashing to i. Context: i's stripe lock held. */
 static void filter_add(uint32_t i)
@@ -98,7 +118,8 @@ bool hs_live_reserve(struct hs_live_stripe *st)
     return true;
 }
 
-void hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32_t stack)
+int64_t hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32_t stack,
+                    const struct hs_weights *w, bool fresh, uint64_t *stale)
 {
     uint64_t h = hs_addr_hash(p);
     size_t j = pos(h, st->cap);
@@ -109,11 +130,27 @@ void hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32
          * simply replaced; only a new entry bumps the filter. */
         st->count++;
         filter_add(hs_filter_index(h));
+    } else {
+        *stale = st->slots[j].size;
     }
     st->slots[j] = (struct entry){ (uintptr_t)p, size, stack, 0 };
+    if (fresh)
+        sum_add(&st->alloc_bytes, w->bytes);
+    if (hs_opt.rate <= 1)
+        return (int64_t)size;       /* exact mode: weight s, variance 0 */
+    sum_add(&st->inuse_var, w->bytes_var);
+    return hs_inuse_units(w->bytes);
 }
 
-bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack)
+int64_t hs_live_forget(struct hs_live_stripe *st, uint64_t size)
+{
+    struct hs_weights w;
+    hs_weights(size, &w);
+    sum_add(&st->inuse_var, -w.bytes_var);
+    return hs_block_units(size, &w);
+}
+
+bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack, int64_t *units)
 {
     uint64_t h = hs_addr_hash(p);
     struct hs_live_stripe *st = stripe_of(h);
@@ -129,6 +166,14 @@ bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack)
     found = true;
     *size = st->slots[j].size;
     *stack = st->slots[j].stack;
+    if (hs_opt.rate <= 1) {
+        *units = (int64_t)*size;    /* exact mode: weight s, variance 0 */
+    } else {
+        struct hs_weights w;
+        hs_weights(*size, &w);
+        *units = hs_inuse_units(w.bytes);
+        sum_add(&st->inuse_var, -w.bytes_var);
+    }
     /* Backward-shift deletion: pull later entries of the cluster into the
      * hole when their home position allows it. */
     size_t hole = j, k = j;
@@ -154,12 +199,28 @@ void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void 
 {
     for (int i = 0; i < HS_LIVE_STRIPES; i++) {
         struct hs_live_stripe *st = &stripes[i];
+        if (!__atomic_load_n(&st->count, __ATOMIC_RELAXED))
+            continue;               /* empty: nothing to lock for (a racing insert is as if after the walk) */
         pthread_mutex_lock(&st->lock);
         for (size_t j = 0; j < st->cap; j++)
             if (st->slots[j].addr)
                 fn(ctx, st->slots[j].size, st->slots[j].stack);
         pthread_mutex_unlock(&st->lock);
     }
+}
+
+void hs_live_sums(double *inuse_var, double *alloc_bytes)
+{
+    double var = 0, alloc = 0;
+    for (int i = 0; i < HS_LIVE_STRIPES; i++) {
+        double v, a;
+        __atomic_load(&stripes[i].inuse_var, &v, __ATOMIC_RELAXED);
+        __atomic_load(&stripes[i].alloc_bytes, &a, __ATOMIC_RELAXED);
+        var += v;
+        alloc += a;
+    }
+    *inuse_var = var > 0 ? var : 0;     /* floating sums may end a hair below 0 */
+    *alloc_bytes = alloc;
 }
 
 uint64_t hs_live_count(void)
@@ -178,6 +239,7 @@ void hs_live_release(void)
         hs_unmap(st->slots, st->cap * sizeof *st->slots, true);
         st->slots = NULL;
         st->cap = st->count = 0;
+        st->inuse_var = st->alloc_bytes = 0;
     }
     /* Gives the touched pages back and reads as zeros from now on. */
     madvise(hs_filter_bits, sizeof hs_filter_bits, MADV_DONTNEED);

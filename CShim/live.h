@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#include "stacks.h"
+
 #define HS_FILTER_BITS 18
 #define HS_LIVE_STRIPES 64
 
@@ -48,16 +50,49 @@ static inline bool hs_live_maybe(const void *p)
 
 struct hs_live_stripe;
 
+/* In-use bytes of a block, as the integer the sampler's running total
+ * counts: its byte weight rounded (exact in exact mode), so adding and
+ * subtracting the same block always cancels. */
+static inline int64_t hs_inuse_units(double bytes_weight)
+{
+    return (int64_t)(bytes_weight + 0.5);
+}
+
+/* The same from a block's size and weights, without the conversions in
+ * exact mode (where every allocation and free comes here). */
+static inline int64_t hs_block_units(uint64_t size, const struct hs_weights *w)
+{
+    return hs_opt.rate <= 1 ? (int64_t)size : hs_inuse_units(w->bytes);
+}
+
 /* Insert protocol, used by the sampler: lock the address's stripe, make room
- * (false: budget full, nothing inserted), put, unlock.
- * Context: inside malloc; the stripe lock is taken before any stack lock. */
+ * (false: budget full, nothing inserted), put, unlock. hs_live_put adds the
+ * block's variance to the stripe's in-use sum and, for a new allocation
+ * (`fresh`, not a failed realloc's old block put back), its byte weight to
+ * the stripe's allocated sum; it returns the block's in-use units. When it
+ * replaced a stale record (a block whose free bypassed us), it sets *stale
+ * to that record's size: the caller then calls hs_live_forget (still under
+ * the lock), which takes its variance out and returns its units. (Kept out
+ * of hs_live_put so that it stays a leaf function: exact mode puts every
+ * allocation.) Context: inside malloc; the stripe lock is taken before any
+ * stack lock. */
 struct hs_live_stripe *hs_live_lock(const void *p);
 bool hs_live_reserve(struct hs_live_stripe *st);
-void hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32_t stack);
+int64_t hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32_t stack,
+                    const struct hs_weights *w, bool fresh, uint64_t *stale);
+int64_t hs_live_forget(struct hs_live_stripe *st, uint64_t size);
 void hs_live_unlock(struct hs_live_stripe *st);
+#define HS_NO_STALE UINT64_MAX
 
-/* Removes `p` if present, returning its record. Context: inside free/realloc. */
-bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack);
+/* Removes `p` if present, returning its record and its in-use units (its
+ * variance leaves the stripe's sum). Context: inside free/realloc. */
+bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack, int64_t *units);
+
+/* Sums over the stripes, read without their locks: the variance of the
+ * in-use estimate (sum of the live blocks' bytes_var) and the estimated
+ * bytes allocated since start (sum of the recorded samples' byte weights).
+ * Context: writer. */
+void hs_live_sums(double *inuse_var, double *alloc_bytes);
 
 /* Calls fn for every live record, one stripe at a time under its lock.
  * fn must not allocate or take shim locks. Context: writer. */

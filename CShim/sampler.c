@@ -17,6 +17,12 @@
  * fork locks safe. The counter is split into cache-line slots chosen by the
  * thread's TLS address, so that threads sampling at once (every allocation,
  * in exact mode) do not pass one line back and forth.
+ *
+ * Memory over time costs the sampled paths only: a recorded sample adds its
+ * in-use units to hs_inuse_total (a tracked free subtracts them) and
+ * compares the sum with the peak trigger; crossing it wakes the writer,
+ * which copies the peak (timeline.c). Nothing changes for an allocation
+ * that is not sampled or a free that is not tracked.
  */
 #define _GNU_SOURCE
 #include "sampler.h"
@@ -39,6 +45,9 @@ uint32_t hs_session;
 static struct { long n; } __attribute__((aligned(64))) hs_inflight[HS_INFLIGHT_SLOTS];   /* seq_cst */
 static int fork_was_active;     /* hs_active across fork prepare/parent (control lock held) */
 static void (*child_setup)(void);   /* registered once at load (lifecycle.c), read after */
+static void (*peak_wake)(void);     /* registered once at load (writer.c), read after */
+int64_t hs_inuse_total;             /* relaxed atomic adds on the sampled paths */
+int64_t hs_peak_next;               /* see sampler.h; CAS by samplers, stores by control */
 
 /* This thread's slot: a hash of its TLS block (a fixed address per thread). */
 static long *inflight_slot(void)
@@ -81,27 +90,6 @@ static int64_t draw_countdown(struct hs_thread *t)
     return (int64_t)x + 1;
 }
 
-void hs_weights(uint64_t size, struct hs_weights *w)
-{
-    if (hs_opt.rate <= 1) {
-        w->bytes = (double)size;
-        w->objects = 1;
-        w->bytes_var = w->objects_var = 0;
-        return;
-    }
-    double s = (double)size;
-    double p = -expm1(-s / (double)hs_opt.rate);    /* 1 - e^(-s/R), accurate for small s */
-    if (!(p > 0)) {
-        /* Only size 0 gets here, and it is never sampled (countdown >= 1). */
-        w->bytes = w->objects = w->bytes_var = w->objects_var = 0;
-        return;
-    }
-    w->bytes = s / p;
-    w->objects = 1 / p;
-    w->bytes_var = w->bytes * w->bytes * (1 - p);
-    w->objects_var = w->objects * w->objects * (1 - p);
-}
-
 /* Enter the slow path: false if this thread is already in shim code or
  * sampling stopped meanwhile. Context: inside malloc/free. */
 static bool hs_enter(void)
@@ -124,6 +112,30 @@ static void hs_leave(void)
     hs_guard_leave(false);
 }
 
+/* Adds a recorded block to the in-use estimate and, when that passes the
+ * peak trigger, asks the writer for a copy (one thread wins the swap).
+ * Context: inside malloc, guard held, no shim lock held. */
+static void note_growth(int64_t units)
+{
+    int64_t now = __atomic_add_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
+    int64_t next = __atomic_load_n(&hs_peak_next, __ATOMIC_RELAXED);
+    if (__builtin_expect(now < next, 1))
+        return;
+    if (__atomic_compare_exchange_n(&hs_peak_next, &next, HS_PEAK_WANTED, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED) && peak_wake)
+        peak_wake();
+}
+
+void hs_peak_arm(int64_t high)
+{
+    int64_t margin = high / 20, twice = 2 * (int64_t)(hs_opt.rate > (1ull << 40) ? 1ull << 40 : hs_opt.rate);
+    if (margin < twice)
+        margin = twice;
+    __atomic_store_n(&hs_peak_next, high + margin, __ATOMIC_RELEASE);
+}
+
+void hs_sampler_on_peak(void (*fn)(void)) { peak_wake = fn; }
+
 /* Records one sampled allocation. Context: inside malloc, guard held, no
  * shim lock held on entry (unwinding first, then live -> stack locks). */
 static __attribute__((noinline)) void record(void *p, size_t n)
@@ -139,13 +151,21 @@ static __attribute__((noinline)) void record(void *p, size_t n)
      * entry has also seen it counted in alloc (inuse <= alloc). */
     struct hs_live_stripe *st = hs_live_lock(p);
     uint32_t id = HS_NO_STACK;
+    int64_t units = 0;
     if (hs_live_reserve(st))
         id = hs_stack_record(frames, depth, truncated, &w);
-    if (id != HS_NO_STACK)
-        hs_live_put(st, p, n, id);
+    if (id != HS_NO_STACK) {
+        uint64_t stale = HS_NO_STALE;
+        units = hs_live_put(st, p, n, id, &w, true, &stale);
+        if (__builtin_expect(stale != HS_NO_STALE, 0))
+            units -= hs_live_forget(st, stale);
+    }
     hs_live_unlock(st);
-    if (id == HS_NO_STACK)
+    if (id == HS_NO_STACK) {
         __atomic_add_fetch(&hs_count.dropped, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    note_growth(units);
 }
 
 /* An allocation crossed this thread's countdown, or the countdown belongs to
@@ -184,7 +204,9 @@ void hs_before_free_slow(void *p)
         return;
     uint64_t size;
     uint32_t stack;
-    hs_live_take(p, &size, &stack);
+    int64_t units;
+    if (hs_live_take(p, &size, &stack, &units))
+        __atomic_sub_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
     hs_leave();
 }
 
@@ -192,7 +214,10 @@ bool hs_realloc_take(void *old, uint64_t *size, uint32_t *stack)
 {
     if (!hs_live_maybe(old) || !hs_enter())
         return false;
-    bool found = hs_live_take(old, size, stack);
+    int64_t units;
+    bool found = hs_live_take(old, size, stack, &units);
+    if (found)
+        __atomic_sub_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
     hs_leave();
     return found;
 }
@@ -201,10 +226,18 @@ void hs_realloc_restore(void *old, uint64_t size, uint32_t stack)
 {
     if (!hs_enter())
         return;
+    struct hs_weights w;
+    hs_weights(size, &w);
+    int64_t units = 0;
     struct hs_live_stripe *st = hs_live_lock(old);
-    if (hs_live_reserve(st))
-        hs_live_put(st, old, size, stack);
+    if (hs_live_reserve(st)) {
+        uint64_t stale = HS_NO_STALE;
+        units = hs_live_put(st, old, size, stack, &w, false, &stale);
+        if (stale != HS_NO_STALE)
+            units -= hs_live_forget(st, stale);
+    }
     hs_live_unlock(st);
+    __atomic_add_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
     hs_leave();
 }
 
@@ -229,6 +262,8 @@ void hs_sampler_start(void)
     hs_quiesce();
     hs_sampler_release();
     memset(&hs_count, 0, sizeof hs_count);
+    __atomic_store_n(&hs_inuse_total, 0, __ATOMIC_RELAXED);
+    hs_peak_arm(0);
     __atomic_add_fetch(&hs_session, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&hs_active, 1, __ATOMIC_SEQ_CST);
 }
@@ -275,6 +310,8 @@ void hs_sampler_fork_child(void)
     hs_py_reset_child();
     hs_arena_release();
     memset(&hs_count, 0, sizeof hs_count);
+    hs_inuse_total = 0;
+    hs_peak_next = 0;
     hs_session = 0;
     hs_tls.session = 0;         /* countdown 0: the next allocation takes the slow path */
     hs_tls.countdown = 0;

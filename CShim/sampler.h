@@ -75,6 +75,31 @@ struct hs_counters {
 extern struct hs_counters hs_count;
 extern uint32_t hs_session;     /* incremented by each start; TLS countdowns compare it */
 
+/* The running estimate of bytes in use: the sum of the in-use units
+ * (live.h, hs_inuse_units) of every live sampled block. Changed only on the
+ * sampled paths (a recorded sample, a tracked free, realloc), with one
+ * relaxed atomic add; read relaxed by the writer (series points). Zeroed by
+ * start, fork child. */
+extern int64_t hs_inuse_total;
+
+/* The peak trigger. When a recorded sample lifts hs_inuse_total to
+ * hs_peak_next or above, that thread swaps hs_peak_next for HS_PEAK_WANTED
+ * (one thread wins) and calls the function registered with
+ * hs_sampler_on_peak (writer.c: a wake-up byte), so the writer copies the
+ * per-stack in-use values of the moment. The writer then re-arms the
+ * trigger with hs_peak_arm(high): the next copy is due when the estimate
+ * passes high + max(5% of high, 2 x rate). Start arms it at 2 x rate. */
+extern int64_t hs_peak_next;
+#define HS_PEAK_WANTED INT64_MAX
+void hs_sampler_on_peak(void (*fn)(void));
+void hs_peak_arm(int64_t high);
+
+/* Has a sampling thread asked for a peak copy? Context: writer. */
+static inline bool hs_peak_wanted(void)
+{
+    return __atomic_load_n(&hs_peak_next, __ATOMIC_ACQUIRE) == HS_PEAK_WANTED;
+}
+
 /* Per-thread sampler state. The fast path reads and writes countdown only. */
 struct hs_thread {
     int64_t countdown;          /* bytes left before the next sample; 0 = take the slow path */
@@ -132,10 +157,6 @@ void hs_before_free_slow(void *p);
 bool hs_realloc_take(void *old, uint64_t *size, uint32_t *stack);
 void hs_realloc_restore(void *old, uint64_t size, uint32_t stack);
 
-/* Weights of one sampled allocation of `size` bytes (the struct is in
- * stacks.h, where alloc groups add them up). */
-struct hs_weights;
-void hs_weights(uint64_t size, struct hs_weights *w);
 
 /* Control side. Context: control (writer thread or exiting thread) holding
  * the control lock. */

@@ -1,5 +1,5 @@
 /*
- * snapshot_writer.c - serialises the tables into docs/FORMAT.md, version 1.1.
+ * snapshot_writer.c - serialises the tables into docs/FORMAT.md, version 1.2.
  *
  * Order of work: modules and process info first (dl_iterate_phdr takes the
  * loader lock, so no shim lock may be held then); then the live table, one
@@ -10,6 +10,11 @@
  * in the alloc read afterwards: inuse <= alloc holds per stack. Floating sums
  * in a different order could still differ in the last bit, so inuse is
  * clamped to alloc field by field.
+ *
+ * PEAK is the timeline's last peak copy (timeline.c) or, when the state
+ * written here is higher, this snapshot's own in-use values; SERS is the
+ * timeline's points plus one taken with this snapshot (its totals are those
+ * of SMPL, so the last point and the records agree).
  *
  * Memory: all buffers are mmap'd here and unmapped before returning (not
  * counted in the budget: they exist only while a snapshot is written).
@@ -26,6 +31,7 @@
 #include "stacks.h"
 #include "python.h"
 #include "pyalloc.h"
+#include "timeline.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -443,6 +449,30 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
 
     build_pyth(&pyth);
 
+    /* Memory over time: this snapshot's totals, the peak, the points. */
+    struct hs_point here = { .time_ns = time_ns, .rss_bytes = hs_timeline_rss() };
+    for (uint32_t i = 0; i < n; i++) {
+        if (!agg[i].stack)
+            continue;
+        here.inuse_bytes += agg[i].inuse.bytes;
+        here.inuse_bytes_var += agg[i].inuse.bytes_var;
+        here.alloc_bytes += agg[i].alloc.bytes;
+    }
+    struct hs_peak pk;
+    hs_timeline_peak(&pk);
+    bool peak_is_now = !pk.count || here.inuse_bytes > pk.bytes;
+    uint32_t peak_count = 0;
+    if (peak_is_now) {
+        for (uint32_t i = 0; i < n; i++)
+            peak_count += agg[i].stack && agg[i].inuse.samples;
+    } else {
+        for (uint32_t i = 0; i < pk.count; i++)
+            peak_count += pk.entries[i].stack < n && agg[pk.entries[i].stack].stack;
+    }
+    uint32_t series_count = 0;
+    uint64_t series_interval = 0;
+    const struct hs_point *points = hs_timeline_points(&series_count, &series_interval);
+
     /* PROC payload. */
     gb_u32(&proc, pid);
     gb_u32(&proc, (uint32_t)getppid());
@@ -548,6 +578,48 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
     if (pyth.len) {
         out_record(&o, HEAPSNAP_TAG_PYTH, pyth.len);
         out_put(&o, pyth.p, pyth.len);
+    }
+
+    out_record(&o, HEAPSNAP_TAG_PEAK, 32 + (uint64_t)peak_count * HEAPSNAP_SMPL_ENTRY);
+    out_u64(&o, peak_is_now ? time_ns : pk.time_ns);
+    out_f64(&o, peak_is_now ? here.inuse_bytes : pk.bytes);
+    out_f64(&o, peak_is_now ? here.inuse_bytes_var : pk.bytes_var);
+    out_u32(&o, peak_count);
+    out_u32(&o, 0);
+    if (peak_is_now) {
+        for (uint32_t i = 0; i < n; i++) {
+            if (!agg[i].stack || !agg[i].inuse.samples)
+                continue;
+            out_u32(&o, agg[i].index);
+            out_u32(&o, 0);
+            out_group(&o, &agg[i].inuse);
+            out_group(&o, &agg[i].alloc);
+        }
+    } else {
+        for (uint32_t i = 0; i < pk.count; i++) {
+            const struct hs_peak_entry *e = &pk.entries[i];
+            if (e->stack >= n || !agg[e->stack].stack)
+                continue;
+            struct hs_group in = e->inuse;
+            clamp(&in, &e->alloc);
+            out_u32(&o, agg[e->stack].index);
+            out_u32(&o, 0);
+            out_group(&o, &in);
+            out_group(&o, &e->alloc);
+        }
+    }
+
+    out_record(&o, HEAPSNAP_TAG_SERS, 16 + (uint64_t)(series_count + 1) * 40);
+    out_u64(&o, series_interval);
+    out_u32(&o, series_count + 1);
+    out_u32(&o, 0);
+    for (uint32_t i = 0; i <= series_count; i++) {
+        const struct hs_point *pt = i < series_count ? &points[i] : &here;
+        out_u64(&o, pt->time_ns);
+        out_f64(&o, pt->inuse_bytes);
+        out_f64(&o, pt->inuse_bytes_var);
+        out_f64(&o, pt->alloc_bytes);
+        out_u64(&o, pt->rss_bytes);
     }
 
     uint32_t crc = o.crc ^ 0xFFFFFFFFu;     /* over every byte before END's tag */

@@ -11,10 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <math.h>
 
-/* Weights of one sampled allocation (FORMAT.md SMPL); sampler.c's
- * hs_weights() computes them from the block's size. Here, below the sampler,
- * because a stack's alloc group adds them up. */
+#include "options.h"
+
+/* Weights of one sampled allocation (FORMAT.md SMPL); hs_weights() computes
+ * them from the block's size. */
 struct hs_weights { double bytes, objects, bytes_var, objects_var; };
 
 /* FORMAT.md "group": sampled allocations and their estimates. */
@@ -22,6 +24,33 @@ struct hs_group {
     uint64_t samples;
     double bytes, objects, bytes_var, objects_var;
 };
+
+/* Weights of one sampled allocation of `size` bytes at hs_opt.rate
+ * (CShim/DESIGN.md, "Sampling math"): s/p, 1/p and their variance terms,
+ * p = 1 - exp(-s/R); exact mode s, 1, 0. Here, below the sampler, because
+ * the live table subtracts a freed block's weights from its stripe's sums;
+ * inline, because in exact mode every allocation and free computes it.
+ * Context: any. */
+static inline void hs_weights(uint64_t size, struct hs_weights *w)
+{
+    if (hs_opt.rate <= 1) {
+        w->bytes = (double)size;
+        w->objects = 1;
+        w->bytes_var = w->objects_var = 0;
+        return;
+    }
+    double s = (double)size;
+    double p = -expm1(-s / (double)hs_opt.rate);    /* 1 - e^(-s/R), accurate for small s */
+    if (!(p > 0)) {
+        /* Only size 0 gets here, and it is never sampled (countdown >= 1). */
+        w->bytes = w->objects = w->bytes_var = w->objects_var = 0;
+        return;
+    }
+    w->bytes = s / p;
+    w->objects = 1 / p;
+    w->bytes_var = w->bytes * w->bytes * (1 - p);
+    w->objects_var = w->objects * w->objects * (1 - p);
+}
 
 static inline void hs_group_add(struct hs_group *g, const struct hs_weights *w)
 {

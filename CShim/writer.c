@@ -40,6 +40,7 @@
 #include "snapshot_writer.h"
 #include "python.h"
 #include "pyalloc.h"
+#include "timeline.h"
 #include "heapsnap.h"
 
 #include <errno.h>
@@ -314,6 +315,19 @@ static void py_first_seen(void)
         (void)!write(fd, &wake, 1);
 }
 
+/* Registered with the sampler at load: a recorded sample lifted the
+ * in-use estimate past the peak trigger; wake the writer to take the copy
+ * (hs_timeline_tick). If the byte cannot be written, the next series point
+ * (at most 100 ms later) finds the request anyway.
+ * Context: inside malloc, on the sampled path only: one write(2). */
+static void peak_wake(void)
+{
+    unsigned char wake = 0xFF;
+    int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
+    if (hs_fd_is(fd, ctl.pipe_id))
+        (void)!write(fd, &wake, 1);
+}
+
 /* While sampling a Python process: wrap pymalloc's domains once the
  * interpreter has set its allocators up (a thread state exists, or it is
  * initialized), and queue the at-exit hook once it is initialized. Until
@@ -350,6 +364,7 @@ static void run(int cmd)
     switch (cmd) {
     case HS_CMD_START:
         hs_sampler_start();
+        hs_timeline_start();
         ctl.start_ns = now_ns(CLOCK_REALTIME);
         ctl.next_periodic_ns = hs_opt.interval_ns ? now_ns(CLOCK_MONOTONIC) + hs_opt.interval_ns : 0;
         ctl.at_exit_done = false;
@@ -365,6 +380,7 @@ static void run(int cmd)
         snapshot(HEAPSNAP_FLAG_FINAL);
         hs_pyalloc_remove();
         hs_sampler_release();
+        hs_timeline_release();
         ctl.next_periodic_ns = 0;
         break;
     case HS_CMD_SNAPSHOT:
@@ -413,8 +429,9 @@ static void private_fd_table(void)
 }
 
 /* The writer thread. It also wakes every 2 s to run requests that could not
- * be passed on (pending[]). Context: writer thread, all signals blocked,
- * its own descriptor table. */
+ * be passed on (pending[]), and while sampling every 100 ms for the series
+ * (hs_timeline_tick), or sooner when a peak copy is asked for.
+ * Context: writer thread, all signals blocked, its own descriptor table. */
 static void *writer_main(void *arg)
 {
     (void)arg;
@@ -451,6 +468,8 @@ static void *writer_main(void *arg)
                 timeout = (int)wait_ms;
         }
         python_tick(&timeout);
+        if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1)
+            hs_timeline_tick(&timeout);
         /* poll() skips negative descriptors: one the host closed (only
          * possible if unshare failed) is not polled, so it cannot spin us. */
         int rfd = hs_fd_is(ctl.rfd, ctl.pipe_id) ? ctl.rfd : -1, sfd = ctl.sfd;
@@ -460,6 +479,14 @@ static void *writer_main(void *arg)
         int r = poll(pfd, sfd >= 0 ? 2 : 1, timeout);
         if (r <= 0)
             continue;                   /* timeout or EINTR: the checks above run again */
+        /* A peak copy is due now, not after the grace below: it is the
+         * state of this moment that it should hold. */
+        if (hs_peak_wanted()) {
+            pthread_mutex_lock(&ctl_lock);
+            if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1)
+                hs_timeline_tick(NULL);
+            pthread_mutex_unlock(&ctl_lock);
+        }
         /* Requests that arrive together carry no order: two signals sent
          * back to back can be taken by two host threads whose handlers run
          * in either order, and the signalfd (signals every host thread
@@ -597,6 +624,7 @@ int hs_writer_init(void)
     ctl.sig0 = SIGRTMIN + hs_opt.signal_base;
     ctl.pid = getpid();
     hs_py_first_seen = py_first_seen;
+    hs_sampler_on_peak(peak_wake);
     int err = hs_writer_start();
     return err ? err : install_handlers();
 }
@@ -672,4 +700,5 @@ void hs_writer_fork_child(void)
     ctl.seq = 0;
     ctl.start_ns = 0;
     ctl.next_periodic_ns = 0;
+    hs_timeline_reset_child();
 }

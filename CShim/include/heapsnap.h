@@ -16,7 +16,7 @@
 
 #define HEAPSNAP_MAGIC          "HEAPSNAP"
 #define HEAPSNAP_MAJOR          1
-#define HEAPSNAP_MINOR          1
+#define HEAPSNAP_MINOR          2
 
 /* Record tags: four ASCII bytes as they appear in the file, read as a u32 LE. */
 #define HEAPSNAP_TAG(a, b, c, d) \
