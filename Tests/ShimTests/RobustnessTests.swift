@@ -356,9 +356,12 @@ struct RealProgram: Sendable, CustomTestStringConvertible {
         case "python3 PYTHONMALLOC=malloc":
             return ("/usr/bin/python3", ["-c", Self.pythonThreads], ["PYTHONMALLOC": "malloc"], ["python3"])
         case "sqlite3":
+            // 120,000 rows (~0.5 s): long enough for dozens of random commands, so that
+            // a start and a stop sent together (run in one burst, nothing sampled
+            // between them) are never the only snapshots of the run.
             return ("/usr/bin/sqlite3", [":memory:", """
                 create table t(a integer primary key, b text); create index tb on t(b);
-                with recursive c(x) as (select 1 union all select x+1 from c where x<30000)
+                with recursive c(x) as (select 1 union all select x+1 from c where x<120000)
                   insert into t select x, printf('%08d-%s', x*7919 % 100003, hex(x)) from c;
                 select count(*), sum(a), min(b), max(b) from t;
                 select substr(b, 1, 3) k, count(*) from t group by k order by k limit 5;
