@@ -56,7 +56,7 @@ public enum SpeedscopeExporter {
                                   samples: kept.map { Array($0.frames.reversed()) }, weights: weights)
         }
         let h = profile.source.header
-        let name = "\(baseName(h.executable)) [\(h.pid)] \(baseName(profile.source.file))" + (profile.source.peakNanoseconds == nil ? "" : SnapshotRef.peakSuffix)
+        let name = "\(h.programName) [\(h.pid)] \(baseName(profile.source.file))" + (profile.source.peakNanoseconds == nil ? "" : SnapshotRef.peakSuffix)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         do {

@@ -99,6 +99,23 @@ public struct SnapshotHeader: Sendable, Hashable {
     public init() {}
 }
 
+extension SnapshotHeader {
+    /// The program's name as people call it: argv[0]'s file name (up to a space:
+    /// servers such as redis rewrite it into a process title), else the
+    /// executable's. `redis-server`, where the executable is the
+    /// `redis-check-rdb` it links to.
+    public var programName: String {
+        Self.programName(executable: executable, commandLine: commandLine)
+    }
+
+    static func programName(executable: String, commandLine: [String]) -> String {
+        if let first = commandLine.first?.split(separator: " ").first, !first.isEmpty {
+            return baseName(String(first))
+        }
+        return executable.isEmpty ? "?" : baseName(executable)
+    }
+}
+
 /// One executable mapping (a `MODS` entry).
 public struct Module: Sendable, Hashable {
     public var start: UInt64

@@ -78,7 +78,7 @@ public struct FlameGraphBuilder: Sendable {
     /// "program [pid] on host · time · total ± interval · sampling", or for a diff "old → new (change ± interval)".
     func subtitle(_ profile: Profile, tree: FlameTree) -> String {
         let h = profile.source.header
-        let program = baseName(h.executable.isEmpty ? "?" : h.executable)
+        let program = h.programName
         let format: (Double) -> String = metric.isBytes ? { Format.bytes($0) } : { Format.count($0) }
         var parts = ["\(program) [\(h.pid)] on \(h.hostname)"]
         if let base = profile.base, base.peakNanoseconds != nil || profile.source.peakNanoseconds != nil {

@@ -140,7 +140,7 @@ public enum TimelineSVG {
     /// The subtitle: process (or count), when sampling started, span, peak, max RSS.
     static func subtitle(_ timeline: Timeline) -> String {
         guard let first = timeline.processes.first else { return "no points" }
-        let program = baseName(first.executable.isEmpty ? (first.commandLine.first ?? "?") : first.executable)
+        let program = SnapshotHeader.programName(executable: first.executable, commandLine: first.commandLine)
         var parts: [String] = []
         if timeline.processes.count == 1 {
             parts.append("\(program) [\(first.pid)]" + (first.hostname.isEmpty ? "" : " on \(first.hostname)"))
