@@ -231,11 +231,14 @@ private func view(_ request: Request, _ state: ServeState, wait: Duration? = nil
     }
 }
 
-/// "heapsnap-PID-SEQ" or "heapsnap-PID-SEQ-vs-SEQ" for a diff.
+/// "heapsnap-PID-SEQ", "heapsnap-merged", or for a diff "heapsnap-PID-SEQ-vs-SEQ" (or "-vs-PID-SEQ").
 private func downloadName(_ profile: Profile) -> String {
+    func label(_ h: SnapshotHeader) -> String { h.flags.contains(.merged) ? "merged" : "\(h.pid)-\(h.seq)" }
     let h = profile.source.header
-    var name = "heapsnap-\(h.pid)-\(h.seq)"
-    if let base = profile.base?.header { name += "-vs-\(base.pid == h.pid ? "" : "\(base.pid)-")\(base.seq)" }
+    var name = "heapsnap-" + label(h)
+    if let base = profile.base?.header {
+        name += "-vs-" + (base.pid == h.pid && !base.flags.contains(.merged) ? "\(base.seq)" : label(base))
+    }
     return name
 }
 

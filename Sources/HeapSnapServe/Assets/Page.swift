@@ -106,6 +106,7 @@ enum Assets {
     button { font: inherit; padding: .15em .7em; border: 1px solid #b8bcc4; border-radius: 4px; background: #fff; cursor: pointer; }
     button:hover:not(:disabled) { border-color: var(--accent); color: var(--accent); }
     button:disabled { opacity: .45; cursor: default; }
+    td.actions { white-space: nowrap; }
     td.actions button { margin-right: .3em; }
     #compare-bar { display: flex; gap: .6em; align-items: center; margin-bottom: .6em; flex-wrap: wrap; }
     .group { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: .5em .8em; margin-bottom: .8em; }

@@ -9,8 +9,9 @@ Steps: start a preloaded program (idle) and the server; open the URL with
 the token; press Start and see the state turn to sampling; press Snapshot
 now twice and see both snapshots appear without a reload; open the newest
 (top table + flamegraph, checked in the DOM and inside the SVG); diff the
-two; press Stop; download a pprof file through the page. With --screenshots
-DIR, PNGs of the page go there (the README's).
+two; open a snapshot from its timeline point; merge two processes of the
+program; see a damaged file listed as one line; press Stop; download through
+the page. With --screenshots DIR, PNGs of the page go there (the README's).
 
 Exit status 0 when every check passed; each step prints one line.
 """
@@ -159,6 +160,11 @@ def main():
         app = subprocess.Popen([program], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         children.append(app)
         pid = app.pid
+        # A second process of the same program, to merge; and a damaged file.
+        app2 = subprocess.Popen([program], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        children.append(app2)
+        with open(os.path.join(snaps, "heapsnap.1.0.heapsnap"), "wb") as f:
+            f.write(b"not a snapshot at all\n")
         server = subprocess.Popen([options.heapsnap, "serve", "--dir", snaps, "--port", "0"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         children.append(server)
@@ -239,6 +245,34 @@ def main():
         if options.screenshots:
             browser.screenshot(os.path.join(options.screenshots, "serve-diff.png"), "#view", height=700)
 
+        dot = f".group[data-pid='{pid}'] svg.timeline circle.point[data-id='0/heapsnap.{pid}.0.heapsnap']"
+        browser.js(f"document.querySelector(\"{dot}\").dispatchEvent(new MouseEvent('click', {{bubbles: true}}))")
+        browser.wait(f"document.querySelector('#view-title').textContent === 'Snapshot heapsnap.{pid}.0' && "
+                     "document.querySelector('#view').dataset.state === 'ready'", "the snapshot opened from its timeline point")
+        log("a timeline point opens its snapshot")
+
+        row2 = f"#processes tr[data-pid='{app2.pid}']"
+        browser.js(f"document.querySelector(\"{row2} button[data-action=start]\").click()")
+        browser.wait(f"document.querySelector(\"{row2}\")?.dataset.state === 'sampling'", "the second process sampling")
+        time.sleep(0.5)
+        browser.js(f"document.querySelector(\"{row2} button[data-action=snapshot]\").click()")
+        browser.wait(f"document.querySelectorAll(\"tr.snapshot[data-id^='0/heapsnap.{app2.pid}.']\").length === 1", "its snapshot")
+        for p in (pid, app2.pid):
+            browser.js(f"document.querySelector(\".group[data-pid='{p}'] input.merge-pick\").click()")
+        browser.wait("!document.querySelector('#merge-selected').disabled", "the merge button")
+        browser.js("document.querySelector('#merge-selected').click()")
+        browser.wait("document.querySelector('#view-title').textContent.startsWith('Merged: 2 processes') && "
+                     "document.querySelector('#view').dataset.state === 'ready'", "the merged view", timeout=60)
+        merged = browser.js("document.querySelector('#view-table tbody tr')?.textContent || ''")
+        if "demo-app.c" not in merged:
+            raise Failure(f"the merged table's first row: {merged!r}")
+        log(f"merged two processes of demo-app: first row {merged[:50]!r}")
+
+        damaged = browser.js("[...document.querySelectorAll(\".group[data-key='unreadable'] tr.snapshot\")].map(r => r.textContent)")
+        if damaged != ["heapsnap.1.0.heapsnap — 0/heapsnap.1.0.heapsnap: not a heapsnap snapshot (wrong magic number)"]:
+            raise Failure(f"the damaged file is listed as {damaged!r}")
+        log("the damaged file is listed with its one-line error")
+
         pprof = browser.js("""(async () => { const r = await fetch(document.querySelector('#downloads a[data-format=svg]').href);
             const t = await r.text(); return r.status + ' ' + r.headers.get('content-disposition') + ' ' + t.length; })()""")
         if not pprof.startswith("200 attachment;"):
@@ -249,8 +283,8 @@ def main():
         browser.wait(f"document.querySelector(\"{row}\")?.dataset.state === 'idle'", "state idle after Stop")
         browser.wait(f"document.querySelectorAll(\"tr.snapshot[data-id^='0/heapsnap.{pid}.']\").length === 3", "the final snapshot listed")
         log("Stop: idle, final snapshot listed")
-        if app.poll() is not None:
-            raise Failure(f"the program exited ({app.returncode})")
+        if app.poll() is not None or app2.poll() is not None:
+            raise Failure(f"a program exited ({app.returncode}, {app2.returncode})")
         log("all checks passed")
         return 0
     except Failure as failure:
