@@ -15,9 +15,9 @@ struct Serve: AsyncParsableCommand {
             says otherwise (the token is still required). Stop with Ctrl-C.
 
             Examples:
-              heapsnap serve                                # $HEAPSNAP_DIR or /tmp, port 8090
-              heapsnap serve --dir /var/tmp/snaps --port 0  # any free port
-              heapsnap serve --dir snaps --listen 0.0.0.0   # reachable from other hosts, with the token
+              heapsnap serve                           # $HEAPSNAP_DIR or /tmp, port 8090
+              heapsnap serve --dir /var/tmp/snaps --port 0    # any free port
+              heapsnap serve --dir snaps --listen 0.0.0.0     # other hosts too, with the token
             """)
 
     @Option(name: .long, help: ArgumentHelp("A directory of snapshots to serve (repeatable; default $HEAPSNAP_DIR, else /tmp).", valueName: "dir"))
