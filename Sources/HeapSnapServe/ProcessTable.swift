@@ -22,29 +22,29 @@ import Dispatch
 import HeapSnapKit
 
 /// One profiled process as the page lists it.
-public struct ProfiledProcess: Sendable, Codable, Hashable {
-    public var pid: Int32
-    public var uid: UInt32
-    public var user: String
-    public var command: String
+struct ProfiledProcess: Sendable, Codable, Hashable {
+    var pid: Int32
+    var uid: UInt32
+    var user: String
+    var command: String
     /// When the process started, ms since the Unix epoch.
-    public var startMs: Double
+    var startMs: Double
     /// "sampling" or "idle" (inferred; see `stateSource`).
-    public var state: String
+    var state: String
     /// What the state was inferred from: "action", "snapshot", "environment" or "default".
-    public var stateSource: String
+    var stateSource: String
     /// Snapshots of this process in the served directories.
-    public var snapshots: Int
+    var snapshots: Int
     /// Where it writes snapshots (HEAPSNAP_DIR, else /tmp).
-    public var directory: String
+    var directory: String
     /// Whether that directory is served (else its snapshots do not show here).
-    public var directoryServed: Bool
+    var directoryServed: Bool
     /// Whether this server may signal it (same user, or running as root).
-    public var controllable: Bool
+    var controllable: Bool
 }
 
 /// Lists profiled processes and performs actions on them.
-public actor ProcessTable {
+actor ProcessTable {
     private let directories: ServedDirectories
     /// Which (pid, start time) map the shim: a process does not gain or lose a preload library.
     private var hasShim: [ProcessIdentity: Bool] = [:]
@@ -58,14 +58,14 @@ public actor ProcessTable {
         var startTicks: UInt64
     }
 
-    public init(directories: ServedDirectories, timeout: Double = 10) {
+    init(directories: ServedDirectories, timeout: Double = 10) {
         self.directories = directories
         self.timeout = timeout
     }
 
     /// The processes with the shim mapped that we can see, with their snapshot counts from `snapshots`.
     /// - Complexity: one read of /proc/PID/stat per process; maps are read once per new process.
-    public func list(snapshots: [SnapshotSummary]) -> [ProfiledProcess] {
+    func list(snapshots: [SnapshotSummary]) -> [ProfiledProcess] {
         var result: [ProfiledProcess] = []
         var alive: Set<ProcessIdentity> = []
         let me = getpid()
@@ -113,7 +113,7 @@ public actor ProcessTable {
 
     /// Sends `action` to `pid` with the CLI's checks, after refusing another user's process
     /// unless we are root. Returns the id (or path, when not served) of the snapshot it wrote.
-    public func perform(_ action: ControlAction, pid: Int32) async throws(ServeError) -> String? {
+    func perform(_ action: ControlAction, pid: Int32) async throws(ServeError) -> String? {
         guard pid > 0, let startTicks = Self.startTicks(pid) else { throw .control(.noSuchProcess(pid: pid)) }
         guard let status = ProcFile.read("/proc/\(pid)/status") else { throw .control(.permissionDenied(pid: pid)) }
         guard let uid = Self.realUID(status: status), Self.maySignal(uid: uid) else { throw .control(.permissionDenied(pid: pid)) }

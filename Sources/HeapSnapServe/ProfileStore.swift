@@ -11,15 +11,15 @@ import HeapSnapKit
 import Synchronization
 
 /// Which profile a view needs: snapshot files (several are merged) and whether to take their peak.
-public struct ProfileSourceKey: Sendable, Hashable {
+struct ProfileSourceKey: Sendable, Hashable {
     /// The files' stamps, in request order.
-    public var files: [FileStamp]
+    var files: [FileStamp]
     /// Use each file's peak (`PEAK` record) instead of its state at snapshot time.
-    public var peak: Bool
+    var peak: Bool
 }
 
 /// The answer to a profile request.
-public enum ProfileLookup: Sendable {
+enum ProfileLookup: Sendable {
     /// Symbolized (not yet trimmed or filtered).
     case ready(Profile)
     /// Still symbolizing: addresses done of total (0/0 before the symbolizer reports).
@@ -64,7 +64,7 @@ final class ProgressTable: Sendable {
 }
 
 /// The cache of symbolized profiles, shared by all requests.
-public actor ProfileStore {
+actor ProfileStore {
     private let directories: ServedDirectories
     private let worker: SymbolizationQueue
     private var results: [ProfileSourceKey: ProfileLookup] = [:]
@@ -75,13 +75,13 @@ public actor ProfileStore {
     static let capacity = 48
 
     /// `symbolizer` nil leaves frames as module+0xADDR (tests pass a fake one).
-    public init(directories: ServedDirectories, symbolizer: (any AddressSymbolizer)?, locator: any ModuleLocator) {
+    init(directories: ServedDirectories, symbolizer: (any AddressSymbolizer)?, locator: any ModuleLocator) {
         self.directories = directories
         worker = SymbolizationQueue(symbolizer: symbolizer, locator: locator)
     }
 
     /// The profile of `files` (merged when several; their peaks with `peak`), waiting at most `wait` for it.
-    public func profile(_ files: [ServedFile], peak: Bool, wait: Duration) async -> ProfileLookup {
+    func profile(_ files: [ServedFile], peak: Bool, wait: Duration) async -> ProfileLookup {
         var stamps: [FileStamp] = []
         for file in files {
             guard let stamp = directories.stamp(file) else { return .failed(.notFound(id: file.id)) }
@@ -103,7 +103,7 @@ public actor ProfileStore {
     }
 
     /// The jobs in flight: (done, total) addresses each.
-    public func activity() -> [(done: Int, total: Int)] {
+    func activity() -> [(done: Int, total: Int)] {
         running.map { progress.get($0) ?? (0, 0) }
     }
 

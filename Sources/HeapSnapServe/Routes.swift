@@ -22,17 +22,17 @@ import Hummingbird
 /// Everything the handlers share.
 public struct ServeState: Sendable {
     /// The access token (64 hex digits unless a test sets one).
-    public let token: String
+    let token: String
     /// The cookie holding the token: its name carries a per-server id, so two servers on one host keep their own.
-    public let cookieName: String
-    public let directories: ServedDirectories
-    public let catalog: SnapshotCatalog
-    public let store: ProfileStore
-    public let processes: ProcessTable
+    let cookieName: String
+    let directories: ServedDirectories
+    let catalog: SnapshotCatalog
+    let store: ProfileStore
+    let processes: ProcessTable
     /// How long a view request waits for symbolization before answering "pending".
-    public let wait: Duration
+    let wait: Duration
 
-    public init(token: String, directories: ServedDirectories, store: ProfileStore, processes: ProcessTable,
+    init(token: String, directories: ServedDirectories, store: ProfileStore, processes: ProcessTable,
                 wait: Duration = .seconds(2)) {
         self.token = token
         cookieName = "heapsnap_" + String(token.utf8.reduce(UInt32(2166136261)) { ($0 ^ UInt32($1)) &* 16777619 }, radix: 36)
@@ -44,7 +44,7 @@ public struct ServeState: Sendable {
     }
 
     /// A new random token: 32 bytes from the system's generator, as hex.
-    public static func randomToken() -> String {
+    static func randomToken() -> String {
         var generator = SystemRandomNumberGenerator()
         return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
     }
@@ -141,7 +141,7 @@ enum Respond {
 }
 
 /// The router of `heapsnap serve`.
-public func makeRouter(_ state: ServeState) -> Router<BasicRequestContext> {
+func makeRouter(_ state: ServeState) -> Router<BasicRequestContext> {
     let router = Router()
     router.add(middleware: TokenMiddleware(state: state))
 

@@ -20,6 +20,7 @@ public enum ServeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An export that does not apply to this view (pprof of a diff, ...).
     case notExportable(String)
 
+    /// One line for the page: what failed and, where it helps, what to do.
     public var description: String {
         switch self {
         case .badRequest(let message): message

@@ -14,33 +14,33 @@ import Musl
 import HeapSnapKit
 
 /// A served file: its id in requests and its resolved path.
-public struct ServedFile: Sendable, Hashable, Comparable {
+struct ServedFile: Sendable, Hashable, Comparable {
     /// "<directory index>/<relative path>", as requests name it.
-    public var id: String
+    var id: String
     /// The resolved absolute path (no symlinks).
-    public var path: String
+    var path: String
 
-    public static func < (a: ServedFile, b: ServedFile) -> Bool { a.id < b.id }
+    static func < (a: ServedFile, b: ServedFile) -> Bool { a.id < b.id }
 }
 
 /// What identifies one version of a file: a changed file gets a new stamp, so caches keyed by it never serve stale data.
-public struct FileStamp: Sendable, Hashable {
-    public var path: String
-    public var size: Int64
-    public var modifiedNanoseconds: Int64
+struct FileStamp: Sendable, Hashable {
+    var path: String
+    var size: Int64
+    var modifiedNanoseconds: Int64
 }
 
 /// The directories `heapsnap serve` reads from, and the checks every request's file goes through.
-public struct ServedDirectories: Sendable {
+struct ServedDirectories: Sendable {
     /// Resolved absolute paths, in the order given.
-    public let roots: [String]
+    let roots: [String]
     /// Largest file read (snapshots grow with distinct stacks; this is far above any real one).
     static let maximumFileSize: Int64 = 512 << 20
     /// Files listed at most (a directory full of other files must not stall the page).
     static let maximumListed = 20_000
 
     /// Resolves each directory; throws naming the first that is missing or not a directory.
-    public init(_ directories: [String]) throws(ServeError) {
+    init(_ directories: [String]) throws(ServeError) {
         var roots: [String] = []
         for directory in directories {
             guard let resolved = Self.realPath(directory) else {
@@ -56,7 +56,7 @@ public struct ServedDirectories: Sendable {
     }
 
     /// The file a request names, after every check (see the file's opening comment).
-    public func resolve(_ id: String) throws(ServeError) -> ServedFile {
+    func resolve(_ id: String) throws(ServeError) -> ServedFile {
         guard !id.isEmpty, id.utf8.count <= 4096, !id.utf8.contains(0) else { throw .refusedPath(id: id, reason: "not a file id") }
         guard !id.hasPrefix("/") else { throw .refusedPath(id: id, reason: "absolute paths are not accepted; name files as DIR-INDEX/NAME") }
         guard let slash = id.firstIndex(of: "/"), let index = Int(id[..<slash]), roots.indices.contains(index),
@@ -80,7 +80,7 @@ public struct ServedDirectories: Sendable {
     }
 
     /// The id of an absolute path under a served directory (for a snapshot a process just wrote), if any.
-    public func id(ofPath path: String) -> String? {
+    func id(ofPath path: String) -> String? {
         guard let resolved = Self.realPath(path) else { return nil }
         for (index, root) in roots.enumerated() {
             let prefix = root == "/" ? "/" : root + "/"
@@ -90,7 +90,7 @@ public struct ServedDirectories: Sendable {
     }
 
     /// Whether snapshots written to `directory` show up here (it is a served directory or inside one).
-    public func serves(directory: String) -> Bool {
+    func serves(directory: String) -> Bool {
         guard let resolved = Self.realPath(directory) else { return false }
         return roots.contains { resolved == $0 || resolved.hasPrefix($0 == "/" ? "/" : $0 + "/") }
     }
@@ -98,7 +98,7 @@ public struct ServedDirectories: Sendable {
     /// Every `*.heapsnap` file under the served directories (not hidden, up to `depth` levels
     /// down), symlinks only when they stay inside; sorted by id.
     /// - Complexity: O(directory entries).
-    public func list(depth: Int = 3) -> [ServedFile] {
+    func list(depth: Int = 3) -> [ServedFile] {
         var files: [ServedFile] = []
         for (index, root) in roots.enumerated() {
             walk(root, relative: "", root: root, index: index, depth: depth, into: &files)
@@ -130,7 +130,7 @@ public struct ServedDirectories: Sendable {
     }
 
     /// The file's stamp now, or nil when it is gone.
-    public func stamp(_ file: ServedFile) -> FileStamp? {
+    func stamp(_ file: ServedFile) -> FileStamp? {
         var st = stat()
         guard lstat(file.path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
         return FileStamp(path: file.path, size: Int64(st.st_size),
@@ -138,7 +138,7 @@ public struct ServedDirectories: Sendable {
     }
 
     /// Reads `file` (O_NOFOLLOW, regular files only) and its stamp as read.
-    public func contents(of file: ServedFile) throws(ServeError) -> (bytes: [UInt8], stamp: FileStamp) {
+    func contents(of file: ServedFile) throws(ServeError) -> (bytes: [UInt8], stamp: FileStamp) {
         let fd = open(file.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             throw .badSnapshot(.unreadable(file: file.id, reason: String(cString: strerror(errno))))
@@ -164,7 +164,7 @@ public struct ServedDirectories: Sendable {
     }
 
     /// Reads and decodes the snapshot `file`; errors name the file by its id.
-    public func snapshot(_ file: ServedFile) throws(ServeError) -> (snapshot: Snapshot, stamp: FileStamp) {
+    func snapshot(_ file: ServedFile) throws(ServeError) -> (snapshot: Snapshot, stamp: FileStamp) {
         let (bytes, stamp) = try contents(of: file)
         do {
             return (try SnapshotReader.decode(bytes, name: file.id), stamp)

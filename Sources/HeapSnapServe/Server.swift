@@ -22,6 +22,7 @@ public struct ServeConfiguration: Sendable {
     /// Extra directories with separate debug files under .build-id/.
     public var debugDirectories: [String] = []
 
+    /// Serves `directories` on `host`:`port` with a random token.
     public init(directories: [String], host: String = "127.0.0.1", port: Int = 8090) {
         self.directories = directories
         self.host = host

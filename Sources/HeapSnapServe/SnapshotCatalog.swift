@@ -7,46 +7,46 @@
 import HeapSnapKit
 
 /// One point of a process's timeline (a snapshot's totals, or a point of its series).
-public struct TimelinePoint: Sendable, Codable, Hashable {
+struct TimelinePoint: Sendable, Codable, Hashable {
     /// Milliseconds since the Unix epoch.
-    public var timeMs: Double
+    var timeMs: Double
     /// Estimated bytes in use.
-    public var inuseBytes: Double
+    var inuseBytes: Double
     /// The 95% half-width of `inuseBytes`.
-    public var inuseBytesError: Double
+    var inuseBytesError: Double
     /// Resident set size in bytes (series points only; 0 when unknown).
-    public var rssBytes: Double?
+    var rssBytes: Double?
 }
 
 /// One snapshot file as the list shows it.
-public struct SnapshotSummary: Sendable, Codable, Hashable {
-    public var id: String
-    public var name: String
-    public var size: Int64
+struct SnapshotSummary: Sendable, Codable, Hashable {
+    var id: String
+    var name: String
+    var size: Int64
     /// One line when the file cannot be read (then the fields below are zero or empty).
-    public var error: String?
-    public var pid: UInt32 = 0
-    public var seq: UInt32 = 0
-    public var session: UInt32 = 0
-    public var hostname: String = ""
-    public var executable: String = ""
-    public var commandLine: String = ""
+    var error: String?
+    var pid: UInt32 = 0
+    var seq: UInt32 = 0
+    var session: UInt32 = 0
+    var hostname: String = ""
+    var executable: String = ""
+    var commandLine: String = ""
     /// Milliseconds since the Unix epoch: when the snapshot was taken, and when sampling started.
-    public var timeMs: Double = 0
-    public var startMs: Double = 0
+    var timeMs: Double = 0
+    var startMs: Double = 0
     /// Format flags: exact, final, at-exit, periodic, merged.
-    public var flags: [String] = []
-    public var rate: UInt64 = 0
-    public var samples: UInt64 = 0
-    public var dropped: UInt64 = 0
-    public var inuseBytes: Double = 0
-    public var inuseBytesError: Double = 0
-    public var inuseObjects: Double = 0
-    public var allocBytes: Double = 0
+    var flags: [String] = []
+    var rate: UInt64 = 0
+    var samples: UInt64 = 0
+    var dropped: UInt64 = 0
+    var inuseBytes: Double = 0
+    var inuseBytesError: Double = 0
+    var inuseObjects: Double = 0
+    var allocBytes: Double = 0
     /// The peak since sampling started, when the file records it.
-    public var peak: TimelinePoint?
+    var peak: TimelinePoint?
     /// The merged processes' count, for a merged snapshot.
-    public var sources: Int = 0
+    var sources: Int = 0
     /// The series the shim recorded while sampling, when the file has one (not sent in lists; see `ProcessGroup.series`).
     var series: [TimelinePoint]? = nil
 
@@ -110,34 +110,34 @@ public struct SnapshotSummary: Sendable, Codable, Hashable {
 }
 
 /// The snapshots of one process (or the merged files, or the unreadable ones), oldest first.
-public struct ProcessGroup: Sendable, Codable, Hashable {
+struct ProcessGroup: Sendable, Codable, Hashable {
     /// "host/pid", "merged/ID" or "unreadable".
-    public var key: String
-    public var pid: UInt32
-    public var hostname: String
-    public var executable: String
+    var key: String
+    var pid: UInt32
+    var hostname: String
+    var executable: String
     /// The executable's file name.
-    public var program: String
-    public var commandLine: String
-    public var snapshots: [SnapshotSummary]
+    var program: String
+    var commandLine: String
+    var snapshots: [SnapshotSummary]
     /// The timeline: the series of the newest snapshot that has one (the timeline
     /// record), else empty; the page adds each snapshot's totals as points.
-    public var series: [TimelinePoint]
+    var series: [TimelinePoint]
 }
 
 /// The served snapshots, summarized and grouped; safe to call from many requests at once.
-public actor SnapshotCatalog {
+actor SnapshotCatalog {
     /// The directories read.
-    public let directories: ServedDirectories
+    let directories: ServedDirectories
     private var cache: [String: (stamp: FileStamp, summary: SnapshotSummary)] = [:]
 
-    public init(directories: ServedDirectories) {
+    init(directories: ServedDirectories) {
         self.directories = directories
     }
 
     /// Every served file's summary, by id.
     /// - Complexity: O(files) stats, plus a read of each new or changed file.
-    public func summaries() -> [SnapshotSummary] {
+    func summaries() -> [SnapshotSummary] {
         var seen: Set<String> = []
         var result: [SnapshotSummary] = []
         for file in directories.list() {
@@ -162,7 +162,7 @@ public actor SnapshotCatalog {
     }
 
     /// The summaries grouped by process: newest activity first; snapshots oldest first.
-    public func groups() -> [ProcessGroup] {
+    func groups() -> [ProcessGroup] {
         Self.group(summaries())
     }
 

@@ -6,32 +6,32 @@
 import HeapSnapKit
 
 /// The parameters of a view, as the page sends them (the CLI's options, by the same names).
-public struct ViewRequest: Sendable, Hashable {
+struct ViewRequest: Sendable, Hashable {
     /// Snapshot ids; several are merged.
-    public var files: [String]
+    var files: [String]
     /// The old side of a diff (ids; several are merged); empty for no diff unless `basePeak`.
-    public var base: [String] = []
+    var base: [String] = []
     /// The new side is the files' peak.
-    public var peak = false
+    var peak = false
     /// The old side is the peak of `base` (or, without `base`, of `files`): "peak → now".
-    public var basePeak = false
-    public var aggregation = AggregationOptions(limit: 50)
-    public var filter = ProfileFilter()
-    public var keepAllocatorFrames = false
-    public var keepRuntimeFrames = false
-    public var inverted = false
-    public var normalize = false
-    public var width = 1200
+    var basePeak = false
+    var aggregation = AggregationOptions(limit: 50)
+    var filter = ProfileFilter()
+    var keepAllocatorFrames = false
+    var keepRuntimeFrames = false
+    var inverted = false
+    var normalize = false
+    var width = 1200
 
-    public init(files: [String]) { self.files = files }
+    init(files: [String]) { self.files = files }
 
     /// Whether the view is new minus old.
-    public var isDiff: Bool { !base.isEmpty || basePeak }
+    var isDiff: Bool { !base.isEmpty || basePeak }
 
     /// Parses query parameters: f (repeatable), base (repeatable), peak, basePeak, by, metric,
     /// cumulative, include, exclude (repeatable), allFrames, limit, keepAllocatorFrames,
     /// keepRuntimeFrames, inverted, normalize, width. Throws naming the bad parameter.
-    public init(query: (String) -> [String]) throws(ServeError) {
+    init(query: (String) -> [String]) throws(ServeError) {
         files = query("f")
         guard !files.isEmpty else { throw .badRequest("name a snapshot with f=ID") }
         guard files.count <= 64 else { throw .badRequest("at most 64 snapshots can be merged") }
@@ -87,7 +87,7 @@ public struct ViewRequest: Sendable, Hashable {
 }
 
 /// The outcome of building a view's profile.
-public enum ViewProfile: Sendable {
+enum ViewProfile: Sendable {
     case ready(Profile)
     case pending(done: Int, total: Int)
 }
@@ -131,7 +131,7 @@ extension ViewRequest {
 }
 
 /// The download formats.
-public enum DownloadFormat: String, Sendable, CaseIterable {
+enum DownloadFormat: String, Sendable, CaseIterable {
     case svg, pprof, folded, json, speedscope
 
     /// The file name extension and content type.
