@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 // Two halves, one package:
@@ -20,6 +20,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // `heapsnap serve`: the web view (HTTP/1.1 on SwiftNIO). Its configuration-file
+        // support (swift-configuration) is left out: the server takes its settings from flags.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .target(
@@ -62,16 +67,31 @@ let package = Package(
             dependencies: ["CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Export/pprof.proto"]
         ),
+        // The web view: an HTTP front end over HeapSnapKit (its pages and scripts are compiled in).
+        .target(
+            name: "HeapSnapServe",
+            dependencies: [
+                "HeapSnapKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "heapsnap",
             dependencies: [
                 "HeapSnapKit",
+                "HeapSnapServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "HeapSnapKitTests", dependencies: ["HeapSnapKit", "heapsnap"], exclude: ["Render/Golden", "Support/Programs"]),
         // Runs Tests/Programs under libheapsnap_preload.so ($HEAPSNAP_LIB, set by Scripts/test).
         .testTarget(name: "ShimTests", dependencies: ["HeapSnapKit"]),
+        // The web view's API in-process (HummingbirdTesting's router framework) and in a real browser.
+        .testTarget(name: "HeapSnapServeTests", dependencies: [
+            "HeapSnapServe", "heapsnap", .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

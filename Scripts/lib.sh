@@ -26,6 +26,8 @@ HEAPSNAP_NEEDS=(
   "redis-server:redis-server"
   "redis-benchmark:redis-tools"
   "setpriv:util-linux"
+  # The web view's browser test (Tests/HeapSnapServeTests/BrowserTests.swift): headless Chromium.
+  "chromium:chromium"
 )
 
 # Scripts/bench only: the instruction counts and the comparison.

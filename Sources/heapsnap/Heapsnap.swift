@@ -7,7 +7,7 @@ import Foundation
 import HeapSnapKit
 
 @main
-struct Heapsnap: ParsableCommand {
+struct Heapsnap: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heapsnap",
         abstract: "Sampling heap profiler for Linux processes: read snapshots, find what holds memory and what grew.",
@@ -17,13 +17,14 @@ struct Heapsnap: ParsableCommand {
               heapsnap dump $(pidof server)             # snapshot a running, preloaded process
               heapsnap top /tmp/heapsnap.4242.0.heapsnap
               heapsnap diff /tmp/heapsnap.4242.0.heapsnap /tmp/heapsnap.4242.1.heapsnap
+              heapsnap serve --dir /tmp                 # the web view: processes, timelines, flamegraphs, diffs
 
             Every size is an estimate from samples; ± is its 95% interval (1.96 σ).
             Exit status: 0 ok, 1 process-control, write or export failure, 2 bad input file,
             64 usage, 127 a command `run` cannot start.
             """,
         subcommands: [Top.self, Diff.self, Info.self, FlameGraph.self, TimelineCommand.self, Export.self, Merge.self,
-                      Run.self, Start.self, Stop.self, Dump.self]
+                      Run.self, Start.self, Stop.self, Dump.self, Serve.self]
     )
 }
 

@@ -1,0 +1,125 @@
+// Snapshot files with known contents, a symbolizer that needs no binaries,
+// and a server over them driven in-process through HummingbirdTesting.
+
+import Foundation
+import HeapSnapKit
+@testable import HeapSnapServe
+import Hummingbird
+import HummingbirdTesting
+import Synchronization
+
+/// Names addresses by range (ELF address of the module): 0x1000-0x1fff leak_cache, 0x2000-0x2fff parse_request, else main.
+final class RangeSymbolizer: AddressSymbolizer, @unchecked Sendable {
+    let delay: Duration
+    let calls = Mutex(0)
+
+    init(delay: Duration = .zero) { self.delay = delay }
+
+    func symbolize(_ requests: [SymbolRequest]) -> [[SymbolizedFrame]] {
+        calls.withLock { $0 += 1 }
+        if delay > .zero { usleep(UInt32(delay.components.seconds * 1_000_000 + delay.components.attoseconds / 1_000_000_000_000)) }
+        return requests.map { request in
+            switch request.address {
+            case 0x1000..<0x2000: [SymbolizedFrame(function: "leak_cache", file: "/src/app/cache.c", line: 42)]
+            case 0x2000..<0x3000: [SymbolizedFrame(function: "parse_request", file: "/src/app/http.c", line: 7)]
+            default: [SymbolizedFrame(function: "main", file: "/src/app/main.c", line: 3)]
+            }
+        }
+    }
+}
+
+/// Trusts every module's path.
+struct TrustingLocator: ModuleLocator {
+    func locate(_ module: Module) -> ModuleLocation { ModuleLocation(objectPath: module.path, status: "ok") }
+}
+
+enum Files {
+    static let module = Module(start: 0x5555_0000_0000, end: 0x5555_0001_0000, fileOffset: 0, vaddr: 0,
+                               buildID: [1, 2, 3], path: "/srv/app/bin/server")
+
+    /// A snapshot of pid `pid`: `leak` bytes held by leak_cache, 1000 by parse_request (exact mode, so no noise).
+    static func snapshot(pid: UInt32, seq: UInt32, leak: Double, final: Bool = false, peak: Double? = nil) -> Snapshot {
+        var header = SnapshotHeader()
+        header.pid = pid
+        header.seq = seq
+        header.rate = 1
+        header.startNanoseconds = 1_700_000_000_000_000_000
+        header.timeNanoseconds = header.startNanoseconds + UInt64(seq + 1) * 1_000_000_000
+        header.flags = final ? [.exact, .final] : [.exact]
+        header.executable = "/srv/app/bin/server"
+        header.hostname = "testhost"
+        header.commandLine = ["server", "--port", "8080"]
+        let base = module.start
+        let stacks = [RawStack(frames: [base + 0x1101, base + 0x3101]), RawStack(frames: [base + 0x2101, base + 0x3101])]
+        func group(_ bytes: Double) -> SampleGroup {
+            SampleGroup(samples: 4, bytes: Estimate(value: bytes), objects: Estimate(value: 4))
+        }
+        let records = [StackRecord(stack: 0, inuse: group(leak), alloc: group(leak * 2)),
+                       StackRecord(stack: 1, inuse: group(1000), alloc: group(5000))]
+        var snapshot = Snapshot(header: header, modules: [module], stacks: stacks, records: records)
+        if let peak {
+            snapshot.peak = Peak(timeNanoseconds: header.timeNanoseconds - 500_000_000, inuseBytes: Estimate(value: peak + 1000),
+                                 records: [StackRecord(stack: 0, inuse: group(peak), alloc: group(peak)),
+                                           StackRecord(stack: 1, inuse: group(1000), alloc: group(1000))])
+        }
+        if peak != nil {
+            // The timeline record of newer files: three points while sampling.
+            snapshot.series = Series(intervalNanoseconds: 250_000_000, points: (0..<3).map { i in
+                SeriesPoint(timeNanoseconds: header.startNanoseconds + UInt64(i) * 250_000_000,
+                            inuseBytes: Estimate(value: 1000 + Double(i) * 10_000), allocBytes: 2000 + Double(i) * 20_000,
+                            rssBytes: 4 << 20)
+            })
+        }
+        return snapshot
+    }
+
+    /// A fresh directory.
+    static func directory(_ tag: String) throws -> String {
+        let path = NSTemporaryDirectory() + "heapsnap-serve-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
+
+/// A server over a directory with two snapshots of pid 4242 (leak 10 KB -> 30 KB), one of pid 4343, and a corrupt file.
+struct TestServer {
+    static let token = String(repeating: "ab", count: 32)
+    let directory: String
+    let state: ServeState
+    let symbolizer: RangeSymbolizer
+
+    init(tag: String, delay: Duration = .zero, wait: Duration = .seconds(5)) throws {
+        directory = try Files.directory(tag)
+        try SnapshotWriter.write(Files.snapshot(pid: 4242, seq: 0, leak: 10_000), to: directory + "/heapsnap.4242.0.heapsnap")
+        try SnapshotWriter.write(Files.snapshot(pid: 4242, seq: 1, leak: 30_000, peak: 50_000), to: directory + "/heapsnap.4242.1.heapsnap")
+        try SnapshotWriter.write(Files.snapshot(pid: 4343, seq: 0, leak: 20_000), to: directory + "/heapsnap.4343.0.heapsnap")
+        try Data("not a snapshot at all\n".utf8).write(to: URL(fileURLWithPath: directory + "/heapsnap.9.0.heapsnap"))
+        symbolizer = RangeSymbolizer(delay: delay)
+        let directories = try ServedDirectories([directory])
+        state = ServeState(token: Self.token, directories: directories,
+                           store: ProfileStore(directories: directories, symbolizer: symbolizer, locator: TrustingLocator()),
+                           processes: ProcessTable(directories: directories, timeout: 5), wait: wait)
+    }
+
+    /// Runs `body` with a client talking to the router in-process.
+    func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        try await Application(router: makeRouter(state)).test(.router, body)
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The cookie header the page would send.
+    var cookie: HTTPFields { [.cookie: "\(state.cookieName)=\(Self.token)"] }
+    /// The headers of the page's POSTs.
+    var postHeaders: HTTPFields { [.cookie: "\(state.cookieName)=\(Self.token)", .heapsnapToken: Self.token] }
+}
+
+extension TestResponse {
+    var text: String { String(buffer: body) }
+    /// The body as a JSON object (empty when it is not one).
+    var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:] }
+}
+
+/// Percent-encodes a query value.
+func q(_ value: String) -> String {
+    value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? value
+}
