@@ -237,19 +237,21 @@ private struct Decoder {
         return stacks
     }
 
-    private static func samples(_ c: inout ByteCursor, stackCount: Int) throws(DecodeFailure) -> [StackRecord] {
+    /// Entries laid out as in `SMPL` (also `PEAK`'s): each stack at most once, in-use
+    /// samples never above allocated ones; with `stackCount`, stacks checked against it
+    /// (an optional record may come before `STKS`: its stacks are checked at the end).
+    private static func samples(_ c: inout ByteCursor, stackCount: Int?) throws(DecodeFailure) -> [StackRecord] {
         let count = try c.count(minimumEntrySize: SnapshotFormat.sampleEntrySize, "entry")
         var records: [StackRecord] = []
         records.reserveCapacity(count)
-        var used = [Bool](repeating: false, count: stackCount)
+        var used = Set<Int>()
         for i in 0..<count {
             let stack = Int(try c.u32("entry \(i) stack"))
             try c.skip(4, "entry \(i) reserved")
-            guard stack < stackCount else {
+            if let stackCount, stack >= stackCount {
                 throw DecodeFailure(reason: "entry \(i) names stack \(stack), but there are \(stackCount) stacks")
             }
-            guard !used[stack] else { throw DecodeFailure(reason: "stack \(stack) has two entries") }
-            used[stack] = true
+            guard used.insert(stack).inserted else { throw DecodeFailure(reason: "stack \(stack) has two entries") }
             let inuse = try group(&c, "entry \(i) inuse")
             let alloc = try group(&c, "entry \(i) alloc")
             guard inuse.samples <= alloc.samples else {
@@ -316,21 +318,7 @@ private struct Decoder {
         guard bytes.isFinite, bytes >= 0, variance.isFinite, variance >= 0 else {
             throw DecodeFailure(reason: "in-use bytes \(bytes) ± variance \(variance)")
         }
-        let count = try c.count(minimumEntrySize: SnapshotFormat.sampleEntrySize, "entry")
-        var records: [StackRecord] = []
-        records.reserveCapacity(count)
-        var seen = Set<Int>()
-        for i in 0..<count {
-            let stack = Int(try c.u32("entry \(i) stack"))
-            try c.skip(4, "entry \(i) reserved")
-            guard seen.insert(stack).inserted else { throw DecodeFailure(reason: "stack \(stack) has two entries") }
-            let inuse = try group(&c, "entry \(i) inuse")
-            let alloc = try group(&c, "entry \(i) alloc")
-            guard inuse.samples <= alloc.samples else {
-                throw DecodeFailure(reason: "entry \(i) has more live samples (\(inuse.samples)) than allocated ones (\(alloc.samples))")
-            }
-            records.append(StackRecord(stack: stack, inuse: inuse, alloc: alloc))
-        }
+        let records = try samples(&c, stackCount: nil)
         return Peak(timeNanoseconds: time, inuseBytes: Estimate(value: bytes, variance: variance), records: records)
     }
 
