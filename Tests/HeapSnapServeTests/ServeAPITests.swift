@@ -205,13 +205,14 @@ struct ServeAPITests {
 
     @Test("symbolization is done once per file for many requests at once; a slow one answers 'pending' with progress")
     func concurrencyAndPending() async throws {
-        let server = try TestServer(tag: "pending", delay: .milliseconds(800), wait: .milliseconds(50))
+        let server = try TestServer(tag: "pending", gated: true, wait: .milliseconds(50))
         try await server.test { client in
             let first = try await client.execute(uri: "/api/report?f=\(Self.newer)", method: .get, headers: server.cookie)
             #expect(first.status == .accepted)
             #expect(first.json["pending"] as? Bool == true)
             let state = try await client.execute(uri: "/api/state", method: .get, headers: server.cookie)
             #expect((state.json["symbolizing"] as? [Any])?.count == 1, "the page shows the job in flight")
+            server.symbolizer.open()
             var statuses: [HTTPResponse.Status] = []
             for _ in 0..<100 {
                 let statusesNow = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in

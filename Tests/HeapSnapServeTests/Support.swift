@@ -9,15 +9,23 @@ import HummingbirdTesting
 import Synchronization
 
 /// Names addresses by range (ELF address of the module): 0x1000-0x1fff leak_cache, 0x2000-0x2fff parse_request, else main.
+/// With a gate, every call waits until the test opens it (`open()`): a job stays
+/// in flight for as long as a test needs, however slow the machine.
 final class RangeSymbolizer: AddressSymbolizer, @unchecked Sendable {
-    let delay: Duration
+    let gate: DispatchSemaphore?
     let calls = Mutex(0)
 
-    init(delay: Duration = .zero) { self.delay = delay }
+    init(gated: Bool = false) { gate = gated ? DispatchSemaphore(value: 0) : nil }
+
+    /// Lets every waiting and later call through.
+    func open() { gate?.signal() }
 
     func symbolize(_ requests: [SymbolRequest]) -> [[SymbolizedFrame]] {
         calls.withLock { $0 += 1 }
-        if delay > .zero { usleep(UInt32(delay.components.seconds * 1_000_000 + delay.components.attoseconds / 1_000_000_000_000)) }
+        if let gate {
+            _ = gate.wait(timeout: .now() + 120)
+            gate.signal()               // and the next one
+        }
         return requests.map { request in
             switch request.address {
             case 0x1000..<0x2000: [SymbolizedFrame(function: "leak_cache", file: "/src/app/cache.c", line: 42)]
@@ -88,13 +96,13 @@ struct TestServer {
     let state: ServeState
     let symbolizer: RangeSymbolizer
 
-    init(tag: String, delay: Duration = .zero, wait: Duration = .seconds(5)) throws {
+    init(tag: String, gated: Bool = false, wait: Duration = .seconds(5)) throws {
         directory = try Files.directory(tag)
         try SnapshotWriter.write(Files.snapshot(pid: 4242, seq: 0, leak: 10_000), to: directory + "/heapsnap.4242.0.heapsnap")
         try SnapshotWriter.write(Files.snapshot(pid: 4242, seq: 1, leak: 30_000, peak: 50_000), to: directory + "/heapsnap.4242.1.heapsnap")
         try SnapshotWriter.write(Files.snapshot(pid: 4343, seq: 0, leak: 20_000), to: directory + "/heapsnap.4343.0.heapsnap")
         try Data("not a snapshot at all\n".utf8).write(to: URL(fileURLWithPath: directory + "/heapsnap.9.0.heapsnap"))
-        symbolizer = RangeSymbolizer(delay: delay)
+        symbolizer = RangeSymbolizer(gated: gated)
         let directories = try ServedDirectories([directory])
         state = ServeState(token: Self.token, directories: directories,
                            store: ProfileStore(directories: directories, symbolizer: symbolizer, locator: TrustingLocator()),
