@@ -269,9 +269,10 @@ struct ServeAPITests {
     @Test("a process without the shim is refused and left alone; unknown pids and actions are one line")
     func processWithoutShim() async throws {
         let server = try TestServer(tag: "noshim")
+        // Lives until the test ends it: on two cores the parallel suites can hold this test back for tens of seconds.
         let sleeper = Process()
         sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
-        sleeper.arguments = ["30"]
+        sleeper.arguments = ["3600"]
         try sleeper.run()
         defer { sleeper.terminate() }
         let pid = sleeper.processIdentifier
@@ -298,7 +299,7 @@ struct ServeAPITests {
         let server = try TestServer(tag: "control")
         let target = Process()
         target.executableURL = URL(fileURLWithPath: "/bin/sleep")
-        target.arguments = ["60"]
+        target.arguments = ["3600"]
         target.environment = ["LD_PRELOAD": try #require(Self.preloadLibrary), "HEAPSNAP_DIR": server.directory, "PATH": "/usr/bin:/bin"]
         try target.run()
         defer { target.terminate() }
@@ -309,7 +310,7 @@ struct ServeAPITests {
                 return ((list.json["processes"] as? [[String: Any]]) ?? []).first { $0["pid"] as? Int == Int(pid) }
             }
             var listed: [String: Any]?
-            for _ in 0..<50 where listed == nil {
+            for _ in 0..<300 where listed == nil {
                 listed = try await process()
                 if listed == nil { try await Task.sleep(for: .milliseconds(100)) }
             }

@@ -106,7 +106,7 @@ struct TestServer {
         let directories = try ServedDirectories([directory])
         state = ServeState(token: Self.token, directories: directories,
                            store: ProfileStore(directories: directories, symbolizer: symbolizer, locator: TrustingLocator()),
-                           processes: ProcessTable(directories: directories, timeout: 5), wait: wait)
+                           processes: ProcessTable(directories: directories, timeout: 60), wait: wait)
     }
 
     /// Runs `body` with a client talking to the router in-process.
