@@ -269,12 +269,15 @@ struct ServeAPITests {
     @Test("a process without the shim is refused and left alone; unknown pids and actions are one line")
     func processWithoutShim() async throws {
         let server = try TestServer(tag: "noshim")
-        // Lives until the test ends it: on two cores the parallel suites can hold this test back for tens of seconds.
+        // Lives until the test kills it: on two cores the parallel suites can hold this test back for tens of
+        // seconds. SIGKILL, because a child of the test process inherits a mask that blocks SIGTERM (terminate()).
         let sleeper = Process()
         sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
         sleeper.arguments = ["3600"]
+        sleeper.standardOutput = FileHandle.nullDevice   // never the test's own pipes, which swift test reads to the end
+        sleeper.standardError = FileHandle.nullDevice
         try sleeper.run()
-        defer { sleeper.terminate() }
+        defer { kill(sleeper.processIdentifier, SIGKILL); sleeper.waitUntilExit() }
         let pid = sleeper.processIdentifier
         try await server.test { client in
             for action in ["start", "snapshot", "stop"] {
@@ -300,9 +303,11 @@ struct ServeAPITests {
         let target = Process()
         target.executableURL = URL(fileURLWithPath: "/bin/sleep")
         target.arguments = ["3600"]
+        target.standardOutput = FileHandle.nullDevice
+        target.standardError = FileHandle.nullDevice
         target.environment = ["LD_PRELOAD": try #require(Self.preloadLibrary), "HEAPSNAP_DIR": server.directory, "PATH": "/usr/bin:/bin"]
         try target.run()
-        defer { target.terminate() }
+        defer { kill(target.processIdentifier, SIGKILL); target.waitUntilExit() }
         let pid = target.processIdentifier
         try await server.test { client in
             func process() async throws -> [String: Any]? {
