@@ -9,7 +9,9 @@
  * Invariant: filter_count[i] >= number of entries whose address hashes to i
  * (equal until a counter saturates at 255, after which it stays 255 until
  * hs_live_release), and bit i of hs_filter_bits is set iff filter_count[i]
- * is nonzero. Therefore a zero bit proves "not sampled".
+ * is nonzero. Therefore a zero bit proves "not sampled". In exact mode the
+ * counters stay 0 and every bit is 1 (a zero bit still proves nothing was
+ * sampled: there is none).
  *
  * Each stripe also sums, under its lock, the variance of its live entries'
  * in-use weights and the byte weights of every sample put since start (the
@@ -22,8 +24,8 @@
 #include "stacks.h"
 #include "mem.h"
 #include "options.h"
+#include "lock.h"
 
-#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -35,7 +37,7 @@ struct entry {
 };
 
 struct hs_live_stripe {
-    pthread_mutex_t lock;
+    hs_lock_t lock;
     struct entry *slots;    /* protected by lock */
     size_t cap, count;      /* protected by lock */
     double inuse_var;       /* written under lock (relaxed atomic stores): sum of live entries' bytes_var */
@@ -55,9 +57,15 @@ static void sum_add(double *sum, double v)
     __atomic_store(sum, &x, __ATOMIC_RELAXED);
 }
 
-/* Counts one more entry hashing to i. Context: i's stripe lock held. */
+/* Counts one more entry hashing to i. Context: i's stripe lock held. In
+ * exact mode every bit is set from the start (hs_live_start) and nothing is
+ * counted: every block is sampled, so the filter could only say "maybe",
+ * and counting cost two cache misses and two locked instructions per
+ * allocation and free. */
 static void filter_add(uint32_t i)
 {
+    if (hs_opt.rate <= 1)
+        return;
     uint8_t v = filter_count[i];
     if (v == 0)
         __atomic_fetch_or(&hs_filter_bits[i / 64], 1ull << (i % 64), __ATOMIC_RELAXED);
@@ -68,6 +76,8 @@ static void filter_add(uint32_t i)
 /* Counts one entry less (a saturated counter stays). Context: stripe lock held. */
 static void filter_remove(uint32_t i)
 {
+    if (hs_opt.rate <= 1)
+        return;
     uint8_t v = filter_count[i];
     if (v == 0 || v == 255)
         return;
@@ -76,7 +86,7 @@ static void filter_remove(uint32_t i)
         __atomic_fetch_and(&hs_filter_bits[i / 64], ~(1ull << (i % 64)), __ATOMIC_RELAXED);
 }
 static struct hs_live_stripe stripes[HS_LIVE_STRIPES] = {
-    [0 ... HS_LIVE_STRIPES - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+    [0 ... HS_LIVE_STRIPES - 1] = { .lock = HS_LOCK_INIT },
 };
 
 static struct hs_live_stripe *stripe_of(uint64_t h)
@@ -89,11 +99,11 @@ static size_t pos(uint64_t h, size_t cap) { return (h >> 20) & (cap - 1); }
 struct hs_live_stripe *hs_live_lock(const void *p)
 {
     struct hs_live_stripe *st = stripe_of(hs_addr_hash(p));
-    pthread_mutex_lock(&st->lock);
+    hs_lock(&st->lock);
     return st;
 }
 
-void hs_live_unlock(struct hs_live_stripe *st) { pthread_mutex_unlock(&st->lock); }
+void hs_live_unlock(struct hs_live_stripe *st) { hs_unlock(&st->lock); }
 
 bool hs_live_reserve(struct hs_live_stripe *st)
 {
@@ -150,20 +160,16 @@ int64_t hs_live_forget(struct hs_live_stripe *st, uint64_t size)
     return hs_block_units(size, &w);
 }
 
-bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack, int64_t *units)
+bool hs_live_take(struct hs_live_stripe *st, const void *p, uint64_t *size, uint32_t *stack, int64_t *units)
 {
     uint64_t h = hs_addr_hash(p);
-    struct hs_live_stripe *st = stripe_of(h);
-    bool found = false;
-    pthread_mutex_lock(&st->lock);
     if (!st->cap)
-        goto out;
+        return false;
     size_t mask = st->cap - 1, j = pos(h, st->cap);
     while (st->slots[j].addr && st->slots[j].addr != (uintptr_t)p)
         j = (j + 1) & mask;
     if (!st->slots[j].addr)
-        goto out;
-    found = true;
+        return false;
     *size = st->slots[j].size;
     *stack = st->slots[j].stack;
     if (hs_opt.rate <= 1) {
@@ -190,9 +196,7 @@ bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack, int64_t *units
     st->slots[hole].addr = 0;
     st->count--;
     filter_remove(hs_filter_index(h));
-out:
-    pthread_mutex_unlock(&st->lock);
-    return found;
+    return true;
 }
 
 void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void *ctx)
@@ -201,11 +205,11 @@ void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void 
         struct hs_live_stripe *st = &stripes[i];
         if (!__atomic_load_n(&st->count, __ATOMIC_RELAXED))
             continue;               /* empty: nothing to lock for (a racing insert is as if after the walk) */
-        pthread_mutex_lock(&st->lock);
+        hs_lock(&st->lock);
         for (size_t j = 0; j < st->cap; j++)
             if (st->slots[j].addr)
                 fn(ctx, st->slots[j].size, st->slots[j].stack);
-        pthread_mutex_unlock(&st->lock);
+        hs_unlock(&st->lock);
     }
 }
 
@@ -247,22 +251,28 @@ void hs_live_release(void)
     hs_live_unlock_all();
 }
 
+void hs_live_start(void)
+{
+    if (hs_opt.rate <= 1)
+        memset(hs_filter_bits, 0xff, sizeof hs_filter_bits);
+}
+
 void hs_live_lock_all(void)
 {
     for (int i = 0; i < HS_LIVE_STRIPES; i++)
-        pthread_mutex_lock(&stripes[i].lock);
+        hs_lock(&stripes[i].lock);
 }
 
 void hs_live_unlock_all(void)
 {
     for (int i = HS_LIVE_STRIPES - 1; i >= 0; i--)
-        pthread_mutex_unlock(&stripes[i].lock);
+        hs_unlock(&stripes[i].lock);
 }
 
 /* Context: fork child, single-threaded. */
 void hs_live_reset_child(void)
 {
     for (int i = 0; i < HS_LIVE_STRIPES; i++)
-        pthread_mutex_init(&stripes[i].lock, NULL);
+        hs_lock_init(&stripes[i].lock);
     hs_live_release();
 }

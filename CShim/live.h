@@ -85,8 +85,9 @@ void hs_live_unlock(struct hs_live_stripe *st);
 #define HS_NO_STALE UINT64_MAX
 
 /* Removes `p` if present, returning its record and its in-use units (its
- * variance leaves the stripe's sum). Context: inside free/realloc. */
-bool hs_live_take(const void *p, uint64_t *size, uint32_t *stack, int64_t *units);
+ * variance leaves the stripe's sum). Context: inside free/realloc, p's
+ * stripe locked (hs_live_lock). */
+bool hs_live_take(struct hs_live_stripe *st, const void *p, uint64_t *size, uint32_t *stack, int64_t *units);
 
 /* Sums over the stripes, read without their locks: the variance of the
  * in-use estimate (sum of the live blocks' bytes_var) and the estimated
@@ -99,6 +100,9 @@ void hs_live_sums(double *inuse_var, double *alloc_bytes);
 void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void *ctx);
 
 uint64_t hs_live_count(void);
+/* A session begins (after hs_live_release): exact mode sets every filter
+ * bit, so that every free is looked up and nothing is counted. */
+void hs_live_start(void);
 void hs_live_release(void);         /* quiesced: drop tables, clear the filter */
 void hs_live_lock_all(void);
 void hs_live_unlock_all(void);

@@ -9,8 +9,8 @@
 #define _GNU_SOURCE
 #include "mem.h"
 #include "options.h"
+#include "lock.h"
 
-#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -24,7 +24,7 @@ struct hs_chunk {
 };
 
 /* protected by arena_lock */
-static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static hs_lock_t arena_lock = HS_LOCK_INIT;
 static struct hs_chunk *arena_head;
 static char *arena_cur, *arena_end;
 
@@ -66,13 +66,13 @@ void hs_unmap(void *p, size_t size, bool account)
 void *hs_arena_alloc(size_t size)
 {
     size = (size + 15) & ~(size_t)15;
-    pthread_mutex_lock(&arena_lock);
+    hs_lock(&arena_lock);
     if ((size_t)(arena_end - arena_cur) < size) {
         size_t want = size + sizeof(struct hs_chunk) + 16;
         size_t csize = want > HS_CHUNK_SIZE ? page_round(want) : HS_CHUNK_SIZE;
         struct hs_chunk *c = hs_map(csize, true);
         if (!c) {
-            pthread_mutex_unlock(&arena_lock);
+            hs_unlock(&arena_lock);
             return NULL;
         }
         c->next = arena_head;
@@ -83,13 +83,13 @@ void *hs_arena_alloc(size_t size)
     }
     void *p = arena_cur;
     arena_cur += size;
-    pthread_mutex_unlock(&arena_lock);
+    hs_unlock(&arena_lock);
     return p;
 }
 
 void hs_arena_release(void)
 {
-    pthread_mutex_lock(&arena_lock);
+    hs_lock(&arena_lock);
     struct hs_chunk *c = arena_head;
     while (c) {
         struct hs_chunk *next = c->next;
@@ -98,14 +98,14 @@ void hs_arena_release(void)
     }
     arena_head = NULL;
     arena_cur = arena_end = NULL;
-    pthread_mutex_unlock(&arena_lock);
+    hs_unlock(&arena_lock);
 }
 
-void hs_arena_lock(void) { pthread_mutex_lock(&arena_lock); }
-void hs_arena_unlock(void) { pthread_mutex_unlock(&arena_lock); }
+void hs_arena_lock(void) { hs_lock(&arena_lock); }
+void hs_arena_unlock(void) { hs_unlock(&arena_lock); }
 
 /* Context: fork child, single-threaded. The lock may have been copied held. */
 void hs_arena_reset_child(void)
 {
-    pthread_mutex_init(&arena_lock, NULL);
+    hs_lock_init(&arena_lock);
 }

@@ -39,6 +39,8 @@
 #include "mem.h"
 #include "heapsnap.h"
 #include "python_layouts.h"
+#include "lock.h"
+#include "gate.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -335,7 +337,7 @@ struct slot {
     uint32_t id;
 };
 
-static pthread_mutex_t fn_lock = PTHREAD_MUTEX_INITIALIZER;
+static hs_lock_t fn_lock = HS_LOCK_INIT;
 static struct slot *fn_slots;           /* protected by fn_lock */
 static size_t fn_cap, fn_count;         /* protected by fn_lock */
 static struct hs_py_function **fn_dir;  /* id -> entry; protected by fn_lock */
@@ -392,8 +394,8 @@ static uint32_t fn_intern(const char *name, size_t nlen, const char *file, size_
     uint64_t h = hash_bytes(hash_bytes(0xcbf29ce484222325ull ^ firstlineno, name, nlen), file, flen);
     h ^= (uint64_t)nlen << 48 ^ (uint64_t)flen << 32;
     uint32_t id = NO_ID;
-    pthread_mutex_lock(&fn_lock);
-    if (fn_grow() != 0)
+    hs_lock(&fn_lock);
+    if (!hs_gate_open() || fn_grow() != 0)     /* sampling stopped meanwhile, or over budget */
         goto out;
     size_t j = h & (fn_cap - 1);
     for (; fn_slots[j].f; j = (j + 1) & (fn_cap - 1)) {
@@ -416,39 +418,39 @@ static uint32_t fn_intern(const char *name, size_t nlen, const char *file, size_
     fn_dir[fn_count++] = f;
     fn_slots[j] = (struct slot){ h, f, id };
 out:
-    pthread_mutex_unlock(&fn_lock);
+    hs_unlock(&fn_lock);
     return id;
 }
 
 uint32_t hs_py_foreach_function(void (*fn)(void *arg, const struct hs_py_function *f), void *arg)
 {
-    pthread_mutex_lock(&fn_lock);
+    hs_lock(&fn_lock);
     uint32_t n = (uint32_t)fn_count;
     for (uint32_t i = 0; i < n; i++)
         fn(arg, fn_dir[i]);
-    pthread_mutex_unlock(&fn_lock);
+    hs_unlock(&fn_lock);
     return n;
 }
 
 void hs_py_release(void)
 {
-    pthread_mutex_lock(&fn_lock);
+    hs_lock(&fn_lock);
     hs_unmap(fn_slots, fn_cap * sizeof *fn_slots, true);
     hs_unmap(fn_dir, fn_dir_cap * sizeof *fn_dir, true);
     fn_slots = NULL;
     fn_dir = NULL;
     fn_cap = fn_dir_cap = fn_count = 0;
     __atomic_store_n(&py_seen, 0, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&fn_lock);
+    hs_unlock(&fn_lock);
 }
 
-void hs_py_lock(void) { pthread_mutex_lock(&fn_lock); }
-void hs_py_unlock(void) { pthread_mutex_unlock(&fn_lock); }
+void hs_py_lock(void) { hs_lock(&fn_lock); }
+void hs_py_unlock(void) { hs_unlock(&fn_lock); }
 
 /* Context: fork child, single-threaded. */
 void hs_py_reset_child(void)
 {
-    pthread_mutex_init(&fn_lock, NULL);
+    hs_lock_init(&fn_lock);
     hs_py_release();
 }
 

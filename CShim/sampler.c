@@ -8,15 +8,14 @@
  * is memoryless). CShim/DESIGN.md derives the weights s/p, 1/p and their
  * variances. In exact mode (rate 1) every allocation is recorded with p = 1.
  *
- * Entering the slow path: hs_enter() sets the reentrancy guard and counts the
- * thread in its slot of hs_inflight, then re-checks hs_active. hs_quiesce()
- * clears hs_active and waits for every slot to drain; the sequentially
- * consistent increment/load pair (a Dekker handshake, per slot) guarantees
- * that after quiesce no thread is inside, or will enter, code that touches
- * the tables. That is what makes releasing memory on stop and taking the
- * fork locks safe. The counter is split into cache-line slots chosen by the
- * thread's TLS address, so that threads sampling at once (every allocation,
- * in exact mode) do not pass one line back and forth.
+ * Entering the slow path: hs_enter() sets the reentrancy guard and notes the
+ * open session (gate.h). Every table access then happens under a table lock
+ * that first checks the session is still open. hs_quiesce() clears
+ * hs_active, closes the gate and takes and drops every table lock once:
+ * afterwards no thread touches the tables, or will, until the next start
+ * opens the gate for a new session. That is what makes the exact final
+ * view, releasing memory on stop and taking the fork locks safe, at no
+ * atomic read-modify-write per allocation (the locks are taken anyway).
  *
  * Memory over time costs the sampled paths only: a recorded sample adds its
  * in-use units to hs_inuse_total (a tracked free subtracts them) and
@@ -31,6 +30,7 @@
 #include "stacks.h"
 #include "mem.h"
 #include "python.h"
+#include "gate.h"
 
 #include <math.h>
 #include <sched.h>
@@ -41,20 +41,11 @@ int hs_active;
 __thread int hs_reentry __attribute__((tls_model("initial-exec")));
 struct hs_counters hs_count;
 uint32_t hs_session;
-#define HS_INFLIGHT_SLOTS 16
-static struct { long n; } __attribute__((aligned(64))) hs_inflight[HS_INFLIGHT_SLOTS];   /* seq_cst */
 static int fork_was_active;     /* hs_active across fork prepare/parent (control lock held) */
 static void (*child_setup)(void);   /* registered once at load (lifecycle.c), read after */
 static void (*peak_wake)(void);     /* registered once at load (writer.c), read after */
 int64_t hs_inuse_total;             /* relaxed atomic adds on the sampled paths */
 int64_t hs_peak_next;               /* see sampler.h; CAS by samplers, stores by control */
-
-/* This thread's slot: a hash of its TLS block (a fixed address per thread). */
-static long *inflight_slot(void)
-{
-    uint64_t h = ((uintptr_t)&hs_tls >> 6) * 0x9E3779B97F4A7C15ull;
-    return &hs_inflight[h >> 60].n;
-}
 
 __thread struct hs_thread hs_tls __attribute__((tls_model("initial-exec")));
 
@@ -91,15 +82,14 @@ static int64_t draw_countdown(struct hs_thread *t)
 }
 
 /* Enter the slow path: false if this thread is already in shim code or
- * sampling stopped meanwhile. Context: inside malloc/free. */
+ * sampling stopped meanwhile. The tables themselves are checked again under
+ * their locks (hs_gate_open). Context: inside malloc/free. */
 static bool hs_enter(void)
 {
     if (hs_guard_held())
         return false;
     hs_guard_enter();
-    __atomic_add_fetch(inflight_slot(), 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&hs_active, __ATOMIC_SEQ_CST) != 1) {
-        __atomic_sub_fetch(inflight_slot(), 1, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1 || !hs_gate_enter()) {
         hs_guard_leave(false);
         return false;
     }
@@ -108,13 +98,13 @@ static bool hs_enter(void)
 
 static void hs_leave(void)
 {
-    __atomic_sub_fetch(inflight_slot(), 1, __ATOMIC_RELEASE);
     hs_guard_leave(false);
 }
 
 /* Adds a recorded block to the in-use estimate and, when that passes the
  * peak trigger, asks the writer for a copy (one thread wins the swap).
- * Context: inside malloc, guard held, no shim lock held. */
+ * Context: inside malloc, guard held, the block's live stripe locked (so a
+ * stop never races a late wake-up). */
 static void note_growth(int64_t units)
 {
     int64_t now = __atomic_add_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
@@ -150,22 +140,23 @@ static __attribute__((noinline)) void record(void *p, size_t n)
      * live entry, all under the live stripe lock: a writer that sees the
      * entry has also seen it counted in alloc (inuse <= alloc). */
     struct hs_live_stripe *st = hs_live_lock(p);
+    if (!hs_gate_open()) {
+        hs_live_unlock(st);
+        return;
+    }
     uint32_t id = HS_NO_STACK;
-    int64_t units = 0;
     if (hs_live_reserve(st))
         id = hs_stack_record(frames, depth, truncated, &w);
     if (id != HS_NO_STACK) {
         uint64_t stale = HS_NO_STALE;
-        units = hs_live_put(st, p, n, id, &w, true, &stale);
+        int64_t units = hs_live_put(st, p, n, id, &w, true, &stale);
         if (__builtin_expect(stale != HS_NO_STALE, 0))
             units -= hs_live_forget(st, stale);
+        note_growth(units);
+    } else {
+        __atomic_add_fetch(&hs_count.dropped, 1, __ATOMIC_RELAXED);
     }
     hs_live_unlock(st);
-    if (id == HS_NO_STACK) {
-        __atomic_add_fetch(&hs_count.dropped, 1, __ATOMIC_RELAXED);
-        return;
-    }
-    note_growth(units);
 }
 
 /* An allocation crossed this thread's countdown, or the countdown belongs to
@@ -198,15 +189,26 @@ void *hs_sample_slow(void *p, size_t n)
     return p;
 }
 
+/* Takes p's record out of the live table, if there is one, and its units
+ * out of the estimate; false if none. Context: guard held (hs_enter). */
+static bool take(const void *p, uint64_t *size, uint32_t *stack)
+{
+    struct hs_live_stripe *st = hs_live_lock(p);
+    int64_t units;
+    bool found = hs_gate_open() && hs_live_take(st, p, size, stack, &units);
+    if (found)
+        __atomic_sub_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
+    hs_live_unlock(st);
+    return found;
+}
+
 void hs_before_free_slow(void *p)
 {
     if (!hs_enter())
         return;
     uint64_t size;
     uint32_t stack;
-    int64_t units;
-    if (hs_live_take(p, &size, &stack, &units))
-        __atomic_sub_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
+    take(p, &size, &stack);
     hs_leave();
 }
 
@@ -214,10 +216,7 @@ bool hs_realloc_take(void *old, uint64_t *size, uint32_t *stack)
 {
     if (!hs_live_maybe(old) || !hs_enter())
         return false;
-    int64_t units;
-    bool found = hs_live_take(old, size, stack, &units);
-    if (found)
-        __atomic_sub_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
+    bool found = take(old, size, stack);
     hs_leave();
     return found;
 }
@@ -228,25 +227,30 @@ void hs_realloc_restore(void *old, uint64_t size, uint32_t stack)
         return;
     struct hs_weights w;
     hs_weights(size, &w);
-    int64_t units = 0;
     struct hs_live_stripe *st = hs_live_lock(old);
-    if (hs_live_reserve(st)) {
+    if (hs_gate_open() && hs_live_reserve(st)) {
         uint64_t stale = HS_NO_STALE;
-        units = hs_live_put(st, old, size, stack, &w, false, &stale);
+        int64_t units = hs_live_put(st, old, size, stack, &w, false, &stale);
         if (stale != HS_NO_STALE)
             units -= hs_live_forget(st, stale);
+        __atomic_add_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
     }
     hs_live_unlock(st);
-    __atomic_add_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
     hs_leave();
 }
 
+/* Closes the gate, then takes and drops every lock under which a sampled
+ * path touches the tables: whoever held one has left it, whoever takes one
+ * later finds the gate closed (gate.h). Context: control, or a forking
+ * thread; never while holding a table lock. */
 void hs_quiesce(void)
 {
     __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
-    for (int i = 0; i < HS_INFLIGHT_SLOTS; i++)
-        while (__atomic_load_n(&hs_inflight[i].n, __ATOMIC_SEQ_CST) != 0)
-            sched_yield();
+    __atomic_store_n(&hs_gate, 0, __ATOMIC_SEQ_CST);
+    hs_live_lock_all();
+    hs_live_unlock_all();
+    hs_py_lock();
+    hs_py_unlock();
 }
 
 void hs_sampler_release(void)
@@ -261,16 +265,21 @@ void hs_sampler_start(void)
 {
     hs_quiesce();
     hs_sampler_release();
+    hs_live_start();
     memset(&hs_count, 0, sizeof hs_count);
     __atomic_store_n(&hs_inuse_total, 0, __ATOMIC_RELAXED);
     hs_peak_arm(0);
-    __atomic_add_fetch(&hs_session, 1, __ATOMIC_RELAXED);
+    uint32_t session = __atomic_add_fetch(&hs_session, 1, __ATOMIC_RELAXED);
+    if (session == 0)
+        session = __atomic_add_fetch(&hs_session, 1, __ATOMIC_RELAXED);    /* 0 is "closed" */
+    __atomic_store_n(&hs_gate, session, __ATOMIC_RELEASE);
     __atomic_store_n(&hs_active, 1, __ATOMIC_SEQ_CST);
 }
 
 void hs_sampler_halt(void)
 {
     __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&hs_gate, 0, __ATOMIC_SEQ_CST);
 }
 
 /* Context: the forking thread, control lock held. */
@@ -291,6 +300,8 @@ void hs_sampler_fork_parent(void)
     hs_py_unlock();
     hs_stacks_unlock_all();
     hs_live_unlock_all();
+    if (fork_was_active == 1)
+        __atomic_store_n(&hs_gate, __atomic_load_n(&hs_session, __ATOMIC_RELAXED), __ATOMIC_RELEASE);
     if (fork_was_active)
         __atomic_store_n(&hs_active, fork_was_active, __ATOMIC_SEQ_CST);
 }
@@ -303,7 +314,7 @@ void hs_sampler_setup_done(void) { __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_
 void hs_sampler_fork_child(void)
 {
     __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);     /* control may expect setup */
-    memset(hs_inflight, 0, sizeof hs_inflight);
+    hs_gate = 0;
     hs_arena_reset_child();
     hs_live_reset_child();
     hs_stacks_reset_child();

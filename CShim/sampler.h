@@ -161,7 +161,7 @@ void hs_realloc_restore(void *old, uint64_t size, uint32_t stack);
 /* Control side. Context: control (writer thread or exiting thread) holding
  * the control lock. */
 void hs_sampler_start(void);        /* fresh state, then hs_active = 1 */
-void hs_quiesce(void);              /* hs_active = 0 and wait for in-flight slow paths */
+void hs_quiesce(void);              /* hs_active = 0, close the gate, cycle the table locks */
 void hs_sampler_release(void);      /* drop all tables; requires quiesced */
 
 /* hs_active = 0 without waiting: exit() from a signal handler that

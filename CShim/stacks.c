@@ -26,10 +26,10 @@
 #include "mem.h"
 #include "heapsnap.h"
 #include "python.h"
+#include "lock.h"
 
 #include <link.h>
 #include <dlfcn.h>
-#include <pthread.h>
 #include <string.h>
 
 #define UNW_LOCAL_ONLY
@@ -41,7 +41,7 @@
 #define HS_DIR_CHUNKS 1024              /* up to 4M distinct stacks */
 
 struct stripe {
-    pthread_mutex_t lock;
+    hs_lock_t lock;
     struct hs_stack **slots;            /* protected by lock; NULL = empty */
     size_t cap, count;                  /* protected by lock */
 } __attribute__((aligned(64)));
@@ -72,7 +72,7 @@ static int find_text(struct dl_phdr_info *info, size_t size, void *arg)
 void hs_stacks_init(void)
 {
     for (int i = 0; i < HS_STACK_STRIPES; i++)
-        pthread_mutex_init(&stripes[i].lock, NULL);
+        hs_lock_init(&stripes[i].lock);
     dl_iterate_phdr(find_text, (void *)(uintptr_t)&hs_stacks_init);
 }
 
@@ -179,7 +179,7 @@ uint32_t hs_stack_record(const uintptr_t *frames, uint32_t depth, bool truncated
     uint64_t h = hash_frames(frames, depth, truncated);
     struct stripe *st = &stripes[h & (HS_STACK_STRIPES - 1)];
     uint32_t id = HS_NO_STACK;
-    pthread_mutex_lock(&st->lock);
+    hs_lock(&st->lock);
     if (st->count * 4 >= st->cap * 3 && grow(st) != 0)
         goto out;
     size_t j = (h >> 8) & (st->cap - 1);
@@ -209,7 +209,7 @@ uint32_t hs_stack_record(const uintptr_t *frames, uint32_t depth, bool truncated
     st->count++;
     id = s->id;
 out:
-    pthread_mutex_unlock(&st->lock);
+    hs_unlock(&st->lock);
     return id;
 }
 
@@ -230,20 +230,20 @@ const struct hs_stack *hs_stack_get(uint32_t id)
 void hs_stack_read_alloc(const struct hs_stack *s, struct hs_group *out)
 {
     struct stripe *st = &stripes[s->hash & (HS_STACK_STRIPES - 1)];
-    pthread_mutex_lock(&st->lock);
+    hs_lock(&st->lock);
     *out = s->alloc;
-    pthread_mutex_unlock(&st->lock);
+    hs_unlock(&st->lock);
 }
 
 void hs_stacks_release(void)
 {
     for (int i = 0; i < HS_STACK_STRIPES; i++) {
         struct stripe *st = &stripes[i];
-        pthread_mutex_lock(&st->lock);
+        hs_lock(&st->lock);
         hs_unmap(st->slots, st->cap * sizeof *st->slots, true);
         st->slots = NULL;
         st->cap = st->count = 0;
-        pthread_mutex_unlock(&st->lock);
+        hs_unlock(&st->lock);
     }
     memset(dir, 0, sizeof dir);     /* chunks lived in the arena */
     __atomic_store_n(&next_id, 0, __ATOMIC_RELEASE);
@@ -252,19 +252,19 @@ void hs_stacks_release(void)
 void hs_stacks_lock_all(void)
 {
     for (int i = 0; i < HS_STACK_STRIPES; i++)
-        pthread_mutex_lock(&stripes[i].lock);
+        hs_lock(&stripes[i].lock);
 }
 
 void hs_stacks_unlock_all(void)
 {
     for (int i = HS_STACK_STRIPES - 1; i >= 0; i--)
-        pthread_mutex_unlock(&stripes[i].lock);
+        hs_unlock(&stripes[i].lock);
 }
 
 /* Context: fork child, single-threaded: fresh locks, tables dropped. */
 void hs_stacks_reset_child(void)
 {
     for (int i = 0; i < HS_STACK_STRIPES; i++)
-        pthread_mutex_init(&stripes[i].lock, NULL);
+        hs_lock_init(&stripes[i].lock);
     hs_stacks_release();
 }

@@ -324,8 +324,10 @@ static void peak_wake(void)
 {
     unsigned char wake = 0xFF;
     int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
+    int saved = errno;          /* a full pipe (EAGAIN) is no news to the host's malloc caller */
     if (hs_fd_is(fd, ctl.pipe_id))
         (void)!write(fd, &wake, 1);
+    errno = saved;
 }
 
 /* While sampling a Python process: wrap pymalloc's domains once the
