@@ -69,9 +69,8 @@ static __attribute__((noinline)) void *resolve(enum op op)
         (void)!write(2, msg, sizeof msg - 1);
         abort();
     }
-    Dl_info fi, mi;
     struct next_op *e = &next_op[op];
-    e->own = dladdr(fn, &fi) && dladdr(*(void **)&hs_real.malloc_fn, &mi) && fi.dli_fbase == mi.dli_fbase;
+    e->own = hs_same_module(fn, *(void **)&hs_real.malloc_fn);
     __atomic_store_n(&e->fn, fn, __ATOMIC_RELEASE);
     return fn;
 }

@@ -22,6 +22,7 @@
 #include "forward.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <sched.h>
 #include <errno.h>
 #include <string.h>
@@ -178,17 +179,12 @@ void hs_forward_init(void)
      * glibc for names the next allocator lacks (jemalloc has no pvalloc nor
      * reallocarray): glibc's pvalloc would hand out glibc blocks that get
      * freed into jemalloc. Keep only functions from malloc's own object. */
-    Dl_info mi;
-    if (dladdr(*(void **)&r.malloc_fn, &mi) && mi.dli_fbase) {
-        void **fns[] = { (void **)&r.calloc_fn, (void **)&r.reallocarray_fn, (void **)&r.posix_memalign_fn,
-                         (void **)&r.aligned_alloc_fn, (void **)&r.memalign_fn, (void **)&r.valloc_fn,
-                         (void **)&r.pvalloc_fn, (void **)&r.malloc_usable_size_fn };
-        for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-            Dl_info fi;
-            if (*fns[i] && (!dladdr(*fns[i], &fi) || fi.dli_fbase != mi.dli_fbase))
-                *fns[i] = NULL;
-        }
-    }
+    void **fns[] = { (void **)&r.calloc_fn, (void **)&r.reallocarray_fn, (void **)&r.posix_memalign_fn,
+                     (void **)&r.aligned_alloc_fn, (void **)&r.memalign_fn, (void **)&r.valloc_fn,
+                     (void **)&r.pvalloc_fn, (void **)&r.malloc_usable_size_fn };
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+        if (*fns[i] && !hs_same_module(*fns[i], *(void **)&r.malloc_fn))
+            *fns[i] = NULL;
     if (!r.calloc_fn)
         r.calloc_fn = synth_calloc;
     /* Publish the complete table before synth_* may use hs_real.memalign_fn. */
@@ -333,4 +329,29 @@ void *hs_boot_realloc(void *p, size_t n)
         memcpy(q, p, old < n ? old : n);
     }
     return q;
+}
+
+struct module_query { uintptr_t addr; uintptr_t base; };
+
+static int find_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct module_query *q = arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && q->addr >= lo && q->addr - lo < ph->p_memsz) {
+            q->base = (uintptr_t)info->dlpi_phdr;     /* one per object, never 0 */
+            return 1;
+        }
+    }
+    return 0;
+}
+
+bool hs_same_module(const void *a, const void *b)
+{
+    struct module_query qa = { (uintptr_t)a, 0 }, qb = { (uintptr_t)b, 0 };
+    dl_iterate_phdr(find_module, &qa);
+    dl_iterate_phdr(find_module, &qb);
+    return qa.base && qa.base == qb.base;
 }

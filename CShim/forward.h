@@ -48,6 +48,12 @@ void hs_forward_init(void);
 
 /* realloc / usable size for a bootstrap pointer. */
 void *hs_boot_realloc(void *p, size_t n);
+
+/* Do a and b lie in the same loaded object? By its program headers
+ * (dl_iterate_phdr): dladdr answered the same but searched the symbol
+ * table, ~90,000 instructions a call. Context: load, or the first call of
+ * an operator; takes the loader's list lock like dladdr. */
+bool hs_same_module(const void *a, const void *b);
 size_t hs_boot_usable(void *p);
 
 #endif

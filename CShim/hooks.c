@@ -4,9 +4,9 @@
  * Idle (hs_active == 0), each call is the forward through hs_real plus one
  * well-predicted branch on a plain global: no TLS, no lock, no atomic RMW.
  * free() adds one subtract-and-compare for bootstrap pointers (forward.c).
- * While sampling, allocations go to hs_after_alloc (sampler.c: countdown in
- * TLS, rarely a sample) and frees of possibly-sampled addresses (one filter
- * load, live.h) to hs_before_free_slow. Frees are looked up *before* the
+ * While sampling, allocations go to hs_after_alloc (sampler.h: a countdown
+ * in TLS, rarely a sample) and frees of possibly-sampled addresses (one
+ * filter load, live.h, inline in free) to hs_before_free_slow. Frees are looked up *before* the
  * memory goes back, so the address cannot be reused and re-sampled by
  * another thread before its old record is gone.
  */
@@ -22,8 +22,10 @@
 #define HS_EXPORT __attribute__((visibility("default")))
 
 /* Idle, each allocation function is a load, a branch and a tail jump into
- * the next allocator. The sampling path of each lives in its own noinline
- * function (SAMPLING), so the compiler cannot merge it into the idle one. */
+ * the next allocator, with no stack frame. The sampling path of each lives
+ * in its own noinline function (SAMPLING), reached by a tail jump: inline,
+ * the compiler hoists the call into the next allocator above the branch
+ * and gives the idle path a frame (objdump -d). */
 #define SAMPLING static __attribute__((noinline, cold))
 
 SAMPLING void *malloc_sampling(size_t n) { return hs_after_alloc(hs_real.malloc_fn(n), n); }
@@ -39,24 +41,18 @@ HS_EXPORT void *malloc(size_t n)
  * to the allocator (see the top of this file). Context: inside free. */
 SAMPLING void free_tracked(void *p)
 {
-    hs_before_free_slow(p);
+    if (hs_is_boot(p))
+        return;
+    if (p)
+        hs_before_free_slow(p);
     hs_real.free_fn(p);
 }
 
 /* While sampling, a free costs one more load: the filter (live.h). */
-SAMPLING void free_sampling(void *p)
-{
-    if (hs_is_boot(p))
-        return;
-    if (p && hs_live_maybe(p))
-        return free_tracked(p);
-    hs_real.free_fn(p);
-}
-
 HS_EXPORT void free(void *p)
 {
-    if (hs_is_active())
-        return free_sampling(p);
+    if (hs_is_active() && hs_live_maybe(p))
+        return free_tracked(p);
     if (__builtin_expect(hs_is_boot(p), 0))
         return;
     hs_real.free_fn(p);
@@ -81,7 +77,7 @@ SAMPLING void *realloc_sampling(void *old, size_t n)
 {
     uint64_t osize = 0;
     uint32_t ostack = 0;
-    bool had = old && hs_realloc_take(old, &osize, &ostack);
+    bool had = old && hs_live_maybe(old) && hs_realloc_take(old, &osize, &ostack);
     void *p = hs_real.realloc_fn(old, n);
     if (!p && n && had)
         hs_realloc_restore(old, osize, ostack);    /* failed: old block still live */

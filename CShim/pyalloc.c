@@ -106,9 +106,9 @@ static uint32_t flags;
             return orig[D].realloc(ctx, old, n);                                   \
         uint64_t osize = 0;                                                        \
         uint32_t ostack = 0;                                                       \
-        bool had = old && hs_realloc_take(old, &osize, &ostack);                   \
+        bool had = old && hs_live_maybe(old) && hs_realloc_take(old, &osize, &ostack); \
         bool hold = !small[D] || SMALL(n);                                         \
-        struct hs_hold h = hold ? hs_hold() : (struct hs_hold){ 0, 0 };            \
+        struct hs_hold h = hold ? hs_hold() : (struct hs_hold){ 0 };               \
         void *p = orig[D].realloc(ctx, old, n);                                    \
         if (hold)                                                                  \
             hs_unhold(h);                                                          \
@@ -135,14 +135,7 @@ static bool small[3];                   /* written with orig */
  * sampling off and records nothing). Context: inside the allocator. */
 static inline __attribute__((always_inline)) bool counts_down(size_t n)
 {
-    if (!SMALL(n))
-        return true;
-    struct hs_thread *t = &hs_tls;
-    if (__builtin_expect(t->session != __atomic_load_n(&hs_session, __ATOMIC_RELAXED) ||
-                         (uint64_t)t->countdown <= n, 0))
-        return false;
-    t->countdown -= (int64_t)n;
-    return true;
+    return !SMALL(n) || hs_counts_down(n);
 }
 
 /* A free of a possibly sampled block (the filter said maybe; zeroed when

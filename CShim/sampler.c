@@ -159,11 +159,11 @@ static __attribute__((noinline)) void record(void *p, size_t n)
     hs_live_unlock(st);
 }
 
-/* An allocation crossed this thread's countdown, or the countdown belongs to
- * an earlier session (or none): draw the next countdown and record the block.
- * Allocations made by shim code itself (hs_enter fails under the guard) draw
- * too, as if sampled and discarded, so they never leave the countdown spent
- * for the host's next block. Context: inside malloc, off the fast path. */
+/* An allocation crossed this thread's countdown (or found it never drawn):
+ * draw the next countdown and record the block. Allocations made by shim code itself (hs_enter
+ * fails under the guard) draw too, as if sampled and discarded, so they
+ * never leave the countdown spent for the host's next block.
+ * Context: inside malloc, off the fast path. */
 void *hs_sample_slow(void *p, size_t n)
 {
     if (__builtin_expect(__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == HS_CHILD_SETUP, 0)) {
@@ -172,9 +172,9 @@ void *hs_sample_slow(void *p, size_t n)
         return p;
     }
     struct hs_thread *t = &hs_tls;
-    uint32_t session = __atomic_load_n(&hs_session, __ATOMIC_RELAXED);
-    if (t->session != session) {
-        t->session = session;
+    if (t->countdown == 0 && hs_opt.rate > 1) {
+        /* Never drawn on this thread (a drawn countdown stays >= 1): this
+         * block is sampled only if it reaches the first draw. */
         t->countdown = draw_countdown(t);
         if ((uint64_t)t->countdown > n) {
             t->countdown -= (int64_t)n;
@@ -214,7 +214,7 @@ void hs_before_free_slow(void *p)
 
 bool hs_realloc_take(void *old, uint64_t *size, uint32_t *stack)
 {
-    if (!hs_live_maybe(old) || !hs_enter())
+    if (!hs_enter())
         return false;
     bool found = take(old, size, stack);
     hs_leave();
@@ -324,6 +324,5 @@ void hs_sampler_fork_child(void)
     hs_inuse_total = 0;
     hs_peak_next = 0;
     hs_session = 0;
-    hs_tls.session = 0;         /* countdown 0: the next allocation takes the slow path */
-    hs_tls.countdown = 0;
+    hs_tls.countdown = 0;       /* the next allocation takes the slow path (child setup) */
 }

@@ -73,7 +73,7 @@ struct hs_counters {
     uint64_t dropped;       /* sampled but not recorded: budget full */
 };
 extern struct hs_counters hs_count;
-extern uint32_t hs_session;     /* incremented by each start; TLS countdowns compare it */
+extern uint32_t hs_session;     /* incremented by each start (PROC.session; the session gate) */
 
 /* The running estimate of bytes in use: the sum of the in-use units
  * (live.h, hs_inuse_units) of every live sampled block. Changed only on the
@@ -100,60 +100,65 @@ static inline bool hs_peak_wanted(void)
     return __atomic_load_n(&hs_peak_next, __ATOMIC_ACQUIRE) == HS_PEAK_WANTED;
 }
 
-/* Per-thread sampler state. The fast path reads and writes countdown only. */
+/* Per-thread sampler state. The fast path reads and writes countdown only.
+ * A countdown outlives a stop: it is a draw from a memoryless distribution
+ * at the one rate of the process, as good for the next session as a fresh
+ * one. */
 struct hs_thread {
     int64_t countdown;          /* bytes left before the next sample; 0 = take the slow path */
     uint64_t rng;               /* xorshift64* state, 0 = unseeded */
-    uint32_t session;           /* hs_session the countdown was drawn for */
 };
 extern __thread struct hs_thread hs_tls __attribute__((tls_model("initial-exec")));
 
 /* Draws the next countdown and records the block when due; returns p.
  * Context: inside malloc: no allocation; takes stripe locks. */
-void *hs_sample_slow(void *p, size_t n);
+void *hs_sample_slow(void *p, size_t n) __attribute__((cold));
 
-/* Counts a new block of n bytes at p against this thread's countdown and
- * returns p. Called by hooks.c only when hs_is_active().
- * Context: inside malloc; the common case is a compare and a subtract on
- * this thread's TLS (no atomic RMW, no lock, no shared store). A countdown
- * of 0 never passes, which sends exact mode, new threads, new sessions and
- * fork children to hs_sample_slow. */
-static inline void *hs_after_alloc(void *p, size_t n)
+/* Counts a new block of n bytes against this thread's countdown: true when
+ * it is not to be sampled (the common case: one TLS compare and subtract,
+ * no atomic, no lock, no shared store). A countdown of 0 never passes,
+ * which sends exact mode, new threads and fork children to the slow path.
+ * Context: inside an allocation function. */
+static inline __attribute__((always_inline)) bool hs_counts_down(size_t n)
 {
     struct hs_thread *t = &hs_tls;
-    if (__builtin_expect(t->session == __atomic_load_n(&hs_session, __ATOMIC_RELAXED) &&
-                         (uint64_t)t->countdown > n, 1)) {
+    if (__builtin_expect((uint64_t)t->countdown > n, 1)) {
         t->countdown -= (int64_t)n;
-        return p;
+        return true;
     }
-    return hs_sample_slow(p, n);
+    return false;
+}
+
+/* Counts a new block of n bytes at p and returns p, sampling it when due.
+ * Called by the exported functions only when hs_is_active(). */
+static inline __attribute__((always_inline)) void *hs_after_alloc(void *p, size_t n)
+{
+    return hs_counts_down(n) ? p : hs_sample_slow(p, n);
 }
 
 /* Holding the countdown: while an allocator we wrap ourselves (Python's
  * domains, pyalloc.c) runs, blocks it passes on to malloc must not be
  * counted a second time. hs_hold parks the thread's countdown out of reach
- * (for the current session, so the malloc hook takes no slow path) and
- * hs_unhold puts back what was there. Context: inside an allocator. */
-struct hs_hold { int64_t countdown; uint32_t session; };
+ * (so the malloc hook takes no slow path) and hs_unhold puts back what was
+ * there. Context: inside an allocator. */
+struct hs_hold { int64_t countdown; };
 
 static inline struct hs_hold hs_hold(void)
 {
-    struct hs_thread *t = &hs_tls;
-    struct hs_hold h = { t->countdown, t->session };
-    t->session = __atomic_load_n(&hs_session, __ATOMIC_RELAXED);
-    t->countdown = INT64_MAX;
+    struct hs_hold h = { hs_tls.countdown };
+    hs_tls.countdown = INT64_MAX;
     return h;
 }
 
 static inline void hs_unhold(struct hs_hold h)
 {
     hs_tls.countdown = h.countdown;
-    hs_tls.session = h.session;
 }
 
 /* Context: inside free/realloc: no allocation; takes a stripe lock. */
 void hs_before_free_slow(void *p);
-/* realloc: take the old record out before the call, put it back on failure. */
+/* realloc: take the old record out before the call (callers ask the filter,
+ * hs_live_maybe, first), put it back on failure. */
 bool hs_realloc_take(void *old, uint64_t *size, uint32_t *stack);
 void hs_realloc_restore(void *old, uint64_t size, uint32_t stack);
 
