@@ -2,7 +2,8 @@
  * live.c - striped open-addressing table of sampled live allocations.
  *
  * Linear probing with backward-shift deletion (no tombstones), per stripe,
- * grown by doubling at 3/4 load into a fresh mapping. Entries are 24 bytes.
+ * grown by doubling at 1/2 load into a fresh mapping (short clusters: a free
+ * deletes by shifting its cluster back). Entries are 24 bytes.
  * Probe positions use hash bits 20.., the filter and stripe use the top
  * HS_FILTER_BITS bits, so the two are independent.
  *
@@ -35,14 +36,6 @@ struct entry {
     uint32_t stack;
     uint32_t pad;
 };
-
-struct hs_live_stripe {
-    hs_lock_t lock;
-    struct entry *slots;    /* protected by lock */
-    size_t cap, count;      /* protected by lock */
-    double inuse_var;       /* written under lock (relaxed atomic stores): sum of live entries' bytes_var */
-    double alloc_bytes;     /* written under lock (relaxed atomic stores): sum of recorded samples' bytes */
-} __attribute__((aligned(64)));
 
 uint64_t hs_filter_bits[(1u << HS_FILTER_BITS) / 64] __attribute__((aligned(4096)));
 static uint8_t filter_count[1u << HS_FILTER_BITS] __attribute__((aligned(4096)));   /* under stripe locks */
@@ -85,29 +78,16 @@ static void filter_remove(uint32_t i)
     if (v == 1)
         __atomic_fetch_and(&hs_filter_bits[i / 64], ~(1ull << (i % 64)), __ATOMIC_RELAXED);
 }
-static struct hs_live_stripe stripes[HS_LIVE_STRIPES] = {
+struct hs_live_stripe hs_live_stripes[HS_LIVE_STRIPES] = {
     [0 ... HS_LIVE_STRIPES - 1] = { .lock = HS_LOCK_INIT },
 };
 
-static struct hs_live_stripe *stripe_of(uint64_t h)
-{
-    return &stripes[hs_filter_index(h) & (HS_LIVE_STRIPES - 1)];
-}
-
 static size_t pos(uint64_t h, size_t cap) { return (h >> 20) & (cap - 1); }
 
-struct hs_live_stripe *hs_live_lock(const void *p)
-{
-    struct hs_live_stripe *st = stripe_of(hs_addr_hash(p));
-    hs_lock(&st->lock);
-    return st;
-}
-
-void hs_live_unlock(struct hs_live_stripe *st) { hs_unlock(&st->lock); }
 
 bool hs_live_reserve(struct hs_live_stripe *st)
 {
-    if ((st->count + 1) * 4 <= st->cap * 3)
+    if ((st->count + 1) * 2 <= st->cap)
         return true;
     size_t ncap = st->cap ? st->cap * 2 : 128;
     struct entry *ns = hs_map(ncap * sizeof *ns, true);
@@ -202,7 +182,7 @@ bool hs_live_take(struct hs_live_stripe *st, const void *p, uint64_t *size, uint
 void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void *ctx)
 {
     for (int i = 0; i < HS_LIVE_STRIPES; i++) {
-        struct hs_live_stripe *st = &stripes[i];
+        struct hs_live_stripe *st = &hs_live_stripes[i];
         if (!__atomic_load_n(&st->count, __ATOMIC_RELAXED))
             continue;               /* empty: nothing to lock for (a racing insert is as if after the walk) */
         hs_lock(&st->lock);
@@ -218,8 +198,8 @@ void hs_live_sums(double *inuse_var, double *alloc_bytes)
     double var = 0, alloc = 0;
     for (int i = 0; i < HS_LIVE_STRIPES; i++) {
         double v, a;
-        __atomic_load(&stripes[i].inuse_var, &v, __ATOMIC_RELAXED);
-        __atomic_load(&stripes[i].alloc_bytes, &a, __ATOMIC_RELAXED);
+        __atomic_load(&hs_live_stripes[i].inuse_var, &v, __ATOMIC_RELAXED);
+        __atomic_load(&hs_live_stripes[i].alloc_bytes, &a, __ATOMIC_RELAXED);
         var += v;
         alloc += a;
     }
@@ -231,7 +211,7 @@ uint64_t hs_live_count(void)
 {
     uint64_t n = 0;
     for (int i = 0; i < HS_LIVE_STRIPES; i++)
-        n += __atomic_load_n(&stripes[i].count, __ATOMIC_RELAXED);
+        n += __atomic_load_n(&hs_live_stripes[i].count, __ATOMIC_RELAXED);
     return n;
 }
 
@@ -239,7 +219,7 @@ void hs_live_release(void)
 {
     hs_live_lock_all();
     for (int i = 0; i < HS_LIVE_STRIPES; i++) {
-        struct hs_live_stripe *st = &stripes[i];
+        struct hs_live_stripe *st = &hs_live_stripes[i];
         hs_unmap(st->slots, st->cap * sizeof *st->slots, true);
         st->slots = NULL;
         st->cap = st->count = 0;
@@ -260,19 +240,19 @@ void hs_live_start(void)
 void hs_live_lock_all(void)
 {
     for (int i = 0; i < HS_LIVE_STRIPES; i++)
-        hs_lock(&stripes[i].lock);
+        hs_lock(&hs_live_stripes[i].lock);
 }
 
 void hs_live_unlock_all(void)
 {
     for (int i = HS_LIVE_STRIPES - 1; i >= 0; i--)
-        hs_unlock(&stripes[i].lock);
+        hs_unlock(&hs_live_stripes[i].lock);
 }
 
 /* Context: fork child, single-threaded. */
 void hs_live_reset_child(void)
 {
     for (int i = 0; i < HS_LIVE_STRIPES; i++)
-        hs_lock_init(&stripes[i].lock);
+        hs_lock_init(&hs_live_stripes[i].lock);
     hs_live_release();
 }

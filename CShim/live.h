@@ -19,6 +19,7 @@
 #include <stdbool.h>
 
 #include "stacks.h"
+#include "lock.h"
 
 #define HS_FILTER_BITS 18
 #define HS_LIVE_STRIPES 64
@@ -48,7 +49,19 @@ static inline bool hs_live_maybe(const void *p)
     return (__atomic_load_n(&hs_filter_bits[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
 }
 
-struct hs_live_stripe;
+struct entry;
+
+/* One stripe of the table. Its lock is taken inline (exact mode takes one
+ * per allocation and per free); the rest belongs to live.c. */
+struct hs_live_stripe {
+    hs_lock_t lock;
+    struct entry *slots;    /* protected by lock */
+    size_t cap, count;      /* protected by lock */
+    double inuse_var;       /* written under lock (relaxed atomic stores): sum of live entries' bytes_var */
+    double alloc_bytes;     /* written under lock (relaxed atomic stores): sum of recorded samples' bytes */
+} __attribute__((aligned(64)));
+
+extern struct hs_live_stripe hs_live_stripes[HS_LIVE_STRIPES];
 
 /* In-use bytes of a block, as the integer the sampler's running total
  * counts: its byte weight rounded (exact in exact mode), so adding and
@@ -76,12 +89,22 @@ static inline int64_t hs_block_units(uint64_t size, const struct hs_weights *w)
  * of hs_live_put so that it stays a leaf function: exact mode puts every
  * allocation.) Context: inside malloc; the stripe lock is taken before any
  * stack lock. */
-struct hs_live_stripe *hs_live_lock(const void *p);
+static inline struct hs_live_stripe *hs_live_lock(const void *p)
+{
+    struct hs_live_stripe *st = &hs_live_stripes[hs_filter_index(hs_addr_hash(p)) & (HS_LIVE_STRIPES - 1)];
+    hs_lock(&st->lock);
+    return st;
+}
+
+static inline void hs_live_unlock(struct hs_live_stripe *st)
+{
+    hs_unlock(&st->lock);
+}
+
 bool hs_live_reserve(struct hs_live_stripe *st);
 int64_t hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32_t stack,
                     const struct hs_weights *w, bool fresh, uint64_t *stale);
 int64_t hs_live_forget(struct hs_live_stripe *st, uint64_t size);
-void hs_live_unlock(struct hs_live_stripe *st);
 #define HS_NO_STALE UINT64_MAX
 
 /* Removes `p` if present, returning its record and its in-use units (its
