@@ -32,7 +32,7 @@
  * the two words is its key, so a torn entry is a miss. The key is the
  * address with the generation in bits 47..63 (user addresses are below
  * 2^47); hs_unwind_forget() (dlclose) bumps the generation, which misses
- * every entry at once. Nothing is allocated, ever: we run inside malloc.
+ * every entry at once (and empties the cache when those 17 bits wrap). Nothing is allocated, ever: we run inside malloc.
  *
  * Safety: every read of .eh_frame_hdr/.eh_frame is bounds-checked against
  * the loaded segment that holds it, and parsing happens inside the
@@ -88,9 +88,11 @@ static inline uint64_t cache_key(uintptr_t ip, uint64_t gen)
     return (uint64_t)ip ^ (gen << HS_UW_GEN_SHIFT);
 }
 
+/* A fold, not a multiply: the walk waits on this between two loads in
+ * every frame. The generation (bits 47..) never reaches the index. */
 static inline struct entry *slot_of(uint64_t key)
 {
-    return &cache[(key * 0x9E3779B97F4A7C15ull) >> (64 - HS_UW_CACHE_BITS)];
+    return &cache[(key ^ (key >> HS_UW_CACHE_BITS)) & ((1u << HS_UW_CACHE_BITS) - 1)];
 }
 
 static inline bool cache_get(uint64_t key, uint64_t *rule)
@@ -113,7 +115,17 @@ static inline void cache_put(uint64_t key, uint64_t rule)
 
 void hs_unwind_forget(void)
 {
-    __atomic_fetch_add(&generation, 1, __ATOMIC_SEQ_CST);
+    uint64_t gen = __atomic_add_fetch(&generation, 1, __ATOMIC_SEQ_CST);
+    if (gen & ((1ull << (64 - HS_UW_GEN_SHIFT)) - 1))
+        return;
+    /* The generation's bits in the key wrapped (after 2^17 bumps): keys of
+     * long ago would match again, so empty every entry. A reader racing
+     * with this sees a miss; a rule stored meanwhile under the old
+     * generation cannot match before another 2^17 bumps. */
+    for (size_t i = 0; i < sizeof cache / sizeof cache[0]; i++) {
+        __atomic_store_n(&cache[i].w0, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&cache[i].w1, 0, __ATOMIC_RELAXED);
+    }
 }
 
 /* ------------------------------------------------ reading .eh_frame data */
