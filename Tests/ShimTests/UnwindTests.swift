@@ -3,7 +3,8 @@
 // shim prints one line at exit ("unwind check: N stacks, F fast, L libunwind,
 // D differed"). Each program must differ nowhere, compare a meaningful number of
 // stacks, and take the fast path for more than 90% of them (a walk that always
-// fell back would agree trivially). The default mode is also compared with
+// fell back would agree trivially), also while libraries come and go (dlclose
+// invalidates the cached rules). The default mode is also compared with
 // HEAPSNAP_UNWIND=libunwind end to end, through `heapsnap top --by traceback`.
 
 import Foundation
@@ -48,6 +49,7 @@ struct UnwindProgram: CustomTestStringConvertible, Sendable {
         UnwindProgram(name: "C++ signal handler", minimum: 10000, fallbacks: 40),
         UnwindProgram(name: "Swift", minimum: 20000),
         UnwindProgram(name: "Debian python3", minimum: 20000),
+        UnwindProgram(name: "dlopen and dlclose in a loop", minimum: 100000),
     ]
     static let pyenv = UnwindProgram(name: "pyenv python 3.12", minimum: 20000)
     static let sqlite3 = UnwindProgram(name: "sqlite3", minimum: 20000)
@@ -69,6 +71,10 @@ struct UnwindProgram: CustomTestStringConvertible, Sendable {
             return (try UnwindBuilds.shared.c("unwind_sites.cpp", ["-O2"]), ["signal", "2000"], [:])
         case "Swift":
             return (try UnwindBuilds.shared.swift(), [], [:])
+        case "dlopen and dlclose in a loop":
+            // libz comes and goes (libbz2 may land where it was) while zlib and
+            // two other threads allocate: dlclose must invalidate the rules.
+            return (try UnwindBuilds.shared.c("robust.c", ["-O1"]), ["dlopen", "3000"], [:])
         case "Debian python3":
             return ("/usr/bin/python3", [PythonSites.path], [:])
         case "pyenv python 3.12":
