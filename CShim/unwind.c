@@ -8,10 +8,10 @@
  * CFA-8, and whether rbp is unchanged or saved at CFA+k. Then rsp = CFA,
  * rip = *(CFA-8), rbp as the rule says. Caller frames are looked up at
  * return address - 1 (inside the call), but recorded as the return address
- * itself: that is what libunwind 1.6.2's unw_backtrace stores here (its
- * tdep_trace and its unw_step fallback alike; later releases store
- * `rip - use_prev_instr`), and what the symbolizer expects (it subtracts
- * one). A rule whose return address (or rbp) is undefined marks the
+ * itself: that is what Debian's libunwind 1.6.2 unw_backtrace stores
+ * (checked with HEAPSNAP_UNWIND=check; its unw_step fallback stores the IP
+ * too, while newer upstream tdep_trace stores `rip - use_prev_instr`), and
+ * what the symbolizer expects (it subtracts one). A rule whose return address (or rbp) is undefined marks the
  * outermost frame (_start, clone3): libunwind then stops (unw_step returns
  * 0) having recorded that frame, and so do we. A return address below
  * 0x4000 ends the walk unrecorded, as in tdep_trace.
@@ -32,7 +32,8 @@
  * the two words is its key, so a torn entry is a miss. The key is the
  * address with the generation in bits 47..63 (user addresses are below
  * 2^47); hs_unwind_forget() (dlclose) bumps the generation, which misses
- * every entry at once (and empties the cache when those 17 bits wrap). Nothing is allocated, ever: we run inside malloc.
+ * every entry at once (and empties the cache when those 17 bits wrap).
+ * Nothing is allocated, ever: we run inside malloc.
  *
  * Safety: every read of .eh_frame_hdr/.eh_frame is bounds-checked against
  * the loaded segment that holds it, and parsing happens inside the
