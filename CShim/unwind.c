@@ -195,12 +195,17 @@ static int64_t rd_sleb(struct rd *r)
 }
 
 /* A pointer in DW_EH_PE encoding `enc` (not DW_EH_PE_omit): absolute,
- * pc-relative or relative to `datarel`; indirect is not followed (only the
- * personality uses it, and we skip that). Anything else sets bad. */
+ * pc-relative or relative to `datarel`. Indirect is refused (only the
+ * personality uses it, and its caller masks it: the value is skipped).
+ * Anything else sets bad. */
 static uint64_t rd_ptr(struct rd *r, uint8_t enc, uintptr_t datarel)
 {
     uintptr_t here = (uintptr_t)r->p;
     uint64_t v;
+    if (enc & 0x80) {                   /* indirect: only the personality, which is masked */
+        r->bad = true;
+        return 0;
+    }
     switch (enc & 0x0f) {
     case 0x00: v = rd_u(r, 8); break;                               /* absptr */
     case 0x01: v = rd_uleb(r); break;
