@@ -19,10 +19,13 @@
  *   to the default version found with dlsym(RTLD_NEXT).
  * - exit: the same snapshot when the program calls exit(), before the
  *   handlers it registered during main.
+ * - dlclose: the unwinder's cached rules (unwind.c) may describe the
+ *   module's code; they are forgotten before and after it goes.
  */
 #define _GNU_SOURCE
 #include "writer.h"
 #include "lifecycle.h"
+#include "unwind.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -69,6 +72,23 @@ HS_EXPORT void exit(int status)
     if (next)
         next(status);               /* does not return */
     _exit(status);                  /* no libc exit found: cannot happen with glibc */
+}
+
+/* dlclose(3): forgets the unwinder's cached rules before the module may be
+ * unmapped (no walk uses a rule of its code after that), and again after,
+ * for rules another thread derived from it meanwhile (while the module was
+ * still listed by dl_iterate_phdr). */
+HS_EXPORT int dlclose(void *handle)
+{
+    static int (*next)(void *);
+    if (!__atomic_load_n(&next, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&next, (int (*)(void *))dlsym(RTLD_NEXT, "dlclose"), __ATOMIC_RELEASE);
+    if (!next)
+        return -1;                  /* no libdl to close with: cannot happen with glibc */
+    hs_unwind_forget();
+    int ret = next(handle);
+    hs_unwind_forget();
+    return ret;
 }
 
 /* The next definition is found on first use; these calls are rare. */

@@ -36,6 +36,7 @@
 #include "writer.h"
 #include "sampler.h"
 #include "stacks.h"
+#include "unwind.h"
 #include "options.h"
 #include "say.h"
 #include "forward.h"
@@ -70,6 +71,7 @@ static void fork_child(void)
 {
     hs_sampler_fork_child();
     hs_writer_fork_child();
+    hs_unwind_reset_child();
     if (!hs_ctl_inert())
         hs_sampler_expect_setup();
 }

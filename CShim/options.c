@@ -154,6 +154,16 @@ void hs_options_parse(void)
         if (parse_bool(v, &hs_opt.python) != 0)
             bad("HEAPSNAP_PYTHON", v, "1 or 0", "1");
     }
+    if ((v = getenv("HEAPSNAP_UNWIND"))) {
+        if (strcmp(v, "fast") == 0)
+            hs_opt.unwind = HS_UNWIND_FAST;
+        else if (strcmp(v, "libunwind") == 0)
+            hs_opt.unwind = HS_UNWIND_LIBUNWIND;
+        else if (strcmp(v, "check") == 0)
+            hs_opt.unwind = HS_UNWIND_CHECK;
+        else
+            bad("HEAPSNAP_UNWIND", v, "fast, libunwind or check", "fast");
+    }
     if ((v = getenv("HEAPSNAP_INTERVAL"))) {
         if (parse_seconds(v, &u) == 0 && (u == 0 || u >= 1000000ull))
             hs_opt.interval_ns = u;
@@ -190,7 +200,7 @@ void hs_options_parse(void)
      * HEAPSNAP_* variable. Variables only the test suites read are not
      * listed: a program that inherits one hears about it once. */
     static const char *known[] = { "RATE", "MAX_DEPTH", "MAX_MEMORY", "SIGNAL_BASE", "START",
-                                   "AT_EXIT", "INTERVAL", "DIR", "PYTHON",
+                                   "AT_EXIT", "INTERVAL", "DIR", "PYTHON", "UNWIND",
                                    "BIN", "LIB", "SYMBOLIZER" };
     for (char **e = environ; e && *e; e++) {
         if (strncmp(*e, "HEAPSNAP_", 9) != 0)

@@ -13,6 +13,13 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/* HEAPSNAP_UNWIND: how stacks are walked (unwind.c). */
+enum hs_unwind_mode {
+    HS_UNWIND_FAST,         /* cached .eh_frame rules, unw_backtrace where they do not apply */
+    HS_UNWIND_LIBUNWIND,    /* unw_backtrace only */
+    HS_UNWIND_CHECK,        /* both on every capture, compared; a report at exit */
+};
+
 struct hs_options {
     uint64_t rate;          /* HEAPSNAP_RATE: mean bytes between samples; 1 = exact */
     uint32_t max_depth;     /* HEAPSNAP_MAX_DEPTH: frames kept per stack (1..1024) */
@@ -21,6 +28,7 @@ struct hs_options {
     bool start;             /* HEAPSNAP_START=1: sample from load */
     bool at_exit;           /* HEAPSNAP_AT_EXIT=1: snapshot at normal exit */
     bool python;            /* HEAPSNAP_PYTHON (default 1): Python frames, pymalloc, Python's atexit */
+    enum hs_unwind_mode unwind; /* HEAPSNAP_UNWIND: fast (default), libunwind, check */
     uint64_t interval_ns;   /* HEAPSNAP_INTERVAL: periodic snapshots; 0 = off */
     char dir[4096];         /* HEAPSNAP_DIR: absolute, no trailing slash */
 };

@@ -27,13 +27,11 @@
 #include "heapsnap.h"
 #include "python.h"
 #include "lock.h"
+#include "unwind.h"
 
 #include <link.h>
 #include <dlfcn.h>
 #include <string.h>
-
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 
 #define HS_STACK_STRIPES 16
 #define HS_SKIP_SLACK 8                 /* room for the shim's own frames */
@@ -81,7 +79,7 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated)
     uint32_t max = hs_opt.max_depth;
     int want = (int)max + 1 + HS_SKIP_SLACK;
     void *buf[want];
-    int n = unw_backtrace(buf, want);
+    int n = hs_unwind(buf, want);          /* unw_backtrace's frames, mostly without it (unwind.c) */
     /* The shim's own frames go wherever they are: at the top (the hooks and
      * the sampler) and in the middle (a wrapper of Python's allocator
      * domains between the interpreter and pymalloc, which hands large
