@@ -75,10 +75,12 @@ struct hs_stack {
 /* Finds the shim's own text range (frames to drop). Context: constructor. */
 void hs_stacks_init(void);
 
-/* Unwinds the calling thread with unw_backtrace into `frames` (room for
- * hs_opt.max_depth), dropping the shim's own frames. Returns the depth.
- * Context: inside malloc, reentrancy guard held, no shim lock held
- * (libunwind takes the loader's lock). Never from a signal handler. */
+/* Unwinds the calling thread into `frames` (room for hs_opt.max_depth):
+ * the frames unw_backtrace gives, walked by hs_unwind (unwind.c), minus the
+ * shim's own. Returns the depth.
+ * Context: inside malloc, reentrancy guard held, no shim lock held (a rule
+ * cache miss, like libunwind, takes the loader's lock). Never from a signal
+ * handler. */
 uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated);
 
 /* Interns a stack and adds one sample's weights to its alloc group.
