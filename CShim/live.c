@@ -193,16 +193,19 @@ void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void 
     }
 }
 
-void hs_live_sums(double *inuse_var, double *alloc_bytes)
+void hs_live_sums(int64_t *inuse_units, double *inuse_var, double *alloc_bytes)
 {
+    int64_t units = 0;
     double var = 0, alloc = 0;
     for (int i = 0; i < HS_LIVE_STRIPES; i++) {
         double v, a;
+        units += __atomic_load_n(&hs_live_stripes[i].inuse_units, __ATOMIC_RELAXED);
         __atomic_load(&hs_live_stripes[i].inuse_var, &v, __ATOMIC_RELAXED);
         __atomic_load(&hs_live_stripes[i].alloc_bytes, &a, __ATOMIC_RELAXED);
         var += v;
         alloc += a;
     }
+    *inuse_units = units;
     *inuse_var = var > 0 ? var : 0;     /* floating sums may end a hair below 0 */
     *alloc_bytes = alloc;
 }
@@ -224,6 +227,7 @@ void hs_live_release(void)
         st->slots = NULL;
         st->cap = st->count = 0;
         st->inuse_var = st->alloc_bytes = 0;
+        st->inuse_units = st->unpublished = 0;
     }
     /* Gives the touched pages back and reads as zeros from now on. */
     madvise(hs_filter_bits, sizeof hs_filter_bits, MADV_DONTNEED);

@@ -59,6 +59,8 @@ struct hs_live_stripe {
     size_t cap, count;      /* protected by lock */
     double inuse_var;       /* written under lock (relaxed atomic stores): sum of live entries' bytes_var */
     double alloc_bytes;     /* written under lock (relaxed atomic stores): sum of recorded samples' bytes */
+    int64_t inuse_units;    /* written under lock (relaxed atomic stores): in-use units of the live entries */
+    int64_t unpublished;    /* under lock: units not yet added to the sampler's hs_inuse_total */
 } __attribute__((aligned(64)));
 
 extern struct hs_live_stripe hs_live_stripes[HS_LIVE_STRIPES];
@@ -112,11 +114,11 @@ int64_t hs_live_forget(struct hs_live_stripe *st, uint64_t size);
  * stripe locked (hs_live_lock). */
 bool hs_live_take(struct hs_live_stripe *st, const void *p, uint64_t *size, uint32_t *stack, int64_t *units);
 
-/* Sums over the stripes, read without their locks: the variance of the
- * in-use estimate (sum of the live blocks' bytes_var) and the estimated
- * bytes allocated since start (sum of the recorded samples' byte weights).
- * Context: writer. */
-void hs_live_sums(double *inuse_var, double *alloc_bytes);
+/* Sums over the stripes, read without their locks: the in-use units of
+ * the live blocks (the estimate of bytes in use), their variance (sum of
+ * the live blocks' bytes_var) and the estimated bytes allocated since start
+ * (sum of the recorded samples' byte weights). Context: writer. */
+void hs_live_sums(int64_t *inuse_units, double *inuse_var, double *alloc_bytes);
 
 /* Calls fn for every live record, one stripe at a time under its lock.
  * fn must not allocate or take shim locks. Context: writer. */

@@ -18,8 +18,9 @@
  * atomic read-modify-write per allocation (the locks are taken anyway).
  *
  * Memory over time costs the sampled paths only: a recorded sample adds its
- * in-use units to hs_inuse_total (a tracked free subtracts them) and
- * compares the sum with the peak trigger; crossing it wakes the writer,
+ * in-use units to its live stripe (a tracked free subtracts them), which
+ * publishes them to hs_inuse_total in 64 KiB steps and compares that with
+ * the peak trigger; crossing it wakes the writer,
  * which copies the peak (timeline.c). Nothing changes for an allocation
  * that is not sampled or a free that is not tracked.
  */
@@ -44,7 +45,7 @@ uint32_t hs_session;
 static int fork_was_active;     /* hs_active across fork prepare/parent (control lock held) */
 static void (*child_setup)(void);   /* registered once at load (lifecycle.c), read after */
 static void (*peak_wake)(void);     /* registered once at load (writer.c), read after */
-int64_t hs_inuse_total;             /* relaxed atomic adds on the sampled paths */
+int64_t hs_inuse_total;             /* relaxed atomic adds on the sampled paths, 64 KiB steps */
 int64_t hs_peak_next;               /* see sampler.h; CAS by samplers, stores by control */
 
 __thread struct hs_thread hs_tls __attribute__((tls_model("initial-exec")));
@@ -101,15 +102,29 @@ static void hs_leave(void)
     hs_guard_leave(false);
 }
 
-/* Adds a recorded block to the in-use estimate and, when that passes the
- * peak trigger, asks the writer for a copy (one thread wins the swap).
- * Context: inside malloc, guard held, the block's live stripe locked (so a
+/* Units a stripe gathers before it adds them to hs_inuse_total: one shared
+ * atomic add per 64 KiB of change in exact mode instead of one per
+ * allocation and free (a sample of the default rate weighs more than this,
+ * so sampling publishes every one). */
+#define HS_PUBLISH_UNITS (64 << 10)
+
+/* Adds a block's in-use units (negative: a block leaving) to its stripe
+ * and, in steps of HS_PUBLISH_UNITS, to hs_inuse_total; when the published
+ * total grows past the peak trigger, asks the writer for a copy (one thread
+ * wins the swap). Context: inside malloc/free, guard held, st locked (so a
  * stop never races a late wake-up). */
-static void note_growth(int64_t units)
+static void add_units(struct hs_live_stripe *st, int64_t units)
 {
-    int64_t now = __atomic_add_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->inuse_units, st->inuse_units + units, __ATOMIC_RELAXED);
+    int64_t due = st->unpublished + units;
+    if (due > -HS_PUBLISH_UNITS && due < HS_PUBLISH_UNITS) {
+        st->unpublished = due;
+        return;
+    }
+    st->unpublished = 0;
+    int64_t now = __atomic_add_fetch(&hs_inuse_total, due, __ATOMIC_RELAXED);
     int64_t next = __atomic_load_n(&hs_peak_next, __ATOMIC_RELAXED);
-    if (__builtin_expect(now < next, 1))
+    if (__builtin_expect(due < 0 || now < next, 1))
         return;
     if (__atomic_compare_exchange_n(&hs_peak_next, &next, HS_PEAK_WANTED, false,
                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED) && peak_wake)
@@ -152,7 +167,7 @@ static __attribute__((noinline)) void record(void *p, size_t n)
         int64_t units = hs_live_put(st, p, n, id, &w, true, &stale);
         if (__builtin_expect(stale != HS_NO_STALE, 0))
             units -= hs_live_forget(st, stale);
-        note_growth(units);
+        add_units(st, units);
     } else {
         __atomic_add_fetch(&hs_count.dropped, 1, __ATOMIC_RELAXED);
     }
@@ -197,7 +212,7 @@ static bool take(const void *p, uint64_t *size, uint32_t *stack)
     int64_t units;
     bool found = hs_gate_open() && hs_live_take(st, p, size, stack, &units);
     if (found)
-        __atomic_sub_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
+        add_units(st, -units);
     hs_live_unlock(st);
     return found;
 }
@@ -233,7 +248,7 @@ void hs_realloc_restore(void *old, uint64_t size, uint32_t stack)
         int64_t units = hs_live_put(st, old, size, stack, &w, false, &stale);
         if (stale != HS_NO_STALE)
             units -= hs_live_forget(st, stale);
-        __atomic_add_fetch(&hs_inuse_total, units, __ATOMIC_RELAXED);
+        add_units(st, units);
     }
     hs_live_unlock(st);
     hs_leave();

@@ -75,11 +75,13 @@ struct hs_counters {
 extern struct hs_counters hs_count;
 extern uint32_t hs_session;     /* incremented by each start (PROC.session; the session gate) */
 
-/* The running estimate of bytes in use: the sum of the in-use units
- * (live.h, hs_inuse_units) of every live sampled block. Changed only on the
- * sampled paths (a recorded sample, a tracked free, realloc), with one
- * relaxed atomic add; read relaxed by the writer (series points). Zeroed by
- * start, fork child. */
+/* The running estimate of bytes in use, for the peak trigger: the in-use
+ * units (live.h, hs_inuse_units) of the live sampled blocks, which each
+ * live stripe keeps exactly (inuse_units, under its lock) and adds here in
+ * steps of up to 64 KiB: behind the stripes' exact sum by less than
+ * 64 KiB per stripe. One relaxed atomic add per step; read relaxed. Series
+ * points and snapshots sum the stripes (hs_live_sums). Zeroed by start,
+ * fork child. */
 extern int64_t hs_inuse_total;
 
 /* The peak trigger. When a recorded sample lifts hs_inuse_total to

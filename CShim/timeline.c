@@ -2,9 +2,11 @@
  * timeline.c - the peak table and the series of points (docs/FORMAT.md
  * PEAK and SERS), kept by the control side while sampling.
  *
- * Peak. The sampling threads keep one running number, hs_inuse_total (the
- * in-use units of the live sampled blocks, sampler.h), and trip the peak
- * trigger when it passes the last copy by max(5%, 2 x rate). The copy is
+ * Peak. The sampling threads keep the in-use units of the live sampled
+ * blocks per live stripe, publish them to one running number,
+ * hs_inuse_total (sampler.h), in steps of at most 64 KiB per stripe, and
+ * trip the peak trigger when it passes the last copy by max(5%, 2 x rate).
+ * Series points sum the stripes themselves (hs_live_sums). The copy is
  * taken here, on the writer thread, woken by a byte: one walk of the live
  * table (a stripe at a time, as a snapshot does), summed per stack into a
  * scratch array indexed by stack id, then compacted into the peak table
@@ -49,7 +51,7 @@ static struct {
     uint32_t count;
     uint64_t time_ns;
     double bytes, bytes_var;
-    int64_t units;                  /* in-use units of the copy (compared with hs_inuse_total) */
+    int64_t units;                  /* in-use units of the copy (compared with each point's) */
 } peak;
 
 static struct {
@@ -183,9 +185,9 @@ uint64_t hs_timeline_rss(void)
 static void take_point(struct hs_point *pt)
 {
     pt->time_ns = now_ns(CLOCK_REALTIME);
-    int64_t units = __atomic_load_n(&hs_inuse_total, __ATOMIC_RELAXED);
+    int64_t units;
+    hs_live_sums(&units, &pt->inuse_bytes_var, &pt->alloc_bytes);
     pt->inuse_bytes = units > 0 ? (double)units : 0;
-    hs_live_sums(&pt->inuse_bytes_var, &pt->alloc_bytes);
     pt->rss_bytes = hs_timeline_rss();
 }
 
@@ -195,8 +197,11 @@ static int64_t add_point(void)
 {
     if (!ser.p) {
         ser.p = hs_map(HS_SERIES_CAP * sizeof *ser.p, true);
-        if (!ser.p)                 /* over budget: snapshots carry their own point only */
-            return __atomic_load_n(&hs_inuse_total, __ATOMIC_RELAXED);
+        if (!ser.p) {               /* over budget: snapshots carry their own point only */
+            struct hs_point pt;
+            take_point(&pt);
+            return (int64_t)pt.inuse_bytes;
+        }
     }
     if (ser.n == HS_SERIES_CAP) {
         for (uint32_t i = 0; i < HS_SERIES_CAP / 2; i++)
