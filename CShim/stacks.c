@@ -1,21 +1,22 @@
 /*
- * stacks.c - unw_backtrace capture and the striped, deduplicating stack table.
+ * stacks.c - stack capture and the striped, deduplicating stack table.
  *
- * Capture: unw_backtrace() walks the caller's stack from .eh_frame without
- * allocating (~130 ns for 15 frames here). It is only ever called on the
- * allocating thread inside malloc, never in a signal handler (libunwind in a
- * handler deadlocked against dlclose: an ABBA on its lock and the loader's).
- * Frames inside the shim's own text (hooks, sampler, Python allocator
- * wrappers) are dropped by address, wherever they are in the stack.
- * We ask for max_depth + 1 user frames to know whether the stack was cut.
- * On threads that run Python, python.c then replaces each activation of the
- * interpreter's eval loop by the Python frames it ran.
+ * Capture: hs_unwind (unwind.c) walks the caller's stack with cached
+ * .eh_frame rules, or unw_backtrace where they do not apply; either way
+ * without allocating and giving unw_backtrace's frames. It is only ever
+ * called on the allocating thread inside malloc, never in a signal handler
+ * (libunwind in a handler deadlocked against dlclose: an ABBA on its lock
+ * and the loader's). Frames inside the shim's own text (hooks, sampler,
+ * Python allocator wrappers) are dropped by address, wherever they are in
+ * the stack. We ask for max_depth + 1 user frames to know whether the stack
+ * was cut. On threads that run Python, python.c then replaces each
+ * activation of the interpreter's eval loop by the Python frames it ran.
  *
- * Table: 16 stripes, each an open-addressing table of stack pointers keyed by
- * a hash of the frames, with its own mutex. Every stack also gets a dense id
- * and a slot in a chunked id directory (so the writer can walk them in order
- * and index SMPL by STKS position). Stacks and directory chunks live in the
- * arena (mem.c) and are only freed all at once.
+ * Table: 16 stripes, each an open-addressing table of stack pointers keyed
+ * by a hash of the frames, with its own lock (lock.h). Every stack also gets
+ * a dense id and a slot in a chunked id directory (so the writer can walk
+ * them in order and index SMPL by STKS position). Stacks and directory
+ * chunks live in the arena (mem.c) and are only freed all at once.
  *
  * Lock order: live stripe -> stack stripe -> arena. The writer holds at most
  * one of these at a time.
