@@ -77,19 +77,22 @@ final class Programs: @unchecked Sendable {
         return d
     }()
 
-    /// The path of the compiled `source` (a file in Tests/Programs).
-    func path(_ source: String) throws -> String {
+    /// The path of `source` (a file in Tests/Programs) compiled by cc or c++
+    /// with `flags` (plus -g, -fno-builtin, -pthread), once per flag set.
+    func path(_ source: String, flags: [String] = ["-O1"]) throws -> String {
         lock.lock()
         defer { lock.unlock() }
-        if let p = built[source] { return p }
+        let key = ([source] + flags).joined(separator: " ")
+        if let p = built[key] { return p }
         let isCxx = source.hasSuffix(".cpp")
-        let out = "\(dir)/\(source.split(separator: ".")[0])"
+        let variant = flags == ["-O1"] ? "" : "-" + flags.joined().filter { $0.isLetter || $0.isNumber }
+        let out = "\(dir)/\(source.split(separator: ".")[0])\(variant)"
         let result = try run(isCxx ? "/usr/bin/c++" : "/usr/bin/cc",
-                             ["-O1", "-g", "-fno-builtin", "-pthread", "-o", out,
-                              "\(Shim.packageRoot)/Tests/Programs/\(source)"] + (isCxx ? [] : ["-ldl"]),
+                             flags + ["-g", "-fno-builtin", "-pthread", "-o", out,
+                                      "\(Shim.packageRoot)/Tests/Programs/\(source)"] + (isCxx ? [] : ["-ldl"]),
                              preload: false)
-        guard result.status == 0 else { throw ShimTestError("compiling \(source) failed:\n\(result.stderr)") }
-        built[source] = out
+        guard result.status == 0 else { throw ShimTestError("compiling \(source) \(flags) failed:\n\(result.stderr)") }
+        built[key] = out
         return out
     }
 }

@@ -58,23 +58,23 @@ struct UnwindProgram: CustomTestStringConvertible, Sendable {
     func command() throws -> (String, [String], [String: String]) {
         switch name {
         case "C -O2 without frame pointers":
-            return (try UnwindBuilds.shared.c("sites.c", ["-O2", "-fomit-frame-pointer"]), ["basic"], [:])
+            return (try Programs.shared.path("sites.c", flags: ["-O2", "-fomit-frame-pointer"]), ["basic"], [:])
         case "C -O2 with frame pointers":
-            return (try UnwindBuilds.shared.c("sites.c", ["-O2", "-fno-omit-frame-pointer"]), ["basic"], [:])
+            return (try Programs.shared.path("sites.c", flags: ["-O2", "-fno-omit-frame-pointer"]), ["basic"], [:])
         case "C threads":
-            return (try UnwindBuilds.shared.c("sites.c", ["-O2"]), ["threads"], [:])
+            return (try Programs.shared.path("sites.c", flags: ["-O2"]), ["threads"], [:])
         case "C++ exceptions":
-            return (try UnwindBuilds.shared.c("unwind_sites.cpp", ["-O2"]), ["exceptions", "2000"], [:])
+            return (try Programs.shared.path("unwind_sites.cpp", flags: ["-O2"]), ["exceptions", "2000"], [:])
         case "C++ exceptions, two threads":
-            return (try UnwindBuilds.shared.c("unwind_sites.cpp", ["-O2"]), ["threads", "2000"], [:])
+            return (try Programs.shared.path("unwind_sites.cpp", flags: ["-O2"]), ["threads", "2000"], [:])
         case "C++ signal handler":
-            return (try UnwindBuilds.shared.c("unwind_sites.cpp", ["-O2"]), ["signal", "2000"], [:])
+            return (try Programs.shared.path("unwind_sites.cpp", flags: ["-O2"]), ["signal", "2000"], [:])
         case "Swift":
             return (try UnwindBuilds.shared.swift(), [], [:])
         case "dlopen and dlclose in a loop":
             // libz comes and goes (libbz2 may land where it was) while zlib and
             // two other threads allocate: dlclose must invalidate the rules.
-            return (try UnwindBuilds.shared.c("robust.c", ["-O1"]), ["dlopen", "3000"], [:])
+            return (try Programs.shared.path("robust.c", flags: ["-O1"]), ["dlopen", "3000"], [:])
         case "Debian python3":
             return ("/usr/bin/python3", [PythonSites.path], [:])
         case "pyenv python 3.12":
@@ -93,7 +93,7 @@ struct UnwindProgram: CustomTestStringConvertible, Sendable {
     }
 }
 
-/// Test programs built with the flags a case asks for, once per run.
+/// The Swift test program, built once per run.
 final class UnwindBuilds: @unchecked Sendable {
     static let shared = UnwindBuilds()
     private let lock = NSLock()
@@ -103,22 +103,6 @@ final class UnwindBuilds: @unchecked Sendable {
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         return d
     }()
-
-    /// Tests/Programs/`source` compiled by cc or c++ with `flags` (plus -g, -fno-builtin, -pthread).
-    func c(_ source: String, _ flags: [String]) throws -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        let key = ([source] + flags).joined(separator: " ")
-        if let p = built[key] { return p }
-        let isCxx = source.hasSuffix(".cpp")
-        let out = "\(dir)/\(source.split(separator: ".")[0])-\(built.count)"
-        let r = try run(isCxx ? "/usr/bin/c++" : "/usr/bin/cc",
-                        flags + ["-g", "-fno-builtin", "-pthread", "-o", out, "\(Shim.packageRoot)/Tests/Programs/\(source)"]
-                            + (isCxx ? [] : ["-ldl"]), preload: false)
-        guard r.status == 0 else { throw ShimTestError("compiling \(source) \(flags) failed:\n\(r.stderr)") }
-        built[key] = out
-        return out
-    }
 
     /// Tests/Programs/runtime_sites.swift, as AttributionTests builds it.
     func swift() throws -> String {
@@ -174,7 +158,7 @@ struct UnwindTests {
 
     @Test("a bad HEAPSNAP_UNWIND gets one line and the default; libunwind mode prints no check line")
     func option() throws {
-        let program = try UnwindBuilds.shared.c("sites.c", ["-O2"])
+        let program = try Programs.shared.path("sites.c", flags: ["-O2"])
         let dir = try Scratch()
         let bad = try run(program, ["exact"], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1", "HEAPSNAP_UNWIND": "orc"])
         #expect(bad.status == 0)
@@ -203,7 +187,7 @@ struct UnwindTests {
 
     @Test("the default mode's stacks are libunwind's: the same tracebacks, byte for byte, at RATE=1")
     func sameTracebacks() throws {
-        let program = try UnwindBuilds.shared.c("unwind_sites.cpp", ["-O2"])
+        let program = try Programs.shared.path("unwind_sites.cpp", flags: ["-O2"])
         let fast = try tracebacks(program, ["exceptions", "300"], unwind: "fast")
         let libunwind = try tracebacks(program, ["exceptions", "300"], unwind: "libunwind")
         #expect(fast.contains("level3"), "\(fast.prefix(2000))")
