@@ -26,8 +26,9 @@ int hs_unwind(void **buf, int max);
  * Context: any thread, no lock held; one atomic add. */
 void hs_unwind_forget(void);
 
-/* Walks by path since the process (or fork child) began. Counted in every
- * mode; `compared` and `differed` only under HEAPSNAP_UNWIND=check. */
+/* Walks by path since the process (or fork child) began. Counted only
+ * under HEAPSNAP_UNWIND=check (an atomic add per stack is not free in
+ * exact mode, and only check mode reports them). */
 struct hs_unwind_stats {
     uint64_t fast;          /* the fast walk reached the end of the stack */
     uint64_t fallback;      /* it gave up and unw_backtrace walked instead */
