@@ -11,8 +11,10 @@
  * in a thread), and those allocations reach our malloc before hs_real is
  * resolved. While `resolving` is set, such calls are served from hs_boot_buf,
  * a static bump buffer; free() ignores pointers into it forever (hs_is_boot),
- * realloc copies out of it. hs_real starts out pointing at boot_* functions
- * that resolve on first use, so the exported functions never test a flag.
+ * realloc copies out of it. hs_real and hs_route start out pointing at
+ * boot_* functions that resolve on first use, so the exported functions
+ * never test a flag. Once resolved, the idle routes skip the bootstrap
+ * checks altogether if the buffer was never used.
  *
  * Missing functions: jemalloc has no pvalloc, some allocators lack valloc,
  * memalign or reallocarray. They are built from the next allocator's own
@@ -66,6 +68,38 @@ struct hs_real_fns hs_real = {
     boot_posix_memalign, boot_aligned_alloc, boot_memalign, boot_valloc,
     boot_pvalloc, boot_usable, boot_sigaction,
 };
+
+struct hs_routes hs_route = {
+    boot_malloc, boot_free, boot_calloc, boot_realloc, boot_posix_memalign,
+    boot_aligned_alloc, boot_memalign, boot_valloc, boot_pvalloc,
+};
+struct hs_routes hs_idle_route;
+
+bool hs_boot_in_use(void) { return boot_used != 0; }
+
+/* Idle free and realloc while bootstrap blocks exist: those never reach
+ * the next allocator. */
+static void idle_free_boot(void *p)
+{
+    if (__builtin_expect(hs_is_boot(p), 0))
+        return;
+    hs_real.free_fn(p);
+}
+
+static void *idle_realloc_boot(void *p, size_t n)
+{
+    if (__builtin_expect(hs_is_boot(p), 0))
+        return hs_boot_realloc(p, n);
+    return hs_real.realloc_fn(p, n);
+}
+
+void hs_route_set(const struct hs_routes *r)
+{
+    void **to = (void **)&hs_route;
+    void *const *from = (void *const *)r;
+    for (size_t i = 0; i < sizeof *r / sizeof(void *); i++)
+        __atomic_store_n(&to[i], from[i], __ATOMIC_RELAXED);
+}
 
 /* Replacements for functions the next allocator lacks, built from its own. */
 static void *synth_memalign_from_posix(size_t al, size_t n)
@@ -203,6 +237,13 @@ void hs_forward_init(void)
         hs_real.reallocarray_fn = synth_reallocarray;
     if (!hs_real.malloc_usable_size_fn)
         hs_real.malloc_usable_size_fn = synth_usable;
+    bool boot = hs_boot_in_use();
+    hs_idle_route = (struct hs_routes){
+        hs_real.malloc_fn, boot ? idle_free_boot : hs_real.free_fn, hs_real.calloc_fn,
+        boot ? idle_realloc_boot : hs_real.realloc_fn, hs_real.posix_memalign_fn,
+        hs_real.aligned_alloc_fn, hs_real.memalign_fn, hs_real.valloc_fn, hs_real.pvalloc_fn,
+    };
+    hs_route_set(&hs_idle_route);
     __atomic_store_n(&resolved, 1, __ATOMIC_RELEASE);
 }
 
@@ -247,6 +288,8 @@ static void *boot_realloc(void *p, size_t n)
         return q;
     }
     hs_forward_init();
+    if (hs_is_boot(p))
+        return hs_boot_realloc(p, n);
     return hs_real.realloc_fn(p, n);
 }
 

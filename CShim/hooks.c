@@ -1,14 +1,17 @@
 /*
- * hooks.c - the exported allocation functions: the fast path and nothing else.
+ * hooks.c - the exported allocation functions and their sampling paths.
  *
- * Idle (hs_active == 0), each call is the forward through hs_real plus one
- * well-predicted branch on a plain global: no TLS, no lock, no atomic RMW.
- * free() adds one subtract-and-compare for bootstrap pointers (forward.c).
- * While sampling, allocations go to hs_after_alloc (sampler.h: a countdown
- * in TLS, rarely a sample) and frees of possibly-sampled addresses (one
- * filter load, live.h, inline in free) to hs_before_free_slow. Frees are looked up *before* the
- * memory goes back, so the address cannot be reused and re-sampled by
- * another thread before its old record is gone.
+ * Each exported function is one indirect jump through its route (forward.h):
+ * idle, straight into the next allocator, with no test, no TLS, no frame of
+ * ours; while sampling, into the paths below, which the sampler switches the
+ * routes to (registered at load, hooks_register). A sampling path counts the
+ * block against the thread's countdown (sampler.h: one TLS subtract and a
+ * branch) and tail-jumps into the next allocator; only a block that crosses
+ * the countdown takes the *_sampled function, which allocates and records.
+ * A free asks the filter (live.h, one load) and tail-jumps too; a possibly
+ * sampled block is looked up *before* the memory goes back, so the address
+ * cannot be reused and re-sampled by another thread before its old record
+ * is gone.
  */
 #define _GNU_SOURCE
 #include "forward.h"
@@ -21,25 +24,33 @@
 
 #define HS_EXPORT __attribute__((visibility("default")))
 
-/* Idle, each allocation function is a load, a branch and a tail jump into
- * the next allocator, with no stack frame. The sampling path of each lives
- * in its own noinline function (SAMPLING), reached by a tail jump: inline,
- * the compiler hoists the call into the next allocator above the branch
- * and gives the idle path a frame (objdump -d). */
-#define SAMPLING static __attribute__((noinline, cold))
+/* The work of a sampled block, apart from the paths' tail jumps, so that no
+ * path sets up a frame for it (objdump -d shows each path as a few
+ * instructions and a jump). A *_sampled function is reached from the
+ * exported name by tail jumps only, so its frame's return address is into
+ * the host: the stack walk starts there (HS_ENTRY_FRAME, hs_sample_slow)
+ * instead of walking the shim's own frames. */
+#define SAMPLED static __attribute__((noinline, cold))
 
-SAMPLING void *malloc_sampling(size_t n) { return hs_after_alloc(hs_real.malloc_fn(n), n); }
+/* ------------------------------------------------------- sampling paths */
 
-HS_EXPORT void *malloc(size_t n)
+SAMPLED void *malloc_sampled(size_t n)
 {
-    if (!hs_is_active())
-        return hs_real.malloc_fn(n);
-    return malloc_sampling(n);
+    void *p = hs_sample_slow(hs_real.malloc_fn(n), n, HS_ENTRY_FRAME());
+    HS_NO_TAIL(p);
+    return p;
 }
 
-/* A free of a possibly sampled block: out of the live table first, then back
- * to the allocator (see the top of this file). Context: inside free. */
-SAMPLING void free_tracked(void *p)
+static void *malloc_sampling(size_t n)
+{
+    if (hs_counts_down(n))
+        return hs_real.malloc_fn(n);
+    return malloc_sampled(n);
+}
+
+/* A free of a possibly sampled block: out of the live table first, then
+ * back to the allocator (see the top of this file). Context: inside free. */
+SAMPLED void free_tracked(void *p)
 {
     if (hs_is_boot(p))
         return;
@@ -48,32 +59,39 @@ SAMPLING void free_tracked(void *p)
     hs_real.free_fn(p);
 }
 
-/* While sampling, a free costs one more load: the filter (live.h). */
-HS_EXPORT void free(void *p)
+static void free_sampling(void *p)
 {
-    if (hs_is_active() && hs_live_maybe(p))
+    if (hs_live_maybe(p))
         return free_tracked(p);
-    if (__builtin_expect(hs_is_boot(p), 0))
-        return;
     hs_real.free_fn(p);
 }
 
-SAMPLING void *calloc_sampling(size_t a, size_t b)
+/* While bootstrap blocks exist (forward.h), free checks for them first. */
+static void free_sampling_boot(void *p)
 {
-    return hs_after_alloc(hs_real.calloc_fn(a, b), a * b);    /* no overflow: calloc failed otherwise */
+    if (__builtin_expect(hs_is_boot(p), 0))
+        return;
+    free_sampling(p);
 }
 
-HS_EXPORT void *calloc(size_t a, size_t b)
+SAMPLED void *calloc_sampled(size_t a, size_t b)
 {
-    if (!hs_is_active())
+    void *p = hs_sample_slow(hs_real.calloc_fn(a, b), a * b, HS_ENTRY_FRAME());  /* no overflow: calloc failed otherwise */
+    HS_NO_TAIL(p);
+    return p;
+}
+
+static void *calloc_sampling(size_t a, size_t b)
+{
+    if (hs_counts_down(a * b))      /* an overflowed product is counted, and calloc fails */
         return hs_real.calloc_fn(a, b);
-    return calloc_sampling(a, b);
+    return calloc_sampled(a, b);
 }
 
 /* The old block leaves the live table before the allocator may reuse its
  * address; a failed realloc puts it back. The new block counts as a fresh
  * allocation of n bytes. Context: inside realloc. */
-SAMPLING void *realloc_sampling(void *old, size_t n)
+SAMPLED void *realloc_sampled(void *old, size_t n)
 {
     uint64_t osize = 0;
     uint32_t ostack = 0;
@@ -81,17 +99,85 @@ SAMPLING void *realloc_sampling(void *old, size_t n)
     void *p = hs_real.realloc_fn(old, n);
     if (!p && n && had)
         hs_realloc_restore(old, osize, ostack);    /* failed: old block still live */
-    return p ? hs_after_alloc(p, n) : p;
+    if (!p)
+        return p;
+    if (!hs_counts_down(n))
+        p = hs_sample_slow(p, n, HS_ENTRY_FRAME());
+    HS_NO_TAIL(p);
+    return p;
 }
 
-HS_EXPORT void *realloc(void *old, size_t n)
+static void *realloc_sampling(void *old, size_t n)
 {
     if (__builtin_expect(hs_is_boot(old), 0))
         return hs_boot_realloc(old, n);
-    if (!hs_is_active())
+    if (!hs_live_maybe(old) && hs_counts_down(n))
         return hs_real.realloc_fn(old, n);
-    return realloc_sampling(old, n);
+    return realloc_sampled(old, n);
 }
+
+SAMPLED int posix_memalign_sampled(void **out, size_t align, size_t n)
+{
+    int r = hs_real.posix_memalign_fn(out, align, n);
+    if (r == 0)
+        hs_sample_slow(*out, n, HS_ENTRY_FRAME());
+    else
+        hs_sample_slow(NULL, n, NULL);      /* draws the next countdown */
+    return r;
+}
+
+static int posix_memalign_sampling(void **out, size_t align, size_t n)
+{
+    if (hs_counts_down(n))
+        return hs_real.posix_memalign_fn(out, align, n);
+    return posix_memalign_sampled(out, align, n);
+}
+
+/* The aligned allocators and valloc/pvalloc: one path each, the same shape. */
+#define ALIGNED_PATH(name, params, args)                                      \
+    SAMPLED void *name##_sampled params                                      \
+    {                                                                         \
+        void *p = hs_sample_slow(hs_real.name##_fn args, n, HS_ENTRY_FRAME()); \
+        HS_NO_TAIL(p);                                                        \
+        return p;                                                             \
+    }                                                                         \
+    static void *name##_sampling params                                       \
+    {                                                                         \
+        if (hs_counts_down(n))                                                \
+            return hs_real.name##_fn args;                                    \
+        return name##_sampled args;                                           \
+    }
+
+ALIGNED_PATH(aligned_alloc, (size_t align, size_t n), (align, n))
+ALIGNED_PATH(memalign, (size_t align, size_t n), (align, n))
+ALIGNED_PATH(valloc, (size_t n), (n))
+ALIGNED_PATH(pvalloc, (size_t n), (n))
+
+static struct hs_routes sampling = {
+    malloc_sampling, free_sampling, calloc_sampling, realloc_sampling, posix_memalign_sampling,
+    aligned_alloc_sampling, memalign_sampling, valloc_sampling, pvalloc_sampling,
+};
+
+/* Before lifecycle.c's constructor (102), which may start sampling. */
+__attribute__((constructor(101))) static void hooks_register(void)
+{
+    hs_forward_init();
+    if (hs_boot_in_use())
+        sampling.free_fn = free_sampling_boot;
+    hs_sampler_set_paths(&sampling);
+}
+
+/* ------------------------------------------------------- exported names */
+
+HS_EXPORT void *malloc(size_t n) { return hs_route.malloc_fn(n); }
+HS_EXPORT void free(void *p) { hs_route.free_fn(p); }
+HS_EXPORT void *calloc(size_t a, size_t b) { return hs_route.calloc_fn(a, b); }
+HS_EXPORT void *realloc(void *old, size_t n) { return hs_route.realloc_fn(old, n); }
+HS_EXPORT int posix_memalign(void **out, size_t align, size_t n) { return hs_route.posix_memalign_fn(out, align, n); }
+HS_EXPORT void *aligned_alloc(size_t align, size_t n) { return hs_route.aligned_alloc_fn(align, n); }
+HS_EXPORT void *memalign(size_t align, size_t n) { return hs_route.memalign_fn(align, n); }
+HS_EXPORT void *valloc(size_t n) { return hs_route.valloc_fn(n); }
+HS_EXPORT void *pvalloc(size_t n) { return hs_route.pvalloc_fn(n); }
 
 HS_EXPORT void *reallocarray(void *old, size_t a, size_t b)
 {
@@ -100,58 +186,7 @@ HS_EXPORT void *reallocarray(void *old, size_t a, size_t b)
         errno = ENOMEM;
         return NULL;
     }
-    return realloc(old, n);
-}
-
-SAMPLING int posix_memalign_sampling(void **out, size_t align, size_t n)
-{
-    int r = hs_real.posix_memalign_fn(out, align, n);
-    if (r == 0)
-        hs_after_alloc(*out, n);
-    return r;
-}
-
-HS_EXPORT int posix_memalign(void **out, size_t align, size_t n)
-{
-    if (!hs_is_active())
-        return hs_real.posix_memalign_fn(out, align, n);
-    return posix_memalign_sampling(out, align, n);
-}
-
-SAMPLING void *aligned_alloc_sampling(size_t align, size_t n) { return hs_after_alloc(hs_real.aligned_alloc_fn(align, n), n); }
-
-HS_EXPORT void *aligned_alloc(size_t align, size_t n)
-{
-    if (!hs_is_active())
-        return hs_real.aligned_alloc_fn(align, n);
-    return aligned_alloc_sampling(align, n);
-}
-
-SAMPLING void *memalign_sampling(size_t align, size_t n) { return hs_after_alloc(hs_real.memalign_fn(align, n), n); }
-
-HS_EXPORT void *memalign(size_t align, size_t n)
-{
-    if (!hs_is_active())
-        return hs_real.memalign_fn(align, n);
-    return memalign_sampling(align, n);
-}
-
-SAMPLING void *valloc_sampling(size_t n) { return hs_after_alloc(hs_real.valloc_fn(n), n); }
-
-HS_EXPORT void *valloc(size_t n)
-{
-    if (!hs_is_active())
-        return hs_real.valloc_fn(n);
-    return valloc_sampling(n);
-}
-
-SAMPLING void *pvalloc_sampling(size_t n) { return hs_after_alloc(hs_real.pvalloc_fn(n), n); }
-
-HS_EXPORT void *pvalloc(size_t n)
-{
-    if (!hs_is_active())
-        return hs_real.pvalloc_fn(n);
-    return pvalloc_sampling(n);
+    return hs_route.realloc_fn(old, n);
 }
 
 HS_EXPORT size_t malloc_usable_size(void *p)

@@ -129,7 +129,7 @@ void hs_setxid_end(bool stopped)
 
 /* ------------------------------------------------------------- load/exit */
 
-__attribute__((constructor(101))) static void hs_init(void)
+__attribute__((constructor(102))) static void hs_init(void)
 {
     hs_forward_init();
     if (getauxval(AT_SECURE))

@@ -63,11 +63,11 @@ static uint32_t flags;
 #define WRAPPERS(D, name)                                                          \
     static __attribute__((noinline, cold)) void *name##_sampled_malloc(void *ctx, size_t n) \
     {                                                                              \
-        return hs_sample_slow(orig[D].malloc(ctx, n), n);                          \
+        return hs_sample_slow(orig[D].malloc(ctx, n), n, NULL);                          \
     }                                                                              \
     static __attribute__((noinline, cold)) void *name##_sampled_calloc(void *ctx, size_t a, size_t b) \
     {                                                                              \
-        return hs_sample_slow(orig[D].calloc(ctx, a, b), a * b);                   \
+        return hs_sample_slow(orig[D].calloc(ctx, a, b), a * b, NULL);                   \
     }                                                                              \
     static void *name##_small_malloc(void *ctx, size_t n)                         \
     {                                                                              \

@@ -50,6 +50,32 @@ int64_t hs_peak_next;               /* see sampler.h; CAS by samplers, stores by
 
 __thread struct hs_thread hs_tls __attribute__((tls_model("initial-exec")));
 
+static const struct hs_routes *sampling_paths;     /* registered once at load (hooks.c) */
+
+/* Points the exported functions at the sampling paths while hs_active is
+ * nonzero, at the next allocator otherwise. Context: as for set_active. */
+static void route(void)
+{
+    hs_forward_init();      /* hs_idle_route is complete */
+    const struct hs_routes *paths = __atomic_load_n(&sampling_paths, __ATOMIC_ACQUIRE);
+    bool on = __atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 0;
+    hs_route_set(on && paths ? paths : &hs_idle_route);
+}
+
+/* hs_active and the routes that follow it. Context: control under its lock,
+ * a forking thread, a fork child, or exit. */
+static void set_active(int v)
+{
+    __atomic_store_n(&hs_active, v, __ATOMIC_SEQ_CST);
+    route();
+}
+
+void hs_sampler_set_paths(const struct hs_routes *paths)
+{
+    __atomic_store_n(&sampling_paths, paths, __ATOMIC_RELEASE);
+    route();
+}
+
 static uint64_t next_random(struct hs_thread *t)
 {
     if (!t->rng) {
@@ -143,11 +169,11 @@ void hs_sampler_on_peak(void (*fn)(void)) { peak_wake = fn; }
 
 /* Records one sampled allocation. Context: inside malloc, guard held, no
  * shim lock held on entry (unwinding first, then live -> stack locks). */
-static __attribute__((noinline)) void record(void *p, size_t n)
+static __attribute__((noinline)) void record(void *p, size_t n, const void *entry)
 {
     uintptr_t frames[hs_opt.max_depth];
     bool truncated;
-    uint32_t depth = hs_stack_capture(frames, &truncated);
+    uint32_t depth = hs_stack_capture(frames, &truncated, entry);
     struct hs_weights w;
     hs_weights(n, &w);
 
@@ -179,7 +205,7 @@ static __attribute__((noinline)) void record(void *p, size_t n)
  * fails under the guard) draw too, as if sampled and discarded, so they
  * never leave the countdown spent for the host's next block.
  * Context: inside malloc, off the fast path. */
-void *hs_sample_slow(void *p, size_t n)
+void *hs_sample_slow(void *p, size_t n, const void *entry)
 {
     if (__builtin_expect(__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == HS_CHILD_SETUP, 0)) {
         if (child_setup)
@@ -196,10 +222,10 @@ void *hs_sample_slow(void *p, size_t n)
             return p;
         }
     }
-    t->countdown = draw_countdown(t);
+    t->countdown = hs_opt.rate <= 1 ? 0 : draw_countdown(t);     /* exact mode: every block */
     if (!p || !hs_enter())
         return p;
-    record(p, n);
+    record(p, n, entry);
     hs_leave();
     return p;
 }
@@ -260,7 +286,7 @@ void hs_realloc_restore(void *old, uint64_t size, uint32_t stack)
  * thread; never while holding a table lock. */
 void hs_quiesce(void)
 {
-    __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
+    set_active(0);
     __atomic_store_n(&hs_gate, 0, __ATOMIC_SEQ_CST);
     hs_live_lock_all();
     hs_live_unlock_all();
@@ -288,12 +314,12 @@ void hs_sampler_start(void)
     if (session == 0)
         session = __atomic_add_fetch(&hs_session, 1, __ATOMIC_RELAXED);    /* 0 is "closed" */
     __atomic_store_n(&hs_gate, session, __ATOMIC_RELEASE);
-    __atomic_store_n(&hs_active, 1, __ATOMIC_SEQ_CST);
+    set_active(1);
 }
 
 void hs_sampler_halt(void)
 {
-    __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);
+    set_active(0);
     __atomic_store_n(&hs_gate, 0, __ATOMIC_SEQ_CST);
 }
 
@@ -318,17 +344,17 @@ void hs_sampler_fork_parent(void)
     if (fork_was_active == 1)
         __atomic_store_n(&hs_gate, __atomic_load_n(&hs_session, __ATOMIC_RELAXED), __ATOMIC_RELEASE);
     if (fork_was_active)
-        __atomic_store_n(&hs_active, fork_was_active, __ATOMIC_SEQ_CST);
+        set_active(fork_was_active);
 }
 
 void hs_sampler_on_child_setup(void (*fn)(void)) { child_setup = fn; }
-void hs_sampler_expect_setup(void) { __atomic_store_n(&hs_active, HS_CHILD_SETUP, __ATOMIC_SEQ_CST); }
-void hs_sampler_setup_done(void) { __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST); }
+void hs_sampler_expect_setup(void) { set_active(HS_CHILD_SETUP); }
+void hs_sampler_setup_done(void) { set_active(0); }
 
 /* Context: fork child, single-threaded, after the parent's fork locks. */
 void hs_sampler_fork_child(void)
 {
-    __atomic_store_n(&hs_active, 0, __ATOMIC_SEQ_CST);     /* control may expect setup */
+    set_active(0);     /* control may expect setup */
     hs_gate = 0;
     hs_arena_reset_child();
     hs_live_reset_child();

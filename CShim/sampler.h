@@ -18,18 +18,25 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#include "forward.h"
+
 /* 0 idle, 1 sampling, HS_CHILD_SETUP in a fork child that has not yet made
  * its writer thread. Written only by sampler.c: start, quiesce, halt and the
  * fork functions below, which control calls under its lock (or single-
  * threaded: fork child, exit). Read relaxed by the fast path (any nonzero
  * value takes the slow path); control reads it to decide what to run. */
-extern int hs_active;
+extern int hs_active HS_HIDDEN;
 #define HS_CHILD_SETUP 2
 
 static inline bool hs_is_active(void)
 {
     return __builtin_expect(__atomic_load_n(&hs_active, __ATOMIC_RELAXED), 0);
 }
+
+/* The sampling paths the routes (forward.h) switch to while hs_active is
+ * nonzero: hooks.c registers them at load, before anything can start
+ * sampling. Context: constructor. */
+void hs_sampler_set_paths(const struct hs_routes *paths);
 
 /* True in a fork child whose first allocation has not set it up yet. */
 static inline bool hs_child_setup_pending(void)
@@ -113,8 +120,18 @@ struct hs_thread {
 extern __thread struct hs_thread hs_tls __attribute__((tls_model("initial-exec")));
 
 /* Draws the next countdown and records the block when due; returns p.
+ * `entry` is where the stack walk may start (hs_unwind, unwind.h): the
+ * HS_ENTRY_FRAME() of a shim function the host's call reached by tail
+ * jumps only, or NULL.
  * Context: inside malloc: no allocation; takes stripe locks. */
-void *hs_sample_slow(void *p, size_t n) __attribute__((cold));
+void *hs_sample_slow(void *p, size_t n, const void *entry) __attribute__((cold));
+
+/* The calling function's frame, for hs_sample_slow's `entry` (it makes the
+ * compiler give that function a frame pointer). The frame must outlive the
+ * walk: pass the result of the call through HS_NO_TAIL, or the compiler
+ * turns the call into a jump that leaves the frame behind. */
+#define HS_ENTRY_FRAME() __builtin_frame_address(0)
+#define HS_NO_TAIL(x) __asm__ volatile("" : "+r"(x))
 
 /* Counts a new block of n bytes against this thread's countdown: true when
  * it is not to be sampled (the common case: one TLS compare and subtract,
@@ -135,7 +152,7 @@ static inline __attribute__((always_inline)) bool hs_counts_down(size_t n)
  * Called by the exported functions only when hs_is_active(). */
 static inline __attribute__((always_inline)) void *hs_after_alloc(void *p, size_t n)
 {
-    return hs_counts_down(n) ? p : hs_sample_slow(p, n);
+    return hs_counts_down(n) ? p : hs_sample_slow(p, n, NULL);
 }
 
 /* Holding the countdown: while an allocator we wrap ourselves (Python's

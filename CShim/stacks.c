@@ -48,39 +48,20 @@ struct stripe {
 static struct stripe stripes[HS_STACK_STRIPES];
 static uint32_t next_id;                                /* atomic fetch_add */
 static struct hs_stack **dir[HS_DIR_CHUNKS];            /* atomic CAS per chunk */
-static uintptr_t text_lo, text_hi;                      /* set once at init */
-
-static int find_text(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    uintptr_t me = (uintptr_t)arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-        if (me >= lo && me < hi) {
-            text_lo = lo;
-            text_hi = hi;
-            return 1;
-        }
-    }
-    return 0;
-}
 
 void hs_stacks_init(void)
 {
     for (int i = 0; i < HS_STACK_STRIPES; i++)
         hs_lock_init(&stripes[i].lock);
-    dl_iterate_phdr(find_text, (void *)(uintptr_t)&hs_stacks_init);
+    hs_unwind_init();
 }
 
-uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated)
+uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
 {
     uint32_t max = hs_opt.max_depth;
     int want = (int)max + 1 + HS_SKIP_SLACK;
     void *buf[want];
-    int n = hs_unwind(buf, want);          /* unw_backtrace's frames, mostly without it (unwind.c) */
+    int n = hs_unwind(buf, want, entry);   /* unw_backtrace's frames, mostly without it (unwind.c) */
     /* The shim's own frames go wherever they are: at the top (the hooks and
      * the sampler) and in the middle (a wrapper of Python's allocator
      * domains between the interpreter and pymalloc, which hands large
@@ -88,7 +69,7 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated)
     uint32_t got = 0;
     bool cut = false;
     for (int i = 0; i < n; i++) {
-        if ((uintptr_t)buf[i] >= text_lo && (uintptr_t)buf[i] < text_hi)
+        if (hs_unwind_in_shim((uintptr_t)buf[i]))
             continue;
         if (got == max) {
             cut = true;

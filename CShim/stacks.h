@@ -76,12 +76,12 @@ struct hs_stack {
 void hs_stacks_init(void);
 
 /* Unwinds the calling thread into `frames` (room for hs_opt.max_depth):
- * the frames unw_backtrace gives, walked by hs_unwind (unwind.c), minus the
- * shim's own. Returns the depth.
+ * the frames unw_backtrace gives, walked by hs_unwind (unwind.c; `entry` as
+ * there), minus the shim's own. Returns the depth.
  * Context: inside malloc, reentrancy guard held, no shim lock held (a rule
  * cache miss, like libunwind, takes the loader's lock). Never from a signal
  * handler. */
-uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated);
+uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry);
 
 /* Interns a stack and adds one sample's weights to its alloc group.
  * Returns its id, or HS_NO_STACK when the budget is full.

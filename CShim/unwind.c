@@ -630,7 +630,7 @@ static uint64_t rule_for(uintptr_t ip, uint64_t gen)
  * addresses, the first one into that caller): the first two frames (walk,
  * hs_unwind) are stepped over unrecorded. Returns the count, or -1 when a
  * frame is beyond the fast walk. Context: inside malloc. */
-static __attribute__((noinline)) int walk(void **buf, int max)
+static __attribute__((noinline)) int walk(void **buf, int max, const uintptr_t *entry)
 {
     uintptr_t ip, sp, bp;
     /* rbp first: an output register may be rbp itself. ip is the address
@@ -642,6 +642,23 @@ static __attribute__((noinline)) int walk(void **buf, int max)
     uint64_t gen = __atomic_load_n(&generation, __ATOMIC_RELAXED);
     uintptr_t look = ip;                /* this frame: ip itself; callers: return address - 1 */
     int n = -1;                         /* the return address into hs_unwind is not kept */
+    if (entry) {
+        /* Start at the entry's frame: its saved rbp, its return address
+         * (the first frame kept) and the caller's rsp after the return. It
+         * lies above us on this stack, or it is not what it claims. */
+        if ((uintptr_t)entry <= sp || (uintptr_t)entry - sp > HS_UW_MAX_STEP || ((uintptr_t)entry & 7))
+            return -1;
+        uintptr_t ra = entry[1];
+        bp = entry[0];
+        sp = (uintptr_t)(entry + 2);
+        if (ra < 0x4000)
+            return 0;
+        if (max <= 0)
+            return 0;
+        buf[0] = (void *)ra;
+        n = 1;
+        look = ra - 1;
+    }
     while (n < max) {
         if (look >> HS_UW_GEN_SHIFT)
             return -1;
@@ -670,6 +687,33 @@ static __attribute__((noinline)) int walk(void **buf, int max)
         n++;
     }
     return n < 0 ? 0 : n;
+}
+
+/* --------------------------------------------------- the shim's own text */
+
+uintptr_t hs_shim_text_lo, hs_shim_text_hi;     /* set once by hs_unwind_init */
+
+static int find_text(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t me = (uintptr_t)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (me >= lo && me < hi) {
+            hs_shim_text_lo = lo;
+            hs_shim_text_hi = hi;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void hs_unwind_init(void)
+{
+    dl_iterate_phdr(find_text, (void *)(uintptr_t)&hs_unwind_init);
 }
 
 /* ----------------------------------------------------------- counting */
@@ -752,7 +796,17 @@ static __attribute__((noinline)) int libunwind(void **buf, int max)
  * from it may become a tail jump. */
 #define KEEP_FRAME(n) __asm__ volatile("" : "+r"(n))
 
-int hs_unwind(void **buf, int max)
+/* The frames past the shim's own at the top: where a walk from the entry
+ * and one from here should agree. */
+static int user_start(void *const *f, int n)
+{
+    int i = 0;
+    while (i < n && hs_unwind_in_shim((uintptr_t)f[i]))
+        i++;
+    return i;
+}
+
+int hs_unwind(void **buf, int max, const void *entry)
 {
     if (hs_opt.unwind == HS_UNWIND_LIBUNWIND) {
         int n = libunwind(buf, max);
@@ -763,16 +817,18 @@ int hs_unwind(void **buf, int max)
         /* Nothing counted here: only check mode reports counts, and an
          * atomic add per stack is a locked instruction per allocation in
          * exact mode. */
-        int n = walk(buf, max);
+        int n = walk(buf, max, entry);
         if (__builtin_expect(n >= 0, 1))
             return n;
         n = libunwind(buf, max);
         KEEP_FRAME(n);
         return n;
     }
-    /* check: both; libunwind's frames are the ones kept. */
+    /* check: both; libunwind's frames are the ones kept. Both are compared
+     * past the shim's frames at the top, which the fast walk skips when it
+     * starts at the entry. */
     void *mine[max];
-    int n = walk(mine, max);
+    int n = walk(mine, max, entry);
     int m = libunwind(buf, max);
     COUNT(compared);
     if (n < 0) {
@@ -780,9 +836,15 @@ int hs_unwind(void **buf, int max)
         return m;
     }
     COUNT(fast);
-    if (n != m || memcmp(mine, buf, (size_t)n * sizeof *buf) != 0) {
+    int a = user_start(mine, n), b = user_start(buf, m);
+    /* With the shim's frames skipped the fast walk has room for more
+     * frames than libunwind's list holds: compare what both hold. */
+    int fast_n = n - a, lib_n = m - b;
+    if (fast_n > lib_n && m == max)
+        fast_n = lib_n;
+    if (fast_n != lib_n || memcmp(mine + a, buf + b, (size_t)fast_n * sizeof *buf) != 0) {
         COUNT(differed);
-        keep_diff(mine, n, buf, m);
+        keep_diff(mine + a, n - a, buf + b, m - b);
     }
     return m;
 }

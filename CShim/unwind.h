@@ -12,14 +12,36 @@
 #define HS_UNWIND_H
 
 #include <stdint.h>
+#include <stdbool.h>
 
 /* Up to `max` frames of the calling thread into `buf`, exactly as
- * unw_backtrace(buf, max) called in place of hs_unwind would record them;
- * returns the count.
+ * unw_backtrace(buf, max) called in place of hs_unwind would record them,
+ * less the shim's own frames at the top when `entry` is given; returns the
+ * count.
+ *
+ * `entry` saves walking the shim's frames: NULL, or the frame address
+ * (__builtin_frame_address(0)) of a shim function that the host's call
+ * reached by tail jumps only, so that its return address is into the host.
+ * The fast walk then starts there. If it was not reached that way, the walk
+ * starts in the shim's frames, which callers drop anyway (hs_unwind_in_shim);
+ * libunwind always walks from here.
  * Context: inside malloc, reentrancy guard held, no shim lock held: no
  * allocation; a rule cache miss takes the loader's lock (dl_iterate_phdr),
  * as libunwind does. Never from a signal handler. */
-int hs_unwind(void **buf, int max);
+int hs_unwind(void **buf, int max, const void *entry);
+
+/* Finds the shim's own text (hs_unwind_in_shim). Context: constructor. */
+void hs_unwind_init(void);
+
+/* The shim's own text, [lo, hi): written once by hs_unwind_init. */
+extern uintptr_t hs_shim_text_lo __attribute__((visibility("hidden")));
+extern uintptr_t hs_shim_text_hi __attribute__((visibility("hidden")));
+
+/* Is `addr` in the shim's own text? Context: any, after hs_unwind_init. */
+static inline bool hs_unwind_in_shim(uintptr_t addr)
+{
+    return addr - hs_shim_text_lo < hs_shim_text_hi - hs_shim_text_lo;
+}
 
 /* Forgets every cached rule: a module is about to go, or just went
  * (interpose.c's dlclose calls it before and after the real one).
