@@ -179,6 +179,37 @@ bool hs_live_take(struct hs_live_stripe *st, const void *p, uint64_t *size, uint
     return true;
 }
 
+static void pending_flush(struct hs_pending *e)
+{
+    const struct hs_stack *s = hs_stack_get(e->stack);
+    if (s)
+        hs_stack_add_alloc(s, &e->g);
+    memset(&e->g, 0, sizeof e->g);
+}
+
+void hs_live_count_alloc(struct hs_live_stripe *st, uint32_t id, const struct hs_weights *w)
+{
+    struct hs_pending *e = &st->pending[id % HS_LIVE_PENDING];
+    if (e->stack != id) {
+        if (e->g.samples)
+            pending_flush(e);
+        e->stack = id;
+    }
+    hs_group_add(&e->g, w);
+}
+
+void hs_live_flush_alloc(void)
+{
+    for (int i = 0; i < HS_LIVE_STRIPES; i++) {
+        struct hs_live_stripe *st = &hs_live_stripes[i];
+        hs_lock(&st->lock);
+        for (int k = 0; k < HS_LIVE_PENDING; k++)
+            if (st->pending[k].g.samples)
+                pending_flush(&st->pending[k]);
+        hs_unlock(&st->lock);
+    }
+}
+
 void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void *ctx)
 {
     for (int i = 0; i < HS_LIVE_STRIPES; i++) {
@@ -228,6 +259,7 @@ void hs_live_release(void)
         st->cap = st->count = 0;
         st->inuse_var = st->alloc_bytes = 0;
         st->inuse_units = st->unpublished = 0;
+        memset(st->pending, 0, sizeof st->pending);
     }
     /* Gives the touched pages back and reads as zeros from now on. */
     madvise(hs_filter_bits, sizeof hs_filter_bits, MADV_DONTNEED);

@@ -54,6 +54,18 @@ static inline bool hs_live_maybe(const void *p)
 
 struct entry;
 
+/* Samples recorded in a stripe but not yet added to their stack's alloc
+ * group: one slot per stack id modulo HS_LIVE_PENDING. Recording a sample
+ * then takes one lock, its live stripe's, and adds to the stack under it;
+ * a slot taken by another stack is added to its stack first (that stack's
+ * stripe lock, nested). The writer adds them all before it reads alloc
+ * groups (hs_live_flush_alloc). */
+#define HS_LIVE_PENDING 32
+struct hs_pending {
+    uint32_t stack;         /* the slot's stack id, while g.samples != 0 */
+    struct hs_group g;
+};
+
 /* One stripe of the table. Its lock is taken inline (exact mode takes one
  * per allocation and per free); the rest belongs to live.c. */
 struct hs_live_stripe {
@@ -64,6 +76,7 @@ struct hs_live_stripe {
     double alloc_bytes;     /* written under lock (relaxed atomic stores): sum of recorded samples' bytes */
     int64_t inuse_units;    /* written under lock (relaxed atomic stores): in-use units of the live entries */
     int64_t unpublished;    /* under lock: units not yet added to the sampler's hs_inuse_total */
+    struct hs_pending pending[HS_LIVE_PENDING];     /* under lock */
 } __attribute__((aligned(64)));
 
 extern struct hs_live_stripe hs_live_stripes[HS_LIVE_STRIPES];
@@ -111,6 +124,15 @@ int64_t hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uin
                     const struct hs_weights *w, bool fresh, uint64_t *stale);
 int64_t hs_live_forget(struct hs_live_stripe *st, uint64_t size);
 #define HS_NO_STALE UINT64_MAX
+
+/* Counts one recorded sample of stack `id` (weights w) toward its alloc
+ * group, in the stripe's pending slots. Context: inside malloc, st locked. */
+void hs_live_count_alloc(struct hs_live_stripe *st, uint32_t id, const struct hs_weights *w);
+
+/* Adds every stripe's pending samples to their stacks' alloc groups.
+ * Context: writer, before it reads alloc groups (each live stripe lock in
+ * turn, stack stripe locks nested). */
+void hs_live_flush_alloc(void);
 
 /* Removes `p` if present, returning its record and its in-use units (its
  * variance leaves the stripe's sum). Context: inside free/realloc, p's

@@ -168,7 +168,8 @@ void hs_peak_arm(int64_t high)
 void hs_sampler_on_peak(void (*fn)(void)) { peak_wake = fn; }
 
 /* Records one sampled allocation. Context: inside malloc, guard held, no
- * shim lock held on entry (unwinding first, then live -> stack locks). */
+ * shim lock held on entry (unwinding first, then the live stripe lock; a
+ * stack lock nested only for a new stack or a pending slot handed over). */
 static __attribute__((noinline)) void record(void *p, size_t n, const void *entry)
 {
     uintptr_t frames[hs_opt.max_depth];
@@ -177,9 +178,11 @@ static __attribute__((noinline)) void record(void *p, size_t n, const void *entr
     struct hs_weights w;
     hs_weights(n, &w);
 
-    /* Room in the live table first, then the stack's alloc group, then the
-     * live entry, all under the live stripe lock: a writer that sees the
-     * entry has also seen it counted in alloc (inuse <= alloc). */
+    /* Room in the live table first, then the stack (found without a lock
+     * when known) and its sample, counted in the stripe's pending slots,
+     * then the live entry, all under the one live stripe lock: a writer
+     * that sees the entry has also seen its sample, since it adds the
+     * pending samples to the stacks after its walk of the live table. */
     struct hs_live_stripe *st = hs_live_lock(p);
     if (!hs_gate_open()) {
         hs_live_unlock(st);
@@ -187,8 +190,9 @@ static __attribute__((noinline)) void record(void *p, size_t n, const void *entr
     }
     uint32_t id = HS_NO_STACK;
     if (hs_live_reserve(st))
-        id = hs_stack_record(frames, depth, truncated, &w);
+        id = hs_stack_intern(frames, depth, truncated);
     if (id != HS_NO_STACK) {
+        hs_live_count_alloc(st, id, &w);
         uint64_t stale = HS_NO_STALE;
         int64_t units = hs_live_put(st, p, n, id, &w, true, &stale);
         if (__builtin_expect(stale != HS_NO_STALE, 0))

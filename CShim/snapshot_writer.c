@@ -430,6 +430,7 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
     }
     struct agg_ctx ctx = { agg, n };
     hs_live_foreach(add_live, &ctx);
+    hs_live_flush_alloc();      /* after the live walk: a block seen live has its sample in alloc */
     uint32_t kept = 0;
     uint64_t stks_len = 8;
     uint64_t dropped = __atomic_load_n(&hs_count.dropped, __ATOMIC_RELAXED);

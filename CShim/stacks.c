@@ -13,7 +13,10 @@
  * activation of the interpreter's eval loop by the Python frames it ran.
  *
  * Table: 16 stripes, each an open-addressing table of stack pointers keyed
- * by a hash of the frames, with its own lock (lock.h). Every stack also gets
+ * by a hash of the frames, with its own lock (lock.h) for inserting and for
+ * the stacks' alloc groups. A known stack is found without the lock: slots
+ * are published with release once the stack is complete, and a table
+ * replaced by a grow stays mapped until release. Every stack also gets
  * a dense id and a slot in a chunked id directory (so the writer can walk
  * them in order and index SMPL by STKS position). Stacks and directory
  * chunks live in the arena (mem.c) and are only freed all at once.
@@ -39,10 +42,19 @@
 #define HS_DIR_CHUNK 4096
 #define HS_DIR_CHUNKS 1024              /* up to 4M distinct stacks */
 
+/* A stripe's table: published whole (release) and never unmapped while
+ * the session lasts, so a lock-free reader may probe one that a grow has
+ * replaced (it then misses, and looks again under the lock). */
+struct table {
+    struct table *retired;              /* the table this one replaced */
+    size_t cap;
+    struct hs_stack *slots[];           /* NULL = empty; stores with release */
+};
+
 struct stripe {
     hs_lock_t lock;
-    struct hs_stack **slots;            /* protected by lock; NULL = empty */
-    size_t cap, count;                  /* protected by lock */
+    struct table *table;                /* written under lock (release), read lock-free */
+    size_t count;                       /* protected by lock */
 } __attribute__((aligned(64)));
 
 static struct stripe stripes[HS_STACK_STRIPES];
@@ -102,26 +114,43 @@ static bool same(const struct hs_stack *s, uint64_t h, const uintptr_t *f, uint3
            memcmp(s->frames, f, depth * sizeof *f) == 0;
 }
 
-/* Doubles a stripe's table. Context: stripe lock held. 0 or -ENOMEM. */
+static size_t table_bytes(size_t cap) { return sizeof(struct table) + cap * sizeof(struct hs_stack *); }
+
+/* Doubles a stripe's table; the old one stays mapped for readers until
+ * release. Context: stripe lock held. 0 or -ENOMEM. */
 static int grow(struct stripe *st)
 {
-    size_t ncap = st->cap ? st->cap * 2 : 256;
-    struct hs_stack **ns = hs_map(ncap * sizeof *ns, true);
-    if (!ns)
+    struct table *old = st->table;
+    size_t cap = old ? old->cap : 0, ncap = cap ? cap * 2 : 256;
+    struct table *t = hs_map(table_bytes(ncap), true);
+    if (!t)
         return -12;
-    for (size_t i = 0; i < st->cap; i++) {
-        struct hs_stack *s = st->slots[i];
+    t->retired = old;
+    t->cap = ncap;
+    for (size_t i = 0; i < cap; i++) {
+        struct hs_stack *s = old->slots[i];
         if (!s)
             continue;
         size_t j = (s->hash >> 8) & (ncap - 1);
-        while (ns[j])
+        while (t->slots[j])
             j = (j + 1) & (ncap - 1);
-        ns[j] = s;
+        t->slots[j] = s;
     }
-    hs_unmap(st->slots, st->cap * sizeof *ns, true);
-    st->slots = ns;
-    st->cap = ncap;
+    __atomic_store_n(&st->table, t, __ATOMIC_RELEASE);
     return 0;
+}
+
+/* Finds a published stack without the lock: NULL if `t` does not hold it
+ * (yet). Context: any; t from an acquire load of a stripe's table. */
+static struct hs_stack *find(const struct table *t, uint64_t h, const uintptr_t *frames, uint32_t depth, bool truncated)
+{
+    if (!t)
+        return NULL;
+    for (size_t j = (h >> 8) & (t->cap - 1);; j = (j + 1) & (t->cap - 1)) {
+        struct hs_stack *s = __atomic_load_n(&t->slots[j], __ATOMIC_ACQUIRE);
+        if (!s || same(s, h, frames, depth, truncated))
+            return s;
+    }
 }
 
 /* Publishes `s` under a fresh id. Context: stripe lock held. */
@@ -154,27 +183,26 @@ static bool assign_id(struct hs_stack *s)
     return true;
 }
 
-uint32_t hs_stack_record(const uintptr_t *frames, uint32_t depth, bool truncated, const struct hs_weights *w)
+uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated)
 {
     uint64_t h = hash_frames(frames, depth, truncated);
     struct stripe *st = &stripes[h & (HS_STACK_STRIPES - 1)];
+    struct hs_stack *s = find(__atomic_load_n(&st->table, __ATOMIC_ACQUIRE), h, frames, depth, truncated);
+    if (__builtin_expect(s != NULL, 1))
+        return s->id;
     uint32_t id = HS_NO_STACK;
     hs_lock(&st->lock);
-    if (st->count * 4 >= st->cap * 3 && grow(st) != 0)
+    if ((s = find(st->table, h, frames, depth, truncated)) != NULL) {
+        id = s->id;             /* another thread published it meanwhile */
         goto out;
-    size_t j = (h >> 8) & (st->cap - 1);
-    for (;;) {
-        struct hs_stack *s = st->slots[j];
-        if (!s)
-            break;
-        if (same(s, h, frames, depth, truncated)) {
-            hs_group_add(&s->alloc, w);
-            id = s->id;
-            goto out;
-        }
-        j = (j + 1) & (st->cap - 1);
     }
-    struct hs_stack *s = hs_arena_alloc(sizeof *s + depth * sizeof *frames);
+    if ((!st->table || st->count * 4 >= st->table->cap * 3) && grow(st) != 0)
+        goto out;
+    struct table *t = st->table;
+    size_t j = (h >> 8) & (t->cap - 1);
+    while (t->slots[j])
+        j = (j + 1) & (t->cap - 1);
+    s = hs_arena_alloc(sizeof *s + depth * sizeof *frames);
     if (!s)
         goto out;
     memset(s, 0, sizeof *s);
@@ -182,15 +210,27 @@ uint32_t hs_stack_record(const uintptr_t *frames, uint32_t depth, bool truncated
     s->depth = (uint16_t)depth;
     s->flags = truncated ? HEAPSNAP_STACK_TRUNCATED : 0;
     memcpy(s->frames, frames, depth * sizeof *frames);
-    hs_group_add(&s->alloc, w);
     if (!assign_id(s))
         goto out;               /* the arena keeps the bytes; counted as dropped */
-    st->slots[j] = s;
+    __atomic_store_n(&t->slots[j], s, __ATOMIC_RELEASE);
     st->count++;
     id = s->id;
 out:
     hs_unlock(&st->lock);
     return id;
+}
+
+void hs_stack_add_alloc(const struct hs_stack *cs, const struct hs_group *g)
+{
+    struct hs_stack *s = (struct hs_stack *)cs;
+    struct stripe *st = &stripes[s->hash & (HS_STACK_STRIPES - 1)];
+    hs_lock(&st->lock);
+    s->alloc.samples += g->samples;
+    s->alloc.bytes += g->bytes;
+    s->alloc.objects += g->objects;
+    s->alloc.bytes_var += g->bytes_var;
+    s->alloc.objects_var += g->objects_var;
+    hs_unlock(&st->lock);
 }
 
 uint32_t hs_stack_count(void)
@@ -220,9 +260,12 @@ void hs_stacks_release(void)
     for (int i = 0; i < HS_STACK_STRIPES; i++) {
         struct stripe *st = &stripes[i];
         hs_lock(&st->lock);
-        hs_unmap(st->slots, st->cap * sizeof *st->slots, true);
-        st->slots = NULL;
-        st->cap = st->count = 0;
+        for (struct table *t = st->table, *next; t; t = next) {
+            next = t->retired;
+            hs_unmap(t, table_bytes(t->cap), true);
+        }
+        st->table = NULL;
+        st->count = 0;
         hs_unlock(&st->lock);
     }
     memset(dir, 0, sizeof dir);     /* chunks lived in the arena */

@@ -2,7 +2,8 @@
  * stacks.h - capturing call stacks and the deduplicated stack table.
  *
  * A stack is interned once and never changes afterwards except for its
- * `alloc` group, which its stripe's lock protects. Stacks get dense ids in
+ * `alloc` group, which its stripe's lock protects (samples reach it from
+ * the live stripes' pending counts, live.h). Stacks get dense ids in
  * order of creation; the snapshot writer walks ids 0..hs_stack_count()-1.
  */
 #ifndef HS_STACKS_H
@@ -83,11 +84,17 @@ void hs_stacks_init(void);
  * handler. */
 uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry);
 
-/* Interns a stack and adds one sample's weights to its alloc group.
- * Returns its id, or HS_NO_STACK when the budget is full.
- * Context: inside malloc; takes a stack stripe lock, then the arena lock. */
-uint32_t hs_stack_record(const uintptr_t *frames, uint32_t depth, bool truncated,
-                         const struct hs_weights *w);
+/* Interns a stack; returns its id, or HS_NO_STACK when the budget is full.
+ * A known stack is found with no lock and no atomic read-modify-write; a
+ * new one takes a stack stripe lock, then the arena lock. Its alloc group
+ * is not touched: the live stripe that records the sample counts it
+ * (live.h, hs_live_count_alloc) and adds it here later.
+ * Context: inside malloc. */
+uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated);
+
+/* Adds `g` to the stack's alloc group. Context: takes its stripe lock
+ * (nested in a live stripe's, or alone). */
+void hs_stack_add_alloc(const struct hs_stack *s, const struct hs_group *g);
 
 /* Ids handed out so far (some may not be published yet: hs_stack_get NULL). */
 uint32_t hs_stack_count(void);

@@ -106,6 +106,7 @@ static void take_peak(void)
     if (g) {
         struct walk c = { g, n, 0 };
         hs_live_foreach(add_live, &c);
+        hs_live_flush_alloc();  /* after the live walk: a block seen live has its sample in alloc */
         uint32_t count = 0;
         for (uint32_t i = 0; i < n; i++)
             count += g[i].samples != 0;

@@ -82,6 +82,15 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* Block k (0-3) of every depth: sink[depth * 4 + k]. */
+static void *stacks_main(void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    for (int d = 0; d < 300; d++)
+        site_deep(d, d * 4 + k, (size_t)(8 * (d + 1)));
+    return NULL;
+}
+
 static volatile int storm_over;
 
 /* Random malloc/calloc/realloc/memalign/free on a private slot array. */
@@ -243,6 +252,24 @@ int main(int argc, char **argv)
         for (int i = 0; i < 200000; i++)
             site_deep(i % 50, i, 16);
         stop(0);
+    } else if (strcmp(mode, "stacks") == 0) {
+        /* HEAPSNAP_RATE=1: 300 distinct stacks (site_deep at depths 0..299),
+         * 4 blocks of 8 * (depth + 1) bytes on each, from 2 threads, the
+         * first two of each freed; a snapshot half way, a final one at stop. */
+        start();
+        for (int round = 0; round < 2; round++) {
+            pthread_t th[2];
+            for (int t = 0; t < 2; t++)
+                pthread_create(&th[t], NULL, stacks_main, (void *)(intptr_t)(round * 2 + t));
+            for (int t = 0; t < 2; t++)
+                pthread_join(th[t], NULL);
+            if (round == 0)
+                snapshot(0);
+        }
+        for (int d = 0; d < 300; d++)
+            for (int k = 0; k < 2; k++)
+                free(sink[d * 4 + k]);
+        stop(1);
     } else if (strcmp(mode, "storm") == 0) {
         /* 4 threads allocate at random while the main thread runs 20 rounds
          * of start, snapshot, stop, forking a short-lived child every round. */
@@ -299,7 +326,7 @@ int main(int argc, char **argv)
             site_leak(i, 200);
         return argc > 2 ? atoi(argv[2]) : 0;
     } else {
-        fprintf(stderr, "usage: sites basic|exact|threads|realloc|aligned|fork|handler|budget|serve|exit\n");
+        fprintf(stderr, "usage: sites basic|exact|stacks|threads|realloc|aligned|fork|handler|budget|serve|exit\n");
         return 2;
     }
     return 0;

@@ -31,6 +31,37 @@ struct ShimTests {
         #expect(!ldd.stdout.contains("swift") && !ldd.stdout.contains("libstdc++"), "\(ldd.stdout)")
     }
 
+    @Test("idle costs one jump: each exported allocation function only jumps through its route; the sampling paths of malloc and free set up no frame")
+    func idlePathShape() throws {
+        let r = try run("/usr/bin/objdump", ["-d", "--no-show-raw-insn", Shim.library], preload: false)
+        #expect(r.status == 0, "\(r.stderr)")
+        // Function name -> its instructions (mnemonic and operands), from objdump's listing.
+        var body: [String: [String]] = [:]
+        var current: String?
+        for line in r.stdout.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasSuffix(">:"), let open = line.firstIndex(of: "<") {
+                current = String(line[line.index(after: open)..<line.index(line.endIndex, offsetBy: -2)])
+                body[current!] = []
+            } else if line.isEmpty {
+                current = nil
+            } else if let name = current, let tab = line.firstIndex(of: "\t") {
+                body[name]!.append(line[line.index(after: tab)...].trimmingCharacters(in: .whitespaces))
+            }
+        }
+        for name in ["malloc", "free", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc"] {
+            let code = try #require(body[name], "no \(name) in the library")
+            let upToJump = code.prefix { !$0.hasPrefix("jmp") }
+            // A load of the route and the jump (or the jump through memory): no test of any state.
+            #expect(upToJump.count <= 1 && code.count > upToJump.count, "\(name): \(code)")
+            #expect(!code.joined().contains("hs_active") && !code.joined().contains("%fs"), "\(name): \(code)")
+            #expect(code.prefix(upToJump.count + 1).joined().contains("hs_route"), "\(name) does not jump through its route: \(code)")
+        }
+        for name in ["malloc_sampling", "free_sampling"] {
+            let code = try #require(body[name], "no \(name) in the library")
+            #expect(!code.contains { $0.hasPrefix("push") || $0.hasPrefix("call") }, "\(name): \(code)")
+        }
+    }
+
     @Test("known sites, live vs freed, estimates within 4 sigma of the truth")
     func sampledEstimates() throws {
         let dir = try Scratch()
@@ -89,6 +120,36 @@ struct ShimTests {
         #expect(churn.alloc.objects.value == 500 && churn.alloc.bytes.value == 12_000 && churn.inuse.samples == 0)
         let zero = snap.site(s["calloc"])
         #expect(zero.inuse.objects.value == 7 && zero.inuse.bytes.value == 0)
+    }
+
+    @Test("exact mode: 300 distinct stacks from 2 threads, each with exactly its own allocations, at a snapshot half way and at the end")
+    func exactManyStacks() throws {
+        let dir = try Scratch()
+        let r = try run(Programs.shared.path(sites), ["stacks"], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1", "HEAPSNAP_MAX_DEPTH": "400"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let files = dir.snapshots
+        try #require(files.count == 2, "\(dir.entries)")
+        let deep = try #require(r.sites["deep"])
+        // Blocks at depth d are 8 (d + 1) bytes and their stack holds d + 1 frames of site_deep.
+        for (file, perStack, live) in [(files[0], 2, 2), (files[1], 4, 2)] {
+            let snap = try dir.read(file)
+            var seen: [Int: (alloc: SampleGroup, inuse: SampleGroup)] = [:]
+            for record in snap.records {
+                let frames = snap.stacks[record.stack].frames.filter { $0 >= deep && $0 < deep + 4096 }
+                guard !frames.isEmpty else { continue }
+                let depth = frames.count - 1
+                let sum = seen[depth] ?? (.zero, .zero)
+                seen[depth] = (sum.alloc + record.alloc, sum.inuse + record.inuse)
+            }
+            #expect(seen.count == 300, "\(file): \(seen.count) depths")
+            for (depth, g) in seen {
+                let bytes = UInt64(8 * (depth + 1))
+                #expect(g.alloc.samples == UInt64(perStack) && g.alloc.bytes.value == Double(UInt64(perStack) * bytes),
+                        "\(file) depth \(depth): alloc \(g.alloc.samples) blocks, \(g.alloc.bytes.value) B")
+                #expect(g.inuse.samples == UInt64(live) && g.inuse.bytes.value == Double(UInt64(live) * bytes),
+                        "\(file) depth \(depth): in use \(g.inuse.samples) blocks, \(g.inuse.bytes.value) B")
+            }
+        }
     }
 
     /// Allocators that bring their own operator new/delete (and so never call malloc for them).
