@@ -33,8 +33,8 @@ let package = Package(
             exclude: ["DESIGN.md", "link"],
             cSettings: [
                 // `-Xclang -mframe-pointer=none`: SwiftPM appends -fno-omit-frame-pointer
-                // after these flags; the cc1 option wins, so the idle hooks stay a load,
-                // a branch and a tail jump with no frame set up (CShim/hooks.c). The
+                // after these flags; the cc1 option wins, so the sampling paths stay a few
+                // instructions and a tail jump with no frame set up (CShim/hooks.c). The
                 // shim's stacks are unwound from .eh_frame, not frame pointers.
                 .unsafeFlags(["-fvisibility=hidden", "-fno-builtin", "-Xclang", "-mframe-pointer=none",
                               "-ftls-model=initial-exec", "-Wall", "-Wextra", "-Wno-unused-parameter"]),
