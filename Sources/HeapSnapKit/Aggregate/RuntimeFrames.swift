@@ -26,9 +26,11 @@ public struct RuntimeFrames: Sendable, Hashable {
         self.interpreters = interpreters
     }
 
-    /// CPython, the C and C++ runtimes, the loader, Swift's runtime and core libraries.
+    /// CPython and its standard extension modules (lib-dynload: _json, _pickle, …), the C and
+    /// C++ runtimes, the loader, Swift's runtime and core libraries. A pattern with a `/` is
+    /// tested against the module's whole path.
     public static let defaultModules: [String] = [
-        "libpython*", "python", "python2*", "python3*",
+        "libpython*", "python", "python2*", "python3*", "*/lib/python3.*/lib-dynload/*", "*/lib/python2.*/lib-dynload/*",
         "libc.so*", "libc-*.so", "libm.so*", "libpthread*.so*", "ld-linux*.so*", "libdl.so*",
         "libstdc++.so*", "libc++.so*", "libc++abi.so*", "libgcc_s.so*",
         "libswiftCore.so", "libswift_*.so", "libswiftDispatch.so", "libdispatch.so", "libFoundation*.so", "libBlocksRuntime.so",
@@ -73,7 +75,7 @@ public struct RuntimeFrames: Sendable, Hashable {
                 return !RuntimeFrames.notRuntimeFiles.contains { $0.matches(frame.file) }
             }
             if frame.module != PythonFrame.module, !frame.module.isEmpty,
-               modules.contains(where: { $0.matches(frame.moduleName) }) { return true }
+               modules.contains(where: { $0.matches($0.pattern.contains("/") ? frame.module : frame.moduleName) }) { return true }
             return functions.contains { $0.matches(frame.function) }
         }
 

@@ -45,6 +45,24 @@ struct EndToEndTests {
         #expect(failing.status == 2)
     }
 
+    /// A launcher (pyenv's shims are shell scripts) runs the program among small helpers: the
+    /// summary is the program's, the process that allocated the most, not the last one to exit.
+    @Test func runSummarizesTheBusiestProcessBehindALauncher() throws {
+        let dir = try Toolbox.temporaryDirectory("e2e-launcher")
+        let (binary, _) = try Self.compileLeaky(dir)
+        let run = try Toolbox.run(Toolbox.heapsnap, ["run", "--rate", "65536", "--dir", dir, "--",
+                                                     "/bin/sh", "-c", "/bin/true; \(binary) once; /bin/echo done"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let written = run.stderr.split(separator: "\n").filter { $0.hasPrefix("heapsnap: wrote ") }
+        #expect(written.count >= 3, "\(run.stderr)")
+        let named = run.stderr.split(separator: "\n").first { $0.contains("processes wrote at-exit snapshots") }
+        #expect(named?.contains("(\(binary) once)") == true, "\(run.stderr)")
+        // leaky's 48 MiB live at exit, not /bin/echo's nothing.
+        let atExit = try #require(run.stderr.split(separator: "\n").first { $0.hasPrefix("heapsnap: at exit: ") })
+        let mib = Double(atExit.dropFirst("heapsnap: at exit: ".count).split(separator: " ").first ?? "") ?? 0
+        #expect(atExit.contains("MiB") && mib > 40 && mib < 56, "\(atExit)")
+    }
+
     @Test func startDumpStopOnALiveProcessAndDiffShowsTheLeak() throws {
         let dir = try Toolbox.temporaryDirectory("e2e-live")
         let (binary, source) = try Self.compileLeaky(dir)
