@@ -90,8 +90,10 @@ static void *calloc_sampling(size_t a, size_t b)
 
 /* The old block leaves the live table before the allocator may reuse its
  * address; a failed realloc puts it back. The new block counts as a fresh
- * allocation of n bytes. Context: inside realloc. */
-SAMPLED void *realloc_sampled(void *old, size_t n)
+ * allocation of n bytes: `crossed` says realloc_sampling already counted it
+ * and found it due (hs_counts_down said false), else it is counted here.
+ * Context: inside realloc. */
+SAMPLED void *realloc_sampled(void *old, size_t n, bool crossed)
 {
     uint64_t osize = 0;
     uint32_t ostack = 0;
@@ -99,21 +101,31 @@ SAMPLED void *realloc_sampled(void *old, size_t n)
     void *p = hs_real.realloc_fn(old, n);
     if (!p && n && had)
         hs_realloc_restore(old, osize, ostack);    /* failed: old block still live */
-    if (!p)
-        return p;
-    if (!hs_counts_down(n))
+    if (!p) {
+        if (crossed)
+            hs_uncount(n);      /* nothing allocated, nothing counted */
+    } else if (crossed || !hs_counts_down(n)) {
         p = hs_sample_slow(p, n, HS_ENTRY_FRAME());
+    }
     HS_NO_TAIL(p);
     return p;
 }
 
 static void *realloc_sampling(void *old, size_t n)
 {
+    if (hs_live_maybe(old))
+        return realloc_sampled(old, n, false);
+    if (hs_counts_down(n))
+        return hs_real.realloc_fn(old, n);
+    return realloc_sampled(old, n, true);
+}
+
+/* While bootstrap blocks exist (forward.h), realloc checks for them first. */
+static void *realloc_sampling_boot(void *old, size_t n)
+{
     if (__builtin_expect(hs_is_boot(old), 0))
         return hs_boot_realloc(old, n);
-    if (!hs_live_maybe(old) && hs_counts_down(n))
-        return hs_real.realloc_fn(old, n);
-    return realloc_sampled(old, n);
+    return realloc_sampling(old, n);
 }
 
 SAMPLED int posix_memalign_sampled(void **out, size_t align, size_t n)
@@ -162,8 +174,10 @@ static struct hs_routes sampling = {
 __attribute__((constructor(101))) static void hooks_register(void)
 {
     hs_forward_init();
-    if (hs_boot_in_use())
+    if (hs_boot_in_use()) {
         sampling.free_fn = free_sampling_boot;
+        sampling.realloc_fn = realloc_sampling_boot;
+    }
     hs_sampler_set_paths(&sampling);
 }
 

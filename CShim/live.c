@@ -4,15 +4,14 @@
  * Linear probing with backward-shift deletion (no tombstones), per stripe,
  * grown by doubling at 1/2 load into a fresh mapping (short clusters: a free
  * deletes by shifting its cluster back). Entries are 24 bytes.
- * Probe positions use hash bits 20.., the filter and stripe use the top
- * HS_FILTER_BITS bits, so the two are independent.
+ * Probe positions use the address hash's bits 20..; the filter and the
+ * stripe use the address's own bits 4..21 (live.h).
  *
- * Invariant: filter_count[i] >= number of entries whose address hashes to i
+ * Invariant: hs_filter[i] >= number of entries whose filter index is i
  * (equal until a counter saturates at 255, after which it stays 255 until
- * hs_live_release), and bit i of hs_filter_bits is set iff filter_count[i]
- * is nonzero. Therefore a zero bit proves "not sampled". In exact mode the
- * counters stay 0 and every bit is 1 (a zero bit still proves nothing was
- * sampled: there is none).
+ * hs_live_release). Therefore a zero counter proves "not sampled". In
+ * exact mode every counter is 255 from the start and nothing is counted
+ * (a zero counter would still prove nothing was sampled: there is none).
  *
  * Each stripe also sums, under its lock, the variance of its live entries'
  * in-use weights and the byte weights of every sample put since start (the
@@ -37,8 +36,7 @@ struct entry {
     uint32_t pad;
 };
 
-uint64_t hs_filter_bits[(1u << HS_FILTER_BITS) / 64] __attribute__((aligned(4096)));
-static uint8_t filter_count[1u << HS_FILTER_BITS] __attribute__((aligned(4096)));   /* under stripe locks */
+uint8_t hs_filter[1u << HS_FILTER_BITS] __attribute__((aligned(4096)));   /* stores under stripe locks */
 
 /* Adds to one of a stripe's sums: written under the stripe lock, read
  * without it by hs_live_sums (relaxed: a plain load and store). */
@@ -50,20 +48,17 @@ static void sum_add(double *sum, double v)
     __atomic_store(sum, &x, __ATOMIC_RELAXED);
 }
 
-/* Counts one more entry hashing to i. Context: i's stripe lock held. In
- * exact mode every bit is set from the start (hs_live_start) and nothing is
- * counted: every block is sampled, so the filter could only say "maybe",
- * and counting cost two cache misses and two locked instructions per
- * allocation and free. */
+/* Counts one more entry with filter index i. Context: i's stripe lock held.
+ * In exact mode every counter is 255 from the start (hs_live_start) and
+ * nothing is counted: every block is sampled, so the filter could only say
+ * "maybe", and counting would cost a cache miss per allocation and free. */
 static void filter_add(uint32_t i)
 {
     if (hs_opt.rate <= 1)
         return;
-    uint8_t v = filter_count[i];
-    if (v == 0)
-        __atomic_fetch_or(&hs_filter_bits[i / 64], 1ull << (i % 64), __ATOMIC_RELAXED);
+    uint8_t v = hs_filter[i];
     if (v < 255)
-        filter_count[i] = (uint8_t)(v + 1);
+        __atomic_store_n(&hs_filter[i], (uint8_t)(v + 1), __ATOMIC_RELAXED);
 }
 
 /* Counts one entry less (a saturated counter stays). Context: stripe lock held. */
@@ -71,12 +66,10 @@ static void filter_remove(uint32_t i)
 {
     if (hs_opt.rate <= 1)
         return;
-    uint8_t v = filter_count[i];
+    uint8_t v = hs_filter[i];
     if (v == 0 || v == 255)
         return;
-    filter_count[i] = (uint8_t)(v - 1);
-    if (v == 1)
-        __atomic_fetch_and(&hs_filter_bits[i / 64], ~(1ull << (i % 64)), __ATOMIC_RELAXED);
+    __atomic_store_n(&hs_filter[i], (uint8_t)(v - 1), __ATOMIC_RELAXED);
 }
 struct hs_live_stripe hs_live_stripes[HS_LIVE_STRIPES] = {
     [0 ... HS_LIVE_STRIPES - 1] = { .lock = HS_LOCK_INIT },
@@ -119,7 +112,7 @@ int64_t hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uin
         /* A stale record for the same address (its free bypassed us) is
          * simply replaced; only a new entry bumps the filter. */
         st->count++;
-        filter_add(hs_filter_index(h));
+        filter_add(hs_filter_index(p));
     } else {
         *stale = st->slots[j].size;
     }
@@ -175,7 +168,7 @@ bool hs_live_take(struct hs_live_stripe *st, const void *p, uint64_t *size, uint
     }
     st->slots[hole].addr = 0;
     st->count--;
-    filter_remove(hs_filter_index(h));
+    filter_remove(hs_filter_index(p));
     return true;
 }
 
@@ -187,14 +180,20 @@ static void pending_flush(struct hs_pending *e)
     memset(&e->g, 0, sizeof e->g);
 }
 
+/* Gives pending slot e to stack id (e's samples go to their stack first). */
+static __attribute__((noinline, cold)) void pending_take(struct hs_live_stripe *st, struct hs_pending *e, uint32_t id)
+{
+    if (e->g.samples)
+        pending_flush(e);
+    e->stack = id;
+    __atomic_store_n(&st->pending_used, st->pending_used | 1u << (id % HS_LIVE_PENDING), __ATOMIC_RELAXED);
+}
+
 void hs_live_count_alloc(struct hs_live_stripe *st, uint32_t id, const struct hs_weights *w)
 {
     struct hs_pending *e = &st->pending[id % HS_LIVE_PENDING];
-    if (e->stack != id) {
-        if (e->g.samples)
-            pending_flush(e);
-        e->stack = id;
-    }
+    if (__builtin_expect(e->stack != id, 0))
+        pending_take(st, e, id);
     hs_group_add(&e->g, w);
 }
 
@@ -202,10 +201,18 @@ void hs_live_flush_alloc(void)
 {
     for (int i = 0; i < HS_LIVE_STRIPES; i++) {
         struct hs_live_stripe *st = &hs_live_stripes[i];
+        /* None pending: nothing to lock for. A sample whose entry the
+         * caller's live walk saw set this under the lock the walk took. */
+        if (!__atomic_load_n(&st->pending_used, __ATOMIC_RELAXED))
+            continue;
         hs_lock(&st->lock);
-        for (int k = 0; k < HS_LIVE_PENDING; k++)
-            if (st->pending[k].g.samples)
-                pending_flush(&st->pending[k]);
+        for (uint32_t used = st->pending_used; used; used &= used - 1) {
+            struct hs_pending *e = &st->pending[__builtin_ctz(used)];
+            if (e->g.samples)
+                pending_flush(e);
+            e->stack = HS_NO_STACK;     /* its next sample sets the bit again */
+        }
+        __atomic_store_n(&st->pending_used, 0, __ATOMIC_RELAXED);
         hs_unlock(&st->lock);
     }
 }
@@ -260,17 +267,19 @@ void hs_live_release(void)
         st->inuse_var = st->alloc_bytes = 0;
         st->inuse_units = st->unpublished = 0;
         memset(st->pending, 0, sizeof st->pending);
+        for (int k = 0; k < HS_LIVE_PENDING; k++)
+            st->pending[k].stack = HS_NO_STACK;
+        st->pending_used = 0;
     }
     /* Gives the touched pages back and reads as zeros from now on. */
-    madvise(hs_filter_bits, sizeof hs_filter_bits, MADV_DONTNEED);
-    madvise(filter_count, sizeof filter_count, MADV_DONTNEED);
+    madvise(hs_filter, sizeof hs_filter, MADV_DONTNEED);
     hs_live_unlock_all();
 }
 
 void hs_live_start(void)
 {
     if (hs_opt.rate <= 1)
-        memset(hs_filter_bits, 0xff, sizeof hs_filter_bits);
+        memset(hs_filter, 0xff, sizeof hs_filter);
 }
 
 void hs_live_lock_all(void)

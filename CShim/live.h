@@ -3,13 +3,15 @@
  *
  * Keyed by address, split into 64 stripes, each with its own lock and
  * open-addressing table. In front of it sits a counting filter over sampled
- * addresses, read through its bitmap hs_filter_bits: free() of an address
- * whose bit is 0 was never sampled and costs one load, no lock. A set bit
- * sends free to the table (a false positive costs one lookup under a stripe
- * lock).
+ * addresses, hs_filter: free() of an address whose counter is 0 was never
+ * sampled and costs one byte load, no lock. A nonzero counter sends free to
+ * the table (a false positive costs one lookup under a stripe lock).
  *
- * Each filter counter belongs to exactly one stripe (the stripe index is the
- * counter index's low bits), so counters only change under that stripe's lock.
+ * The filter is indexed by the address itself (bits 4..21, blocks being at
+ * least 16-byte aligned), not by a hash: the free path computes the index
+ * with a shift and a mask, and blocks close in the heap share cache lines.
+ * Each counter belongs to exactly one stripe (the stripe is a hash of the
+ * counter's index), so counters only change under that stripe's lock.
  */
 #ifndef HS_LIVE_H
 #define HS_LIVE_H
@@ -24,32 +26,41 @@
 #define HS_FILTER_BITS 18
 #define HS_LIVE_STRIPES 64
 
-/* Bit i is set while some live entry's address hashes to i (live.c keeps a
- * count per bit under the stripe locks). 32 KiB, so the one load a free
- * costs while sampling usually hits L1 or L2. Static (never unmapped, so a
- * racing reader can never fault); cleared with madvise(MADV_DONTNEED) when
- * sampling stops. Written with atomic or/and under a stripe lock (a word
- * holds bits of several stripes), read with relaxed loads. */
-extern uint64_t hs_filter_bits[(1u << HS_FILTER_BITS) / 64] __attribute__((visibility("hidden")));
+/* Counter i is nonzero while some live entry's address has filter index i
+ * (live.c; a counter that reaches 255 stays there until release). 256 KiB,
+ * of which a heap touches the pages its addresses map to. Static (never
+ * unmapped, so a racing reader can never fault); given back with
+ * madvise(MADV_DONTNEED) when sampling stops. Written with relaxed byte
+ * stores under a stripe lock, read with relaxed loads. */
+extern uint8_t hs_filter[1u << HS_FILTER_BITS] __attribute__((visibility("hidden")));
 
-/* A multiplicative hash of the address; the table and the filter use its
- * high bits, which every bit of the address reaches (no shift first: free
- * pays one instruction less). */
+static inline uint32_t hs_filter_index(const void *p)
+{
+    return (uint32_t)((uintptr_t)p >> 4) & ((1u << HS_FILTER_BITS) - 1);
+}
+
+/* A multiplicative hash of the address: the table's probe positions use
+ * its bits 20.. */
 static inline uint64_t hs_addr_hash(const void *p)
 {
     return (uintptr_t)p * 0x9E3779B97F4A7C15ull;
 }
 
-static inline uint32_t hs_filter_index(uint64_t h)
+/* The stripe of an address: a hash of its filter index, so that the
+ * counters of one stripe are disjoint from every other's. */
+static inline uint32_t hs_live_stripe_of(const void *p)
 {
-    return (uint32_t)(h >> (64 - HS_FILTER_BITS));
+    return (hs_filter_index(p) * 0x9E3779B1u) >> (32 - 6);
 }
+_Static_assert(HS_LIVE_STRIPES == 1 << 6, "hs_live_stripe_of takes 6 bits");
 
-/* Could `p` be a sampled live allocation? Context: inside free: one load. */
+/* Could `p` be a sampled live allocation? Context: inside free: one load.
+ * A volatile byte read (the kernel's READ_ONCE) rather than a relaxed
+ * atomic load: both are one plain load, but this one the compiler folds
+ * into the compare (cmpb), one instruction less on every free. */
 static inline bool hs_live_maybe(const void *p)
 {
-    uint32_t i = hs_filter_index(hs_addr_hash(p));
-    return (__atomic_load_n(&hs_filter_bits[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
+    return ((const volatile uint8_t *)hs_filter)[hs_filter_index(p)] != 0;
 }
 
 struct entry;
@@ -60,9 +71,9 @@ struct entry;
  * a slot taken by another stack is added to its stack first (that stack's
  * stripe lock, nested). The writer adds them all before it reads alloc
  * groups (hs_live_flush_alloc). */
-#define HS_LIVE_PENDING 32
+#define HS_LIVE_PENDING 32     /* bits of pending_used */
 struct hs_pending {
-    uint32_t stack;         /* the slot's stack id, while g.samples != 0 */
+    uint32_t stack;         /* the slot's stack id, while g.samples != 0; HS_NO_STACK after a flush */
     struct hs_group g;
 };
 
@@ -77,6 +88,7 @@ struct hs_live_stripe {
     int64_t inuse_units;    /* written under lock (relaxed atomic stores): in-use units of the live entries */
     int64_t unpublished;    /* under lock: units not yet added to the sampler's hs_inuse_total */
     struct hs_pending pending[HS_LIVE_PENDING];     /* under lock */
+    uint32_t pending_used;  /* under lock (relaxed stores; read without it by the flush): bit k = pending[k] took a stack since the last flush */
 } __attribute__((aligned(64)));
 
 extern struct hs_live_stripe hs_live_stripes[HS_LIVE_STRIPES];
@@ -109,7 +121,7 @@ static inline int64_t hs_block_units(uint64_t size, const struct hs_weights *w)
  * stack lock. */
 static inline struct hs_live_stripe *hs_live_lock(const void *p)
 {
-    struct hs_live_stripe *st = &hs_live_stripes[hs_filter_index(hs_addr_hash(p)) & (HS_LIVE_STRIPES - 1)];
+    struct hs_live_stripe *st = &hs_live_stripes[hs_live_stripe_of(p)];
     hs_lock(&st->lock);
     return st;
 }

@@ -133,14 +133,32 @@ static const char *sym_note(const char *what, uint32_t v)
     return buf;
 }
 
+/* How many modules the loader has loaded since the process began (the
+ * first entry's dlpi_adds; 0 if the loader does not count). */
+static int count_loads(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds)
+        *(unsigned long long *)arg = info->dlpi_adds;
+    return 1;
+}
+
 void hs_py_detect(void)
 {
     if (py.detected)
         return;
+    /* A failed dlsym searches every module and builds an error message
+     * with malloc: look again only when a module came since the last look
+     * (libpython may come by dlopen). Control only, so no lock. */
+    static unsigned long long looked_at = ~0ull;
+    unsigned long long loads = 0;
+    dl_iterate_phdr(count_loads, &loads);
+    if (loads && loads == looked_at)
+        return;
+    looked_at = loads;
     const char *runtime = dlsym(RTLD_DEFAULT, "_PyRuntime");
-    const unsigned long *version = dlsym(RTLD_DEFAULT, "Py_Version");
     if (!runtime)
-        return;                         /* not Python (yet: libpython may come by dlopen) */
+        return;                         /* not Python (yet) */
+    const unsigned long *version = dlsym(RTLD_DEFAULT, "Py_Version");
     py.detected = true;
     /* The API that control and pyalloc.c use (never the sampled path): public
      * and stable since 3.5, so older versions get pymalloc and the at-exit

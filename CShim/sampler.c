@@ -211,6 +211,7 @@ static __attribute__((noinline)) void record(void *p, size_t n, const void *entr
  * Context: inside malloc, off the fast path. */
 void *hs_sample_slow(void *p, size_t n, const void *entry)
 {
+    hs_uncount(n);      /* hs_counts_down took n on its way here */
     if (__builtin_expect(__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == HS_CHILD_SETUP, 0)) {
         if (child_setup)
             child_setup();

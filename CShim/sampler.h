@@ -119,7 +119,8 @@ struct hs_thread {
 };
 extern __thread struct hs_thread hs_tls __attribute__((tls_model("initial-exec")));
 
-/* Draws the next countdown and records the block when due; returns p.
+/* Called after hs_counts_down(n) said false: puts the n bytes back, draws
+ * the next countdown and records the block when due; returns p.
  * `entry` is where the stack walk may start (hs_unwind, unwind.h): the
  * HS_ENTRY_FRAME() of a shim function the host's call reached by tail
  * jumps only, or NULL.
@@ -134,18 +135,26 @@ void *hs_sample_slow(void *p, size_t n, const void *entry) __attribute__((cold))
 #define HS_NO_TAIL(x) __asm__ volatile("" : "+r"(x))
 
 /* Counts a new block of n bytes against this thread's countdown: true when
- * it is not to be sampled (the common case: one TLS compare and subtract,
- * no atomic, no lock, no shared store). A countdown of 0 never passes,
- * which sends exact mode, new threads and fork children to the slow path.
- * Context: inside an allocation function. */
+ * it is not to be sampled (the common case: one subtract from TLS memory
+ * and a branch on its flags, no atomic, no lock, no shared store). A
+ * countdown of 0 never passes, which sends exact mode, new threads and fork
+ * children to the slow path. The n bytes come off either way: a false
+ * return leaves the countdown at old - n (mod 2^64), and whoever gets false
+ * calls hs_sample_slow with the same n, which puts them back first, or
+ * hs_uncount. Context: inside an allocation function. */
 static inline __attribute__((always_inline)) bool hs_counts_down(size_t n)
 {
     struct hs_thread *t = &hs_tls;
-    if (__builtin_expect((uint64_t)t->countdown > n, 1)) {
-        t->countdown -= (int64_t)n;
-        return true;
-    }
-    return false;
+    uint64_t c = (uint64_t)t->countdown;
+    t->countdown = (int64_t)(c - n);    /* with the compare: sub %rdi,%fs:(..); jbe */
+    return __builtin_expect(c > n, 1);
+}
+
+/* Gives back the n bytes a false hs_counts_down took, for a caller that
+ * does not go on to hs_sample_slow. */
+static inline void hs_uncount(size_t n)
+{
+    hs_tls.countdown = (int64_t)((uint64_t)hs_tls.countdown + n);
 }
 
 /* Counts a new block of n bytes at p and returns p, sampling it when due.

@@ -59,6 +59,22 @@ struct stripe {
 
 static struct stripe stripes[HS_STACK_STRIPES];
 static uint32_t next_id;                                /* atomic fetch_add */
+static uint64_t epoch = 1;      /* bumped by hs_stacks_release: memo entries of older epochs are stale */
+
+/* Each thread remembers the stacks it interned last, one per slot chosen by
+ * the innermost frame, so that a stack the thread just recorded is matched
+ * by comparing its frames, without hashing them or probing the table. In
+ * exact mode most allocations repeat the previous stack from the same site
+ * (a loop that allocates). An entry is dereferenced only while its epoch
+ * is current: the arena that holds the stack is freed only after
+ * hs_stacks_release, which bumps the epoch, and never while a recorder
+ * is inside (quiesce). */
+#define HS_MEMO_SLOTS 8
+struct memo {
+    const struct hs_stack *stack;
+    uint64_t epoch;
+};
+static __thread struct memo memo[HS_MEMO_SLOTS] __attribute__((tls_model("initial-exec")));
 static struct hs_stack **dir[HS_DIR_CHUNKS];            /* atomic CAS per chunk */
 
 void hs_stacks_init(void)
@@ -183,13 +199,37 @@ static bool assign_id(struct hs_stack *s)
     return true;
 }
 
+static inline struct memo *memo_slot(const uintptr_t *frames, uint32_t depth)
+{
+    return &memo[(depth ? frames[0] >> 2 : 0) & (HS_MEMO_SLOTS - 1)];
+}
+
+/* Is the remembered stack this one? Context: inside record (quiesce holds off release). */
+static inline bool memo_matches(const struct memo *m, const uintptr_t *frames, uint32_t depth, bool truncated)
+{
+    if (m->epoch != __atomic_load_n(&epoch, __ATOMIC_RELAXED))
+        return false;
+    const struct hs_stack *s = m->stack;
+    if (s->depth != depth || (s->flags & HEAPSNAP_STACK_TRUNCATED) != (truncated ? HEAPSNAP_STACK_TRUNCATED : 0))
+        return false;
+    for (uint32_t i = 0; i < depth; i++)
+        if (s->frames[i] != frames[i])
+            return false;
+    return true;
+}
+
 uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated)
 {
+    struct memo *m = memo_slot(frames, depth);
+    if (memo_matches(m, frames, depth, truncated))
+        return m->stack->id;
     uint64_t h = hash_frames(frames, depth, truncated);
     struct stripe *st = &stripes[h & (HS_STACK_STRIPES - 1)];
     struct hs_stack *s = find(__atomic_load_n(&st->table, __ATOMIC_ACQUIRE), h, frames, depth, truncated);
-    if (__builtin_expect(s != NULL, 1))
+    if (__builtin_expect(s != NULL, 1)) {
+        *m = (struct memo){ s, __atomic_load_n(&epoch, __ATOMIC_RELAXED) };
         return s->id;
+    }
     uint32_t id = HS_NO_STACK;
     hs_lock(&st->lock);
     if ((s = find(st->table, h, frames, depth, truncated)) != NULL) {
@@ -215,6 +255,7 @@ uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated
     __atomic_store_n(&t->slots[j], s, __ATOMIC_RELEASE);
     st->count++;
     id = s->id;
+    *m = (struct memo){ s, __atomic_load_n(&epoch, __ATOMIC_RELAXED) };
 out:
     hs_unlock(&st->lock);
     return id;
@@ -270,6 +311,7 @@ void hs_stacks_release(void)
     }
     memset(dir, 0, sizeof dir);     /* chunks lived in the arena */
     __atomic_store_n(&next_id, 0, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&epoch, 1, __ATOMIC_RELEASE);    /* every thread's memo goes stale */
 }
 
 void hs_stacks_lock_all(void)

@@ -269,6 +269,37 @@ struct PythonTests {
         #expect(final.header.flags.contains(.final) && final.python?.flags.contains(.wrapped) == true)
     }
 
+    @Test("a C program that loads libpython by dlopen after sampling started gets Python frames")
+    func embeddedByDlopen() throws {
+        // The writer looks for Python again only when a module was loaded since
+        // its last look: here the loads come after several looks that found none.
+        let python = try Interpreter.pyenv(12).required()
+        let lib = URL(fileURLWithPath: python).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("lib/libpython3.12.so.1.0").path
+        try #require(FileManager.default.fileExists(atPath: lib), "pyenv's 3.12 comes with \(lib)")
+        let dir = try Scratch()
+        let script = dir.path + "/embedded.py"
+        try """
+            def grow():
+                return [str(i) * 300 for i in range(20000)]  # line 2: 20,000 blocks of ~1.5 KiB, malloc's
+
+            kept = grow()
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let r = try run(Programs.shared.path("embed_python.c"), [lib, script],
+                        env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "65536"])
+        #expect(r.status == 0 && r.stdout.hasSuffix("done\n"), "exit \(r.status): \(r.stderr)")
+        try #require(dir.snapshots.count == 1, "\(dir.entries)")
+        let snapshot = try dir.read(dir.snapshots[0])
+        #expect(snapshot.python?.status == .frames, "\(String(describing: snapshot.python))")
+        let report = Aggregator(options: AggregationOptions(groupBy: .line, limit: nil))
+            .aggregate(try PythonSites.profile(dir.snapshots[0]))
+        let row = try #require(report.rows.first { $0.key.file == script && $0.key.line == 2 },
+                               "no row for embedded.py:2: \(report.rows.prefix(5).map(\.key))")
+        #expect(row.frame?.function == "grow")
+        // ~30 MB of strings: the Python line holds nearly all of it.
+        #expect(row.values.inuseBytes.value > 20_000_000, "\(row.values.inuseBytes.value) bytes at embedded.py:2")
+    }
+
     @Test("an interpreter heapsnap does not know keeps native stacks and says so in info")
     func unknownInterpreter() throws {
         let old = Interpreter.pyenv(10)
