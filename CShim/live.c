@@ -4,8 +4,8 @@
  * Linear probing with backward-shift deletion (no tombstones), per stripe,
  * grown by doubling at 1/2 load into a fresh mapping (short clusters: a free
  * deletes by shifting its cluster back). Entries are 24 bytes.
- * Probe positions use the address hash's bits 20..; the filter and the
- * stripe use the address's own bits 4..21 (live.h).
+ * The stripe is the address hash's top bits, probe positions its bits
+ * 20..; the filter uses the address's own bits 4..21 (live.h).
  *
  * Invariant: hs_filter[i] >= number of entries whose filter index is i
  * (equal until a counter saturates at 255, after which it stays 255 until
@@ -36,7 +36,7 @@ struct entry {
     uint32_t pad;
 };
 
-uint8_t hs_filter[1u << HS_FILTER_BITS] __attribute__((aligned(4096)));   /* stores under stripe locks */
+uint8_t hs_filter[1u << HS_FILTER_BITS] __attribute__((aligned(4096)));   /* compare-and-swap */
 
 /* Adds to one of a stripe's sums: written under the stripe lock, read
  * without it by hs_live_sums (relaxed: a plain load and store). */
@@ -48,28 +48,31 @@ static void sum_add(double *sum, double v)
     __atomic_store(sum, &x, __ATOMIC_RELAXED);
 }
 
-/* Counts one more entry with filter index i. Context: i's stripe lock held.
- * In exact mode every counter is 255 from the start (hs_live_start) and
- * nothing is counted: every block is sampled, so the filter could only say
- * "maybe", and counting would cost a cache miss per allocation and free. */
+/* Counts one more entry with filter index i (entries of other stripes may
+ * share it: a compare-and-swap; a sample is rare enough). In exact mode
+ * every counter is 255 from the start (hs_live_start) and nothing is
+ * counted: every block is sampled, so the filter could only say "maybe",
+ * and counting would cost a locked instruction per allocation and free.
+ * Context: the entry's stripe lock held. */
 static void filter_add(uint32_t i)
 {
     if (hs_opt.rate <= 1)
         return;
-    uint8_t v = hs_filter[i];
-    if (v < 255)
-        __atomic_store_n(&hs_filter[i], (uint8_t)(v + 1), __ATOMIC_RELAXED);
+    uint8_t v = __atomic_load_n(&hs_filter[i], __ATOMIC_RELAXED);
+    while (v < 255 && !__atomic_compare_exchange_n(&hs_filter[i], &v, (uint8_t)(v + 1), true,
+                                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
 }
 
-/* Counts one entry less (a saturated counter stays). Context: stripe lock held. */
+/* Counts one entry less (a saturated counter stays). Context: the entry's stripe lock held. */
 static void filter_remove(uint32_t i)
 {
     if (hs_opt.rate <= 1)
         return;
-    uint8_t v = hs_filter[i];
-    if (v == 0 || v == 255)
-        return;
-    __atomic_store_n(&hs_filter[i], (uint8_t)(v - 1), __ATOMIC_RELAXED);
+    uint8_t v = __atomic_load_n(&hs_filter[i], __ATOMIC_RELAXED);
+    while (v != 0 && v != 255 && !__atomic_compare_exchange_n(&hs_filter[i], &v, (uint8_t)(v - 1), true,
+                                                               __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
 }
 struct hs_live_stripe hs_live_stripes[HS_LIVE_STRIPES] = {
     [0 ... HS_LIVE_STRIPES - 1] = { .lock = HS_LOCK_INIT },

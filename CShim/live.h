@@ -10,8 +10,11 @@
  * The filter is indexed by the address itself (bits 4..21, blocks being at
  * least 16-byte aligned), not by a hash: the free path computes the index
  * with a shift and a mask, and blocks close in the heap share cache lines.
- * Each counter belongs to exactly one stripe (the stripe is a hash of the
- * counter's index), so counters only change under that stripe's lock.
+ * Counters of one index are shared by addresses of every stripe, so they
+ * change by compare-and-swap, on recorded samples and tracked frees only
+ * (exact mode counts nothing). The stripe is a hash of the whole address:
+ * two threads whose arenas lie at the same offsets of their 64 MiB heaps
+ * must not meet on the same stripes.
  */
 #ifndef HS_LIVE_H
 #define HS_LIVE_H
@@ -30,8 +33,8 @@
  * (live.c; a counter that reaches 255 stays there until release). 256 KiB,
  * of which a heap touches the pages its addresses map to. Static (never
  * unmapped, so a racing reader can never fault); given back with
- * madvise(MADV_DONTNEED) when sampling stops. Written with relaxed byte
- * stores under a stripe lock, read with relaxed loads. */
+ * madvise(MADV_DONTNEED) when sampling stops. Written with relaxed
+ * compare-and-swap, read with plain byte loads. */
 extern uint8_t hs_filter[1u << HS_FILTER_BITS] __attribute__((visibility("hidden")));
 
 static inline uint32_t hs_filter_index(const void *p)
@@ -39,18 +42,16 @@ static inline uint32_t hs_filter_index(const void *p)
     return (uint32_t)((uintptr_t)p >> 4) & ((1u << HS_FILTER_BITS) - 1);
 }
 
-/* A multiplicative hash of the address: the table's probe positions use
- * its bits 20.. */
+/* A multiplicative hash of the address: the stripe is its top 6 bits, the
+ * probe positions in the stripe's table use its bits 20.. */
 static inline uint64_t hs_addr_hash(const void *p)
 {
     return (uintptr_t)p * 0x9E3779B97F4A7C15ull;
 }
 
-/* The stripe of an address: a hash of its filter index, so that the
- * counters of one stripe are disjoint from every other's. */
 static inline uint32_t hs_live_stripe_of(const void *p)
 {
-    return (hs_filter_index(p) * 0x9E3779B1u) >> (32 - 6);
+    return (uint32_t)(hs_addr_hash(p) >> (64 - 6));
 }
 _Static_assert(HS_LIVE_STRIPES == 1 << 6, "hs_live_stripe_of takes 6 bits");
 
