@@ -251,6 +251,11 @@ static size_t read_str(const char *obj, char *out, size_t cap)
         return 0;
     unsigned kind = (state >> 2) & 7;
     const uint8_t *data = (const uint8_t *)obj + ((state & 64) ? l->str_ascii_size : l->str_compact_size);
+    if (state & 64) {                   /* ASCII: the bytes are the UTF-8 */
+        size_t n = (uint64_t)len < cap ? (size_t)len : cap;
+        memcpy(out, data, n);
+        return n;
+    }
     size_t n = 0;
     for (int64_t i = 0; i < len; i++) {
         uint32_t c = kind == 1 ? data[i] : kind == 2 ? ((const uint16_t *)data)[i] : ((const uint32_t *)data)[i];
@@ -360,6 +365,7 @@ static struct slot *fn_slots;           /* protected by fn_lock */
 static size_t fn_cap, fn_count;         /* protected by fn_lock */
 static struct hs_py_function **fn_dir;  /* id -> entry; protected by fn_lock */
 static size_t fn_dir_cap;
+static uint64_t memo_epoch = 1;         /* the session of the frame memo's ids (below); bumped by release */
 
 static uint64_t hash_bytes(uint64_t h, const char *s, size_t n)
 {
@@ -458,6 +464,7 @@ void hs_py_release(void)
     fn_slots = NULL;
     fn_dir = NULL;
     fn_cap = fn_dir_cap = fn_count = 0;
+    __atomic_add_fetch(&memo_epoch, 1, __ATOMIC_RELEASE);     /* every memo slot goes stale */
     __atomic_store_n(&py_seen, 0, __ATOMIC_RELAXED);
     hs_unlock(&fn_lock);
 }
@@ -472,6 +479,144 @@ void hs_py_reset_child(void)
     hs_py_release();
 }
 
+/* ------------------------------------------------------------ frame memo */
+
+/* What a frame resolves to, its function id and line, depends only on its
+ * code object and the instruction it executes; resolving it reads two
+ * strings, hashes them, takes the function table's lock and decodes the
+ * line table from the start. Exact mode resolves every frame of every
+ * allocation, so the answers are kept in one table shared by all threads,
+ * a slot per instruction address.
+ *
+ * An address may be reused by another code object once the first is freed
+ * (code made by exec, lambdas), and so may its strings. A slot is trusted
+ * only when the code object, its name, file and line-table objects and its
+ * first line are the same, and so are hashes of the two strings' characters
+ * (exec in a loop frees and remakes code and names of the same sizes at
+ * the same addresses, "f_1" then "f_2"). A reallocated code object that
+ * matches all of these is the same function at the same line.
+ *
+ * Concurrency: each slot is a seqlock (seq odd while written; a writer that
+ * finds it odd, or loses the compare-and-swap, leaves the slot alone; a slot
+ * a fork caught mid-write stays odd, and unused, in the child).
+ * Readers hold no lock: the walk runs before record takes one, so quiesce
+ * does not hold it off. The table is therefore never unmapped; function ids
+ * belong to a session, and each slot carries the epoch of the session whose
+ * ids it holds (memo_epoch, bumped by hs_py_release). A walk reads the epoch
+ * before it resolves anything: an id it interns was valid in that epoch's
+ * session, and a walk that read a newer epoch interns nothing (its gate no
+ * longer matches, fn_intern returns NO_ID). */
+#define MEMO_SLOTS 2048
+
+struct frame_key {
+    const char *instr, *code, *qualname, *filename, *linetable;
+    int64_t qualname_hash, filename_hash;
+    int32_t first;
+};
+
+struct frame_memo {
+    uint32_t seq;
+    uint32_t fn, line;
+    uint64_t epoch;
+    struct frame_key key;
+};
+
+static struct frame_memo *memo;         /* mapped once (under fn_lock), never unmapped */
+static bool memo_refused;               /* the budget said no: resolve without it */
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+static struct frame_memo *memo_slot(struct frame_memo *m, const char *instr)
+{
+    return &m[((uintptr_t)instr * 0x9E3779B97F4A7C15ull) >> (64 - 11)];
+}
+
+static bool key_same(const struct frame_key *a, const struct frame_key *b)
+{
+    return LOAD(a->instr) == b->instr && LOAD(a->code) == b->code && LOAD(a->qualname) == b->qualname &&
+           LOAD(a->filename) == b->filename && LOAD(a->linetable) == b->linetable &&
+           LOAD(a->qualname_hash) == b->qualname_hash && LOAD(a->filename_hash) == b->filename_hash &&
+           LOAD(a->first) == b->first;
+}
+
+static bool memo_get(struct frame_memo *e, const struct frame_key *k, uint64_t epoch, uint32_t *fn, uint32_t *line)
+{
+    uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+    if (seq & 1)
+        return false;
+    bool hit = LOAD(e->epoch) == epoch && key_same(&e->key, k);
+    *fn = LOAD(e->fn);
+    *line = LOAD(e->line);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return hit && LOAD(e->seq) == seq;
+}
+
+static void memo_put(struct frame_memo *e, const struct frame_key *k, uint64_t epoch, uint32_t fn, uint32_t line)
+{
+    uint32_t seq = LOAD(e->seq);
+    if ((seq & 1) || !__atomic_compare_exchange_n(&e->seq, &seq, seq + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    STORE(e->epoch, epoch);
+    STORE(e->fn, fn);
+    STORE(e->line, line);
+    STORE(e->key.instr, k->instr);
+    STORE(e->key.code, k->code);
+    STORE(e->key.qualname, k->qualname);
+    STORE(e->key.filename, k->filename);
+    STORE(e->key.linetable, k->linetable);
+    STORE(e->key.qualname_hash, k->qualname_hash);
+    STORE(e->key.filename_hash, k->filename_hash);
+    STORE(e->key.first, k->first);
+    __atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+/* The memo, mapped by the first caller; NULL when the budget refused it. */
+static struct frame_memo *memo_table(void)
+{
+    struct frame_memo *m = __atomic_load_n(&memo, __ATOMIC_ACQUIRE);
+    if (m || __atomic_load_n(&memo_refused, __ATOMIC_RELAXED))
+        return m;
+    hs_lock(&fn_lock);
+    if (!(m = memo) && !memo_refused) {
+        m = hs_map(MEMO_SLOTS * sizeof *m, true);
+        __atomic_store_n(&memo, m, __ATOMIC_RELEASE);
+        __atomic_store_n(&memo_refused, m == NULL, __ATOMIC_RELAXED);
+    }
+    hs_unlock(&fn_lock);
+    return m;
+}
+
+/* A hash of a str's characters (its kind and bytes, a word at a time), for
+ * the memo's check; -1 when it is not a compact str. CPython's own cached
+ * hash is no use here: a code object's file and name are seldom hashed. */
+static int64_t str_hash(const char *s)
+{
+    const struct hs_py_layout *l = &py.l;
+    if (!s || AT(s, l->ob_type, const void *) != py.unicode_type)
+        return -1;
+    uint32_t state = AT(s, l->str_state, uint32_t);
+    int64_t len = AT(s, l->str_length, int64_t);
+    if (!(state & 32) || len < 0 || len > 4096)
+        return -1;
+    unsigned kind = (state >> 2) & 7;
+    const uint8_t *p = (const uint8_t *)s + ((state & 64) ? l->str_ascii_size : l->str_compact_size);
+    size_t n = (size_t)len * (kind ? kind : 1);
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n ^ (uint64_t)kind << 56, w;
+    for (; n >= 8; n -= 8, p += 8) {
+        __builtin_memcpy(&w, p, 8);     /* -fno-builtin: a call otherwise */
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    w = 0;
+    for (unsigned i = 0; i < n; i++)    /* the tail, never past the string */
+        w |= (uint64_t)p[i] << 8 * i;
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    return (int64_t)(h & INT64_MAX);
+}
+
 /* ------------------------------------------------------------ the walk */
 
 #define MAX_PY_FRAMES 256
@@ -482,6 +627,18 @@ struct pyframe {
     uint32_t fn, line;
     bool last;                          /* outermost frame of one eval activation */
 };
+
+/* The function id and line of a frame, read from its code object. */
+static uint32_t resolve(const struct frame_key *k, uint32_t *line)
+{
+    char name[NAME_MAX_BYTES], file[FILE_MAX_BYTES];
+    size_t nlen = read_str(k->qualname, name, sizeof name);
+    size_t flen = read_str(k->filename, file, sizeof file);
+    if (!nlen)
+        name[nlen++] = '?';             /* not a compact str: never seen for code objects */
+    *line = line_of(k->code, (k->instr - (k->code + py.l.co_code)) / 2);
+    return fn_intern(name, nlen, file, flen, k->first > 0 ? (uint32_t)k->first : 0);
+}
 
 /* The calling thread's Python frames, innermost first; *more is set when
  * frames were left out (more than max). */
@@ -498,7 +655,8 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
     }
     const char *frame = l->ts_cframe != HS_NO_FIELD ? AT(AT(ts, l->ts_cframe, const char *), l->cf_frame, const char *)
                                              : AT(ts, l->ts_frame, const char *);
-    char name[NAME_MAX_BYTES], file[FILE_MAX_BYTES];
+    uint64_t epoch = __atomic_load_n(&memo_epoch, __ATOMIC_ACQUIRE);    /* before anything is interned */
+    struct frame_memo *m = memo_table();
     uint32_t n = 0;
     for (int steps = 0; frame && steps < 4096 && n < max; steps++, frame = AT(frame, l->fr_previous, const char *)) {
         if (l->owner_cstack >= 0 && AT(frame, l->fr_owner, int8_t) == l->owner_cstack) {
@@ -509,17 +667,26 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
         const char *code = AT(frame, l->fr_code, const char *);
         if (!code || AT(code, l->ob_type, const void *) != py.code_type)
             continue;                   /* 3.13: an entry frame's f_executable is None */
-        size_t nlen = read_str(AT(code, l->co_qualname, const char *), name, sizeof name);
-        size_t flen = read_str(AT(code, l->co_filename, const char *), file, sizeof file);
-        if (!nlen)
-            name[nlen++] = '?';         /* not a compact str: never seen for code objects */
-        int32_t first = AT(code, l->co_firstlineno, int32_t);
-        const char *instr = AT(frame, l->fr_instr, const char *);
-        int64_t index = (instr - (code + l->co_code)) / 2;
-        uint32_t line = line_of(code, index);
-        uint32_t id = fn_intern(name, nlen, file, flen, first > 0 ? (uint32_t)first : 0);
-        if (id == NO_ID)
-            return 0;                   /* budget full: keep the native stack */
+        struct frame_key k = {
+            .instr = AT(frame, l->fr_instr, const char *),
+            .code = code,
+            .qualname = AT(code, l->co_qualname, const char *),
+            .filename = AT(code, l->co_filename, const char *),
+            .linetable = AT(code, l->co_linetable, const char *),
+            .first = AT(code, l->co_firstlineno, int32_t),
+        };
+        k.qualname_hash = str_hash(k.qualname);
+        k.filename_hash = str_hash(k.filename);
+        bool keyed = m && k.qualname_hash != -1 && k.filename_hash != -1;
+        struct frame_memo *e = keyed ? memo_slot(m, k.instr) : NULL;
+        uint32_t id, line;
+        if (!e || !memo_get(e, &k, epoch, &id, &line)) {
+            id = resolve(&k, &line);
+            if (id == NO_ID)
+                return 0;               /* budget full: keep the native stack */
+            if (e)
+                memo_put(e, &k, epoch, id, line);
+        }
         out[n].fn = id;
         out[n].line = line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line;
         out[n].last = l->fr_entry != HS_NO_FIELD && AT(frame, l->fr_entry, bool);

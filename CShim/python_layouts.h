@@ -34,7 +34,7 @@ struct hs_py_layout {
     int owner_cstack;           /* FRAME_OWNED_BY_CSTACK (3.12+), -1 */
     uint32_t co_filename, co_qualname, co_linetable, co_firstlineno, co_code;
     uint32_t ob_type;
-    uint32_t str_state, str_length, str_ascii_size, str_compact_size;
+    uint32_t str_state, str_length, str_hash, str_ascii_size, str_compact_size;
     uint32_t bytes_size, bytes_data;
 };
 
@@ -43,7 +43,7 @@ static const struct hs_py_layout hs_py_layout_311 = {
     .rt_tss = 592, .rt_main = 48, .rt_finalizing = 24, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 8, .ts_frame = HS_NO_FIELD,
     .fr_code = 32, .fr_previous = 48, .fr_instr = 56, .fr_owner = 69, .fr_entry = 68, .owner_cstack = -1,
     .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 72, .co_code = 184,
-    .ob_type = 8, .str_state = 32, .str_length = 16, .str_ascii_size = 48, .str_compact_size = 72,
+    .ob_type = 8, .str_state = 32, .str_length = 16, .str_hash = 24, .str_ascii_size = 48, .str_compact_size = 72,
     .bytes_size = 16, .bytes_data = 32,
 };
 
@@ -52,16 +52,16 @@ static const struct hs_py_layout hs_py_layout_312 = {
     .rt_tss = 1544, .rt_main = 48, .rt_finalizing = 24, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 0, .ts_frame = HS_NO_FIELD,
     .fr_code = 0, .fr_previous = 8, .fr_instr = 56, .fr_owner = 70, .fr_entry = HS_NO_FIELD, .owner_cstack = 3,
     .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 68, .co_code = 192,
-    .ob_type = 8, .str_state = 32, .str_length = 16, .str_ascii_size = 40, .str_compact_size = 56,
+    .ob_type = 8, .str_state = 32, .str_length = 16, .str_hash = 24, .str_ascii_size = 40, .str_compact_size = 56,
     .bytes_size = 16, .bytes_data = 32,
 };
 
 /* CPython 3.13: what _Py_DebugOffsets does not give (the pthread key, the
- * main interpreter, the compact-string header size); the rest is read from
- * the running interpreter. */
+ * main interpreter, a str's cached hash, the compact-string header size);
+ * the rest is read from the running interpreter. */
 static const struct hs_py_layout hs_py_layout_313 = {
     .rt_tss = 2160, .rt_main = 640, .ts_cframe = HS_NO_FIELD, .cf_frame = HS_NO_FIELD, .fr_entry = HS_NO_FIELD, .owner_cstack = 3,
-    .str_compact_size = 56,
+    .str_hash = 24, .str_compact_size = 56,
 };
 
 /* _Py_DebugOffsets of 3.13 as far as we read it (Include/internal/pycore_runtime.h). */

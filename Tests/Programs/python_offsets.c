@@ -50,6 +50,7 @@ int main(void)
     CHECK(rt_tss, offsetof(_PyRuntimeState, autoTSSkey));
     CHECK(rt_main, offsetof(_PyRuntimeState, interpreters.main));
     CHECK(owner_cstack, FRAME_OWNED_BY_CSTACK);
+    CHECK(str_hash, offsetof(PyASCIIObject, hash));
     CHECK(str_compact_size, sizeof(PyCompactUnicodeObject));
     check("debug offsets at 0", 0, offsetof(_PyRuntimeState, debug_offsets));
     check("sizeof debug offsets", sizeof(struct hs_py_debug_offsets_313), sizeof(_Py_DebugOffsets));
@@ -80,6 +81,7 @@ int main(void)
     CHECK(ob_type, offsetof(PyObject, ob_type));
     CHECK(str_state, offsetof(PyASCIIObject, state));
     CHECK(str_length, offsetof(PyASCIIObject, length));
+    CHECK(str_hash, offsetof(PyASCIIObject, hash));
     CHECK(str_ascii_size, sizeof(PyASCIIObject));
     CHECK(str_compact_size, sizeof(PyCompactUnicodeObject));
     CHECK(bytes_size, offsetof(PyVarObject, ob_size));

@@ -300,6 +300,32 @@ struct PythonTests {
         #expect(row.values.inuseBytes.value > 20_000_000, "\(row.values.inuseBytes.value) bytes at embedded.py:2")
     }
 
+    @Test("exact mode: a code object remade at the same address under another name keeps its own name",
+          arguments: Interpreter.supported)
+    func remadeCodeKeepsItsName(_ interpreter: Interpreter) throws {
+        let python = try interpreter.required()
+        let dir = try Scratch()
+        let program = "\(Shim.packageRoot)/Tests/Programs/python_remade.py"
+        let r = try run(python, [program], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1",
+                                                "HEAPSNAP_RATE": "1"])
+        #expect(r.status == 0 && r.stdout.hasPrefix("done 300"), "\(r.stderr)")
+        let files = dir.snapshots
+        try #require(files.count == 1, "one at-exit snapshot expected: \(dir.entries); \(r.stderr)")
+        let profile = try PythonSites.profile(files[0])
+        var bytes: [String: Double] = [:]      // in use, by the innermost frame's function
+        for sample in profile.samples {
+            guard let site = sample.frames.first.map({ profile.frames[$0] }), site.file == program else { continue }
+            bytes[site.function, default: 0] += sample.values.inuseBytes.value
+        }
+        // Exact mode: g_K's 30 lists hold 30 x 8 x (1000 + 100 K) bytes of
+        // pointers, plus a list header each.
+        for k in 0..<10 {
+            let items = 30.0 * 8 * Double(1000 + 100 * k)
+            let got = bytes["g_\(k)"] ?? 0
+            #expect(got >= items && got <= items + 30 * 128, "g_\(k): \(got) B, expected \(items) B and 30 list headers; all: \(bytes)")
+        }
+    }
+
     @Test("an interpreter heapsnap does not know keeps native stacks and says so in info")
     func unknownInterpreter() throws {
         let old = Interpreter.pyenv(10)
