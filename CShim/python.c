@@ -168,7 +168,7 @@ void hs_py_detect(void)
     hs_py_api.is_initialized = dlsym(RTLD_DEFAULT, "Py_IsInitialized");
     hs_py_api.add_pending_call = dlsym(RTLD_DEFAULT, "Py_AddPendingCall");
     hs_py_api.cfunction_new = dlsym(RTLD_DEFAULT, "PyCFunction_NewEx");
-    hs_py_api.import_module = dlsym(RTLD_DEFAULT, "PyImport_ImportModule");
+    hs_py_api.import_module = dlsym(RTLD_DEFAULT, "PyImport_ImportModuleLevel");
     hs_py_api.call_method = dlsym(RTLD_DEFAULT, "PyObject_CallMethod");
     hs_py_api.decref = dlsym(RTLD_DEFAULT, "Py_DecRef");
     hs_py_api.err_clear = dlsym(RTLD_DEFAULT, "PyErr_Clear");
@@ -219,6 +219,20 @@ void hs_py_detect(void)
 /* -------------------------------------------------------- reading objects */
 
 #define AT(base, off, type) (*(type const *)((const char *)(base) + (off)))
+
+/* The main interpreter's state lives inside _PyRuntime in 3.11 and 3.12
+ * (_main_interpreter): the store never lands in freed memory. */
+void hs_py_wake_main(void)
+{
+    const struct hs_py_layout *l = &py.l;
+    if (hs_py_status() != HS_PY_FRAMES || l->interp_eval_breaker == HS_NO_FIELD)
+        return;
+    if (__atomic_load_n((void *const *)(py.runtime + l->rt_finalizing), __ATOMIC_ACQUIRE))
+        return;
+    char *main = (char *)AT(py.runtime, l->rt_main, const char *);
+    if (main)
+        __atomic_store_n((int *)(main + l->interp_eval_breaker), 1, __ATOMIC_RELAXED);
+}
 
 /* The calling thread's PyThreadState of the main interpreter, or NULL. */
 static const char *current_tstate(void)
@@ -627,6 +641,38 @@ struct pyframe {
     uint32_t fn, line;
     bool last;                          /* outermost frame of one eval activation */
 };
+
+static bool ends_with(const char *s, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+/* importlib's own code: frozen (the default), or its source files
+ * (-X frozen_modules=off, debug builds). Only the innermost frame counts:
+ * a module's own code, run by importlib (exec_module), may import. */
+bool hs_py_in_importlib(void)
+{
+    const struct hs_py_layout *l = &py.l;
+    if (hs_py_status() != HS_PY_FRAMES)
+        return false;
+    const char *ts = current_tstate();
+    if (!ts)
+        return false;
+    const char *frame = l->ts_cframe != HS_NO_FIELD ? AT(AT(ts, l->ts_cframe, const char *), l->cf_frame, const char *)
+                                             : AT(ts, l->ts_frame, const char *);
+    for (int steps = 0; frame && steps < 4096; steps++, frame = AT(frame, l->fr_previous, const char *)) {
+        const char *code = AT(frame, l->fr_code, const char *);
+        if ((l->owner_cstack >= 0 && AT(frame, l->fr_owner, int8_t) == l->owner_cstack) ||
+            !code || AT(code, l->ob_type, const void *) != py.code_type)
+            continue;                   /* no code of its own: an entry frame */
+        char file[FILE_MAX_BYTES];
+        size_t n = read_str(AT(code, l->co_filename, const char *), file, sizeof file);
+        return (n >= 18 && memcmp(file, "<frozen importlib.", 18) == 0) || ends_with(file, n, "/importlib/_bootstrap.py") ||
+               ends_with(file, n, "/importlib/_bootstrap_external.py");
+    }
+    return false;
+}
 
 /* The function id and line of a frame, read from its code object. */
 static uint32_t resolve(const struct frame_key *k, uint32_t *line)

@@ -70,6 +70,23 @@ uint32_t hs_py_foreach_function(void (*fn)(void *arg, const struct hs_py_functio
 bool hs_py_seen(void);
 extern void (*hs_py_first_seen)(void);
 
+/* Makes the main interpreter look at its pending calls at its next
+ * bytecode boundary. In 3.11 and 3.12, Py_AddPendingCall made by a thread
+ * other than the main one records the call but does not set the main
+ * interpreter's eval_breaker (CPython gh-95820), so a main thread that
+ * never releases the GIL never runs it; this sets that int to 1, as the
+ * main thread itself would have. A spurious 1 costs the interpreter one
+ * look: it handles what is pending and computes the flag again. Does
+ * nothing on 3.13 (each thread has its own flag and the call sets it), on
+ * versions without Python frames, and once finalization has started.
+ * Context: control (writer thread). */
+void hs_py_wake_main(void);
+
+/* Is the calling thread running importlib's own code (its innermost Python
+ * frame is in importlib._bootstrap or _bootstrap_external)? Context: a
+ * thread that holds the GIL (a pending call). */
+bool hs_py_in_importlib(void);
+
 /* Forget every function (the memory goes with the arena). Quiesced. */
 void hs_py_release(void);
 void hs_py_lock(void);
@@ -84,7 +101,10 @@ struct hs_py_api {
     int (*is_initialized)(void);
     int (*add_pending_call)(int (*fn)(void *), void *arg);
     void *(*cfunction_new)(void *def, void *self, void *module);
-    void *(*import_module)(const char *name);
+    /* PyImport_ImportModuleLevel: unlike PyImport_ImportModule it does not
+     * look for __import__ in the running frame's builtins, which code run
+     * by eval with {'__builtins__': {}} (namedtuple's) does not have. */
+    void *(*import_module)(const char *name, void *globals, void *locals, void *fromlist, int level);
     void *(*call_method)(void *obj, const char *name, const char *format, ...);
     void (*decref)(void *obj);
     void (*err_clear)(void);

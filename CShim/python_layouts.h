@@ -23,6 +23,7 @@ struct hs_py_layout {
     uint32_t rt_main;           /* _PyRuntime.interpreters.main */
     uint32_t rt_finalizing;     /* _PyRuntime._finalizing: set when finalization starts */
     uint32_t ts_interp;         /* PyThreadState.interp */
+    uint32_t interp_eval_breaker;   /* PyInterpreterState.ceval.eval_breaker, an int (3.11, 3.12) */
     uint32_t ts_cframe;         /* PyThreadState.cframe (3.11, 3.12) */
     uint32_t cf_frame;          /* _PyCFrame.current_frame (3.11, 3.12) */
     uint32_t ts_frame;          /* PyThreadState.current_frame (3.13) */
@@ -40,7 +41,7 @@ struct hs_py_layout {
 
 /* CPython 3.11 (pyenv 3.11.7 and Debian's 3.11.2 agree). */
 static const struct hs_py_layout hs_py_layout_311 = {
-    .rt_tss = 592, .rt_main = 48, .rt_finalizing = 24, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 8, .ts_frame = HS_NO_FIELD,
+    .rt_tss = 592, .rt_main = 48, .rt_finalizing = 24, .ts_interp = 16, .interp_eval_breaker = 100, .ts_cframe = 56, .cf_frame = 8, .ts_frame = HS_NO_FIELD,
     .fr_code = 32, .fr_previous = 48, .fr_instr = 56, .fr_owner = 69, .fr_entry = 68, .owner_cstack = -1,
     .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 72, .co_code = 184,
     .ob_type = 8, .str_state = 32, .str_length = 16, .str_hash = 24, .str_ascii_size = 48, .str_compact_size = 72,
@@ -49,7 +50,7 @@ static const struct hs_py_layout hs_py_layout_311 = {
 
 /* CPython 3.12. */
 static const struct hs_py_layout hs_py_layout_312 = {
-    .rt_tss = 1544, .rt_main = 48, .rt_finalizing = 24, .ts_interp = 16, .ts_cframe = 56, .cf_frame = 0, .ts_frame = HS_NO_FIELD,
+    .rt_tss = 1544, .rt_main = 48, .rt_finalizing = 24, .ts_interp = 16, .interp_eval_breaker = 368, .ts_cframe = 56, .cf_frame = 0, .ts_frame = HS_NO_FIELD,
     .fr_code = 0, .fr_previous = 8, .fr_instr = 56, .fr_owner = 70, .fr_entry = HS_NO_FIELD, .owner_cstack = 3,
     .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 68, .co_code = 192,
     .ob_type = 8, .str_state = 32, .str_length = 16, .str_hash = 24, .str_ascii_size = 40, .str_compact_size = 56,
@@ -60,7 +61,7 @@ static const struct hs_py_layout hs_py_layout_312 = {
  * main interpreter, a str's cached hash, the compact-string header size);
  * the rest is read from the running interpreter. */
 static const struct hs_py_layout hs_py_layout_313 = {
-    .rt_tss = 2160, .rt_main = 640, .ts_cframe = HS_NO_FIELD, .cf_frame = HS_NO_FIELD, .fr_entry = HS_NO_FIELD, .owner_cstack = 3,
+    .rt_tss = 2160, .rt_main = 640, .interp_eval_breaker = HS_NO_FIELD, .ts_cframe = HS_NO_FIELD, .cf_frame = HS_NO_FIELD, .fr_entry = HS_NO_FIELD, .owner_cstack = 3,
     .str_hash = 24, .str_compact_size = 56,
 };
 

@@ -69,7 +69,8 @@ static uint64_t epoch = 1;      /* bumped by hs_stacks_release: memo entries of 
  * is current: the arena that holds the stack is freed only after
  * hs_stacks_release, which bumps the epoch, and never while a recorder
  * is inside (quiesce). */
-#define HS_MEMO_SLOTS 8
+#define HS_MEMO_BITS 5
+#define HS_MEMO_SLOTS (1 << HS_MEMO_BITS)
 struct memo {
     const struct hs_stack *stack;
     uint64_t epoch;
@@ -201,7 +202,8 @@ static bool assign_id(struct hs_stack *s)
 
 static inline struct memo *memo_slot(const uintptr_t *frames, uint32_t depth)
 {
-    return &memo[(depth ? frames[0] >> 2 : 0) & (HS_MEMO_SLOTS - 1)];
+    uint64_t k = depth ? frames[0] ^ (depth > 1 ? frames[1] << 17 : 0) : 0;
+    return &memo[(k * 0x9E3779B97F4A7C15ull) >> (64 - HS_MEMO_BITS)];
 }
 
 /* Is the remembered stack this one? Context: inside record (quiesce holds off release). */

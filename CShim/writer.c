@@ -74,7 +74,7 @@ static struct {
     bool writer_alive;          /* a writer thread runs in this process */
     bool writer_exit;           /* asked to exit (setxid, see hs_writer_leave) */
     bool at_exit_done;          /* this session's AT_EXIT snapshot was written (Python's atexit) */
-    bool py_exit_asked;         /* the Python at-exit hook was queued (Py_AddPendingCall) */
+    int py_exit;                /* the Python at-exit hook: PY_EXIT_* (atomic: the pending call sets it too) */
     uint64_t py_poll_until_ns;  /* CLOCK_MONOTONIC: python_tick may ask for 10 ms polls until then */
 } ctl = { .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
 
@@ -256,6 +256,12 @@ static void snapshot_blocking_sigxfsz(uint32_t flags)
 
 /* ---------------------------------------------------------------- Python */
 
+enum {
+    PY_EXIT_TODO,       /* not queued (or the call found the main thread importing: again later) */
+    PY_EXIT_QUEUED,     /* Py_AddPendingCall took py_register_at_exit */
+    PY_EXIT_DONE,       /* registered, or given up */
+};
+
 /* The AT_EXIT snapshot from Python's atexit stage: the interpreter is about
  * to finalize (free nearly everything), so write it now, as tracemalloc
  * users would; hs_writer_at_exit then has nothing left to do at process exit.
@@ -282,24 +288,37 @@ static struct {
 /* atexit.register(heapsnap_at_exit). Registered early, it runs after the
  * program's own atexit callbacks (last in, first out), after non-daemon
  * threads were joined, and before the interpreter finalizes.
- * Context: the main thread, a pending call, GIL held. */
+ * A pending call runs at any bytecode boundary; importing atexit while
+ * importlib's own code runs (site's imports at startup) would break the
+ * import under way (its per-thread lock bookkeeping), so then it leaves it
+ * for a later call. Context: the main thread, a pending call, GIL held. */
 static int py_register_at_exit(void *arg)
 {
     (void)arg;
+    static int failures;                /* the main thread's only */
+    if (hs_py_in_importlib()) {
+        __atomic_store_n(&ctl.py_exit, PY_EXIT_TODO, __ATOMIC_RELEASE);
+        return 0;
+    }
     bool guarded = hs_guard_enter();    /* our own objects are not sampled */
     void *fn = hs_py_api.cfunction_new(&py_at_exit_def, NULL, NULL);
-    void *mod = fn ? hs_py_api.import_module("atexit") : NULL;
+    void *mod = fn ? hs_py_api.import_module("atexit", NULL, NULL, NULL, 0) : NULL;
     void *r = mod ? hs_py_api.call_method(mod, "register", "O", fn) : NULL;
-    if (!r) {
-        hs_py_api.err_clear();
-        hs_say("cannot register the Python at-exit snapshot; it is written after finalization", NULL, NULL, NULL);
-    }
-    if (r)
+    int next = PY_EXIT_DONE;
+    if (r) {
         hs_py_api.decref(r);
+    } else {
+        hs_py_api.err_clear();          /* nothing of ours may reach the program */
+        if (++failures < 20)
+            next = PY_EXIT_TODO;        /* the writer queues it again */
+        else
+            hs_say("cannot register the Python at-exit snapshot; it is written after finalization", NULL, NULL, NULL);
+    }
     if (mod)
         hs_py_api.decref(mod);
     if (fn)
         hs_py_api.decref(fn);
+    __atomic_store_n(&ctl.py_exit, next, __ATOMIC_RELEASE);
     hs_guard_leave(guarded);
     return 0;
 }
@@ -335,7 +354,13 @@ static void peak_wake(void)
  * initialized), and queue the at-exit hook once it is initialized. Until
  * both are done, asks the writer to come back in 10 ms (*timeout_ms), for
  * at most 30 s after start: a program that links libpython but never
- * initializes it must not keep the writer polling. Context: ctl_lock held. */
+ * initializes it must not keep the writer polling. Once a sample has met
+ * Python frames the interpreter is starting and is initialized within
+ * milliseconds: then 1 ms, so that a script that runs for a few
+ * milliseconds still gets its at-exit snapshot before finalization. Until
+ * the queued hook has run, each tick wakes the main interpreter
+ * (hs_py_wake_main): a program that never releases the GIL would not run
+ * it otherwise. Context: ctl_lock held. */
 static void python_tick(int *timeout_ms)
 {
     if (!hs_opt.python || __atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1)
@@ -349,15 +374,21 @@ static void python_tick(int *timeout_ms)
         hs_pyalloc_install();
     else
         todo = true;
-    if (hs_opt.at_exit && !ctl.py_exit_asked && hs_py_api.add_pending_call && hs_py_api.cfunction_new &&
+    int state = __atomic_load_n(&ctl.py_exit, __ATOMIC_ACQUIRE);
+    if (hs_opt.at_exit && state != PY_EXIT_DONE && hs_py_api.add_pending_call && hs_py_api.cfunction_new &&
         hs_py_api.import_module && hs_py_api.call_method && hs_py_api.none && hs_py_api.incref) {
-        if (initialized && hs_py_api.add_pending_call(py_register_at_exit, NULL) == 0)
-            ctl.py_exit_asked = true;
-        else
-            todo = true;
+        if (state == PY_EXIT_TODO && initialized) {
+            __atomic_store_n(&ctl.py_exit, PY_EXIT_QUEUED, __ATOMIC_RELEASE);
+            if (hs_py_api.add_pending_call(py_register_at_exit, NULL) != 0)
+                __atomic_store_n(&ctl.py_exit, PY_EXIT_TODO, __ATOMIC_RELEASE);
+        }
+        if (__atomic_load_n(&ctl.py_exit, __ATOMIC_ACQUIRE) == PY_EXIT_QUEUED)
+            hs_py_wake_main();
+        todo = true;
     }
-    if (todo && timeout_ms && *timeout_ms > 10 && now_ns(CLOCK_MONOTONIC) < ctl.py_poll_until_ns)
-        *timeout_ms = 10;
+    int soon = hs_py_seen() ? 1 : 10;
+    if (todo && timeout_ms && *timeout_ms > soon && now_ns(CLOCK_MONOTONIC) < ctl.py_poll_until_ns)
+        *timeout_ms = soon;
 }
 
 /* Context: ctl_lock held. */

@@ -71,6 +71,8 @@ int main(void)
     CHECK(rt_main, offsetof(_PyRuntimeState, interpreters.main));
     CHECK(rt_finalizing, offsetof(_PyRuntimeState, _finalizing));
     CHECK(ts_interp, offsetof(PyThreadState, interp));
+    CHECK(interp_eval_breaker, offsetof(PyInterpreterState, ceval.eval_breaker));
+    check("sizeof eval_breaker", sizeof(int), sizeof(((PyInterpreterState *)0)->ceval.eval_breaker));
     CHECK(fr_previous, offsetof(_PyInterpreterFrame, previous));
     CHECK(fr_owner, offsetof(_PyInterpreterFrame, owner));
     CHECK(co_filename, offsetof(PyCodeObject, co_filename));

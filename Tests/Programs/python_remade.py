@@ -6,11 +6,25 @@ name back at the same addresses. g_K allocates a list of 1000 + 100*K
 pointers that stays alive; a memo that trusted addresses alone would give
 every round the first name.
 
-usage: python3 python_remade.py   (prints "done ROUNDS")
+First it waits, without ever releasing the GIL, until a callback is
+registered with atexit (heapsnap's at-exit hook; at most 5 s), so that the
+at-exit snapshot is written before finalization frees the kept lists: a
+program that never releases the GIL is the case where CPython 3.11 and
+3.12 run a pending call late or never.
+
+usage: python3 python_remade.py   (prints "hook registered" or "no hook", then "done ROUNDS")
 """
+import atexit
+import time
 import types
 
 ROUNDS = 300
+
+start = time.monotonic()
+spins = 0
+while atexit._ncallbacks() == 0 and time.monotonic() - start < 5:
+    spins += 1
+print("hook registered" if atexit._ncallbacks() else "no hook")
 
 
 def template(n):
