@@ -62,7 +62,7 @@ static uint32_t next_id;                                /* atomic fetch_add */
 static uint64_t epoch = 1;      /* bumped by hs_stacks_release: memo entries of older epochs are stale */
 
 /* Each thread remembers the stacks it interned last, one per slot chosen by
- * the innermost frame, so that a stack the thread just recorded is matched
+ * the two innermost frames, so that a stack the thread just recorded is matched
  * by comparing its frames, without hashing them or probing the table. In
  * exact mode most allocations repeat the previous stack from the same site
  * (a loop that allocates). An entry is dereferenced only while its epoch
