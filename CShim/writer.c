@@ -76,6 +76,7 @@ static struct {
     bool at_exit_done;          /* this session's AT_EXIT snapshot was written (Python's atexit) */
     int py_exit;                /* the Python at-exit hook: PY_EXIT_* (atomic: the pending call sets it too) */
     uint64_t py_poll_until_ns;  /* CLOCK_MONOTONIC: python_tick may ask for 10 ms polls until then */
+    uint64_t py_fast_until_ns;  /* ... and for 1 ms polls until then, once Python frames were seen */
 } ctl = { .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
 
 /* Requests that could not be passed on: set (atomic store) by a signal
@@ -356,11 +357,11 @@ static void peak_wake(void)
  * at most 30 s after start: a program that links libpython but never
  * initializes it must not keep the writer polling. Once a sample has met
  * Python frames the interpreter is starting and is initialized within
- * milliseconds: then 1 ms, so that a script that runs for a few
- * milliseconds still gets its at-exit snapshot before finalization. Until
- * the queued hook has run, each tick wakes the main interpreter
- * (hs_py_wake_main): a program that never releases the GIL would not run
- * it otherwise. Context: ctl_lock held. */
+ * milliseconds: then 1 ms, for the first second after start, so that a
+ * script that runs for a few milliseconds still gets its at-exit snapshot
+ * before finalization. Until the queued hook has run, each tick wakes the
+ * main interpreter (hs_py_wake_main): a program that never releases the
+ * GIL would not run it otherwise. Context: ctl_lock held. */
 static void python_tick(int *timeout_ms)
 {
     if (!hs_opt.python || __atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1)
@@ -386,8 +387,9 @@ static void python_tick(int *timeout_ms)
             hs_py_wake_main();
         todo = true;
     }
-    int soon = hs_py_seen() ? 1 : 10;
-    if (todo && timeout_ms && *timeout_ms > soon && now_ns(CLOCK_MONOTONIC) < ctl.py_poll_until_ns)
+    uint64_t now = now_ns(CLOCK_MONOTONIC);
+    int soon = hs_py_seen() && now < ctl.py_fast_until_ns ? 1 : 10;
+    if (todo && timeout_ms && *timeout_ms > soon && now < ctl.py_poll_until_ns)
         *timeout_ms = soon;
 }
 
@@ -402,6 +404,7 @@ static void run(int cmd)
         ctl.next_periodic_ns = hs_opt.interval_ns ? now_ns(CLOCK_MONOTONIC) + hs_opt.interval_ns : 0;
         ctl.at_exit_done = false;
         ctl.py_poll_until_ns = now_ns(CLOCK_MONOTONIC) + 30 * 1000000000ull;
+        ctl.py_fast_until_ns = now_ns(CLOCK_MONOTONIC) + 1000000000ull;
         python_tick(NULL);
         break;
     case HS_CMD_STOP:
