@@ -303,20 +303,7 @@ struct PythonTests {
     @Test("exact mode: a code object remade at the same address under another name keeps its own name",
           arguments: Interpreter.supported)
     func remadeCodeKeepsItsName(_ interpreter: Interpreter) throws {
-        let python = try interpreter.required()
-        let dir = try Scratch()
-        let program = "\(Shim.packageRoot)/Tests/Programs/python_remade.py"
-        let r = try run(python, [program], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1",
-                                                "HEAPSNAP_RATE": "1"])
-        #expect(r.status == 0 && r.stdout == "hook registered\ndone 300\n", "\(r.stdout) \(r.stderr)")
-        let files = dir.snapshots
-        try #require(files.count == 1, "one at-exit snapshot expected: \(dir.entries); \(r.stderr)")
-        let profile = try PythonSites.profile(files[0])
-        var bytes: [String: Double] = [:]      // in use, by the innermost frame's function
-        for sample in profile.samples {
-            guard let site = sample.frames.first.map({ profile.frames[$0] }), site.file == program else { continue }
-            bytes[site.function, default: 0] += sample.values.inuseBytes.value
-        }
+        let bytes = try remadeInUse(try interpreter.required(), rate: "1")
         // Exact mode: g_K's 30 lists hold 30 x 8 x (1000 + 100 K) bytes of
         // pointers, plus a list header each.
         for k in 0..<10 {
@@ -329,22 +316,33 @@ struct PythonTests {
     @Test("a script that never releases the GIL gets its at-exit hook, and its snapshot holds what the script kept",
           arguments: Interpreter.supported)
     func busyScriptGetsAtExitSnapshot(_ interpreter: Interpreter) throws {
-        let python = try interpreter.required()
+        // The program spins without releasing the GIL until a callback is
+        // registered with atexit (remadeInUse checks it did): on 3.11 and
+        // 3.12 only the shim's wake-up makes the main thread run the queued
+        // registration. Written before finalization, the snapshot has the
+        // 300 kept lists, 3.48 MB of pointers, in use.
+        let kept = try remadeInUse(try interpreter.required(), rate: "4096").values.reduce(0, +)
+        #expect(kept > 3_300_000 && kept < 3_700_000, "in use from python_remade.py: \(kept) B")
+    }
+
+    /// Runs Tests/Programs/python_remade.py under the shim from its start at
+    /// `rate`; returns the at-exit snapshot's bytes in use by the function of
+    /// each sample's innermost frame in that file.
+    func remadeInUse(_ python: String, rate: String) throws -> [String: Double] {
         let dir = try Scratch()
         let program = "\(Shim.packageRoot)/Tests/Programs/python_remade.py"
         let r = try run(python, [program], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1",
-                                                "HEAPSNAP_RATE": "4096"])
-        // The program spins without releasing the GIL until a callback is
-        // registered with atexit: on 3.11 and 3.12 only the shim's wake-up
-        // makes the main thread run the queued registration.
+                                                "HEAPSNAP_RATE": rate])
         #expect(r.status == 0 && r.stdout == "hook registered\ndone 300\n", "\(r.stdout) \(r.stderr)")
         let files = dir.snapshots
         try #require(files.count == 1, "one at-exit snapshot expected: \(dir.entries); \(r.stderr)")
         let profile = try PythonSites.profile(files[0])
-        // Written before finalization: the 300 kept lists, 3.48 MB of pointers, are in use.
-        let kept = profile.samples.filter { $0.frames.first.map { profile.frames[$0].file } == program }
-            .reduce(0.0) { $0 + $1.values.inuseBytes.value }
-        #expect(kept > 3_300_000 && kept < 3_700_000, "in use from python_remade.py: \(kept) B")
+        var bytes: [String: Double] = [:]
+        for sample in profile.samples {
+            guard let site = sample.frames.first.map({ profile.frames[$0] }), site.file == program else { continue }
+            bytes[site.function, default: 0] += sample.values.inuseBytes.value
+        }
+        return bytes
     }
 
     @Test("an interpreter heapsnap does not know keeps native stacks and says so in info")
