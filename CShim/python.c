@@ -252,6 +252,14 @@ static const char *current_tstate(void)
     return main && AT(ts, l->ts_interp, const void *) == main ? ts : NULL;
 }
 
+/* The innermost _PyInterpreterFrame of a thread state. */
+static const char *innermost_frame(const char *ts)
+{
+    const struct hs_py_layout *l = &py.l;
+    return l->ts_cframe != HS_NO_FIELD ? AT(AT(ts, l->ts_cframe, const char *), l->cf_frame, const char *)
+                                       : AT(ts, l->ts_frame, const char *);
+}
+
 /* UTF-8 of a str object into out (at most cap bytes, cut at a character
  * boundary); returns the length, 0 if it is not a compact str. */
 static size_t read_str(const char *obj, char *out, size_t cap)
@@ -520,7 +528,8 @@ void hs_py_reset_child(void)
  * before it resolves anything: an id it interns was valid in that epoch's
  * session, and a walk that read a newer epoch interns nothing (its gate no
  * longer matches, fn_intern returns NO_ID). */
-#define MEMO_SLOTS 2048
+#define MEMO_BITS 11
+#define MEMO_SLOTS (1 << MEMO_BITS)
 
 struct frame_key {
     const char *instr, *code, *qualname, *filename, *linetable;
@@ -543,7 +552,7 @@ static bool memo_refused;               /* the budget said no: resolve without i
 
 static struct frame_memo *memo_slot(struct frame_memo *m, const char *instr)
 {
-    return &m[((uintptr_t)instr * 0x9E3779B97F4A7C15ull) >> (64 - 11)];
+    return &m[((uintptr_t)instr * 0x9E3779B97F4A7C15ull) >> (64 - MEMO_BITS)];
 }
 
 static bool key_same(const struct frame_key *a, const struct frame_key *b)
@@ -659,8 +668,7 @@ bool hs_py_in_importlib(void)
     const char *ts = current_tstate();
     if (!ts)
         return false;
-    const char *frame = l->ts_cframe != HS_NO_FIELD ? AT(AT(ts, l->ts_cframe, const char *), l->cf_frame, const char *)
-                                             : AT(ts, l->ts_frame, const char *);
+    const char *frame = innermost_frame(ts);
     for (int steps = 0; frame && steps < 4096; steps++, frame = AT(frame, l->fr_previous, const char *)) {
         const char *code = AT(frame, l->fr_code, const char *);
         if ((l->owner_cstack >= 0 && AT(frame, l->fr_owner, int8_t) == l->owner_cstack) ||
@@ -699,8 +707,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
         if (hs_py_first_seen)
             hs_py_first_seen();
     }
-    const char *frame = l->ts_cframe != HS_NO_FIELD ? AT(AT(ts, l->ts_cframe, const char *), l->cf_frame, const char *)
-                                             : AT(ts, l->ts_frame, const char *);
+    const char *frame = innermost_frame(ts);
     uint64_t epoch = __atomic_load_n(&memo_epoch, __ATOMIC_ACQUIRE);    /* before anything is interned */
     struct frame_memo *m = memo_table();
     uint32_t n = 0;
