@@ -175,6 +175,17 @@ void hs_py_detect(void)
     hs_py_api.incref = dlsym(RTLD_DEFAULT, "Py_IncRef");
     hs_py_api.allocator_name = dlsym(RTLD_DEFAULT, "_PyMem_GetCurrentAllocatorName");
     hs_py_api.none = dlsym(RTLD_DEFAULT, "_Py_NoneStruct");
+    hs_py_api.get_attr = dlsym(RTLD_DEFAULT, "PyObject_GetAttrString");
+    hs_py_api.gc_del = dlsym(RTLD_DEFAULT, "PyObject_GC_Del");
+    hs_py_api.gc_untrack = dlsym(RTLD_DEFAULT, "PyObject_GC_UnTrack");
+    hs_py_api.object_free = dlsym(RTLD_DEFAULT, "PyObject_Free");
+    hs_py_api.tstate_get = dlsym(RTLD_DEFAULT, "_PyThreadState_UncheckedGet");     /* 3.11, 3.12 */
+    if (!hs_py_api.tstate_get)
+        hs_py_api.tstate_get = dlsym(RTLD_DEFAULT, "PyThreadState_GetUnchecked");  /* 3.13 */
+    hs_py_api.trash_begin = dlsym(RTLD_DEFAULT, "_PyTrash_begin");    /* 3.11, 3.12 (which need them) */
+    hs_py_api.trash_end = dlsym(RTLD_DEFAULT, "_PyTrash_end");
+    hs_py_api.list_type = dlsym(RTLD_DEFAULT, "PyList_Type");
+    hs_py_api.dict_type = dlsym(RTLD_DEFAULT, "PyDict_Type");
 
     if (!version) {
         note("CPython before 3.11 (no Py_Version): native frames only", NULL);
@@ -232,6 +243,19 @@ void hs_py_wake_main(void)
     char *main = (char *)AT(py.runtime, l->rt_main, const char *);
     if (main)
         __atomic_store_n((int *)(main + l->interp_eval_breaker), 1, __ATOMIC_RELAXED);
+}
+
+const char *hs_py_runtime(void) { return hs_py_status() == HS_PY_FRAMES ? py.runtime : NULL; }
+const struct hs_py_layout *hs_py_layout(void) { return hs_py_status() == HS_PY_FRAMES ? &py.l : NULL; }
+
+bool hs_py_finalizing(void)
+{
+    const struct hs_py_layout *l = &py.l;
+    if (hs_py_status() != HS_PY_FRAMES)
+        return true;
+    const int *tss = (const int *)(py.runtime + l->rt_tss);
+    return !__atomic_load_n(&tss[0], __ATOMIC_ACQUIRE) ||
+           __atomic_load_n((void *const *)(py.runtime + l->rt_finalizing), __ATOMIC_ACQUIRE);
 }
 
 /* The calling thread's PyThreadState of the main interpreter, or NULL. */

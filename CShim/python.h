@@ -87,6 +87,17 @@ void hs_py_wake_main(void);
  * thread that holds the GIL (a pending call). */
 bool hs_py_in_importlib(void);
 
+/* The running interpreter's _PyRuntime and layout, for control-side code
+ * that reads or changes interpreter state with the GIL held (pyreuse.c);
+ * NULL unless hs_py_status() is HS_PY_FRAMES. */
+struct hs_py_layout;
+const char *hs_py_runtime(void);
+const struct hs_py_layout *hs_py_layout(void);
+
+/* Has the interpreter begun to finalize (or not started)? Then no thread
+ * state or interpreter structure is to be touched. */
+bool hs_py_finalizing(void);
+
 /* Forget every function (the memory goes with the arena). Quiesced. */
 void hs_py_release(void);
 void hs_py_lock(void);
@@ -111,6 +122,15 @@ struct hs_py_api {
     void (*incref)(void *obj);
     const char *(*allocator_name)(void);   /* _PyMem_GetCurrentAllocatorName */
     void *none;             /* Py_None */
+    /* For pyreuse.c (free lists), all exported by 3.11-3.13. */
+    void *(*get_attr)(void *obj, const char *name);         /* PyObject_GetAttrString */
+    void (*gc_del)(void *op);                               /* PyObject_GC_Del */
+    void (*gc_untrack)(void *op);                           /* PyObject_GC_UnTrack */
+    void (*object_free)(void *p);                           /* PyObject_Free */
+    void *(*tstate_get)(void);                              /* _PyThreadState_UncheckedGet (3.13: PyThreadState_GetUnchecked) */
+    int (*trash_begin)(void *tstate, void *op);             /* _PyTrash_begin (3.11, 3.12) */
+    void (*trash_end)(void *tstate);                        /* _PyTrash_end (3.11, 3.12) */
+    char *list_type, *dict_type;                            /* PyList_Type, PyDict_Type */
 };
 extern struct hs_py_api hs_py_api;
 

@@ -37,7 +37,20 @@ struct hs_py_layout {
     uint32_t ob_type;
     uint32_t str_state, str_length, str_hash, str_ascii_size, str_compact_size;
     uint32_t bytes_size, bytes_data;
+    /* The interpreter's free lists (pycore_interp.h; 3.13: pycore_freelist.h,
+     * in PyInterpreterState.object_state.freelists), for pyreuse.c. */
+    uint32_t fl_float_numfree, fl_float_items;      /* int numfree; PyFloatObject *items (linked by ob_type) */
+    uint32_t fl_tuple_items, fl_tuple_numfree;      /* PyTupleObject *items[20] (linked by ob_item[0]); int numfree[20] */
+    uint32_t fl_list_items, fl_list_numfree;        /* PyListObject *items[80]; int numfree */
+    uint32_t fl_dict_items, fl_dict_numfree;        /* PyDictObject *items[80]; int numfree */
 };
+
+/* The free lists' capacities (the same in 3.11-3.13). */
+#define HS_PY_TUPLE_NFREELISTS 20
+#define HS_PY_TUPLE_MAXFREELIST 2000
+#define HS_PY_FLOAT_MAXFREELIST 100
+#define HS_PY_TUPLE_OB_ITEM 24          /* offsetof(PyTupleObject, ob_item) */
+#define HS_PY_TP_DEALLOC 48             /* offsetof(PyTypeObject, tp_dealloc) */
 
 /* CPython 3.11 (pyenv 3.11.7 and Debian's 3.11.2 agree). */
 static const struct hs_py_layout hs_py_layout_311 = {
@@ -46,6 +59,8 @@ static const struct hs_py_layout hs_py_layout_311 = {
     .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 72, .co_code = 184,
     .ob_type = 8, .str_state = 32, .str_length = 16, .str_hash = 24, .str_ascii_size = 48, .str_compact_size = 72,
     .bytes_size = 16, .bytes_data = 32,
+    .fl_float_numfree = 3608, .fl_float_items = 3616, .fl_tuple_items = 3632, .fl_tuple_numfree = 3792,
+    .fl_list_items = 3872, .fl_list_numfree = 4512, .fl_dict_items = 4520, .fl_dict_numfree = 5160,
 };
 
 /* CPython 3.12. */
@@ -55,6 +70,8 @@ static const struct hs_py_layout hs_py_layout_312 = {
     .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 68, .co_code = 192,
     .ob_type = 8, .str_state = 32, .str_length = 16, .str_hash = 24, .str_ascii_size = 40, .str_compact_size = 56,
     .bytes_size = 16, .bytes_data = 32,
+    .fl_float_numfree = 267408, .fl_float_items = 267416, .fl_tuple_items = 269832, .fl_tuple_numfree = 269992,
+    .fl_list_items = 270072, .fl_list_numfree = 270712, .fl_dict_items = 270736, .fl_dict_numfree = 272016,
 };
 
 /* CPython 3.13: what _Py_DebugOffsets does not give (the pthread key, the
@@ -63,6 +80,8 @@ static const struct hs_py_layout hs_py_layout_312 = {
 static const struct hs_py_layout hs_py_layout_313 = {
     .rt_tss = 2160, .rt_main = 640, .interp_eval_breaker = HS_NO_FIELD, .ts_cframe = HS_NO_FIELD, .cf_frame = HS_NO_FIELD, .fr_entry = HS_NO_FIELD, .owner_cstack = 3,
     .str_hash = 24, .str_compact_size = 56,
+    .fl_float_numfree = 10952, .fl_float_items = 10960, .fl_tuple_items = 10968, .fl_tuple_numfree = 11128,
+    .fl_list_items = 11208, .fl_list_numfree = 11848, .fl_dict_items = 11856, .fl_dict_numfree = 12496,
 };
 
 /* _Py_DebugOffsets of 3.13 as far as we read it (Include/internal/pycore_runtime.h). */

@@ -31,6 +31,7 @@
 #include "stacks.h"
 #include "python.h"
 #include "pyalloc.h"
+#include "pyreuse.h"
 #include "timeline.h"
 
 #include <elf.h>
@@ -305,7 +306,7 @@ static void build_pyth(struct gbuf *b)
     const char *note = hs_py_note();
     gb_u32(b, (uint32_t)status);
     gb_u32(b, hs_py_version());
-    gb_u32(b, hs_pyalloc_flags());
+    gb_u32(b, hs_pyalloc_flags() | hs_pyreuse_flags());
     gb_u32(b, 0);
     gb_str(b, note, strlen(note));
     size_t at = b->len;

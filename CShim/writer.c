@@ -40,6 +40,7 @@
 #include "snapshot_writer.h"
 #include "python.h"
 #include "pyalloc.h"
+#include "pyreuse.h"
 #include "timeline.h"
 #include "heapsnap.h"
 
@@ -75,6 +76,7 @@ static struct {
     bool writer_exit;           /* asked to exit (setxid, see hs_writer_leave) */
     bool at_exit_done;          /* this session's AT_EXIT snapshot was written (Python's atexit) */
     int py_exit;                /* the Python at-exit hook: PY_EXIT_* (atomic: the pending call sets it too) */
+    int py_reuse_queued;        /* py_sync_free_lists is queued (atomic: the pending call clears it) */
     uint64_t py_poll_until_ns;  /* CLOCK_MONOTONIC: python_tick may ask for 10 ms polls until then */
     uint64_t py_fast_until_ns;  /* ... and for 1 ms polls until then, once Python frames were seen */
 } ctl = { .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
@@ -324,6 +326,33 @@ static int py_register_at_exit(void *arg)
     return 0;
 }
 
+/* Free lists off while sampling, on again after (pyreuse.h). Leaves it for a
+ * later call while importlib's own code runs (it imports gc).
+ * Context: the main thread, a pending call, GIL held. */
+static int py_sync_free_lists(void *arg)
+{
+    (void)arg;
+    if (!hs_py_in_importlib())
+        hs_pyreuse_sync();
+    __atomic_store_n(&ctl.py_reuse_queued, 0, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Queues py_sync_free_lists when the free lists are not as sampling wants
+ * them and no call is queued yet; true while one is queued (then the
+ * caller wakes the main interpreter). Context: ctl_lock held. */
+static bool queue_free_lists_sync(void)
+{
+    if (!hs_py_api.add_pending_call || hs_py_status() != HS_PY_FRAMES)
+        return false;
+    if (!__atomic_load_n(&ctl.py_reuse_queued, __ATOMIC_ACQUIRE) && !hs_pyreuse_in_sync()) {
+        __atomic_store_n(&ctl.py_reuse_queued, 1, __ATOMIC_RELEASE);
+        if (hs_py_api.add_pending_call(py_sync_free_lists, NULL) != 0)
+            __atomic_store_n(&ctl.py_reuse_queued, 0, __ATOMIC_RELEASE);
+    }
+    return __atomic_load_n(&ctl.py_reuse_queued, __ATOMIC_ACQUIRE);
+}
+
 /* Registered with python.c at load: the first time a sample finds a thread
  * running Python, wake the writer so that python_tick runs soon.
  * Context: inside malloc: one write(2). */
@@ -375,6 +404,10 @@ static void python_tick(int *timeout_ms)
         hs_pyalloc_install();
     else
         todo = true;
+    if (initialized && queue_free_lists_sync()) {
+        hs_py_wake_main();
+        todo = true;
+    }
     int state = __atomic_load_n(&ctl.py_exit, __ATOMIC_ACQUIRE);
     if (hs_opt.at_exit && state != PY_EXIT_DONE && hs_py_api.add_pending_call && hs_py_api.cfunction_new &&
         hs_py_api.import_module && hs_py_api.call_method && hs_py_api.none && hs_py_api.incref) {
@@ -405,6 +438,7 @@ static void run(int cmd)
         ctl.at_exit_done = false;
         ctl.py_poll_until_ns = now_ns(CLOCK_MONOTONIC) + 30 * 1000000000ull;
         ctl.py_fast_until_ns = now_ns(CLOCK_MONOTONIC) + 1000000000ull;
+        hs_pyreuse_session();
         python_tick(NULL);
         break;
     case HS_CMD_STOP:
@@ -415,6 +449,8 @@ static void run(int cmd)
         hs_quiesce();                   /* exact final view, then free it all */
         snapshot(HEAPSNAP_FLAG_FINAL);
         hs_pyalloc_remove();
+        if (queue_free_lists_sync())    /* free lists on again, at the main thread's next chance */
+            hs_py_wake_main();
         hs_sampler_release();
         hs_timeline_release();
         ctl.next_periodic_ns = 0;
@@ -531,15 +567,29 @@ static void *writer_main(void *arg)
          * a burst to run, take the whole burst, and run it in the order a
          * user means when sending several at once: start, snapshot, stop
          * (a stable sort: repeats keep their places). */
+        unsigned char cmds[64];
+        ssize_t n = 0;
+        /* Wake-up bytes alone (a peak copy, Python seen) carry no command:
+         * no grace for them, so the Python set-up of python_tick is not
+         * held back 20 ms by every wake-up while a program starts. */
+        if (!(sfd >= 0 && (pfd[1].revents & POLLIN)) && rfd >= 0 && (pfd[0].revents & POLLIN)) {
+            pthread_mutex_lock(&ctl_lock);
+            if (hs_fd_is(rfd, ctl.pipe_id))
+                n = read(rfd, cmds, sizeof cmds);
+            pthread_mutex_unlock(&ctl_lock);
+            if (n < 0)
+                n = 0;
+            if (!memchr(cmds, HS_CMD_START, (size_t)n) && !memchr(cmds, HS_CMD_SNAPSHOT, (size_t)n) &&
+                !memchr(cmds, HS_CMD_STOP, (size_t)n))
+                continue;
+        }
         struct timespec grace = { 0, 20 * 1000 * 1000 };
         nanosleep(&grace, NULL);
         pthread_mutex_lock(&ctl_lock);
-        unsigned char cmds[64];
-        ssize_t n = 0;
         if (rfd >= 0 && hs_fd_is(rfd, ctl.pipe_id)) {
-            n = read(rfd, cmds, sizeof cmds);
-            if (n < 0)
-                n = 0;
+            ssize_t more = read(rfd, cmds + n, sizeof cmds - (size_t)n);
+            if (more > 0)
+                n += more;
         }
         if (sfd >= 0 && hs_fd_is(sfd, ctl.sfd_id)) {
             struct signalfd_siginfo si[8];

@@ -68,6 +68,34 @@ int main(void)
 #error "python_layouts.h knows CPython 3.11 to 3.13"
 #endif
 #if PY_VERSION_HEX < 0x030D0000
+#define FL(f) offsetof(PyInterpreterState, f)
+    CHECK(fl_float_numfree, FL(float_state.numfree));
+    CHECK(fl_float_items, FL(float_state.free_list));
+    CHECK(fl_tuple_items, FL(tuple.free_list));
+    CHECK(fl_tuple_numfree, FL(tuple.numfree));
+    CHECK(fl_list_items, FL(list.free_list));
+    CHECK(fl_list_numfree, FL(list.numfree));
+    CHECK(fl_dict_items, FL(dict_state.free_list));
+    CHECK(fl_dict_numfree, FL(dict_state.numfree));
+#else
+#define FL(f) offsetof(PyInterpreterState, object_state.freelists.f)
+    CHECK(fl_float_numfree, FL(floats.numfree));
+    CHECK(fl_float_items, FL(floats.items));
+    CHECK(fl_tuple_items, FL(tuples.items));
+    CHECK(fl_tuple_numfree, FL(tuples.numfree));
+    CHECK(fl_list_items, FL(lists.items));
+    CHECK(fl_list_numfree, FL(lists.numfree));
+    CHECK(fl_dict_items, FL(dicts.items));
+    CHECK(fl_dict_numfree, FL(dicts.numfree));
+#endif
+    check("tuple free lists", HS_PY_TUPLE_NFREELISTS, PyTuple_NFREELISTS);
+    check("tuple free list length", HS_PY_TUPLE_MAXFREELIST, PyTuple_MAXFREELIST);
+    check("float free list length", HS_PY_FLOAT_MAXFREELIST, PyFloat_MAXFREELIST);
+    check("list free list length", 80, PyList_MAXFREELIST);
+    check("dict free list length", 80, PyDict_MAXFREELIST);
+    check("tuple ob_item", HS_PY_TUPLE_OB_ITEM, offsetof(PyTupleObject, ob_item));
+    check("tp_dealloc", HS_PY_TP_DEALLOC, offsetof(PyTypeObject, tp_dealloc));
+#if PY_VERSION_HEX < 0x030D0000
     CHECK(rt_main, offsetof(_PyRuntimeState, interpreters.main));
     CHECK(rt_finalizing, offsetof(_PyRuntimeState, _finalizing));
     CHECK(ts_interp, offsetof(PyThreadState, interp));

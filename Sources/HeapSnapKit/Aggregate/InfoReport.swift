@@ -54,6 +54,7 @@ public struct InfoReport: Sendable, Hashable {
         if let python = snapshot.python, python.status == .unsupported {
             warnings.append("\(python.note): stacks hold the interpreter's native frames, not Python's")
         }
+        if let warning = snapshot.python?.reuseWarning { warnings.append(warning) }
         let h = snapshot.header
         if h.dropped > 0 {
             warnings.append("\(h.dropped) samples were dropped because the shim's memory budget (\(h.budget) bytes) was full; estimates are low (raise HEAPSNAP_MAX_MEMORY)")

@@ -25,6 +25,9 @@ public struct PythonInfo: Sendable, Hashable {
         public static let wrapped = Flags(rawValue: 1 << 0)
         /// The domains already used malloc (`PYTHONMALLOC=malloc`): the malloc hooks saw every object.
         public static let usesMalloc = Flags(rawValue: 1 << 1)
+        /// The interpreter's free lists of lists, dicts, tuples and floats were kept empty while
+        /// sampling: every such object is a fresh allocation, charged to the line that created it.
+        public static let freeListsOff = Flags(rawValue: 1 << 2)
     }
 
     public var status: Status
@@ -42,6 +45,17 @@ public struct PythonInfo: Sendable, Hashable {
         self.flags = flags
         self.note = note
         self.functions = functions
+    }
+
+    /// One line when objects the interpreter reused from its free lists may be charged to the
+    /// line that first allocated their memory rather than the line that created them
+    /// (tracemalloc's answer): the shim could not keep the free lists empty for this snapshot.
+    public var reuseWarning: String? {
+        if flags.contains(.freeListsOff) { return nil }
+        let why = status == .frames
+            ? "the free lists were not kept empty in this session (a snapshot of an older heapsnap, or the main thread never ran Python code while sampling)"
+            : "this interpreter is not one heapsnap knows (\(note))"
+        return "Python lists, dicts, tuples and floats reused from the interpreter's free lists are charged to the line that first allocated their memory, not the line that created them: \(why)"
     }
 
     /// "3.11.2".

@@ -102,6 +102,7 @@ public enum Format {
         } else {
             s += "; pymalloc not seen (objects of 512 bytes or less are missing)"
         }
+        if p.flags.contains(.freeListsOff) { s += "; free lists off: objects charged to the line that created them" }
         return s
     }
 

@@ -41,6 +41,8 @@ public enum SnapshotMerge {
             if let info = snapshot.python {
                 if python == nil { python = PythonInfo(status: info.status, version: info.version, flags: info.flags, note: info.note) }
                 if info.status == .frames { python!.status = .frames }
+                // Charged where created only if every process had its free lists off.
+                if !info.flags.contains(.freeListsOff) { python!.flags.remove(.freeListsOff) }
                 for function in info.functions {
                     if let known = functionIndex[function] {
                         functionMap.append(known)

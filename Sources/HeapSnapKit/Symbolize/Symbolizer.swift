@@ -106,6 +106,7 @@ public struct ProfileSymbolizer {
         for location in locations {
             if let warning = location.warning, !warnings.contains(warning) { warnings.append(warning) }
         }
+        if let warning = snapshot.python?.reuseWarning { warnings.append(warning) }
         if symbolizer == nil, locations.contains(where: { $0.objectPath != nil }) {
             warnings.append("no llvm-symbolizer found (set HEAPSNAP_SYMBOLIZER or install llvm); frames are shown as module+0xADDR")
         }

@@ -1,0 +1,140 @@
+// Objects CPython reuses from its free lists, charged where tracemalloc
+// charges them: Tests/Programs/python_reuse.py (a list built and dropped by
+// one function, reused for the list another keeps) and python_records.py
+// (dicts and lists through json, a class with __slots__, tuples, floats,
+// strings, bytes) on every supported interpreter, against tracemalloc run on
+// the same program (`-X tracemalloc=8`, each block at its innermost line of
+// the program, as heapsnap's rows name the first frame of the program's own
+// code).
+
+import Foundation
+import HeapSnapKit
+import Testing
+
+/// A test program whose lines are marked `# site: NAME` (holds memory),
+/// `# churn` (keeps nothing), `# tm` (runs only to report tracemalloc's
+/// figures) and `# startup` (the module's first imports, which may run before
+/// the shim's wrappers are in place).
+struct ReuseProgram: Sendable {
+    var name: String
+    var path: String { "\(Shim.packageRoot)/Tests/Programs/\(name)" }
+
+    /// Line -> mark ("site", "churn", "tm", "startup").
+    var marks: [Int: String] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        var result: [Int: String] = [:]
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            for mark in ["# site:", "# churn", "# tm", "# startup"] where line.contains(mark) {
+                result[i + 1] = String(mark.dropFirst(2).prefix { $0.isLetter })
+            }
+        }
+        return result
+    }
+
+    static let reuse = ReuseProgram(name: "python_reuse.py")
+    static let records = ReuseProgram(name: "python_records.py")
+}
+
+struct ReuseCase: CustomTestStringConvertible, Sendable {
+    var interpreter: Interpreter
+    var program: ReuseProgram
+    var testDescription: String { "\(program.name) on \(interpreter.name)" }
+
+    static let all = Interpreter.supported.flatMap { i in [ReuseProgram.reuse, .records].map { ReuseCase(interpreter: i, program: $0) } }
+}
+
+/// Bytes and blocks held by one line.
+struct Held: CustomStringConvertible {
+    var bytes: Double
+    var blocks: Double
+    var description: String { "\(Int(bytes)) B in \(Int(blocks)) blocks" }
+}
+
+enum Reuse {
+    /// tracemalloc's figures per line of the program (run without the shim).
+    static func tracemalloc(_ python: String, _ program: ReuseProgram, n: Int) throws -> [Int: Held] {
+        let r = try run(python, ["-X", "tracemalloc=8", program.path, "--tm", "--n", "\(n)"], preload: false)
+        try #require(r.status == 0, "\(r.stderr)")
+        var held: [Int: Held] = [:]
+        for line in r.stdout.split(separator: "\n") where line.hasPrefix("TM ") {
+            let p = line.split(separator: " ")
+            held[Int(p[1])!] = Held(bytes: Double(p[2])!, blocks: Double(p[3])!)
+        }
+        return held
+    }
+
+    /// The program under the shim from its start; its at-exit snapshot and in-use rows by line.
+    static func heapsnap(_ python: String, _ program: ReuseProgram, rate: Int, n: Int, _ dir: Scratch)
+        throws -> (snapshot: Snapshot, rows: [Int: Row], profile: Profile)
+    {
+        let env = ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1", "HEAPSNAP_RATE": "\(rate)"]
+        let r = try run(python, [program.path, "--n", "\(n)"], env: env)
+        try #require(r.status == 0 && r.stdout.hasPrefix("done"), "\(r.stderr)")
+        let files = dir.snapshots
+        try #require(files.count == 1, "one at-exit snapshot expected: \(dir.entries); \(r.stderr)")
+        let profile = try PythonSites.profile(files[0])
+        let report = Aggregator(options: AggregationOptions(groupBy: .line, limit: nil)).aggregate(profile)
+        var rows: [Int: Row] = [:]
+        for row in report.rows where row.key.file == program.path { rows[row.key.line] = row }
+        return (try dir.read(files[0]), rows, profile)
+    }
+}
+
+@Suite("Python free lists")
+struct PythonReuseTests {
+    @Test("exact mode: every line of the program holds what tracemalloc says, within 1% in bytes and blocks; lines that keep nothing hold nothing",
+          arguments: ReuseCase.all)
+    func exactMatchesTracemalloc(_ c: ReuseCase) throws {
+        let python = try c.interpreter.required()
+        let marks = c.program.marks
+        let truth = try Reuse.tracemalloc(python, c.program, n: 15000)
+        let dir = try Scratch()
+        let (snapshot, rows, _) = try Reuse.heapsnap(python, c.program, rate: 1, n: 15000, dir)
+        let info = try #require(snapshot.python, "no PYTH record")
+        #expect(info.flags.contains(.freeListsOff), "\(c.interpreter.name): free lists not off: \(info.flags)")
+        #expect(info.reuseWarning == nil)
+
+        let counted = { (line: Int) in marks[line] != "tm" && marks[line] != "startup" }
+        let total = truth.filter { counted($0.key) }.values.reduce(0) { $0 + $1.bytes }
+        let threshold = 0.01 * total
+        let sites = marks.filter { $0.value == "site" }.keys
+        try #require(sites.count >= 3 && total > 1_000_000, "\(c.program.name): sites \(sites.sorted()), \(total) B")
+        for line in sites.sorted() {
+            #expect((truth[line]?.bytes ?? 0) >= threshold, "site at line \(line) holds too little to compare: \(String(describing: truth[line]))")
+        }
+        for line in Set(truth.keys).union(rows.keys).sorted() where counted(line) {
+            let theirs = truth[line] ?? Held(bytes: 0, blocks: 0)
+            let values = rows[line]?.values
+            let ours = Held(bytes: values?.inuseBytes.value ?? 0, blocks: values?.inuseObjects.value ?? 0)
+            guard max(theirs.bytes, ours.bytes) >= threshold else { continue }
+            #expect(marks[line] == "site", "\(c.testDescription): line \(line) (\(marks[line] ?? "unmarked")) holds \(ours), tracemalloc \(theirs)")
+            #expect(abs(ours.bytes - theirs.bytes) <= 0.01 * theirs.bytes && abs(ours.blocks - theirs.blocks) <= 0.01 * theirs.blocks,
+                    "\(c.testDescription): line \(line): heapsnap \(ours), tracemalloc \(theirs)")
+        }
+    }
+
+    @Test("default rate: every site's estimate within its error bars of tracemalloc's figure; churn lines hold nothing",
+          arguments: ReuseCase.all)
+    func sampledMatchesTracemalloc(_ c: ReuseCase) throws {
+        let python = try c.interpreter.required()
+        let marks = c.program.marks
+        let n = 30000
+        let truth = try Reuse.tracemalloc(python, c.program, n: n)
+        let dir = try Scratch()
+        let (snapshot, rows, _) = try Reuse.heapsnap(python, c.program, rate: 512 * 1024, n: n, dir)
+        #expect(snapshot.python?.flags.contains(.freeListsOff) == true)
+        for (line, mark) in marks.sorted(by: { $0.key < $1.key }) where mark == "site" {
+            let expected = try #require(truth[line], "tracemalloc has no line \(line)").bytes
+            let estimate = rows[line]?.values.inuseBytes ?? Estimate(value: 0, variance: 0)
+            // 4σ: a 95% interval misses one site in twenty by design (Scripts/python-coverage
+            // measures how often it does); this asks that none is far off.
+            #expect(estimate.covers(expected, sigmas: 4) && estimate.value > 0,
+                    "\(c.testDescription): line \(line): \(estimate.value) ±\(estimate.standardDeviation) vs tracemalloc \(expected)")
+        }
+        // What the free lists used to charge to churn: a sample or two at most (their
+        // weight is what a single sample weighs), never a share of the kept memory.
+        let churn = marks.filter { $0.value == "churn" }.keys.reduce(0.0) { $0 + (rows[$1]?.values.inuseBytes.value ?? 0) }
+        let kept = marks.filter { $0.value == "site" }.keys.reduce(0.0) { $0 + (truth[$1]?.bytes ?? 0) }
+        #expect(churn <= 0.02 * kept, "\(c.testDescription): churn lines hold \(churn) of \(kept)")
+    }
+}
