@@ -357,6 +357,11 @@ struct PythonTests {
         #expect(!snapshot.stacks.contains { $0.frames.contains { PythonFrame.decode($0) != nil } })
         let report = InfoReport(snapshot: snapshot, file: file, locator: FileSystemModuleLocator(debugDirectories: []))
         #expect(report.warnings.contains { $0.contains("native frames only") }, "\(report.warnings)")
+        // Nor are its free lists kept empty: one plain line in info and under every table.
+        #expect(!info.flags.contains(.freeListsOff))
+        #expect(report.warnings.contains { $0.contains("reused from the interpreter's free lists") }, "\(report.warnings)")
+        let table = Aggregator(options: AggregationOptions(groupBy: .line, limit: 5)).aggregate(try PythonSites.profile(file))
+        #expect(table.warnings.contains { $0.contains("charged to the line that first allocated their memory") }, "\(table.warnings)")
         // pymalloc and the at-exit hook use the stable API: the program's memory is still seen before finalization.
         #expect(info.flags.contains(.wrapped))
         let inuse = snapshot.records.reduce(0) { $0 + $1.inuse.bytes.value }

@@ -48,6 +48,26 @@ func pythonSnapshot() -> Snapshot {
         #expect(frames.contains(Frame(function: "<module>", file: "/srv/app/main.py", line: 7, module: PythonFrame.module)))
     }
 
+    @Test func reusedObjectsWarnWhenTheFreeListsWereNotOff() throws {
+        // Without FREE_LISTS_OFF: one line in the profile's warnings (the table's footer) and in info.
+        let plain = pythonSnapshot()
+        let line = "charged to the line that first allocated their memory"
+        let profile = ProfileSymbolizer(symbolizer: FakeSymbolizer([:]), locator: TrustingLocator()).profile(of: plain, file: "p")
+        #expect(profile.warnings.contains { $0.contains(line) }, "\(profile.warnings)")
+        #expect(InfoReport(snapshot: plain, file: "p", locator: TrustingLocator()).warnings.contains { $0.contains(line) })
+        // With it: silence, and the flag survives the file.
+        var off = pythonSnapshot()
+        off.python!.flags.insert(.freeListsOff)
+        let read = try SnapshotReader.decode(SnapshotWriter.encode(off), name: "p")
+        #expect(read.python?.flags.contains(.freeListsOff) == true && read.python?.reuseWarning == nil)
+        #expect(!ProfileSymbolizer(symbolizer: FakeSymbolizer([:]), locator: TrustingLocator()).profile(of: off, file: "p")
+            .warnings.contains { $0.contains(line) })
+        #expect(Format.python(off.python!).contains("free lists off"))
+        // A merge is charged where objects were created only if every process was.
+        #expect(SnapshotMerge.merge([("a", off), ("b", off)]).snapshot.python?.flags.contains(.freeListsOff) == true)
+        #expect(SnapshotMerge.merge([("a", off), ("b", plain)]).snapshot.python?.flags.contains(.freeListsOff) == false)
+    }
+
     @Test func mergeRemapsFunctionsIntoOneTable() throws {
         let a = pythonSnapshot()
         var b = pythonSnapshot()
