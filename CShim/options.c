@@ -154,6 +154,12 @@ void hs_options_parse(void)
         if (parse_bool(v, &hs_opt.python) != 0)
             bad("HEAPSNAP_PYTHON", v, "1 or 0", "1");
     }
+    if ((v = getenv("HEAPSNAP_PYTHON_FREE_LISTS"))) {
+        if (strcmp(v, "empty") == 0 || strcmp(v, "keep") == 0)
+            hs_opt.py_free_lists = strcmp(v, "keep") == 0;
+        else
+            bad("HEAPSNAP_PYTHON_FREE_LISTS", v, "empty or keep", "empty");
+    }
     if ((v = getenv("HEAPSNAP_UNWIND"))) {
         if (strcmp(v, "fast") == 0)
             hs_opt.unwind = HS_UNWIND_FAST;
@@ -200,7 +206,7 @@ void hs_options_parse(void)
      * HEAPSNAP_* variable. Variables only the test suites read are not
      * listed: a program that inherits one hears about it once. */
     static const char *known[] = { "RATE", "MAX_DEPTH", "MAX_MEMORY", "SIGNAL_BASE", "START",
-                                   "AT_EXIT", "INTERVAL", "DIR", "PYTHON", "UNWIND",
+                                   "AT_EXIT", "INTERVAL", "DIR", "PYTHON", "PYTHON_FREE_LISTS", "UNWIND",
                                    "BIN", "LIB", "SYMBOLIZER" };
     for (char **e = environ; e && *e; e++) {
         if (strncmp(*e, "HEAPSNAP_", 9) != 0)

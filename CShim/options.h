@@ -28,6 +28,7 @@ struct hs_options {
     bool start;             /* HEAPSNAP_START=1: sample from load */
     bool at_exit;           /* HEAPSNAP_AT_EXIT=1: snapshot at normal exit */
     bool python;            /* HEAPSNAP_PYTHON (default 1): Python frames, pymalloc, Python's atexit */
+    bool py_free_lists;     /* HEAPSNAP_PYTHON_FREE_LISTS=keep: leave CPython's free lists on while sampling (pyreuse.c) */
     enum hs_unwind_mode unwind; /* HEAPSNAP_UNWIND: fast (default), libunwind, check */
     uint64_t interval_ns;   /* HEAPSNAP_INTERVAL: periodic snapshots; 0 = off */
     char dir[4096];         /* HEAPSNAP_DIR: absolute, no trailing slash */

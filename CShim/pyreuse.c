@@ -63,6 +63,7 @@
 #include "python.h"
 #include "python_layouts.h"
 #include "sampler.h"
+#include "options.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -80,9 +81,10 @@ static uint32_t flags;
 
 #define AT(base, off, type) (*(type *)((char *)(base) + (off)))
 
+/* Off while sampling, unless HEAPSNAP_PYTHON_FREE_LISTS=keep. */
 static bool want_off(void)
 {
-    return __atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1;
+    return !hs_opt.py_free_lists && __atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1;
 }
 
 static destructor *slot_of(const char *type) { return (destructor *)(type + HS_PY_TP_DEALLOC); }

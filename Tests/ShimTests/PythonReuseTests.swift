@@ -156,4 +156,31 @@ struct PythonReuseTests {
             #expect(snapshot.python?.flags.contains(.freeListsOff) == true, "\(file): \(String(describing: snapshot.python?.flags))")
         }
     }
+
+    @Test("HEAPSNAP_PYTHON_FREE_LISTS=keep leaves the free lists on: the churning line holds rec's lists, and the snapshot says so")
+    func keepLeavesThemOn() throws {
+        let python = try Interpreter.debian.required()
+        let marks = ReuseProgram.reuse.marks
+        let churn = try #require(marks.first { $0.value == "churn" }?.key)
+        let rec = try #require(marks.first { $0.value == "site" }?.key)
+        let dir = try Scratch()
+        let env = ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1", "HEAPSNAP_RATE": "1",
+                   "HEAPSNAP_PYTHON_FREE_LISTS": "keep"]
+        let r = try run(python, [ReuseProgram.reuse.path, "--n", "20000"], env: env)
+        try #require(r.status == 0, "\(r.stderr)")
+        let file = try #require(dir.snapshots.first)
+        let snapshot = try dir.read(file)
+        #expect(snapshot.python?.flags.contains(.freeListsOff) == false)
+        let profile = try PythonSites.profile(file)
+        #expect(profile.warnings.contains { $0.contains("HEAPSNAP_PYTHON_FREE_LISTS=keep") }, "\(profile.warnings)")
+        let rows = Aggregator(options: AggregationOptions(groupBy: .line, limit: nil)).aggregate(profile).rows
+            .filter { $0.key.file == ReuseProgram.reuse.path }
+        let churned = rows.first { $0.key.line == churn }?.values.inuseObjects.value ?? 0
+        let kept = rows.first { $0.key.line == rec }?.values.inuseObjects.value ?? 0
+        // The lists rec keeps came from churn's dead ones: charged to churn, as before this shim kept them empty.
+        #expect(churned > 15000 && kept < 65000, "churn \(churned), rec \(kept) blocks")
+
+        let bad = try run(python, ["-c", "pass"], env: ["HEAPSNAP_PYTHON_FREE_LISTS": "sometimes"])
+        #expect(bad.status == 0 && bad.stderr.contains("HEAPSNAP_PYTHON_FREE_LISTS") && bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
+    }
 }

@@ -53,7 +53,7 @@ public struct PythonInfo: Sendable, Hashable {
     public var reuseWarning: String? {
         if flags.contains(.freeListsOff) { return nil }
         let why = status == .frames
-            ? "the free lists were not kept empty in this session (a snapshot of an older heapsnap, or the main thread never ran Python code while sampling)"
+            ? "the free lists were not kept empty in this session (HEAPSNAP_PYTHON_FREE_LISTS=keep, a snapshot of an older heapsnap, or a main thread that never ran Python code while sampling)"
             : "this interpreter is not one heapsnap knows (\(note))"
         return "Python lists, dicts, tuples and floats reused from the interpreter's free lists are charged to the line that first allocated their memory, not the line that created them: \(why)"
     }
