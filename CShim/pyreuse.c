@@ -77,6 +77,7 @@ static destructor orig_dealloc[2];      /* the slot's value before our wrapper *
 static bool wrapped[2];                 /* our wrapper is in the type's slot */
 static bool off;                        /* the lists are off (wrappers free what is pushed) */
 static void *gc_callback;               /* our PyCFunction in gc.callbacks, once made */
+static const struct hs_py_layout *layout;   /* set before the wrappers are placed */
 static uint32_t flags;
 
 #define AT(base, off, type) (*(type *)((char *)(base) + (off)))
@@ -135,7 +136,7 @@ static void set_linked(char *interp, const struct hs_py_layout *l, bool to_off)
  * Context: the interpreter's deallocation of a list or dict, GIL held. */
 static void dealloc_wrapped(int k, void *op, destructor self)
 {
-    const struct hs_py_layout *l = hs_py_layout();
+    const struct hs_py_layout *l = layout;
     bool trash = *slot_of(AT(op, l->ob_type, char *)) == self;
     void *ts = hs_py_api.tstate_get();
     if (trash) {
@@ -144,8 +145,9 @@ static void dealloc_wrapped(int k, void *op, destructor self)
             return;                     /* deferred: destroyed later through the slot */
     }
     orig_dealloc[k](op);
-    char *interp = main_interp();
-    if (off && ts && AT(ts, l->ts_interp, char *) == interp)
+    /* Not `off`: a fork child inherits it but does not sample. */
+    char *interp = want_off() ? main_interp() : NULL;
+    if (interp && ts && AT(ts, l->ts_interp, char *) == interp)
         drain_array(interp, k == LIST ? l->fl_list_items : l->fl_dict_items,
                     k == LIST ? l->fl_list_numfree : l->fl_dict_numfree);
     if (trash)
@@ -160,6 +162,7 @@ static void wrap(int k, char *type, destructor ours)
     destructor *slot = slot_of(type);
     if (wrapped[k] || *slot == ours)
         return;
+    layout = hs_py_layout();
     orig_dealloc[k] = *slot;
     *slot = ours;
     wrapped[k] = true;
@@ -175,6 +178,8 @@ static void unwrap(int k, char *type, destructor ours)
     wrapped[k] = false;                 /* orig_dealloc stays: a copied slot still calls us */
 }
 
+static void apply(bool may_register);
+
 /* gc.callbacks entry: a full collection cleared the lists and set them on.
  * Context: the collecting thread, GIL held. */
 static void *gc_called(void *self, void *args)
@@ -182,7 +187,7 @@ static void *gc_called(void *self, void *args)
     (void)self;
     (void)args;
     if (want_off() || __atomic_load_n(&off, __ATOMIC_RELAXED))
-        hs_pyreuse_sync();
+        apply(false);           /* the collector is walking gc.callbacks: leave the list alone */
     hs_py_api.incref(hs_py_api.none);
     return hs_py_api.none;
 }
@@ -230,7 +235,8 @@ int hs_pyreuse_in_sync(void)
     return __atomic_load_n(&off, __ATOMIC_RELAXED) == want_off();
 }
 
-void hs_pyreuse_sync(void)
+/* Context: GIL held. may_register: not from inside the collector's walk of gc.callbacks. */
+static void apply(bool may_register)
 {
     if (!usable() || hs_py_finalizing())
         return;
@@ -241,7 +247,7 @@ void hs_pyreuse_sync(void)
         return;                         /* a subinterpreter's thread: the main one's lists are not ours to touch */
     bool to_off = want_off();
     bool guarded = hs_guard_enter();    /* our own objects are not sampled */
-    if (to_off && !off)
+    if (to_off && !off && may_register)
         register_gc_callback();
     if (minor_13()) {
         drain_array(interp, l->fl_list_items, l->fl_list_numfree);
@@ -262,6 +268,11 @@ void hs_pyreuse_sync(void)
     if (to_off)
         __atomic_store_n(&flags, HS_PYREUSE_OFF, __ATOMIC_RELAXED);
     hs_guard_leave(guarded);
+}
+
+void hs_pyreuse_sync(void)
+{
+    apply(true);
 }
 
 void hs_pyreuse_session(void)

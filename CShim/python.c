@@ -63,6 +63,8 @@ static struct {
 static int py_status;                   /* enum hs_py_status; release/acquire */
 static int py_seen;                     /* a sample found Python in this session */
 void (*hs_py_first_seen)(void);         /* set by control: wake the writer */
+void (*hs_py_on_thread)(void);          /* set by control: its Python set-up from a Python thread */
+int hs_py_wanted;                       /* control wants hs_py_on_thread called (relaxed) */
 
 enum hs_py_status hs_py_status(void) { return (enum hs_py_status)__atomic_load_n(&py_status, __ATOMIC_ACQUIRE); }
 const char *hs_py_note(void) { return py.note; }
@@ -731,6 +733,8 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
         if (hs_py_first_seen)
             hs_py_first_seen();
     }
+    if (__builtin_expect(__atomic_load_n(&hs_py_wanted, __ATOMIC_RELAXED), 0) && hs_py_on_thread)
+        hs_py_on_thread();
     const char *frame = innermost_frame(ts);
     uint64_t epoch = __atomic_load_n(&memo_epoch, __ATOMIC_ACQUIRE);    /* before anything is interned */
     struct frame_memo *m = memo_table();

@@ -70,6 +70,16 @@ uint32_t hs_py_foreach_function(void (*fn)(void *arg, const struct hs_py_functio
 bool hs_py_seen(void);
 extern void (*hs_py_first_seen)(void);
 
+/* While control sets hs_py_wanted, each sample that finds the thread
+ * running Python calls hs_py_on_thread (registered by control at load): it
+ * does the Python set-up of a session (the pymalloc wrappers, queueing the
+ * free-list call) from the allocating thread, so that it does not wait for
+ * the writer thread to be scheduled on a loaded machine. Context of the
+ * call: inside malloc, on the sampled path, guard held, no shim lock held;
+ * it must not allocate, and may only try locks. */
+extern int hs_py_wanted;
+extern void (*hs_py_on_thread)(void);
+
 /* Makes the main interpreter look at its pending calls at its next
  * bytecode boundary. In 3.11 and 3.12, Py_AddPendingCall made by a thread
  * other than the main one records the call but does not set the main

@@ -379,32 +379,24 @@ static void peak_wake(void)
     errno = saved;
 }
 
-/* While sampling a Python process: wrap pymalloc's domains once the
- * interpreter has set its allocators up (a thread state exists, or it is
- * initialized), and queue the at-exit hook once it is initialized. Until
- * both are done, asks the writer to come back in 10 ms (*timeout_ms), for
- * at most 30 s after start: a program that links libpython but never
- * initializes it must not keep the writer polling. Once a sample has met
- * Python frames the interpreter is starting and is initialized within
- * milliseconds: then 1 ms, for the first second after start, so that a
- * script that runs for a few milliseconds still gets its at-exit snapshot
- * before finalization. Until the queued hook has run, each tick wakes the
- * main interpreter (hs_py_wake_main): a program that never releases the
- * GIL would not run it otherwise. Context: ctl_lock held. */
-static void python_tick(int *timeout_ms)
+/* The Python set-up of a sampling session that needs no GIL: the pymalloc
+ * wrappers once the interpreter's allocators exist, and the pending calls
+ * (free lists off, the at-exit hook) once it is initialized, each woken on
+ * the main interpreter while queued. Returns true while something is left
+ * to do or to wait for.
+ * Context: ctl_lock held, sampling; the writer, or a thread running Python
+ * inside malloc (py_on_thread): nothing here allocates. */
+static bool python_setup(void)
 {
-    if (!hs_opt.python || __atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1)
-        return;
-    hs_py_detect();
-    if (hs_py_status() == HS_PY_NONE)
-        return;
     bool initialized = hs_py_api.is_initialized && hs_py_api.is_initialized();
     bool todo = false;
     if (initialized || hs_py_seen())
         hs_pyalloc_install();
     else
         todo = true;
-    if (initialized && queue_free_lists_sync()) {
+    if (!initialized)
+        todo = true;
+    else if (queue_free_lists_sync()) {
         hs_py_wake_main();
         todo = true;
     }
@@ -420,6 +412,55 @@ static void python_tick(int *timeout_ms)
             hs_py_wake_main();
         todo = true;
     }
+    return todo;
+}
+
+/* Registered with python.c at load, called by samples that find Python
+ * while hs_py_wanted is set (python.h): the session's Python set-up from
+ * the allocating thread, which is running now, rather than from the writer,
+ * which a loaded machine may not schedule for tens of milliseconds (a short
+ * script's first objects would go unseen, or be charged where their block
+ * was first allocated). Only what needs no lock of the host's: trylock of
+ * ctl_lock (busy: the writer is at work and does it itself), the wrappers,
+ * Py_AddPendingCall (its lock is never held around an allocation).
+ * Context: inside malloc, sampled path, guard held, no shim lock held. */
+static void py_on_thread(void)
+{
+    if (pthread_mutex_trylock(&ctl_lock) != 0)
+        return;
+    int saved = errno;
+    bool queued_or_done = true;
+    if (hs_opt.python && __atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
+        bool initialized = hs_py_api.is_initialized && hs_py_api.is_initialized();
+        python_setup();
+        queued_or_done = initialized && (hs_pyalloc_flags() || !hs_py_api.mem_set) &&
+                         (hs_pyreuse_in_sync() || __atomic_load_n(&ctl.py_reuse_queued, __ATOMIC_ACQUIRE)) &&
+                         (!hs_opt.at_exit || __atomic_load_n(&ctl.py_exit, __ATOMIC_ACQUIRE) != PY_EXIT_TODO);
+    }
+    if (queued_or_done)
+        __atomic_store_n(&hs_py_wanted, 0, __ATOMIC_RELAXED);
+    errno = saved;
+    pthread_mutex_unlock(&ctl_lock);
+}
+
+/* While sampling a Python process: the set-up above, from the writer too;
+ * until it is done, asks the writer to come back in 10 ms (*timeout_ms),
+ * for at most 30 s after start: a program that links libpython but never
+ * initializes it must not keep the writer polling. Once a sample has met
+ * Python frames the interpreter is starting and is initialized within
+ * milliseconds: then 1 ms, for the first second after start, so that a
+ * script that runs for a few milliseconds still gets its at-exit snapshot
+ * before finalization. Until the queued hook has run, each tick wakes the
+ * main interpreter (hs_py_wake_main): a program that never releases the
+ * GIL would not run it otherwise. Context: ctl_lock held. */
+static void python_tick(int *timeout_ms)
+{
+    if (!hs_opt.python || __atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1)
+        return;
+    hs_py_detect();
+    if (hs_py_status() == HS_PY_NONE)
+        return;
+    bool todo = python_setup();
     uint64_t now = now_ns(CLOCK_MONOTONIC);
     int soon = hs_py_seen() && now < ctl.py_fast_until_ns ? 1 : 10;
     if (todo && timeout_ms && *timeout_ms > soon && now < ctl.py_poll_until_ns)
@@ -439,6 +480,7 @@ static void run(int cmd)
         ctl.py_poll_until_ns = now_ns(CLOCK_MONOTONIC) + 30 * 1000000000ull;
         ctl.py_fast_until_ns = now_ns(CLOCK_MONOTONIC) + 1000000000ull;
         hs_pyreuse_session();
+        __atomic_store_n(&hs_py_wanted, 1, __ATOMIC_RELAXED);
         python_tick(NULL);
         break;
     case HS_CMD_STOP:
@@ -446,6 +488,7 @@ static void run(int cmd)
             hs_say("stop ignored: not sampling", NULL, NULL, NULL);
             break;
         }
+        __atomic_store_n(&hs_py_wanted, 0, __ATOMIC_RELAXED);
         hs_quiesce();                   /* exact final view, then free it all */
         snapshot(HEAPSNAP_FLAG_FINAL);
         hs_pyalloc_remove();
@@ -710,6 +753,7 @@ int hs_writer_init(void)
     ctl.sig0 = SIGRTMIN + hs_opt.signal_base;
     ctl.pid = getpid();
     hs_py_first_seen = py_first_seen;
+    hs_py_on_thread = py_on_thread;
     hs_sampler_on_peak(peak_wake);
     int err = hs_writer_start();
     return err ? err : install_handlers();

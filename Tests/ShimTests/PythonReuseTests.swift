@@ -53,7 +53,7 @@ struct Held: CustomStringConvertible {
 enum Reuse {
     /// tracemalloc's figures per line of the program (run without the shim).
     static func tracemalloc(_ python: String, _ program: ReuseProgram, n: Int) throws -> [Int: Held] {
-        let r = try run(python, ["-X", "tracemalloc=8", program.path, "--tm", "--n", "\(n)"], preload: false)
+        let r = try run(python, ["-X", "tracemalloc=8", program.path, "--tm", "--n", "\(n)"], preload: false, timeout: 300)
         try #require(r.status == 0, "\(r.stderr)")
         var held: [Int: Held] = [:]
         for line in r.stdout.split(separator: "\n") where line.hasPrefix("TM ") {
@@ -118,19 +118,26 @@ struct PythonReuseTests {
     func sampledMatchesTracemalloc(_ c: ReuseCase) throws {
         let python = try c.interpreter.required()
         let marks = c.program.marks
-        let n = 30000
+        let n = 60000
         let truth = try Reuse.tracemalloc(python, c.program, n: n)
         let dir = try Scratch()
         let (snapshot, rows, _) = try Reuse.heapsnap(python, c.program, rate: 512 * 1024, n: n, dir)
         #expect(snapshot.python?.flags.contains(.freeListsOff) == true)
+        let rate = 512.0 * 1024
+        var judged = 0
         for (line, mark) in marks.sorted(by: { $0.key < $1.key }) where mark == "site" {
             let expected = try #require(truth[line], "tracemalloc has no line \(line)").bytes
+            // A site expected to get fewer than 8 samples has no sample at all in one run of
+            // 3,000 or more (e^-8): one run cannot judge it (Scripts/python-coverage does, over many).
+            guard expected >= 8 * rate else { continue }
+            judged += 1
             let estimate = rows[line]?.values.inuseBytes ?? Estimate(value: 0, variance: 0)
             // 4σ: a 95% interval misses one site in twenty by design (Scripts/python-coverage
             // measures how often it does); this asks that none is far off.
             #expect(estimate.covers(expected, sigmas: 4) && estimate.value > 0,
                     "\(c.testDescription): line \(line): \(estimate.value) ±\(estimate.standardDeviation) vs tracemalloc \(expected)")
         }
+        #expect(judged >= 1, "\(c.testDescription): too few sites big enough to judge")
         // What the free lists used to charge to churn: a sample or two at most (their
         // weight is what a single sample weighs), never a share of the kept memory.
         let churn = marks.filter { $0.value == "churn" }.keys.reduce(0.0) { $0 + (rows[$1]?.values.inuseBytes.value ?? 0) }
