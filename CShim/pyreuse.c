@@ -77,7 +77,12 @@ static destructor orig_dealloc[2];      /* the slot's value before our wrapper *
 static bool wrapped[2];                 /* our wrapper is in the type's slot */
 static bool off;                        /* the lists are off (wrappers free what is pushed) */
 static void *gc_callback;               /* our PyCFunction in gc.callbacks, once made */
-static const struct hs_py_layout *layout;   /* set before the wrappers are placed */
+/* What the wrappers read, set before they are placed (never changes after:
+ * the main interpreter of 3.11 and 3.12 is a static inside _PyRuntime). */
+static char *wrapped_interp;
+static uint32_t ob_type_off, ts_interp_off;
+static int *numfree[2];
+static void **items[2];
 static uint32_t flags;
 
 #define AT(base, off, type) (*(type *)((char *)(base) + (off)))
@@ -136,8 +141,7 @@ static void set_linked(char *interp, const struct hs_py_layout *l, bool to_off)
  * Context: the interpreter's deallocation of a list or dict, GIL held. */
 static void dealloc_wrapped(int k, void *op, destructor self)
 {
-    const struct hs_py_layout *l = layout;
-    bool trash = *slot_of(AT(op, l->ob_type, char *)) == self;
+    bool trash = *slot_of(AT(op, ob_type_off, char *)) == self;
     void *ts = hs_py_api.tstate_get();
     if (trash) {
         hs_py_api.gc_untrack(op);       /* as the original does before its trashcan */
@@ -146,10 +150,13 @@ static void dealloc_wrapped(int k, void *op, destructor self)
     }
     orig_dealloc[k](op);
     /* Not `off`: a fork child inherits it but does not sample. */
-    char *interp = want_off() ? main_interp() : NULL;
-    if (interp && ts && AT(ts, l->ts_interp, char *) == interp)
-        drain_array(interp, k == LIST ? l->fl_list_items : l->fl_dict_items,
-                    k == LIST ? l->fl_list_numfree : l->fl_dict_numfree);
+    if (want_off() && ts && AT(ts, ts_interp_off, char *) == wrapped_interp) {
+        int *n = numfree[k];
+        while (*n > 0) {
+            void *dead = items[k][--*n];
+            hs_py_api.gc_del(dead);
+        }
+    }
     if (trash)
         hs_py_api.trash_end(ts);
 }
@@ -162,7 +169,12 @@ static void wrap(int k, char *type, destructor ours)
     destructor *slot = slot_of(type);
     if (wrapped[k] || *slot == ours)
         return;
-    layout = hs_py_layout();
+    const struct hs_py_layout *l = hs_py_layout();
+    wrapped_interp = main_interp();
+    ob_type_off = l->ob_type;
+    ts_interp_off = l->ts_interp;
+    numfree[k] = &AT(wrapped_interp, k == LIST ? l->fl_list_numfree : l->fl_dict_numfree, int);
+    items[k] = &AT(wrapped_interp, k == LIST ? l->fl_list_items : l->fl_dict_items, void *);
     orig_dealloc[k] = *slot;
     *slot = ours;
     wrapped[k] = true;
