@@ -200,17 +200,10 @@ static void *gc_called(void *self, void *args)
     (void)args;
     if (want_off() || __atomic_load_n(&off, __ATOMIC_RELAXED))
         apply(false);           /* the collector is walking gc.callbacks: leave the list alone */
-    hs_py_api.incref(hs_py_api.none);
-    return hs_py_api.none;
+    return hs_py_none();
 }
 
-/* PyMethodDef (Include/methodobject.h). */
-static struct {
-    const char *name;
-    void *(*meth)(void *, void *);
-    int flags;
-    const char *doc;
-} gc_def = { "heapsnap_free_lists", gc_called, 0x0001 /* METH_VARARGS */, NULL };
+static struct hs_py_method_def gc_def = { "heapsnap_free_lists", gc_called, HS_METH_VARARGS, NULL };
 
 /* Puts our callback in gc.callbacks (again, if the program emptied it). */
 static void register_gc_callback(void)

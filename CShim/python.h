@@ -114,6 +114,17 @@ void hs_py_lock(void);
 void hs_py_unlock(void);
 void hs_py_reset_child(void);
 
+/* PyMethodDef (Include/methodobject.h, the same since 3.0), for the builtins
+ * control makes with hs_py_api.cfunction_new. */
+struct hs_py_method_def {
+    const char *name;
+    void *(*meth)(void *self, void *args);
+    int flags;
+    const char *doc;
+};
+#define HS_METH_VARARGS 0x0001
+#define HS_METH_NOARGS 0x0004
+
 /* The interpreter's API, resolved by hs_py_detect (NULL when absent). Only
  * control and pyalloc.c call them, never the sampled path. */
 struct hs_py_api {
@@ -143,5 +154,12 @@ struct hs_py_api {
     char *list_type, *dict_type;                            /* PyList_Type, PyDict_Type */
 };
 extern struct hs_py_api hs_py_api;
+
+/* Py_None with a new reference: what a builtin returns for nothing. */
+static inline void *hs_py_none(void)
+{
+    hs_py_api.incref(hs_py_api.none);
+    return hs_py_api.none;
+}
 
 #endif

@@ -276,17 +276,10 @@ static void *py_at_exit(void *self, void *unused)
     bool guarded = hs_guard_enter();
     hs_writer_at_exit();
     hs_guard_leave(guarded);
-    hs_py_api.incref(hs_py_api.none);
-    return hs_py_api.none;
+    return hs_py_none();
 }
 
-/* PyMethodDef (Include/methodobject.h). */
-static struct {
-    const char *name;
-    void *(*meth)(void *, void *);
-    int flags;
-    const char *doc;
-} py_at_exit_def = { "heapsnap_at_exit", py_at_exit, 0x0004 /* METH_NOARGS */, NULL };
+static struct hs_py_method_def py_at_exit_def = { "heapsnap_at_exit", py_at_exit, HS_METH_NOARGS, NULL };
 
 /* atexit.register(heapsnap_at_exit). Registered early, it runs after the
  * program's own atexit callbacks (last in, first out), after non-daemon
@@ -301,6 +294,7 @@ static int py_register_at_exit(void *arg)
     static int failures;                /* the main thread's only */
     if (hs_py_in_importlib()) {
         __atomic_store_n(&ctl.py_exit, PY_EXIT_TODO, __ATOMIC_RELEASE);
+        __atomic_store_n(&hs_py_wanted, 1, __ATOMIC_RELAXED);
         return 0;
     }
     bool guarded = hs_guard_enter();    /* our own objects are not sampled */
@@ -334,6 +328,8 @@ static int py_sync_free_lists(void *arg)
     (void)arg;
     if (!hs_py_in_importlib())
         hs_pyreuse_sync();
+    else
+        __atomic_store_n(&hs_py_wanted, 1, __ATOMIC_RELAXED);     /* again, from the next Python sample */
     __atomic_store_n(&ctl.py_reuse_queued, 0, __ATOMIC_RELEASE);
     return 0;
 }

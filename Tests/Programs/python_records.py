@@ -4,7 +4,7 @@ bytes and lists. The interpreter reuses dead lists, dicts, tuples and floats
 from its free lists; every kept object must be charged to the line that
 created it (tracemalloc's answer), none to `churn` or to json's throwaways.
 
-python3 [-X tracemalloc=32] python_records.py [--tm] [--n N]: with --tm,
+python3 [-X tracemalloc=8] python_records.py [--tm] [--n N]: with --tm,
 prints what tracemalloc holds at the end per line of this file ("TM line bytes
 blocks"), each block at its innermost frame in this file. Lines that hold
 memory are marked `# site: NAME`; `# churn` lines keep nothing; `# tm` lines
@@ -47,18 +47,6 @@ def churn(i):
     return sum(d["k"])
 
 
-def report():
-    import tracemalloc                                      # tm
-    lines = {}                                              # tm
-    for st in tracemalloc.take_snapshot().statistics("traceback"):  # tm
-        own = [f for f in st.traceback if f.filename == __file__]   # tm
-        if own:                                             # tm
-            size, count = lines.get(own[-1].lineno, (0, 0)) # tm
-            lines[own[-1].lineno] = (size + st.size, count + st.count)  # tm
-    for line, (size, count) in sorted(lines.items()):       # tm
-        print("TM %d %d %d" % (line, size, count))         # tm
-
-
 def main():
     n = int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 15000
     for i in range(n):                                      # site: loop
@@ -70,7 +58,8 @@ def main():
         BLOBS.append(bytes(i % 64 + 150))                   # site: blob
         ROWS.append([i, -i, i * 2.0])                       # site: row
     if "--tm" in sys.argv:
-        report()                                            # tm
+        from tm_report import report                        # tm
+        report(__file__)                                    # tm
     print("done")
 
 
