@@ -25,6 +25,12 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The web view's tests: the server in a service group of their own, and a plain HTTP/1.1 client on
+        // NIO's pipeline (all three are Hummingbird's already). Not HummingbirdTesting, whose AsyncHTTPClient
+        // would build swift-nio-ssl and BoringSSL into every debug build.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         .target(
@@ -88,9 +94,18 @@ let package = Package(
         .testTarget(name: "HeapSnapKitTests", dependencies: ["HeapSnapKit", "heapsnap"], exclude: ["Render/Golden", "Support/Programs"]),
         // Runs Tests/Programs under libheapsnap_preload.so ($HEAPSNAP_LIB, set by Scripts/test).
         .testTarget(name: "ShimTests", dependencies: ["HeapSnapKit"]),
-        // The web view's API in-process (HummingbirdTesting's router framework) and in a real browser.
+        // The web view's API over HTTP on 127.0.0.1 (the real server, any free port) and in a real browser.
         .testTarget(name: "HeapSnapServeTests", dependencies: [
-            "HeapSnapServe", "heapsnap", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            "HeapSnapServe", "heapsnap",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -46,9 +46,16 @@ public enum WebServer {
 
     /// Serves until SIGINT or SIGTERM; `announce` gets the URL with the token once listening.
     public static func run(_ state: ServeState, host: String, port: Int, announce: @escaping @Sendable (String) -> Void) async throws {
+        try await application(state, host: host, port: port, announce: announce).runService()
+    }
+
+    /// The web view as an application (a service): `run` serves it until SIGINT or SIGTERM; the tests
+    /// run it in a service group of their own, which takes no signals, and shut it down gracefully.
+    static func application(_ state: ServeState, host: String, port: Int,
+                            announce: @escaping @Sendable (String) -> Void) -> some ApplicationProtocol {
         var logger = Logger(label: "heapsnap.serve")
         logger.logLevel = .error
-        let app = Application(
+        return Application(
             router: makeRouter(state),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
@@ -58,7 +65,6 @@ public enum WebServer {
             },
             logger: logger
         )
-        try await app.runService()
     }
 
     static func localHostName() -> String {

@@ -1,13 +1,12 @@
-// heapsnap serve's HTTP API, in-process: the token and cookie, listings,
-// tables, flamegraphs, downloads, diffs, merges, peaks, slow symbolization,
-// and the refusals (no token, wrong token, path traversal, POST without the
-// token, a process without the shim).
+// heapsnap serve's HTTP API, asked over HTTP on 127.0.0.1: the token and
+// cookie, listings, tables, flamegraphs, downloads, diffs, merges, peaks,
+// slow symbolization, and the refusals (no token, wrong token, path
+// traversal, POST without the token, a process without the shim).
 
 import Foundation
 import HeapSnapKit
 @testable import HeapSnapServe
 import Hummingbird
-import HummingbirdTesting
 import Testing
 
 @Suite("serve: API")

@@ -1,11 +1,19 @@
 // Snapshot files with known contents, a symbolizer that needs no binaries,
-// and a server over them driven in-process through HummingbirdTesting.
+// a server over them on 127.0.0.1 (the real one, at a free port), and a
+// small HTTP/1.1 client that talks to it (NIO's HTTP/1 pipeline, no TLS).
 
 import Foundation
 import HeapSnapKit
 @testable import HeapSnapServe
+import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOPosix
+import ServiceLifecycle
 import Synchronization
 
 /// Names addresses by range (ELF address of the module): 0x1000-0x1fff leak_cache, 0x2000-0x2fff parse_request, else main.
@@ -109,9 +117,31 @@ struct TestServer {
                            processes: ProcessTable(directories: directories, timeout: 60), wait: wait)
     }
 
-    /// Runs `body` with a client talking to the router in-process.
-    func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        try await Application(router: makeRouter(state)).test(.router, body)
+    /// Runs `body` with a client of this server, listening on 127.0.0.1 at a free port as
+    /// `heapsnap serve --port 0` does; the server shuts down gracefully when `body` returns.
+    func test(_ body: @Sendable (TestClient) async throws -> Void) async throws {
+        let (announced, announce) = AsyncStream.makeStream(of: String.self)
+        let app = WebServer.application(state, host: "127.0.0.1", port: 0) { announce.yield($0) }
+        // A group that takes no signals (runService() would): SIGINT and SIGTERM stay the test process's own.
+        let server = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "heapsnap.serve.test") { _ in
+            SwiftLogNoOpLogHandler()
+        }))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { announce.finish() }
+                try await server.run()
+            }
+            var urls = announced.makeAsyncIterator()
+            guard let url = await urls.next() else {
+                try await group.waitForAll()
+                throw ServeTestError("the server stopped before it listened")
+            }
+            var failure: (any Error)?
+            do { try await body(try TestClient(url: url)) } catch { failure = error }
+            await server.triggerGracefulShutdown()
+            try await group.waitForAll()
+            if let failure { throw failure }
+        }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -121,10 +151,65 @@ struct TestServer {
     var postHeaders: HTTPFields { [.cookie: "\(state.cookieName)=\(Self.token)", .heapsnapToken: Self.token] }
 }
 
-extension TestResponse {
+/// An HTTP/1.1 client over plain TCP: a connection per request (so requests sent together are
+/// served together), the answer read to its end, then the connection closed. Redirects are not followed.
+struct TestClient: Sendable {
+    let host: String
+    let port: Int
+
+    /// The server that `url` (as `heapsnap serve` prints it) names.
+    init(url: String) throws {
+        guard let components = URLComponents(string: url), let host = components.host, let port = components.port else {
+            throw ServeTestError("\(url): not a server's URL")
+        }
+        self.host = host
+        self.port = port
+    }
+
+    /// Sends one request with `headers` (and Host) and no body; the whole answer.
+    func execute(uri: String, method: HTTPRequest.Method, headers: HTTPFields = [:]) async throws -> TestResponse {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPClientCodec())
+                    return try NIOAsyncChannel<HTTPResponsePart, HTTPRequestPart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let request = HTTPRequest(method: method, scheme: nil, authority: "\(host):\(port)", path: uri, headerFields: headers)
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(.head(request))
+            try await outbound.write(.end(nil))
+            var head: HTTPResponse?
+            var body = ByteBuffer()
+            for try await part in inbound {
+                switch part {
+                case .head(let response): head = response.status.kind == .informational ? nil : response
+                case .body(let chunk): body.writeImmutableBuffer(chunk)
+                case .end: if let head { return TestResponse(head: head, body: body) }
+                }
+            }
+            throw ServeTestError("\(method) \(uri): the connection closed before the whole answer")
+        }
+    }
+}
+
+/// An answer: status, headers and the whole body.
+struct TestResponse {
+    var head: HTTPResponse
+    var body: ByteBuffer
+
+    var status: HTTPResponse.Status { head.status }
+    var headers: HTTPFields { head.headerFields }
     var text: String { String(buffer: body) }
     /// The body as a JSON object (empty when it is not one).
     var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:] }
+}
+
+/// The test server or its client failed (not the server's answer, which the tests check).
+struct ServeTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Percent-encodes a query value.

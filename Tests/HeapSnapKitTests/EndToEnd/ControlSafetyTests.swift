@@ -61,8 +61,7 @@ import Testing
 
         let start = try Self.heapsnap(["start", String(served.pid)])
         #expect(start.status == 0, "\(start.stderr)")
-        usleep(200_000)
-        let dump = try Self.heapsnap(["dump", String(served.pid)])
+        let dump = try Toolbox.dump([String(served.pid)]) { !$0.records.isEmpty }
         #expect(dump.status == 0, "\(dump.stderr)")
         let stop = try Self.heapsnap(["stop", String(served.pid)])
         #expect(stop.status == 0, "\(stop.stderr)")
@@ -102,8 +101,7 @@ import Testing
         let hand = ["--signal-base", "5", "--dir", dir, String(served.pid)]
         let start = try Self.heapsnap(["start"] + hand)
         #expect(start.status == 0, "\(start.stderr)")
-        usleep(200_000)
-        let dump = try Self.heapsnap(["dump"] + hand)
+        let dump = try Toolbox.dump(hand) { !$0.records.isEmpty }
         #expect(dump.status == 0, "\(dump.stderr)")
         let path = dump.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(path.hasPrefix("\(dir)/heapsnap.\(served.pid)."), "\(path)")

@@ -23,6 +23,9 @@ struct EndToEndTests {
         return json?["rows"] as? [[String: Any]] ?? []
     }
 
+    /// The bytes in use that a snapshot estimates (its records' sum, before symbolization).
+    static func inuseBytes(_ snapshot: Snapshot) -> Double { snapshot.records.reduce(0) { $0 + $1.inuse.bytes.value } }
+
     @Test func runThenTopNamesTheBiggestSiteFirst() throws {
         let dir = try Toolbox.temporaryDirectory("e2e-run")
         let (binary, source) = try Self.compileLeaky(dir)
@@ -87,11 +90,12 @@ struct EndToEndTests {
 
         let start = try Toolbox.run(Toolbox.heapsnap, ["start", pid])
         #expect(start.status == 0, "\(start.stderr)")
-        usleep(300_000)
-        let dump1 = try Toolbox.run(Toolbox.heapsnap, ["dump", pid])
+        // Once sampling has started; then once the leak has grown by 64 of its blocks (4 MiB; the fixed
+        // 0.8 s pause this replaces gave at most 10 MiB on a quiet machine, less on a busy one).
+        var before = 0.0
+        let dump1 = try Toolbox.dump([pid]) { before = Self.inuseBytes($0); return !$0.records.isEmpty }
         #expect(dump1.status == 0, "\(dump1.stderr)")
-        usleep(800_000)
-        let dump2 = try Toolbox.run(Toolbox.heapsnap, ["dump", pid])
+        let dump2 = try Toolbox.dump([pid]) { Self.inuseBytes($0) - before >= 4 * 1_048_576 }
         #expect(dump2.status == 0, "\(dump2.stderr)")
         let stop = try Toolbox.run(Toolbox.heapsnap, ["stop", pid])
         #expect(stop.status == 0, "\(stop.stderr)")

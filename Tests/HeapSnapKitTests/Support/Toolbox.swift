@@ -45,6 +45,21 @@ enum Toolbox {
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 
+    /// `heapsnap dump ARGUMENTS`, again every 20 ms until the snapshot it writes meets `done`, a dump
+    /// fails or cannot be read (the test's checks then say why), or `timeout` seconds have passed; the
+    /// last dump. A wait on what the test can see: `heapsnap start` only sends a signal, so the process
+    /// starts sampling, and meets its next allocations, on its own time.
+    static func dump(_ arguments: [String], timeout: Double = 30, until done: (Snapshot) -> Bool) throws -> Result {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let dump = try run(heapsnap, ["dump"] + arguments)
+            let path = dump.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard dump.status == 0, let snapshot = try? SnapshotReader.read(path: path), !done(snapshot),
+                  Date() < deadline else { return dump }
+            usleep(20_000)
+        }
+    }
+
     /// The 1-based line of `marker` in a file.
     static func line(of marker: String, in file: String) throws -> Int {
         let text = try String(contentsOfFile: file, encoding: .utf8)
