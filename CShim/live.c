@@ -234,6 +234,13 @@ void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void 
     }
 }
 
+void hs_live_stripe_foreach(struct hs_live_stripe *st, void (*fn)(void *ctx, uint64_t size, uint32_t stack), void *ctx)
+{
+    for (size_t j = 0; j < st->cap; j++)
+        if (st->slots[j].addr)
+            fn(ctx, st->slots[j].size, st->slots[j].stack);
+}
+
 void hs_live_sums(int64_t *inuse_units, double *inuse_var, double *alloc_bytes)
 {
     int64_t units = 0;
@@ -273,6 +280,7 @@ void hs_live_release(void)
         for (int k = 0; k < HS_LIVE_PENDING; k++)
             st->pending[k].stack = HS_NO_STACK;
         st->pending_used = 0;
+        st->copied_gen = 0;
     }
     /* Gives the touched pages back and reads as zeros from now on. */
     madvise(hs_filter, sizeof hs_filter, MADV_DONTNEED);

@@ -90,6 +90,7 @@ struct hs_live_stripe {
     int64_t unpublished;    /* under lock: units not yet added to the sampler's hs_inuse_total */
     struct hs_pending pending[HS_LIVE_PENDING];     /* under lock */
     uint32_t pending_used;  /* under lock (relaxed stores; read without it by the flush): bit k = pending[k] took a stack since the last flush */
+    uint32_t copied_gen;    /* under lock, by peak.c: the peak copy generation this stripe was last saved for */
 } __attribute__((aligned(64)));
 
 extern struct hs_live_stripe hs_live_stripes[HS_LIVE_STRIPES];
@@ -161,6 +162,10 @@ void hs_live_sums(int64_t *inuse_units, double *inuse_var, double *alloc_bytes);
 /* Calls fn for every live record, one stripe at a time under its lock.
  * fn must not allocate or take shim locks. Context: writer. */
 void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void *ctx);
+
+/* Calls fn for every live record of one stripe. Context: st locked (the
+ * peak copy, peak.c); fn takes no lock but leaves. */
+void hs_live_stripe_foreach(struct hs_live_stripe *st, void (*fn)(void *ctx, uint64_t size, uint32_t stack), void *ctx);
 
 uint64_t hs_live_count(void);
 /* A session begins (after hs_live_release): exact mode sets every filter
