@@ -64,7 +64,13 @@ static inline bool hs_live_maybe(const void *p)
     return ((const volatile uint8_t *)hs_filter)[hs_filter_index(p)] != 0;
 }
 
-struct entry;
+/* A live record: 24 bytes in a stripe's open-addressing table. */
+struct hs_live_entry {
+    uintptr_t addr;         /* 0 = empty */
+    uint64_t size;
+    uint32_t stack;
+    uint32_t pad;
+};
 
 /* Samples recorded in a stripe but not yet added to their stack's alloc
  * group: one slot per stack id modulo HS_LIVE_PENDING. Recording a sample
@@ -82,12 +88,12 @@ struct hs_pending {
  * per allocation and per free); the rest belongs to live.c. */
 struct hs_live_stripe {
     hs_lock_t lock;
-    struct entry *slots;    /* protected by lock */
+    struct hs_live_entry *slots;    /* protected by lock; `cap` of them, empty ones with addr 0 */
     size_t cap, count;      /* protected by lock */
     double inuse_var;       /* written under lock (relaxed atomic stores): sum of live entries' bytes_var */
     double alloc_bytes;     /* written under lock (relaxed atomic stores): sum of recorded samples' bytes */
     int64_t inuse_units;    /* written under lock (relaxed atomic stores): in-use units of the live entries */
-    int64_t unpublished;    /* under lock: units not yet added to the sampler's hs_inuse_total */
+    int64_t unpublished;    /* under lock: units not yet added to the published total (peak.h) */
     struct hs_pending pending[HS_LIVE_PENDING];     /* under lock */
     uint32_t pending_used;  /* under lock (relaxed stores; read without it by the flush): bit k = pending[k] took a stack since the last flush */
     uint32_t copied_gen;    /* under lock, by peak.c: the peak copy generation this stripe was last saved for */
@@ -162,10 +168,6 @@ void hs_live_sums(int64_t *inuse_units, double *inuse_var, double *alloc_bytes);
 /* Calls fn for every live record, one stripe at a time under its lock.
  * fn must not allocate or take shim locks. Context: writer. */
 void hs_live_foreach(void (*fn)(void *ctx, uint64_t size, uint32_t stack), void *ctx);
-
-/* Calls fn for every live record of one stripe. Context: st locked (the
- * peak copy, peak.c); fn takes no lock but leaves. */
-void hs_live_stripe_foreach(struct hs_live_stripe *st, void (*fn)(void *ctx, uint64_t size, uint32_t stack), void *ctx);
 
 uint64_t hs_live_count(void);
 /* A session begins (after hs_live_release): exact mode sets every filter

@@ -98,6 +98,8 @@ struct table {
 };
 static hs_lock_t copy_lock = HS_LOCK_INIT;
 static struct table cur, spare;
+static int64_t cur_units;       /* cur.units, for hs_peak_settled to read without copy_lock (relaxed) */
+static int64_t settled_high;    /* control only: the high at the last series point */
 
 static uint64_t realtime_ns(void)
 {
@@ -191,28 +193,43 @@ static void arm(int64_t high_units)
     int64_t early = 2 * slack;
     if (early > margin / 2)
         early = margin / 2;
-    __atomic_store_n(&hs_peak_state.step, step, __ATOMIC_RELAXED);
+    __atomic_store_n(&hs_peak_state.bias, (uint64_t)step - 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&hs_peak_state.width, 2 * (uint64_t)step - 2, __ATOMIC_RELAXED);
     __atomic_store_n(&hs_peak_state.slack, slack, __ATOMIC_RELAXED);
     __atomic_store_n(&hs_peak_state.next, high_units + margin - early, __ATOMIC_RELEASE);
 }
 
 /* ------------------------------------------------------------------ copy */
 
-/* Context: scratch_lock held (inside a stripe's save). */
-static void save_entry(void *arg, uint64_t size, uint32_t stack)
+/* Adds every live record of st to the scratch slots of copy `gen`, in
+ * place (no call per record: in exact mode a copy walks every live block).
+ * Context: st locked, scratch_lock held. */
+static void save_stripe(const struct hs_live_stripe *st, uint32_t gen)
 {
-    uint32_t gen = *(const uint32_t *)arg;
-    if (stack >= scratch.cap)
-        return;                 /* a stack made after the copy was sized: left out */
-    struct hs_weights w;
-    hs_weights(size, &w);
-    struct slot *s = &scratch.s[stack];
-    if (s->gen != gen) {
-        memset(&s->g, 0, sizeof s->g);
-        s->gen = gen;
+    bool exact = hs_opt.rate <= 1;
+    int64_t units = 0;
+    for (size_t j = 0; j < st->cap; j++) {
+        const struct hs_live_entry *e = &st->slots[j];
+        if (!e->addr || e->stack >= scratch.cap)
+            continue;           /* empty, or a stack made after the copy was sized: left out */
+        struct slot *s = &scratch.s[e->stack];
+        if (s->gen != gen) {
+            memset(&s->g, 0, sizeof s->g);
+            s->gen = gen;
+        }
+        if (exact) {            /* weights s and 1, no variance: hs_weights without the division */
+            s->g.samples++;
+            s->g.bytes += (double)e->size;
+            s->g.objects += 1;
+            units += (int64_t)e->size;
+        } else {
+            struct hs_weights w;
+            hs_weights(e->size, &w);
+            hs_group_add(&s->g, &w);
+            units += hs_inuse_units(w.bytes);
+        }
     }
-    hs_group_add(&s->g, &w);
-    scratch.units += hs_block_units(size, &w);
+    scratch.units += units;
 }
 
 void hs_peak_save(struct hs_live_stripe *st)
@@ -220,9 +237,11 @@ void hs_peak_save(struct hs_live_stripe *st)
     uint32_t gen = __atomic_load_n(&hs_peak_state.gen, __ATOMIC_ACQUIRE);
     if (st->copied_gen == gen)
         return;
-    hs_lock(&scratch_lock);
-    hs_live_stripe_foreach(st, save_entry, &gen);
-    hs_unlock(&scratch_lock);
+    if (st->count) {
+        hs_lock(&scratch_lock);
+        save_stripe(st, gen);
+        hs_unlock(&scratch_lock);
+    }
     st->copied_gen = gen;
 }
 
@@ -301,6 +320,7 @@ static void install(uint32_t gen, uint64_t time_ns)
     struct table t = cur;
     cur = spare;
     spare = t;
+    __atomic_store_n(&cur_units, cur.units, __ATOMIC_RELAXED);
 }
 
 /* The copy's generation is abandoned (the session closed under the walk):
@@ -371,6 +391,21 @@ void hs_peak_copy(void)
     hs_unlock(&copy_lock);
 }
 
+/* Context: writer thread, control lock held (the session cannot change). */
+void hs_peak_settled(int64_t units)
+{
+    int64_t high = __atomic_load_n(&hs_peak_total.high, __ATOMIC_RELAXED);
+    bool settled = high == settled_high;
+    settled_high = high;
+    int64_t copy = __atomic_load_n(&cur_units, __ATOMIC_RELAXED);
+    int64_t rate = (int64_t)(hs_opt.rate > (1ull << 40) ? 1ull << 40 : hs_opt.rate);
+    int64_t margin = copy / 20 > 2 * rate ? copy / 20 : 2 * rate;
+    if (!settled || units < copy + margin / 8)
+        return;
+    hs_gate_enter();            /* this thread's view of the session, for the copy's checks */
+    hs_peak_copy();
+}
+
 /* ---------------------------------------------------------------- readers */
 
 void hs_peak_read(struct hs_peak *out)
@@ -427,6 +462,7 @@ void hs_peak_release(void)
     memset(&cur, 0, sizeof cur);
     memset(&spare, 0, sizeof spare);
     memset(&high, 0, sizeof high);
+    cur_units = settled_high = 0;
     __atomic_store_n(&hs_peak_total.inuse, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&hs_peak_total.high, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&hs_peak_state.gen, 0, __ATOMIC_RELAXED);

@@ -4,8 +4,8 @@
  * the last copy by max(5%, 2 x rate).
  *
  * The estimate is the sum of the live stripes' in-use units (live.h). Each
- * stripe adds its changes to one shared number, hs_inuse_total, once they
- * reach the publishing step either way (every sample at rates of 64 KiB and
+ * stripe adds its changes to one shared number, the published total
+ * (hs_peak_total.inuse), once they reach the publishing step either way (every sample at rates of 64 KiB and
  * more; in exact mode between 4 and 64 KiB, growing with the high), so that
  * a shared atomic add is paid per step, not per allocation. Only a publish
  * that raises the total and comes within the slack (what the stripes may
@@ -42,7 +42,8 @@
  * swapped by the thread that wins it), read by every sampled change. */
 struct hs_peak_state {
     int64_t next;       /* the trigger: the estimate at which the next copy is due; HS_PEAK_WANTED while one is under way */
-    int64_t step;       /* a stripe publishes its change once it reaches this, either way */
+    uint64_t bias;      /* the publishing step less 1: a stripe publishes its change c once */
+    uint64_t width;     /*   c + bias > width, i.e. |c| >= step (width = 2 x step - 2: one add, one compare) */
     int64_t slack;      /* how far the published total may trail the stripes' sum: 64 steps, or 0 when every change publishes */
     uint32_t gen;       /* the copy generation: a stripe whose copied_gen differs is saved before it changes */
 } __attribute__((aligned(64)));
@@ -53,7 +54,7 @@ extern struct hs_peak_state hs_peak_state;
  * adds) and the high's units beside it (relaxed stores under the high's
  * lock), so that the compare after a publish reads the line it just wrote. */
 struct hs_peak_total {
-    int64_t inuse;      /* hs_inuse_total: the stripes' published units */
+    int64_t inuse;      /* the published total: the stripes' units, less what each holds unpublished */
     int64_t high;       /* the running maximum of the estimate, in units */
 } __attribute__((aligned(64)));
 extern struct hs_peak_total hs_peak_total;
@@ -73,9 +74,9 @@ static inline bool hs_peak_add(struct hs_live_stripe *st, int64_t units)
 {
     __atomic_store_n(&st->inuse_units, st->inuse_units + units, __ATOMIC_RELAXED);
     int64_t due = st->unpublished + units;
-    int64_t step = __atomic_load_n(&hs_peak_state.step, __ATOMIC_RELAXED);
-    if (due > -step && due < step) {
-        st->unpublished = due;
+    if ((uint64_t)due + __atomic_load_n(&hs_peak_state.bias, __ATOMIC_RELAXED) <=
+        __atomic_load_n(&hs_peak_state.width, __ATOMIC_RELAXED)) {
+        st->unpublished = due;      /* -step < due < step */
         return false;
     }
     st->unpublished = 0;
@@ -104,6 +105,14 @@ static inline void hs_peak_before_change(struct hs_live_stripe *st)
 /* Takes the copy this thread won (hs_peak_add returned true).
  * Context: inside malloc, guard held, the session entered, no shim lock held. */
 void hs_peak_copy(void);
+
+/* A series point found the estimate at `units`. When the high has not
+ * moved since the last point (memory stopped growing) and the estimate is
+ * still above the last copy by an eighth of the trigger's margin, copy now:
+ * a peak the program holds gets a copy of its own plateau, not of the last
+ * step below it; at most eight such copies per high.
+ * Context: writer thread, control lock held. */
+void hs_peak_settled(int64_t units);
 
 /* One PEAK entry: a stack id (not yet its STKS index) and its groups. */
 struct hs_peak_entry {

@@ -6,8 +6,10 @@
  * full ring keeps every other point and doubles the interval, so the
  * points always span the whole session evenly. A point sums the live
  * stripes (hs_live_sums) and hands its total to the high (peak.h), so the
- * high is never below a point. RSS comes from /proc/self/statm, read into a
- * stack buffer (no allocation).
+ * high is never below a point, and to hs_peak_settled, which copies a peak
+ * the program holds (the high unchanged since the last point) when the
+ * estimate is still above the last copy. RSS comes from /proc/self/statm,
+ * read into a stack buffer (no allocation).
  *
  * The peak is not kept here: the high and the per-stack copy are taken on
  * the allocating thread (peak.c), at the moment the estimate passes them.
@@ -68,8 +70,9 @@ uint64_t hs_timeline_rss(void)
     return pages * (uint64_t)getpagesize();
 }
 
-/* Takes a point; its total may raise the high (an exact sum of the stripes). */
-static void take_point(struct hs_point *pt)
+/* Takes a point; its total may raise the high (an exact sum of the stripes).
+ * Returns that total. */
+static int64_t take_point(struct hs_point *pt)
 {
     pt->time_ns = now_ns(CLOCK_REALTIME);
     int64_t units;
@@ -77,17 +80,17 @@ static void take_point(struct hs_point *pt)
     pt->inuse_bytes = units > 0 ? (double)units : 0;
     pt->rss_bytes = hs_timeline_rss();
     hs_peak_note(units, pt->inuse_bytes_var, pt->time_ns);
+    return units;
 }
 
-/* Appends a point, thinning a full ring first. */
-static void add_point(void)
+/* Appends a point, thinning a full ring first; returns its in-use units. */
+static int64_t add_point(void)
 {
     if (!ser.p) {
         ser.p = hs_map(HS_SERIES_CAP * sizeof *ser.p, true);
         if (!ser.p) {               /* over budget: snapshots carry their own point only */
             struct hs_point pt;
-            take_point(&pt);
-            return;
+            return take_point(&pt);
         }
     }
     if (ser.n == HS_SERIES_CAP) {
@@ -96,7 +99,7 @@ static void add_point(void)
         ser.n = HS_SERIES_CAP / 2;
         ser.interval_ns *= 2;
     }
-    take_point(&ser.p[ser.n++]);
+    return take_point(&ser.p[ser.n++]);
 }
 
 const struct hs_point *hs_timeline_points(uint32_t *count, uint64_t *interval_ns)
@@ -120,7 +123,7 @@ void hs_timeline_tick(int *timeout_ms)
 {
     uint64_t now = now_ns(CLOCK_MONOTONIC);
     if (now >= ser.next_ns) {
-        add_point();
+        hs_peak_settled(add_point());   /* a held peak: copied at its plateau */
         ser.next_ns += ser.interval_ns;
         if (ser.next_ns <= now)
             ser.next_ns = now + ser.interval_ns;
