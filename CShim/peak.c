@@ -17,23 +17,23 @@
  * see the stripes' residues still trips it before the estimate is more
  * than the margin above the last copy. The thread that swaps the trigger
  * for HS_PEAK_WANTED copies, once out of its stripe: under copy_lock it
- * sizes the scratch (one slot per stack id, with headroom for stacks made
+ * maps the scratch (one group per stack id, with headroom for stacks made
  * meanwhile), bumps the copy generation (the copy's moment) and saves each
  * stripe into the scratch under that stripe's lock, unless a thread that
  * was about to change the stripe saved it first (hs_peak_before_change).
- * Slots carry the generation that last wrote them, so a copy never clears
- * the scratch. Then the stripes' pending alloc counts are flushed (a block
- * seen live has its sample in its stack's alloc group), and if the copy's
- * total is above the peak table's, the spare table is filled (in-use from
- * the scratch, alloc of the moment) and swapped in. Re-armed above the
- * higher of the two; if the estimate has meanwhile passed the new trigger
- * (other threads allocating during a long walk), the copy is taken again
- * at once (at most a few times).
+ * Then the stripes' pending alloc counts are flushed (a block seen live has
+ * its sample in its stack's alloc group), and if the copy's total is above
+ * the peak table's, a new table is filled (in-use from the scratch, alloc
+ * of the moment) and replaces it. Re-armed above the higher of the two; if
+ * the estimate has meanwhile passed the new trigger (other threads
+ * allocating during a long walk), the copy is taken again at once (at most
+ * a few times).
  *
- * Memory: the scratch (48 B per stack id) and the two tables (88 B per
- * stack live at the peak) are mapped under HEAPSNAP_MAX_MEMORY, grown by
- * doubling, kept for the session; over budget, the copy is skipped and the
- * trigger re-armed above the high.
+ * Memory: the peak table (88 B per stack live at the peak) is mapped under
+ * HEAPSNAP_MAX_MEMORY and kept; a new one exists beside it only while it
+ * replaces it. The scratch (40 B per stack id) is mapped for the copy and
+ * unmapped after it, outside the budget like a snapshot's buffers. Over
+ * budget, the copy is skipped and the trigger re-armed above the high.
  *
  * Locks: copy_lock before any live stripe (the copy; hs_peak_read; cycled
  * by quiesce, held across fork); scratch_lock and high_lock are leaves
@@ -66,28 +66,21 @@ static struct {
     double var;
 } high;
 
-/* One scratch slot per stack id. A slot whose gen is not the copy's reads
- * as zero. */
-struct slot {
-    uint32_t gen;
-    uint32_t pad;
-    struct hs_group g;
-};
-
-/* The scratch: mapping and capacity change under copy_lock, before a copy's
- * generation is published; the slots and `units` are written under
- * scratch_lock while the copy is under way (by the copier and by threads
- * saving their stripe), read by the copier after its walk. */
+/* The scratch, one group per stack id: mapped under copy_lock before a
+ * copy's generation is published, unmapped after its walk; the groups and
+ * `units` are written under scratch_lock while the copy is under way (by
+ * the copier and by threads saving their stripe), read by the copier after
+ * its walk. */
 static hs_lock_t scratch_lock = HS_LOCK_INIT;
 static struct {
-    struct slot *s;
+    struct hs_group *g;
     size_t size;
     uint32_t cap;
     int64_t units;          /* in-use units of the entries saved into slots */
 } scratch;
 
-/* A peak table: the last copy (cur) and a spare, swapped when a copy is
- * higher. Protected by copy_lock. */
+/* The peak table: the last copy, replaced by a copy that is higher.
+ * Protected by copy_lock. */
 struct table {
     struct hs_peak_entry *e;
     size_t size;
@@ -97,7 +90,7 @@ struct table {
     int64_t units;
 };
 static hs_lock_t copy_lock = HS_LOCK_INIT;
-static struct table cur, spare;
+static struct table cur;
 static int64_t cur_units;       /* cur.units, for hs_peak_settled to read without copy_lock (relaxed) */
 static int64_t settled_high;    /* control only: the high at the last series point */
 
@@ -201,10 +194,10 @@ static void arm(int64_t high_units)
 
 /* ------------------------------------------------------------------ copy */
 
-/* Adds every live record of st to the scratch slots of copy `gen`, in
- * place (no call per record: in exact mode a copy walks every live block).
+/* Adds every live record of st to the scratch, in place (no call per
+ * record: in exact mode a copy walks every live block).
  * Context: st locked, scratch_lock held. */
-static void save_stripe(const struct hs_live_stripe *st, uint32_t gen)
+static void save_stripe(const struct hs_live_stripe *st)
 {
     bool exact = hs_opt.rate <= 1;
     int64_t units = 0;
@@ -212,20 +205,16 @@ static void save_stripe(const struct hs_live_stripe *st, uint32_t gen)
         const struct hs_live_entry *e = &st->slots[j];
         if (!e->addr || e->stack >= scratch.cap)
             continue;           /* empty, or a stack made after the copy was sized: left out */
-        struct slot *s = &scratch.s[e->stack];
-        if (s->gen != gen) {
-            memset(&s->g, 0, sizeof s->g);
-            s->gen = gen;
-        }
+        struct hs_group *g = &scratch.g[e->stack];
         if (exact) {            /* weights s and 1, no variance: hs_weights without the division */
-            s->g.samples++;
-            s->g.bytes += (double)e->size;
-            s->g.objects += 1;
+            g->samples++;
+            g->bytes += (double)e->size;
+            g->objects += 1;
             units += (int64_t)e->size;
         } else {
             struct hs_weights w;
             hs_weights(e->size, &w);
-            hs_group_add(&s->g, &w);
+            hs_group_add(g, &w);
             units += hs_inuse_units(w.bytes);
         }
     }
@@ -239,87 +228,75 @@ void hs_peak_save(struct hs_live_stripe *st)
         return;
     if (st->count) {
         hs_lock(&scratch_lock);
-        save_stripe(st, gen);
+        save_stripe(st);
         hs_unlock(&scratch_lock);
     }
     st->copied_gen = gen;
 }
 
-/* Room for `want` slots. Context: copy_lock held, no copy under way. */
-static bool scratch_reserve(uint32_t want)
+/* Maps the scratch for one copy: `want` groups, zeroed. Unaccounted, like
+ * a snapshot's buffers: it exists only while a copy runs, and only the
+ * pages of the stack ids met are touched.
+ * Context: copy_lock held, no copy under way. */
+static bool scratch_map(uint32_t want)
 {
-    if (want <= scratch.cap)
-        return true;
-    uint32_t cap = scratch.cap ? scratch.cap : 1024;
-    while (cap < want)
-        cap *= 2;
-    size_t size = (size_t)cap * sizeof(struct slot);
-    struct slot *s = hs_map(size, true);     /* zeroed: gen 0 is never a copy's */
-    if (!s)
+    size_t size = (size_t)want * sizeof(struct hs_group);
+    struct hs_group *g = hs_map(size, false);
+    if (!g)
         return false;
-    hs_unmap(scratch.s, scratch.size, true);
-    scratch.s = s;
+    scratch.g = g;
     scratch.size = size;
-    scratch.cap = cap;
+    scratch.cap = want;
+    scratch.units = 0;
     return true;
 }
 
-/* Room for `count` entries in the spare table. Context: copy_lock held. */
-static bool spare_reserve(uint32_t count)
+/* Context: copy_lock held, every stripe saved (no thread writes the scratch). */
+static void scratch_unmap(void)
 {
-    size_t size = (size_t)count * sizeof(struct hs_peak_entry);
-    if (size <= spare.size)
-        return true;
-    size_t want = spare.size ? spare.size : 4096;
-    while (want < size)
-        want *= 2;
-    struct hs_peak_entry *e = hs_map(want, true);
-    if (!e)
-        return false;
-    hs_unmap(spare.e, spare.size, true);
-    spare.e = e;
-    spare.size = want;
-    return true;
+    hs_unmap(scratch.g, scratch.size, false);
+    memset(&scratch, 0, sizeof scratch);
 }
 
-/* Turns the scratch of copy `gen` into the peak table if it is higher.
+/* Turns the scratch into the peak table if its total is higher.
  * Context: copy_lock held, every stripe saved, pending alloc flushed. */
-static void install(uint32_t gen, uint64_t time_ns)
+static void install(uint64_t time_ns)
 {
     uint32_t count = 0;
     double bytes = 0, var = 0;
     for (uint32_t i = 0; i < scratch.cap; i++) {
-        const struct slot *s = &scratch.s[i];
-        if (s->gen != gen || !s->g.samples)
+        const struct hs_group *g = &scratch.g[i];
+        if (!g->samples)
             continue;
         count++;
-        bytes += s->g.bytes;
-        var += s->g.bytes_var;
+        bytes += g->bytes;
+        var += g->bytes_var;
     }
     hs_peak_note(scratch.units, var, time_ns);
-    if (scratch.units <= cur.units || !count || !spare_reserve(count))
-        return;                 /* not higher, or over budget: the last copy stays */
+    if (scratch.units <= cur.units || !count)
+        return;                 /* not higher: the last copy stays */
+    size_t size = (size_t)count * sizeof(struct hs_peak_entry);
+    struct hs_peak_entry *e = hs_map(size, true);
+    if (!e)
+        return;                 /* over budget: the last copy stays */
     uint32_t k = 0;
+    bytes = var = 0;
     for (uint32_t i = 0; i < scratch.cap && k < count; i++) {
-        const struct slot *s = &scratch.s[i];
-        if (s->gen != gen || !s->g.samples)
+        const struct hs_group *g = &scratch.g[i];
+        if (!g->samples)
             continue;
         const struct hs_stack *st = hs_stack_get(i);
         if (!st)
-            continue;
-        spare.e[k].stack = i;
-        spare.e[k].inuse = s->g;
-        hs_stack_read_alloc(st, &spare.e[k].alloc);
+            continue;           /* not published yet: left out, as a snapshot would */
+        e[k].stack = i;
+        e[k].inuse = *g;
+        hs_stack_read_alloc(st, &e[k].alloc);
+        bytes += g->bytes;
+        var += g->bytes_var;
         k++;
     }
-    spare.count = k;
-    spare.time_ns = time_ns;
-    spare.bytes = bytes;
-    spare.var = var;
-    spare.units = scratch.units;
-    struct table t = cur;
-    cur = spare;
-    spare = t;
+    hs_unmap(cur.e, cur.size, true);
+    cur = (struct table){ e, size, k, time_ns, bytes, var, scratch.units };
     __atomic_store_n(&cur_units, cur.units, __ATOMIC_RELAXED);
 }
 
@@ -344,9 +321,8 @@ static void abandon(uint32_t gen)
 static int64_t copy_once(void)
 {
     uint32_t n = hs_stack_count();
-    if (!scratch_reserve(n + n / 8 + 64))
+    if (!scratch_map(n + n / 8 + 64))
         return __atomic_load_n(&hs_peak_total.high, __ATOMIC_RELAXED);
-    scratch.units = 0;
     uint32_t gen = hs_peak_state.gen + 1;
     if (gen == 0)
         gen = 1;                /* 0 is every stripe's generation at start */
@@ -363,12 +339,15 @@ static int64_t copy_once(void)
         hs_unlock(&st->lock);
         if (!open) {
             abandon(gen);
+            scratch_unmap();
             return -1;
         }
     }
     hs_live_flush_alloc();      /* after the walk: a block seen live has its sample in alloc */
-    install(gen, t);
-    return scratch.units;
+    install(t);
+    int64_t units = scratch.units;
+    scratch_unmap();
+    return units;
 }
 
 void hs_peak_copy(void)
@@ -455,12 +434,10 @@ void hs_peak_fork_parent(void)
 
 void hs_peak_release(void)
 {
-    hs_unmap(scratch.s, scratch.size, true);
+    hs_unmap(scratch.g, scratch.size, false);     /* only a fork child finds one */
     hs_unmap(cur.e, cur.size, true);
-    hs_unmap(spare.e, spare.size, true);
     memset(&scratch, 0, sizeof scratch);
     memset(&cur, 0, sizeof cur);
-    memset(&spare, 0, sizeof spare);
     memset(&high, 0, sizeof high);
     cur_units = settled_high = 0;
     __atomic_store_n(&hs_peak_total.inuse, 0, __ATOMIC_RELAXED);
