@@ -206,10 +206,9 @@ static void save_stripe(const struct hs_live_stripe *st)
         if (!e->addr || e->stack >= scratch.cap)
             continue;           /* empty, or a stack made after the copy was sized: left out */
         struct hs_group *g = &scratch.g[e->stack];
-        if (exact) {            /* weights s and 1, no variance: hs_weights without the division */
+        if (exact) {            /* weights s and 1, no variance (objects = samples, set by install) */
             g->samples++;
             g->bytes += (double)e->size;
-            g->objects += 1;
             units += (int64_t)e->size;
         } else {
             struct hs_weights w;
@@ -264,10 +263,13 @@ static void install(uint64_t time_ns)
 {
     uint32_t count = 0;
     double bytes = 0, var = 0;
+    bool exact = hs_opt.rate <= 1;
     for (uint32_t i = 0; i < scratch.cap; i++) {
-        const struct hs_group *g = &scratch.g[i];
+        struct hs_group *g = &scratch.g[i];
         if (!g->samples)
             continue;
+        if (exact)
+            g->objects = (double)g->samples;    /* save_stripe leaves it out */
         count++;
         bytes += g->bytes;
         var += g->bytes_var;
