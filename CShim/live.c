@@ -29,13 +29,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-struct entry {
-    uintptr_t addr;         /* 0 = empty */
-    uint64_t size;
-    uint32_t stack;
-    uint32_t pad;
-};
-
 uint8_t hs_filter[1u << HS_FILTER_BITS] __attribute__((aligned(4096)));   /* compare-and-swap */
 
 /* Adds to one of a stripe's sums: written under the stripe lock, read
@@ -86,11 +79,11 @@ bool hs_live_reserve(struct hs_live_stripe *st)
     if ((st->count + 1) * 2 <= st->cap)
         return true;
     size_t ncap = st->cap ? st->cap * 2 : 128;
-    struct entry *ns = hs_map(ncap * sizeof *ns, true);
+    struct hs_live_entry *ns = hs_map(ncap * sizeof *ns, true);
     if (!ns)
         return false;
     for (size_t i = 0; i < st->cap; i++) {
-        struct entry *e = &st->slots[i];
+        struct hs_live_entry *e = &st->slots[i];
         if (!e->addr)
             continue;
         size_t j = pos(hs_addr_hash((void *)e->addr), ncap);
@@ -119,7 +112,7 @@ int64_t hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uin
     } else {
         *stale = st->slots[j].size;
     }
-    st->slots[j] = (struct entry){ (uintptr_t)p, size, stack, 0 };
+    st->slots[j] = (struct hs_live_entry){ (uintptr_t)p, size, stack, 0 };
     if (fresh)
         sum_add(&st->alloc_bytes, w->bytes);
     if (hs_opt.rate <= 1)
@@ -273,6 +266,7 @@ void hs_live_release(void)
         for (int k = 0; k < HS_LIVE_PENDING; k++)
             st->pending[k].stack = HS_NO_STACK;
         st->pending_used = 0;
+        st->copied_gen = 0;
     }
     /* Gives the touched pages back and reads as zeros from now on. */
     madvise(hs_filter, sizeof hs_filter, MADV_DONTNEED);

@@ -64,7 +64,13 @@ static inline bool hs_live_maybe(const void *p)
     return ((const volatile uint8_t *)hs_filter)[hs_filter_index(p)] != 0;
 }
 
-struct entry;
+/* A live record: 24 bytes in a stripe's open-addressing table. */
+struct hs_live_entry {
+    uintptr_t addr;         /* 0 = empty */
+    uint64_t size;
+    uint32_t stack;
+    uint32_t pad;
+};
 
 /* Samples recorded in a stripe but not yet added to their stack's alloc
  * group: one slot per stack id modulo HS_LIVE_PENDING. Recording a sample
@@ -82,14 +88,15 @@ struct hs_pending {
  * per allocation and per free); the rest belongs to live.c. */
 struct hs_live_stripe {
     hs_lock_t lock;
-    struct entry *slots;    /* protected by lock */
+    struct hs_live_entry *slots;    /* protected by lock; `cap` of them, empty ones with addr 0 */
     size_t cap, count;      /* protected by lock */
     double inuse_var;       /* written under lock (relaxed atomic stores): sum of live entries' bytes_var */
     double alloc_bytes;     /* written under lock (relaxed atomic stores): sum of recorded samples' bytes */
     int64_t inuse_units;    /* written under lock (relaxed atomic stores): in-use units of the live entries */
-    int64_t unpublished;    /* under lock: units not yet added to the sampler's hs_inuse_total */
+    int64_t unpublished;    /* under lock: units not yet added to the published total (peak.h) */
     struct hs_pending pending[HS_LIVE_PENDING];     /* under lock */
     uint32_t pending_used;  /* under lock (relaxed stores; read without it by the flush): bit k = pending[k] took a stack since the last flush */
+    uint32_t copied_gen;    /* under lock, by peak.c: the peak copy generation this stripe was last saved for */
 } __attribute__((aligned(64)));
 
 extern struct hs_live_stripe hs_live_stripes[HS_LIVE_STRIPES];

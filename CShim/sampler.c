@@ -19,10 +19,12 @@
  *
  * Memory over time costs the sampled paths only: a recorded sample adds its
  * in-use units to its live stripe (a tracked free subtracts them), which
- * publishes them to hs_inuse_total in 64 KiB steps and compares that with
- * the peak trigger; crossing it wakes the writer,
- * which copies the peak (timeline.c). Nothing changes for an allocation
- * that is not sampled or a free that is not tracked.
+ * publishes them in steps and raises the high and trips the peak trigger
+ * (peak.h); the sample that trips it takes the peak copy on this thread,
+ * after leaving its stripe. Each change of a stripe first asks whether a
+ * copy under way still needs the stripe as it was (hs_peak_before_change).
+ * Nothing changes for an allocation that is not sampled or a free that is
+ * not tracked.
  */
 #define _GNU_SOURCE
 #include "sampler.h"
@@ -32,6 +34,7 @@
 #include "mem.h"
 #include "python.h"
 #include "gate.h"
+#include "peak.h"
 
 #include <math.h>
 #include <sched.h>
@@ -44,9 +47,6 @@ struct hs_counters hs_count;
 uint32_t hs_session;
 static int fork_was_active;     /* hs_active across fork prepare/parent (control lock held) */
 static void (*child_setup)(void);   /* registered once at load (lifecycle.c), read after */
-static void (*peak_wake)(void);     /* registered once at load (writer.c), read after */
-int64_t hs_inuse_total;             /* relaxed atomic adds on the sampled paths, 64 KiB steps */
-int64_t hs_peak_next;               /* see sampler.h; CAS by samplers, stores by control */
 
 __thread struct hs_thread hs_tls __attribute__((tls_model("initial-exec")));
 
@@ -128,45 +128,6 @@ static void hs_leave(void)
     hs_guard_leave(false);
 }
 
-/* Units a stripe gathers before it adds them to hs_inuse_total: one shared
- * atomic add per 64 KiB of change in exact mode instead of one per
- * allocation and free (a sample of the default rate weighs more than this,
- * so sampling publishes every one). */
-#define HS_PUBLISH_UNITS (64 << 10)
-
-/* Adds a block's in-use units (negative: a block leaving) to its stripe
- * and, in steps of HS_PUBLISH_UNITS, to hs_inuse_total; when the published
- * total grows past the peak trigger, asks the writer for a copy (one thread
- * wins the swap). Context: inside malloc/free, guard held, st locked (so a
- * stop never races a late wake-up). */
-static void add_units(struct hs_live_stripe *st, int64_t units)
-{
-    __atomic_store_n(&st->inuse_units, st->inuse_units + units, __ATOMIC_RELAXED);
-    int64_t due = st->unpublished + units;
-    if (due > -HS_PUBLISH_UNITS && due < HS_PUBLISH_UNITS) {
-        st->unpublished = due;
-        return;
-    }
-    st->unpublished = 0;
-    int64_t now = __atomic_add_fetch(&hs_inuse_total, due, __ATOMIC_RELAXED);
-    int64_t next = __atomic_load_n(&hs_peak_next, __ATOMIC_RELAXED);
-    if (__builtin_expect(due < 0 || now < next, 1))
-        return;
-    if (__atomic_compare_exchange_n(&hs_peak_next, &next, HS_PEAK_WANTED, false,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED) && peak_wake)
-        peak_wake();
-}
-
-void hs_peak_arm(int64_t high)
-{
-    int64_t margin = high / 20, twice = 2 * (int64_t)(hs_opt.rate > (1ull << 40) ? 1ull << 40 : hs_opt.rate);
-    if (margin < twice)
-        margin = twice;
-    __atomic_store_n(&hs_peak_next, high + margin, __ATOMIC_RELEASE);
-}
-
-void hs_sampler_on_peak(void (*fn)(void)) { peak_wake = fn; }
-
 /* Records one sampled allocation. Context: inside malloc, guard held, no
  * shim lock held on entry (unwinding first, then the live stripe lock; a
  * stack lock nested only for a new stack or a pending slot handed over). */
@@ -188,6 +149,8 @@ static __attribute__((noinline)) void record(void *p, size_t n, const void *entr
         hs_live_unlock(st);
         return;
     }
+    hs_peak_before_change(st);
+    bool copy = false;
     uint32_t id = HS_NO_STACK;
     if (hs_live_reserve(st))
         id = hs_stack_intern(frames, depth, truncated);
@@ -197,11 +160,13 @@ static __attribute__((noinline)) void record(void *p, size_t n, const void *entr
         int64_t units = hs_live_put(st, p, n, id, &w, true, &stale);
         if (__builtin_expect(stale != HS_NO_STALE, 0))
             units -= hs_live_forget(st, stale);
-        add_units(st, units);
+        copy = hs_peak_add(st, units);
     } else {
         __atomic_add_fetch(&hs_count.dropped, 1, __ATOMIC_RELAXED);
     }
     hs_live_unlock(st);
+    if (__builtin_expect(copy, 0))
+        hs_peak_copy();         /* this sample passed the trigger: the peak copy, out of the stripe */
 }
 
 /* An allocation crossed this thread's countdown (or found it never drawn):
@@ -240,10 +205,15 @@ void *hs_sample_slow(void *p, size_t n, const void *entry)
 static bool take(const void *p, uint64_t *size, uint32_t *stack)
 {
     struct hs_live_stripe *st = hs_live_lock(p);
+    if (!hs_gate_open()) {
+        hs_live_unlock(st);
+        return false;
+    }
+    hs_peak_before_change(st);
     int64_t units;
-    bool found = hs_gate_open() && hs_live_take(st, p, size, stack, &units);
+    bool found = hs_live_take(st, p, size, stack, &units);
     if (found)
-        add_units(st, -units);
+        hs_peak_add(st, -units);    /* falling: never a copy */
     hs_live_unlock(st);
     return found;
 }
@@ -274,14 +244,20 @@ void hs_realloc_restore(void *old, uint64_t size, uint32_t stack)
     struct hs_weights w;
     hs_weights(size, &w);
     struct hs_live_stripe *st = hs_live_lock(old);
-    if (hs_gate_open() && hs_live_reserve(st)) {
-        uint64_t stale = HS_NO_STALE;
-        int64_t units = hs_live_put(st, old, size, stack, &w, false, &stale);
-        if (stale != HS_NO_STALE)
-            units -= hs_live_forget(st, stale);
-        add_units(st, units);
+    bool copy = false;
+    if (hs_gate_open()) {
+        hs_peak_before_change(st);
+        if (hs_live_reserve(st)) {
+            uint64_t stale = HS_NO_STALE;
+            int64_t units = hs_live_put(st, old, size, stack, &w, false, &stale);
+            if (stale != HS_NO_STALE)
+                units -= hs_live_forget(st, stale);
+            copy = hs_peak_add(st, units);
+        }
     }
     hs_live_unlock(st);
+    if (copy)
+        hs_peak_copy();
     hs_leave();
 }
 
@@ -297,10 +273,13 @@ void hs_quiesce(void)
     hs_live_unlock_all();
     hs_py_lock();
     hs_py_unlock();
+    hs_peak_lock();             /* a peak copy under way (it checks the gate under each stripe) */
+    hs_peak_unlock();
 }
 
 void hs_sampler_release(void)
 {
+    hs_peak_release();
     hs_live_release();
     hs_stacks_release();
     hs_py_release();
@@ -313,8 +292,7 @@ void hs_sampler_start(void)
     hs_sampler_release();
     hs_live_start();
     memset(&hs_count, 0, sizeof hs_count);
-    __atomic_store_n(&hs_inuse_total, 0, __ATOMIC_RELAXED);
-    hs_peak_arm(0);
+    hs_peak_start();
     uint32_t session = __atomic_add_fetch(&hs_session, 1, __ATOMIC_RELAXED);
     if (session == 0)
         session = __atomic_add_fetch(&hs_session, 1, __ATOMIC_RELAXED);    /* 0 is "closed" */
@@ -333,6 +311,7 @@ void hs_sampler_fork_prepare(void)
 {
     fork_was_active = __atomic_load_n(&hs_active, __ATOMIC_RELAXED);
     hs_quiesce();
+    hs_peak_lock();
     hs_live_lock_all();
     hs_stacks_lock_all();
     hs_py_lock();
@@ -346,6 +325,7 @@ void hs_sampler_fork_parent(void)
     hs_py_unlock();
     hs_stacks_unlock_all();
     hs_live_unlock_all();
+    hs_peak_fork_parent();
     if (fork_was_active == 1)
         __atomic_store_n(&hs_gate, __atomic_load_n(&hs_session, __ATOMIC_RELAXED), __ATOMIC_RELEASE);
     if (fork_was_active)
@@ -365,10 +345,9 @@ void hs_sampler_fork_child(void)
     hs_live_reset_child();
     hs_stacks_reset_child();
     hs_py_reset_child();
+    hs_peak_reset_child();
     hs_arena_release();
     memset(&hs_count, 0, sizeof hs_count);
-    hs_inuse_total = 0;
-    hs_peak_next = 0;
     hs_session = 0;
     hs_tls.countdown = 0;       /* the next allocation takes the slow path (child setup) */
 }

@@ -82,33 +82,6 @@ struct hs_counters {
 extern struct hs_counters hs_count;
 extern uint32_t hs_session;     /* incremented by each start (PROC.session; the session gate) */
 
-/* The running estimate of bytes in use, for the peak trigger: the in-use
- * units (live.h, hs_inuse_units) of the live sampled blocks, which each
- * live stripe keeps exactly (inuse_units, under its lock) and adds here in
- * steps of up to 64 KiB: behind the stripes' exact sum by less than
- * 64 KiB per stripe. One relaxed atomic add per step; read relaxed. Series
- * points and snapshots sum the stripes (hs_live_sums). Zeroed by start,
- * fork child. */
-extern int64_t hs_inuse_total;
-
-/* The peak trigger. When a recorded sample lifts hs_inuse_total to
- * hs_peak_next or above, that thread swaps hs_peak_next for HS_PEAK_WANTED
- * (one thread wins) and calls the function registered with
- * hs_sampler_on_peak (writer.c: a wake-up byte), so the writer copies the
- * per-stack in-use values of the moment. The writer then re-arms the
- * trigger with hs_peak_arm(high): the next copy is due when the estimate
- * passes high + max(5% of high, 2 x rate). Start arms it at 2 x rate. */
-extern int64_t hs_peak_next;
-#define HS_PEAK_WANTED INT64_MAX
-void hs_sampler_on_peak(void (*fn)(void));
-void hs_peak_arm(int64_t high);
-
-/* Has a sampling thread asked for a peak copy? Context: writer. */
-static inline bool hs_peak_wanted(void)
-{
-    return __atomic_load_n(&hs_peak_next, __ATOMIC_ACQUIRE) == HS_PEAK_WANTED;
-}
-
 /* Per-thread sampler state. The fast path reads and writes countdown only.
  * A countdown outlives a stop: it is a draw from a memoryless distribution
  * at the one rate of the process, as good for the next session as a fresh

@@ -1,5 +1,5 @@
 /*
- * snapshot_writer.c - serialises the tables into docs/FORMAT.md, version 1.2.
+ * snapshot_writer.c - serialises the tables into docs/FORMAT.md, version 1.3.
  *
  * Order of work: modules and process info first (dl_iterate_phdr takes the
  * loader lock, so no shim lock may be held then); then the live table, one
@@ -11,10 +11,12 @@
  * in a different order could still differ in the last bit, so inuse is
  * clamped to alloc field by field.
  *
- * PEAK is the timeline's last peak copy (timeline.c) or, when the state
- * written here is higher, this snapshot's own in-use values; SERS is the
- * timeline's points plus one taken with this snapshot (its totals are those
- * of SMPL, so the last point and the records agree).
+ * PEAK is the last peak copy (peak.c, copied out under its lock) or, when
+ * the state written here is higher, this snapshot's own in-use values;
+ * HIGH is the running maximum of the estimate (peak.c), raised by this
+ * snapshot's own total and never below PEAK's; SERS is the timeline's
+ * points plus one taken with this snapshot (its totals are those of SMPL,
+ * so the last point and the records agree).
  *
  * Memory: all buffers are mmap'd here and unmapped before returning (not
  * counted in the budget: they exist only while a snapshot is written).
@@ -33,6 +35,7 @@
 #include "pyalloc.h"
 #include "pyreuse.h"
 #include "timeline.h"
+#include "peak.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -365,6 +368,7 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
     struct gbuf proc = { 0 }, cmdline = { 0 }, pyth = { 0 };
     struct agg *agg = NULL;
     size_t agg_size = 0;
+    struct hs_peak pk = { 0 };
     struct out o = { .fd = -1, .crc = 0xFFFFFFFFu };
     int dirfd = -1, err = 0;
     char tmpname[128] = "", name[96] = "";
@@ -460,9 +464,22 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
         here.inuse_bytes_var += agg[i].inuse.bytes_var;
         here.alloc_bytes += agg[i].alloc.bytes;
     }
-    struct hs_peak pk;
-    hs_timeline_peak(&pk);
+    hs_peak_read(&pk);
     bool peak_is_now = !pk.count || here.inuse_bytes > pk.bytes;
+    /* The high: this snapshot's own total may be above it (the estimate
+     * moves between the publishes that raise it), and so may PEAK's sum of
+     * weights, by their rounding to units. */
+    hs_peak_note((int64_t)(here.inuse_bytes + 0.5), here.inuse_bytes_var, time_ns);
+    struct hs_high high;
+    hs_peak_high(&high);
+    double peak_bytes = peak_is_now ? here.inuse_bytes : pk.bytes;
+    double high_bytes = (double)high.units, high_var = high.var;
+    uint64_t high_ns = high.time_ns;
+    if (!(high_bytes > peak_bytes)) {
+        high_bytes = peak_bytes;
+        high_var = peak_is_now ? here.inuse_bytes_var : pk.bytes_var;
+        high_ns = peak_is_now ? time_ns : pk.time_ns;
+    }
     uint32_t peak_count = 0;
     if (peak_is_now) {
         for (uint32_t i = 0; i < n; i++)
@@ -611,6 +628,11 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
         }
     }
 
+    out_record(&o, HEAPSNAP_TAG_HIGH, 24);
+    out_u64(&o, high_ns);
+    out_f64(&o, high_bytes);
+    out_f64(&o, high_var);
+
     out_record(&o, HEAPSNAP_TAG_SERS, 16 + (uint64_t)(series_count + 1) * 40);
     out_u64(&o, series_interval);
     out_u32(&o, series_count + 1);
@@ -674,6 +696,7 @@ done:
         munmap(o.buf, OUT_BUF);
     if (agg)
         munmap(agg, agg_size);
+    hs_peak_read_done(&pk);
     if (m) {
         gb_free(&m->bytes);
         munmap(m, sizeof *m);

@@ -360,21 +360,6 @@ static void py_first_seen(void)
         (void)!write(fd, &wake, 1);
 }
 
-/* Registered with the sampler at load: a recorded sample lifted the
- * in-use estimate past the peak trigger; wake the writer to take the copy
- * (hs_timeline_tick). If the byte cannot be written, the next series point
- * (at most 100 ms later) finds the request anyway.
- * Context: inside malloc, on the sampled path only: one write(2). */
-static void peak_wake(void)
-{
-    unsigned char wake = 0xFF;
-    int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
-    int saved = errno;          /* a full pipe (EAGAIN) is no news to the host's malloc caller */
-    if (hs_fd_is(fd, ctl.pipe_id))
-        (void)!write(fd, &wake, 1);
-    errno = saved;
-}
-
 /* The Python set-up of a sampling session that needs no GIL: the pymalloc
  * wrappers once the interpreter's allocators exist, and the pending calls
  * (free lists off, the at-exit hook) once it is initialized, each woken on
@@ -541,7 +526,7 @@ static void private_fd_table(void)
 
 /* The writer thread. It also wakes every 2 s to run requests that could not
  * be passed on (pending[]), and while sampling every 100 ms for the series
- * (hs_timeline_tick), or sooner when a peak copy is asked for.
+ * (hs_timeline_tick).
  * Context: writer thread, all signals blocked, its own descriptor table. */
 static void *writer_main(void *arg)
 {
@@ -590,14 +575,6 @@ static void *writer_main(void *arg)
         int r = poll(pfd, sfd >= 0 ? 2 : 1, timeout);
         if (r <= 0)
             continue;                   /* timeout or EINTR: the checks above run again */
-        /* A peak copy is due now, not after the grace below: it is the
-         * state of this moment that it should hold. */
-        if (hs_peak_wanted()) {
-            pthread_mutex_lock(&ctl_lock);
-            if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1)
-                hs_timeline_tick(NULL);
-            pthread_mutex_unlock(&ctl_lock);
-        }
         /* Requests that arrive together carry no order: two signals sent
          * back to back can be taken by two host threads whose handlers run
          * in either order, and the signalfd (signals every host thread
@@ -608,7 +585,7 @@ static void *writer_main(void *arg)
          * (a stable sort: repeats keep their places). */
         unsigned char cmds[64];
         ssize_t n = 0;
-        /* Wake-up bytes alone (a peak copy, Python seen) carry no command:
+        /* Wake-up bytes alone (Python seen) carry no command:
          * no grace for them, so the Python set-up of python_tick is not
          * held back 20 ms by every wake-up while a program starts. */
         if (!(sfd >= 0 && (pfd[1].revents & POLLIN)) && rfd >= 0 && (pfd[0].revents & POLLIN)) {
@@ -750,7 +727,6 @@ int hs_writer_init(void)
     ctl.pid = getpid();
     hs_py_first_seen = py_first_seen;
     hs_py_on_thread = py_on_thread;
-    hs_sampler_on_peak(peak_wake);
     int err = hs_writer_start();
     return err ? err : install_handlers();
 }

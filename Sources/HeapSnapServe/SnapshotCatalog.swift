@@ -83,7 +83,7 @@ struct SnapshotSummary: Sendable, Codable, Hashable {
         inuseBytesError = Confidence.z * inuse.standardDeviation
         inuseObjects = objects.value
         allocBytes = alloc.value
-        if let p = snapshot.peak {
+        if let p = snapshot.peak?.highest {
             peak = TimelinePoint(timeMs: Double(p.timeNanoseconds) / 1e6, inuseBytes: p.inuseBytes.value,
                                  inuseBytesError: Confidence.z * p.inuseBytes.standardDeviation, rssBytes: nil)
         }

@@ -3,13 +3,17 @@
 
 /// A snapshot's totals, its peak and its series, summarised.
 public struct MemorySummary: Sendable, Hashable {
-    /// The peak (`PEAK`), summarised.
+    /// The peak (`HIGH` and `PEAK`), summarised.
     public struct PeakSummary: Sendable, Hashable {
-        /// When, ns since the Unix epoch.
+        /// When the estimate was highest, ns since the Unix epoch.
         public var timeNanoseconds: UInt64
-        /// Estimated bytes in use then.
+        /// The highest estimate of bytes in use (`Peak.highest`).
         public var inuseBytes: Estimate
-        /// Stacks with live samples at the peak.
+        /// When the per-stack copy that `--at peak` reads was taken, and its total
+        /// (the same as the two above in files without `HIGH`).
+        public var copyNanoseconds: UInt64
+        public var copyBytes: Estimate
+        /// Stacks with live samples in the copy.
         public var stacks: Int
     }
 
@@ -47,7 +51,10 @@ public struct MemorySummary: Sendable, Hashable {
         }
         inuseBytes = inuse
         allocBytes = alloc
-        peak = snapshot.peak.map { PeakSummary(timeNanoseconds: $0.timeNanoseconds, inuseBytes: $0.inuseBytes, stacks: $0.records.count) }
+        peak = snapshot.peak.map {
+            PeakSummary(timeNanoseconds: $0.highest.timeNanoseconds, inuseBytes: $0.highest.inuseBytes,
+                        copyNanoseconds: $0.timeNanoseconds, copyBytes: $0.inuseBytes, stacks: $0.records.count)
+        }
         series = snapshot.series.map { s in
             SeriesSummary(points: s.points.count, intervalNanoseconds: s.intervalNanoseconds,
                           firstNanoseconds: s.points.first?.timeNanoseconds ?? 0, lastNanoseconds: s.points.last?.timeNanoseconds ?? 0,

@@ -50,16 +50,17 @@ public struct TimelineSnapshot: Sendable, Hashable {
 
 /// The peak of a process as the timeline marks it.
 public struct TimelinePeak: Sendable, Hashable {
-    /// When, ns since the Unix epoch.
+    /// When, ns since the Unix epoch (for a `PEAK` record, when the estimate was highest: `Peak.highest`).
     public var timeNanoseconds: UInt64
-    /// Estimated bytes in use then.
+    /// Estimated bytes in use then (the running maximum, for a `PEAK` record).
     public var inuseBytes: Estimate
     /// The file whose `PEAK` record it is; nil when it is the highest point of the series (no file had a `PEAK`).
     public var file: String?
-    /// In-use bytes per `Timeline.sites` entry at the peak, same order; empty when the timeline has no sites
-    /// or the peak is not a `PEAK` record.
+    /// In-use bytes per `Timeline.sites` entry at the peak (the per-stack copy of `PEAK`, which may lag the
+    /// maximum by up to max(5%, 2 × rate)), same order; empty when the timeline has no sites or the peak is
+    /// not a `PEAK` record.
     public var sites: [Estimate] = []
-    /// In-use bytes of every other site at the peak.
+    /// In-use bytes of every other site in that copy.
     public var other: Estimate = .zero
 }
 
@@ -145,7 +146,7 @@ public struct TimelineBuilder: Sendable {
         var peakFile: [Key: (path: String, snapshot: Snapshot, peak: Peak)] = [:]
         for key in order {
             for (path, snapshot) in groups[key]! {
-                guard let p = snapshot.peak, p.inuseBytes.value > (peakFile[key]?.peak.inuseBytes.value ?? -1) else { continue }
+                guard let p = snapshot.peak, p.highest.inuseBytes.value > (peakFile[key]?.peak.highest.inuseBytes.value ?? -1) else { continue }
                 peakFile[key] = (path, snapshot, p)
             }
         }
@@ -228,7 +229,7 @@ public struct TimelineBuilder: Sendable {
             // The peak: the highest PEAK record, else the highest point.
             var peak: TimelinePeak?
             if let (path, _, p) = peakFile[key] {
-                peak = TimelinePeak(timeNanoseconds: p.timeNanoseconds, inuseBytes: p.inuseBytes, file: path)
+                peak = TimelinePeak(timeNanoseconds: p.highest.timeNanoseconds, inuseBytes: p.highest.inuseBytes, file: path)
                 if let split = values(path + SnapshotRef.peakSuffix, inuse: p.inuseBytes) {
                     peak?.sites = split.sites
                     peak?.other = split.other

@@ -1,5 +1,6 @@
-// Memory over time in a snapshot: the peak since sampling started (`PEAK`)
-// and a series of points taken while sampling (`SERS`), docs/FORMAT.md 1.2;
+// Memory over time in a snapshot: the peak since sampling started (`PEAK`,
+// with the running maximum of `HIGH`) and a series of points taken while
+// sampling (`SERS`), docs/FORMAT.md 1.2 and 1.3;
 // and how a command names a file's peak (`FILE@peak`, `--at peak`).
 
 #if canImport(Glibc)
@@ -9,20 +10,51 @@ import Musl
 #endif
 
 /// The moment the estimated bytes in use were highest since sampling started,
-/// with the in-use estimates per stack at that moment (the `PEAK` record).
+/// with the in-use estimates per stack at that moment (the `PEAK` record), and
+/// the running maximum of the estimate itself (the `HIGH` record).
+///
+/// The shim copies the per-stack values on the allocating thread each time the
+/// estimate passes the last copy by max(5%, 2 × rate), so `records` (and
+/// `inuseBytes`, their sum) may lag the maximum by up to that; `high` is the
+/// maximum itself, tracked separately, which `run`, `info` and the timeline print.
 public struct Peak: Sendable, Hashable {
-    /// When the peak was taken, ns since the Unix epoch.
+    /// When the copy was taken, ns since the Unix epoch.
     public var timeNanoseconds: UInt64
-    /// Estimated bytes in use at the peak (the sum of `records`' in-use bytes).
+    /// Estimated bytes in use in the copy (the sum of `records`' in-use bytes).
     public var inuseBytes: Estimate
     /// Per stack (index into `Snapshot.stacks`): the sampled allocations live at the peak.
     /// `alloc` is what had been allocated from that stack by then.
     public var records: [StackRecord]
+    /// The running maximum of the estimate (`HIGH`, format 1.3); nil in older files.
+    public var high: HighWater?
 
-    public init(timeNanoseconds: UInt64, inuseBytes: Estimate, records: [StackRecord]) {
+    public init(timeNanoseconds: UInt64, inuseBytes: Estimate, records: [StackRecord], high: HighWater? = nil) {
         self.timeNanoseconds = timeNanoseconds
         self.inuseBytes = inuseBytes
         self.records = records
+        self.high = high
+    }
+
+    /// The peak total and its time as reports print them: the running maximum when the
+    /// file carries it (never below the copy's own total), else the copy's total and time.
+    public var highest: HighWater {
+        guard let high, high.inuseBytes.value >= inuseBytes.value else {
+            return HighWater(timeNanoseconds: timeNanoseconds, inuseBytes: inuseBytes)
+        }
+        return high
+    }
+}
+
+/// The highest the estimate of bytes in use reached since sampling started (a `HIGH` record).
+public struct HighWater: Sendable, Hashable {
+    /// When, ns since the Unix epoch.
+    public var timeNanoseconds: UInt64
+    /// The estimate then, with its variance.
+    public var inuseBytes: Estimate
+
+    public init(timeNanoseconds: UInt64, inuseBytes: Estimate) {
+        self.timeNanoseconds = timeNanoseconds
+        self.inuseBytes = inuseBytes
     }
 }
 

@@ -166,7 +166,8 @@ public struct JSONRenderer: Renderer, Sendable {
         guard let p = memory.peak else { return .null }
         return .object([("timeNs", .int(Int64(clamping: p.timeNanoseconds))),
                         ("sinceStartNs", .number(memory.elapsed(p.timeNanoseconds))),
-                        ("inuseBytes", estimate(p.inuseBytes)), ("stacks", .int(Int64(p.stacks)))])
+                        ("inuseBytes", estimate(p.inuseBytes)), ("stacks", .int(Int64(p.stacks))),
+                        ("copyTimeNs", .int(Int64(clamping: p.copyNanoseconds))), ("copyInuseBytes", estimate(p.copyBytes))])
     }
 
     static func series(_ memory: MemorySummary) -> JSON {

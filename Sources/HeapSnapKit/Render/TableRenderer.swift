@@ -248,8 +248,16 @@ public struct TableRenderer: Renderer, Sendable {
         var fields: [(String, String)] = []
         func pm(_ e: Estimate) -> String { estimated ? " ±" + Format.bytes(Confidence.z * e.standardDeviation) : "" }
         if let peak = m.peak {
-            fields.append(("peak", "\(Format.bytes(peak.inuseBytes.value))\(pm(peak.inuseBytes)) in use at \(Format.time(nanoseconds: peak.timeNanoseconds)) "
-                + "(\(Format.duration(nanoseconds: m.elapsed(peak.timeNanoseconds))) after start), \(peak.stacks) stacks; --at peak reads it"))
+            var text = "\(Format.bytes(peak.inuseBytes.value))\(pm(peak.inuseBytes)) in use at \(Format.time(nanoseconds: peak.timeNanoseconds)) "
+                + "(\(Format.duration(nanoseconds: m.elapsed(peak.timeNanoseconds))) after start), "
+            if peak.copyNanoseconds == peak.timeNanoseconds && peak.copyBytes == peak.inuseBytes {
+                text += "\(peak.stacks) stacks; --at peak reads it"
+            } else {
+                // The copy --at peak reads was taken when the estimate passed a step, up to max(5%, 2 x rate) below.
+                text += "--at peak reads \(peak.stacks) stacks copied at \(Format.duration(nanoseconds: m.elapsed(peak.copyNanoseconds))) "
+                    + "(\(Format.bytes(peak.copyBytes.value))\(pm(peak.copyBytes)))"
+            }
+            fields.append(("peak", text))
         }
         if let series = m.series {
             var text = "\(series.points) points"

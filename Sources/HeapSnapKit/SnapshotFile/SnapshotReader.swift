@@ -84,6 +84,7 @@ private struct Decoder {
         guard major == SnapshotFormat.major else { throw Failure(kind: .unsupported(major), reason: "") }
 
         var snapshot = Snapshot()
+        var high: HighWater?
         var seen: Set<UInt32> = []
         let required: [SnapshotFormat.Tag] = [.process, .modules, .stacks, .samples]
         var nextRequired = 0
@@ -116,6 +117,7 @@ private struct Decoder {
                 }
                 try checkPythonFrames(snapshot)
                 try checkPeak(snapshot)
+                snapshot.peak?.high = high  // HIGH without PEAK has nothing to qualify
                 return snapshot
             }
             guard !seen.contains(tagValue) else { throw Failure(reason: "\(tag.name) record appears twice") }
@@ -140,6 +142,7 @@ private struct Decoder {
                 case .python: snapshot.python = try Self.python(&payload)
                 case .peak: snapshot.peak = try Self.peak(&payload)
                 case .series: snapshot.series = try Self.series(&payload)
+                case .high: high = try Self.high(&payload)
                 case .end: break
                 }
             } catch {
@@ -320,6 +323,15 @@ private struct Decoder {
         }
         let records = try samples(&c, stackCount: nil)
         return Peak(timeNanoseconds: time, inuseBytes: Estimate(value: bytes, variance: variance), records: records)
+    }
+
+    private static func high(_ c: inout ByteCursor) throws(DecodeFailure) -> HighWater {
+        let time = try c.u64("time_ns")
+        let bytes = try c.f64("inuse_bytes"), variance = try c.f64("inuse_bytes_var")
+        guard bytes.isFinite, bytes >= 0, variance.isFinite, variance >= 0 else {
+            throw DecodeFailure(reason: "in-use bytes \(bytes) ± variance \(variance)")
+        }
+        return HighWater(timeNanoseconds: time, inuseBytes: Estimate(value: bytes, variance: variance))
     }
 
     private static func series(_ c: inout ByteCursor) throws(DecodeFailure) -> Series {

@@ -86,6 +86,11 @@ public enum SnapshotWriter {
                 }
             }
         }
+        if let high = snapshot.peak?.high {
+            out.record(.high) { w in
+                w.u64(high.timeNanoseconds); w.f64(high.inuseBytes.value); w.f64(high.inuseBytes.variance)
+            }
+        }
         if let series = snapshot.series {
             out.record(.series) { w in
                 w.u64(series.intervalNanoseconds)
