@@ -103,15 +103,16 @@ static char *main_interp(void)
 
 static bool minor_13(void) { return ((hs_py_version() >> 16) & 0xFF) == 13; }
 
-/* Frees every object on the list or dict free list of `interp` (an array). */
+/* Frees every object on a list or dict free list (an array and its count). */
+static void drain(int *n, void **slots)
+{
+    while (*n > 0)
+        hs_py_api.gc_del(slots[--*n]);
+}
+
 static void drain_array(char *interp, uint32_t items_off, uint32_t numfree_off)
 {
-    int *n = &AT(interp, numfree_off, int);
-    void **items = &AT(interp, items_off, void *);
-    while (*n > 0) {
-        void *op = items[--*n];
-        hs_py_api.gc_del(op);
-    }
+    drain(&AT(interp, numfree_off, int), &AT(interp, items_off, void *));
 }
 
 /* Empties the float and tuple lists and sets them off (or just on). */
@@ -150,13 +151,8 @@ static void dealloc_wrapped(int k, void *op, destructor self)
     }
     orig_dealloc[k](op);
     /* Not `off`: a fork child inherits it but does not sample. */
-    if (want_off() && ts && AT(ts, ts_interp_off, char *) == wrapped_interp) {
-        int *n = numfree[k];
-        while (*n > 0) {
-            void *dead = items[k][--*n];
-            hs_py_api.gc_del(dead);
-        }
-    }
+    if (want_off() && ts && AT(ts, ts_interp_off, char *) == wrapped_interp)
+        drain(numfree[k], items[k]);
     if (trash)
         hs_py_api.trash_end(ts);
 }
@@ -237,7 +233,7 @@ static bool usable(void)
 
 int hs_pyreuse_in_sync(void)
 {
-    return __atomic_load_n(&off, __ATOMIC_RELAXED) == want_off();
+    return !usable() || __atomic_load_n(&off, __ATOMIC_RELAXED) == want_off();    /* unusable: nothing to sync */
 }
 
 /* Context: GIL held. may_register: not from inside the collector's walk of gc.callbacks. */

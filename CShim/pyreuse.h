@@ -26,7 +26,8 @@
  * registers); never while the interpreter finalizes. */
 void hs_pyreuse_sync(void);
 
-/* Is the state hs_pyreuse_sync would set already in place? Context: any. */
+/* Is the state hs_pyreuse_sync would set already in place (or can it set
+ * none: an interpreter without what it needs)? Context: any, no allocation. */
 int hs_pyreuse_in_sync(void);
 
 /* A new session starts: forget whether the last one had them off. Context:

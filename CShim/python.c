@@ -250,27 +250,28 @@ void hs_py_wake_main(void)
 const char *hs_py_runtime(void) { return hs_py_status() == HS_PY_FRAMES ? py.runtime : NULL; }
 const struct hs_py_layout *hs_py_layout(void) { return hs_py_status() == HS_PY_FRAMES ? &py.l : NULL; }
 
+/* The runtime is not initialised yet, or finalization has begun: from its
+ * start, finalization deletes other threads' states while daemon threads may
+ * still run C code, so no thread's state is trusted. Status is FRAMES. */
+static bool runtime_closed(void)
+{
+    const int *tss = (const int *)(py.runtime + py.l.rt_tss);
+    return !__atomic_load_n(&tss[0], __ATOMIC_ACQUIRE) ||
+           __atomic_load_n((void *const *)(py.runtime + py.l.rt_finalizing), __ATOMIC_ACQUIRE);
+}
+
 bool hs_py_finalizing(void)
 {
-    const struct hs_py_layout *l = &py.l;
-    if (hs_py_status() != HS_PY_FRAMES)
-        return true;
-    const int *tss = (const int *)(py.runtime + l->rt_tss);
-    return !__atomic_load_n(&tss[0], __ATOMIC_ACQUIRE) ||
-           __atomic_load_n((void *const *)(py.runtime + l->rt_finalizing), __ATOMIC_ACQUIRE);
+    return hs_py_status() != HS_PY_FRAMES || runtime_closed();
 }
 
 /* The calling thread's PyThreadState of the main interpreter, or NULL. */
 static const char *current_tstate(void)
 {
     const struct hs_py_layout *l = &py.l;
-    const int *tss = (const int *)(py.runtime + l->rt_tss);
-    if (!__atomic_load_n(&tss[0], __ATOMIC_ACQUIRE))
-        return NULL;                    /* runtime not initialised yet, or finalised */
-    /* Finalization deletes other threads' states while daemon threads may
-     * still run C code: from its start, no thread's state is trusted. */
-    if (__atomic_load_n((void *const *)(py.runtime + l->rt_finalizing), __ATOMIC_ACQUIRE))
+    if (runtime_closed())
         return NULL;
+    const int *tss = (const int *)(py.runtime + l->rt_tss);
     const char *ts = pthread_getspecific((pthread_key_t)tss[1]);
     if (!ts)
         return NULL;

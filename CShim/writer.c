@@ -360,26 +360,30 @@ static void py_first_seen(void)
         (void)!write(fd, &wake, 1);
 }
 
+/* Where the Python set-up of a session stands (python_setup). */
+enum py_setup {
+    PY_SETUP_DONE,      /* nothing left to do */
+    PY_SETUP_WAITING,   /* everything queued; waiting for the main thread to run it */
+    PY_SETUP_TODO,      /* something still to install or queue */
+};
+
 /* The Python set-up of a sampling session that needs no GIL: the pymalloc
  * wrappers once the interpreter's allocators exist, and the pending calls
  * (free lists off, the at-exit hook) once it is initialized, each woken on
- * the main interpreter while queued. Returns true while something is left
- * to do or to wait for.
+ * the main interpreter while queued.
  * Context: ctl_lock held, sampling; the writer, or a thread running Python
  * inside malloc (py_on_thread): nothing here allocates. */
-static bool python_setup(void)
+static enum py_setup python_setup(void)
 {
     bool initialized = hs_py_api.is_initialized && hs_py_api.is_initialized();
-    bool todo = false;
+    enum py_setup at = initialized ? PY_SETUP_DONE : PY_SETUP_TODO;
     if (initialized || hs_py_seen())
         hs_pyalloc_install();
-    else
-        todo = true;
-    if (!initialized)
-        todo = true;
-    else if (queue_free_lists_sync()) {
+    if (initialized && queue_free_lists_sync()) {
         hs_py_wake_main();
-        todo = true;
+        at = PY_SETUP_WAITING;
+    } else if (initialized && !hs_pyreuse_in_sync()) {
+        at = PY_SETUP_TODO;             /* the call could not be queued: again */
     }
     int state = __atomic_load_n(&ctl.py_exit, __ATOMIC_ACQUIRE);
     if (hs_opt.at_exit && state != PY_EXIT_DONE && hs_py_api.add_pending_call && hs_py_api.cfunction_new &&
@@ -389,11 +393,15 @@ static bool python_setup(void)
             if (hs_py_api.add_pending_call(py_register_at_exit, NULL) != 0)
                 __atomic_store_n(&ctl.py_exit, PY_EXIT_TODO, __ATOMIC_RELEASE);
         }
-        if (__atomic_load_n(&ctl.py_exit, __ATOMIC_ACQUIRE) == PY_EXIT_QUEUED)
+        if (__atomic_load_n(&ctl.py_exit, __ATOMIC_ACQUIRE) == PY_EXIT_QUEUED) {
             hs_py_wake_main();
-        todo = true;
+            if (at == PY_SETUP_DONE)
+                at = PY_SETUP_WAITING;
+        } else {
+            at = PY_SETUP_TODO;
+        }
     }
-    return todo;
+    return at;
 }
 
 /* Registered with python.c at load, called by samples that find Python
@@ -403,22 +411,15 @@ static bool python_setup(void)
  * script's first objects would go unseen, or be charged where their block
  * was first allocated). Only what needs no lock of the host's: trylock of
  * ctl_lock (busy: the writer is at work and does it itself), the wrappers,
- * Py_AddPendingCall (its lock is never held around an allocation).
+ * Py_AddPendingCall (its lock is never held around an allocation). Once
+ * everything is queued, the samples stop calling.
  * Context: inside malloc, sampled path, guard held, no shim lock held. */
 static void py_on_thread(void)
 {
     if (pthread_mutex_trylock(&ctl_lock) != 0)
         return;
     int saved = errno;
-    bool queued_or_done = true;
-    if (hs_opt.python && __atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
-        bool initialized = hs_py_api.is_initialized && hs_py_api.is_initialized();
-        python_setup();
-        queued_or_done = initialized && (hs_pyalloc_flags() || !hs_py_api.mem_set) &&
-                         (hs_pyreuse_in_sync() || __atomic_load_n(&ctl.py_reuse_queued, __ATOMIC_ACQUIRE)) &&
-                         (!hs_opt.at_exit || __atomic_load_n(&ctl.py_exit, __ATOMIC_ACQUIRE) != PY_EXIT_TODO);
-    }
-    if (queued_or_done)
+    if (!hs_opt.python || __atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1 || python_setup() != PY_SETUP_TODO)
         __atomic_store_n(&hs_py_wanted, 0, __ATOMIC_RELAXED);
     errno = saved;
     pthread_mutex_unlock(&ctl_lock);
@@ -441,7 +442,7 @@ static void python_tick(int *timeout_ms)
     hs_py_detect();
     if (hs_py_status() == HS_PY_NONE)
         return;
-    bool todo = python_setup();
+    bool todo = python_setup() != PY_SETUP_DONE;
     uint64_t now = now_ns(CLOCK_MONOTONIC);
     int soon = hs_py_seen() && now < ctl.py_fast_until_ns ? 1 : 10;
     if (todo && timeout_ms && *timeout_ms > soon && now < ctl.py_poll_until_ns)
