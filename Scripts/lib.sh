@@ -61,3 +61,32 @@ build_all() {
   export HEAPSNAP_BIN
   export HEAPSNAP_LIB="$HEAPSNAP_BIN/libheapsnap_preload.so"
 }
+
+# The real-service tests (Tests/ShimTests/ServiceTests.swift) and Scripts/bench-leaks: a virtual
+# environment with pinned gunicorn and Flask from PyPI, made with Debian's python3 (else pyenv's
+# 3.11) and cached in .build/service-venv; made again only when the pins change. Sets
+# HEAPSNAP_SERVICE_VENV, or, when it cannot be made, HEAPSNAP_SERVICE_VENV_ERROR (those tests then
+# fail and say why) and returns 1.
+HEAPSNAP_SERVICE_PINS="gunicorn==23.0.0 flask==3.1.0"
+ensure_service_venv() {
+  local venv="$PWD/.build/service-venv" python log
+  if [ "$(cat "$venv/.heapsnap-pins" 2>/dev/null)" = "$HEAPSNAP_SERVICE_PINS" ] && [ -x "$venv/bin/gunicorn" ]; then
+    export HEAPSNAP_SERVICE_VENV="$venv"
+    return 0
+  fi
+  python=/usr/bin/python3
+  "$python" -c 'import venv, ensurepip' 2>/dev/null || python="$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.11.*/bin/python3 2>/dev/null | tail -1)"
+  log="$(mktemp)"
+  rm -rf "$venv"
+  if [ -n "$python" ] && "$python" -m venv "$venv" >"$log" 2>&1 &&
+     "$venv/bin/pip" install -q --disable-pip-version-check $HEAPSNAP_SERVICE_PINS >>"$log" 2>&1; then
+    echo "$HEAPSNAP_SERVICE_PINS" >"$venv/.heapsnap-pins"
+    export HEAPSNAP_SERVICE_VENV="$venv"
+    rm -f "$log"
+    return 0
+  fi
+  export HEAPSNAP_SERVICE_VENV_ERROR="Scripts/lib.sh could not make $venv with ${python:-no python with venv} ($(tail -1 "$log"))"
+  echo "heapsnap: $HEAPSNAP_SERVICE_VENV_ERROR" >&2
+  rm -f "$log"
+  return 1
+}

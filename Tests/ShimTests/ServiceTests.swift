@@ -1,0 +1,127 @@
+// A real service: gunicorn with 4 sync workers serving
+// Tests/Programs/flask_service.py (one handler that leaks a record per
+// request into a module-level list, one that only churns), from a virtual
+// environment with pinned gunicorn and Flask (Scripts/lib.sh
+// `ensure_service_venv`, which Scripts/test runs; cached in
+// .build/service-venv). Tests/Programs/flask_service_run.py preloads the
+// shim, starts each worker with `heapsnap start` (snapshots every second),
+// drives 18 s of load on 127.0.0.1 and stops them; `heapsnap leaks` then
+// reads the directory. Without the venv the tests fail and say how to make it.
+//
+// Still to come here once the many-process work has merged: `heapsnap top`
+// over the directory merges the 4 workers, and `heapsnap start/stop --tree
+// MASTER` reaches all 4 (flask_service_run.py signals each worker for now).
+
+import Foundation
+import HeapSnapKit
+import Testing
+
+enum Service {
+    /// The virtual environment: $HEAPSNAP_SERVICE_VENV (Scripts/test sets it), else .build/service-venv.
+    static var venv: String {
+        ProcessInfo.processInfo.environment["HEAPSNAP_SERVICE_VENV"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? Shim.packageRoot + "/.build/service-venv"
+    }
+
+    /// The heapsnap executable beside the preload library.
+    static var heapsnap: String { (Shim.library as NSString).deletingLastPathComponent + "/heapsnap" }
+
+    struct Run {
+        var directory: Scratch
+        var workers: [Int32]
+        var requests: Int
+        /// `heapsnap leaks DIR --format json`, parsed.
+        var leaks: [String: Any]
+        var sites: [[String: Any]] { leaks["sites"] as? [[String: Any]] ?? [] }
+    }
+
+    /// Runs the service (with or without its leak) and `heapsnap leaks` over its snapshots.
+    static func run(leak: Bool) throws -> Run {
+        let reason = ProcessInfo.processInfo.environment["HEAPSNAP_SERVICE_VENV_ERROR"] ?? "run Scripts/test, or `source Scripts/lib.sh; ensure_service_venv`"
+        try #require(FileManager.default.isExecutableFile(atPath: venv + "/bin/gunicorn"),
+                     "no virtual environment with gunicorn and Flask at \(venv): \(reason)")
+        try #require(FileManager.default.isExecutableFile(atPath: heapsnap), "\(heapsnap) is missing: build the release products (Scripts/test)")
+        let scratch = try Scratch()
+        var arguments = [Shim.packageRoot + "/Tests/Programs/flask_service_run.py", "--venv", venv, "--heapsnap", heapsnap,
+                         "--lib", Shim.library, "--dir", scratch.path, "--seconds", "18"]
+        if !leak { arguments.append("--no-leak") }
+        let driver = try runCommand(venv + "/bin/python", arguments)
+        try #require(driver.status == 0, "flask_service_run.py failed: \(driver.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(driver.stdout.utf8)) as? [String: Any])
+        let workers = (summary["workers"] as? [Int] ?? []).map(Int32.init)
+        let leaks = try runCommand(heapsnap, ["leaks", scratch.path, "--format", "json"])
+        try #require(leaks.status == 0, "heapsnap leaks failed: \(leaks.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(leaks.stdout.utf8)) as? [String: Any])
+        return Run(directory: scratch, workers: workers, requests: summary["ok"] as? Int ?? 0, leaks: report)
+    }
+
+    static func runCommand(_ path: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// The line of `marker` in Tests/Programs/flask_service.py.
+    static func line(of marker: String) throws -> Int {
+        let text = try String(contentsOfFile: Shim.packageRoot + "/Tests/Programs/flask_service.py", encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        return try #require(lines.firstIndex { $0.contains("# " + marker) }) + 1
+    }
+
+    static func isApp(_ site: [String: Any], line: Int) -> Bool {
+        let key = site["key"] as? [String: Any] ?? [:]
+        return (key["file"] as? String ?? "").hasSuffix("flask_service.py") && key["line"] as? Int == line
+    }
+}
+
+@Suite(.serialized) struct ServiceTests {
+    @Test("gunicorn, 4 workers: leaks names the leaking line first and nothing in the churning handler")
+    func leakingServiceIsFound() throws {
+        let run = try Service.run(leak: true)
+        #expect(run.workers.count == 4)
+        #expect(run.requests > 200, "only \(run.requests) requests were served")
+        // Every worker wrote snapshots, and leaks read each of them.
+        let files = try SnapshotSeries.scan([run.directory.path])
+        for worker in run.workers {
+            let count = files.programs.flatMap(\.runs).filter { $0.pid == UInt32(worker) }.reduce(0) { $0 + $1.entries.count }
+            #expect(count >= 5, "worker \(worker) wrote \(count) snapshots")
+        }
+        let processes = (run.leaks["processes"] as? [[String: Any]] ?? []).compactMap { $0["pid"] as? Int }
+        #expect(Set(processes) == Set(run.workers.map(Int.init)))
+
+        let leakLine = try Service.line(of: "LEAK-SITE"), churnLine = try Service.line(of: "CHURN-SITE")
+        let first = try #require(run.sites.first)
+        #expect(Service.isApp(first, line: leakLine), "first site: \(first["label"] ?? "?") (\(first["verdict"] ?? "?"))")
+        #expect(first["verdict"] as? String == "leak")
+        let churn = run.sites.filter { Service.isApp($0, line: churnLine) }
+        #expect(!churn.isEmpty, "the churning line was never sampled")
+        for site in churn { #expect(site["verdict"] as? String == "steady" || site["verdict"] as? String == "too few samples") }
+        // Nothing else is a suspect: the leak is its record (LEAK-SITE) and the list it grows (LEAK-LIST).
+        let listLine = try Service.line(of: "LEAK-LIST")
+        let others = run.sites.filter { site in
+            ["leak", "growing"].contains(site["verdict"] as? String ?? "") && !Service.isApp(site, line: leakLine) && !Service.isApp(site, line: listLine)
+        }
+        #expect(others.isEmpty, "other suspects: \(others.map { "\($0["label"] ?? "?") \($0["verdict"] ?? "?")" })")
+    }
+
+    @Test("gunicorn, 4 workers, without the leak: no suspect")
+    func controlServiceHasNoSuspect() throws {
+        let run = try Service.run(leak: false)
+        #expect(run.workers.count == 4)
+        #expect(run.requests > 200, "only \(run.requests) requests were served")
+        let suspects = run.sites.filter { ["leak", "growing"].contains($0["verdict"] as? String ?? "") }
+        #expect(suspects.isEmpty, "suspects: \(suspects.map { "\($0["label"] ?? "?") \($0["verdict"] ?? "?")" })")
+        // The test had something to judge: sites in use were tested, the churning line among them when it was caught in flight.
+        #expect((run.leaks["test"] as? [String: Any])?["tested"] as? Int ?? 0 >= 3)
+        let churn = run.sites.filter { Service.isApp($0, line: (try? Service.line(of: "CHURN-SITE")) ?? 0) }
+        #expect(!churn.isEmpty, "the churning line was never sampled")
+    }
+}
