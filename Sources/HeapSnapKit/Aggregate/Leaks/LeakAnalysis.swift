@@ -147,6 +147,8 @@ public struct SiteTrend: Sendable, Hashable {
     public var leakP: Double
     public var leakAdjustedP: Double
     public var verdict: LeakVerdict
+    /// Whether the site was tested (in the family Holm corrects over): not `tooFewSamples`, and in use at some snapshot.
+    public var tested = false
 
     /// Confidence that the site grows: 1 − the corrected p-value (of the leak test for a leak).
     public var confidence: Double { 1 - (verdict == .leak ? leakAdjustedP : growthAdjustedP) }
@@ -195,12 +197,10 @@ public enum LeakAnalysis {
 
         // The service's cumulative allocated bytes and its allocation rate per moment.
         var allocated = [Double](repeating: 0, count: n)
-        var alive = [[Int]](repeating: [], count: n)
         for (r, run) in runs.enumerated() {
             let base = run.snapshots[0].allocBytes
             for k in 0..<n where placed[r].index[k] >= 0 {
                 allocated[k] += run.snapshots[placed[r].index[k]].allocBytes - base
-                if k <= placed[r].last { alive[k].append(r) }
             }
         }
         let rate: [Double] = (0..<n).map { k in k == 0 || stepMinutes == 0 ? 0 : (allocated[k] - allocated[k - 1]) / (stepMinutes * 60) }
@@ -265,6 +265,7 @@ public enum LeakAnalysis {
             trend.trafficP = TrendStatistics.mannKendall(ratio).pValue
             trend.growthP = max(trend.trendP, trend.samplingP)
             trend.leakP = max(trend.growthP, trend.trafficP)
+            trend.tested = true
             family.append(trends.count)
             trends.append(trend)
         }

@@ -14,8 +14,8 @@ extension TableRenderer {
         out += rates.isEmpty ? "\n" : ", \(rates)\n"
         var counts: [LeakVerdict: Int] = [:]
         for site in report.sites { counts[site.trend.verdict, default: 0] += 1 }
-        out += "\(report.tested) sites tested, Holm-corrected, confidence ≥ \(Self.percent(report.options.minConfidence)) to call one growing: "
-        out += LeakVerdict.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ") + "\n"
+        out += "\(report.sites.count) sites: " + LeakVerdict.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ")
+        out += " (\(report.tested) held memory and were tested; Holm-corrected, growing at confidence ≥ \(Self.percent(report.options.minConfidence)))\n"
         if report.moments.count < report.options.minimumMoments {
             out += "too few moments to test (\(report.moments.count), at least \(report.options.minimumMoments)): write more snapshots (HEAPSNAP_INTERVAL)\n"
         }
@@ -29,7 +29,7 @@ extension TableRenderer {
             let perMinute = t.perMinute.map { Format.bytes($0.value, signed: true) } ?? "-"
             let interval = t.perMinute.map { Format.bytes($0.low, signed: true) + " .. " + Format.bytes($0.high, signed: true) } ?? "-"
             let perMiB = t.perAllocatedMiB.map { Format.bytes($0, signed: true) } ?? "-"
-            let confidence = t.verdict == .tooFewSamples ? "-" : Self.confidence(t.confidence)
+            let confidence = t.tested ? Self.confidence(t.confidence) : "-"
             var label = site.label
             if site.key.file != "", let function = site.frame?.function, !function.isEmpty { label += "  " + function }
             rows.append([Format.bytes(t.inuseNow.value), perMinute, interval, perMiB, confidence, t.verdict.rawValue, label])
@@ -82,12 +82,13 @@ extension JSONRenderer {
                                  ("function", .string(site.key.function)), ("module", .string(site.key.module))])),
                 ("frame", site.frame.map(Self.frame) ?? .null),
                 ("verdict", .string(t.verdict.rawValue)),
-                ("confidence", t.verdict == .tooFewSamples ? .null : .number(t.confidence)),
+                ("tested", .bool(t.tested)),
+                ("confidence", t.tested ? .number(t.confidence) : .null),
                 ("inuseNow", Self.estimate(t.inuseNow)),
                 ("growth", Self.estimate(t.totalGrowth)),
                 ("growthPerMinute", t.perMinute.map { .object([("value", .number($0.value)), ("low", .number($0.low)), ("high", .number($0.high))]) } ?? .null),
                 ("growthPerAllocatedMiB", t.perAllocatedMiB.map(JSON.number) ?? .null),
-                ("pValues", t.verdict == .tooFewSamples ? .null : .object([
+                ("pValues", !t.tested ? .null : .object([
                     ("trend", .number(t.trendP)), ("sampling", .number(t.samplingP)), ("traffic", .number(t.trafficP)),
                     ("growth", .number(t.growthP)), ("growthAdjusted", .number(t.growthAdjustedP)),
                     ("leak", .number(t.leakP)), ("leakAdjusted", .number(t.leakAdjustedP)),
