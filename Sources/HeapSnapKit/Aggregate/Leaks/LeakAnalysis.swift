@@ -18,9 +18,10 @@
 //
 // The tests, each one-sided (growth only):
 // - trend: Mann-Kendall on the growth series (ties count against growth, see
-//   TrendStatistics), and again with its largest single rise replaced by the
-//   median rise; the larger p counts. A site that rose once and then stayed
-//   (a cache filled on the first request) is no trend.
+//   TrendStatistics), and again over the pairs on the same side of its
+//   largest single rise only (`steplessTrend`); the larger p counts. A site
+//   that rose once and then stayed (a cache filled on the first request) is
+//   no trend.
 // - sampling: in sampled mode, a sampled block that survives stays in every
 //   later snapshot, so successive estimates share their noise and a trend
 //   test on them alone calls too many flat sites growing. The total growth
@@ -255,7 +256,7 @@ public enum LeakAnalysis {
                 trends.append(trend)
                 continue
             }
-            trend.trendP = max(TrendStatistics.mannKendall(growth).pValue, TrendStatistics.mannKendall(withoutLargestRise(growth)).pValue)
+            trend.trendP = max(TrendStatistics.mannKendall(growth).pValue, steplessTrend(growth).pValue)
             if total.variance > 0 {
                 trend.samplingP = TrendStatistics.normalUpperTail(total.value / total.standardDeviation)
             } else {
@@ -282,16 +283,16 @@ public enum LeakAnalysis {
         return LeakAnalysisResult(moments: moments, stepNanoseconds: step, sites: trends, tested: family.count)
     }
 
-    /// `growth` with its largest rise between consecutive moments replaced by the median rise.
-    static func withoutLargestRise(_ growth: [Double]) -> [Double] {
-        guard growth.count >= 3 else { return growth }
-        var rises = (1..<growth.count).map { growth[$0] - growth[$0 - 1] }
-        let largest = rises.indices.max { rises[$0] < rises[$1] }!
-        let sorted = rises.sorted()
-        rises[largest] = sorted[sorted.count / 2]
-        var result = [growth[0]]
-        for rise in rises { result.append(result.last! + rise) }
-        return result
+    /// The trend test of `growth` split at its largest rise: Mann-Kendall over the pairs of moments on
+    /// the same side of that rise only. A series that rose once and stayed is flat on both sides; a
+    /// steady rise rises on both. (Under no trend the split is conservative: the moment before the
+    /// largest rise tends to be low and the one after it high, which counts against growth on both sides.)
+    static func steplessTrend(_ growth: [Double]) -> TrendStatistics.MannKendall {
+        guard growth.count >= 3 else { return TrendStatistics.mannKendall(growth) }
+        var at = 1
+        for k in 2..<growth.count where growth[k] - growth[k - 1] > growth[at] - growth[at - 1] { at = k }
+        let before: ArraySlice<Double> = growth[0..<at], after: ArraySlice<Double> = growth[at..<growth.count]
+        return TrendStatistics.mannKendall(segments: [before, after])
     }
 
     /// The grid: from the first snapshot to the last, spaced by the median gap between a run's

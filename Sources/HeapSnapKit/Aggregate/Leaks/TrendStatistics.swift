@@ -36,28 +36,41 @@ public enum TrendStatistics {
     /// One-sided Mann-Kendall test of `y` (in time order) for growth, ties counted against growth.
     /// - Complexity: O(n²).
     public static func mannKendall(_ y: [Double]) -> MannKendall {
-        let n = y.count
-        guard n >= 3 else { return MannKendall(s: 0, variance: 0, pValue: 1) }
+        mannKendall(segments: [y[...]])
+    }
+
+    /// Mann-Kendall over pairs within each segment only (the seasonal Kendall test with the segments
+    /// as seasons): S and its variance are the sums of the segments' own. Split at a jump, a series
+    /// that only jumped shows no trend, and one that rises steadily still does.
+    /// - Complexity: O(Σ segment²).
+    public static func mannKendall(segments: [ArraySlice<Double>]) -> MannKendall {
         var s = 0
-        for i in 0..<n - 1 {
-            for j in i + 1..<n {
-                s += y[j] > y[i] ? 1 : -1  // a tie counts as against
+        var variance = 0.0
+        for segment in segments {
+            let y = Array(segment)
+            let n = y.count
+            guard n >= 2 else { continue }
+            for i in 0..<n - 1 {
+                for j in i + 1..<n {
+                    s += y[j] > y[i] ? 1 : -1  // a tie counts as against
+                }
             }
-        }
-        // Tie correction of Var(S): Σ t(t−1)(2t+5) over groups of equal values.
-        let sorted = y.sorted()
-        var ties = 0.0
-        var run = 1
-        for k in 1...n {
-            if k < n, sorted[k] == sorted[k - 1] {
-                run += 1
-                continue
+            // Tie correction of Var(S): Σ t(t−1)(2t+5) over groups of equal values.
+            let sorted = y.sorted()
+            var ties = 0.0
+            var run = 1
+            for k in 1...n {
+                if k < n, sorted[k] == sorted[k - 1] {
+                    run += 1
+                    continue
+                }
+                if run > 1 { ties += Double(run * (run - 1) * (2 * run + 5)) }
+                run = 1
             }
-            if run > 1 { ties += Double(run * (run - 1) * (2 * run + 5)) }
-            run = 1
+            variance += (Double(n * (n - 1) * (2 * n + 5)) - ties) / 18
         }
-        let variance = (Double(n * (n - 1) * (2 * n + 5)) - ties) / 18
-        guard variance > 0, s > 0 else { return MannKendall(s: s, variance: variance, pValue: 1) }
+        let count = segments.reduce(0) { $0 + $1.count }
+        guard count >= 3, variance > 0, s > 0 else { return MannKendall(s: s, variance: variance, pValue: 1) }
         return MannKendall(s: s, variance: variance, pValue: normalUpperTail((Double(s) - 1) / variance.squareRoot()))
     }
 
