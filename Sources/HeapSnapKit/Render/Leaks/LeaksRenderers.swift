@@ -9,7 +9,7 @@ extension TableRenderer {
         let processes = report.processes.count
         let span = Double((report.moments.last ?? 0) &- (report.moments.first ?? 0))
         let rates = report.rates.map { $0 == 1 ? "exact" : "sampled at " + Format.bytes(Double($0)) }.joined(separator: ", ")
-        out += "leak suspects in \(report.program): \(processes) process\(processes == 1 ? "" : "es"), \(report.moments.count) moments"
+        out += "leak suspects in \(report.program): \(processes) process\(processes == 1 ? "" : "es"), \(report.moments.count) moment\(report.moments.count == 1 ? "" : "s")"
         out += report.stepNanoseconds > 0 ? " \(Format.duration(nanoseconds: Double(report.stepNanoseconds))) apart over \(Format.duration(nanoseconds: span))" : ""
         out += rates.isEmpty ? "\n" : ", \(rates)\n"
         var counts: [LeakVerdict: Int] = [:]
