@@ -62,7 +62,7 @@ build_all() {
   export HEAPSNAP_LIB="$HEAPSNAP_BIN/libheapsnap_preload.so"
 }
 
-# The real-service tests (Tests/ShimTests/ServiceTests.swift) and Scripts/bench-leaks: a virtual
+# The real-service tests (Tests/ShimTests/FlaskServiceTests.swift) and Scripts/bench-leaks: a virtual
 # environment with pinned gunicorn and Flask from PyPI, made with Debian's python3 (else pyenv's
 # 3.11) and cached in .build/service-venv; made again only when the pins change. Sets
 # HEAPSNAP_SERVICE_VENV, or, when it cannot be made, HEAPSNAP_SERVICE_VENV_ERROR (those tests then

@@ -1,4 +1,4 @@
-"""A small Flask service for heapsnap's leak tests (Tests/ShimTests/ServiceTests.swift).
+"""A small Flask service for heapsnap's leak tests (Tests/ShimTests/FlaskServiceTests.swift).
 
 /leak keeps a record of every request in a module-level list (the leak), unless
 FLASK_SERVICE_LEAK=0, when it builds the record and drops it; /churn builds a

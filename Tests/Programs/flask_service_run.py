@@ -1,5 +1,5 @@
 """Runs Tests/Programs/flask_service.py as a real service under heapsnap, for
-Tests/ShimTests/ServiceTests.swift and Scripts/bench-leaks.
+Tests/ShimTests/FlaskServiceTests.swift and Scripts/bench-leaks.
 
 gunicorn (from VENV) serves the app with WORKERS sync workers on 127.0.0.1 (a
 free port), preloaded with the shim, which writes a snapshot to DIR every

@@ -16,7 +16,7 @@ import Foundation
 import HeapSnapKit
 import Testing
 
-enum Service {
+enum FlaskService {
     /// The virtual environment: $HEAPSNAP_SERVICE_VENV (Scripts/test sets it), else .build/service-venv.
     static var venv: String {
         ProcessInfo.processInfo.environment["HEAPSNAP_SERVICE_VENV"].flatMap { $0.isEmpty ? nil : $0 }
@@ -82,10 +82,10 @@ enum Service {
     }
 }
 
-@Suite(.serialized) struct ServiceTests {
+@Suite(.serialized) struct FlaskServiceTests {
     @Test("gunicorn, 4 workers: leaks names the leaking line first and nothing in the churning handler")
     func leakingServiceIsFound() throws {
-        let run = try Service.run(leak: true)
+        let run = try FlaskService.run(leak: true)
         #expect(run.workers.count == 4)
         #expect(run.requests > 200, "only \(run.requests) requests were served")
         // Every worker wrote snapshots, and leaks read each of them.
@@ -97,31 +97,31 @@ enum Service {
         let processes = (run.leaks["processes"] as? [[String: Any]] ?? []).compactMap { $0["pid"] as? Int }
         #expect(Set(processes) == Set(run.workers.map(Int.init)))
 
-        let leakLine = try Service.line(of: "LEAK-SITE"), churnLine = try Service.line(of: "CHURN-SITE")
+        let leakLine = try FlaskService.line(of: "LEAK-SITE"), churnLine = try FlaskService.line(of: "CHURN-SITE")
         let first = try #require(run.sites.first)
-        #expect(Service.isApp(first, line: leakLine), "first site: \(first["label"] ?? "?") (\(first["verdict"] ?? "?"))")
+        #expect(FlaskService.isApp(first, line: leakLine), "first site: \(first["label"] ?? "?") (\(first["verdict"] ?? "?"))")
         #expect(first["verdict"] as? String == "leak")
-        let churn = run.sites.filter { Service.isApp($0, line: churnLine) }
+        let churn = run.sites.filter { FlaskService.isApp($0, line: churnLine) }
         #expect(!churn.isEmpty, "the churning line was never sampled")
         for site in churn { #expect(site["verdict"] as? String == "steady" || site["verdict"] as? String == "too few samples") }
         // Nothing else is a suspect: the leak is its record (LEAK-SITE) and the list it grows (LEAK-LIST).
-        let listLine = try Service.line(of: "LEAK-LIST")
+        let listLine = try FlaskService.line(of: "LEAK-LIST")
         let others = run.sites.filter { site in
-            ["leak", "growing"].contains(site["verdict"] as? String ?? "") && !Service.isApp(site, line: leakLine) && !Service.isApp(site, line: listLine)
+            ["leak", "growing"].contains(site["verdict"] as? String ?? "") && !FlaskService.isApp(site, line: leakLine) && !FlaskService.isApp(site, line: listLine)
         }
         #expect(others.isEmpty, "other suspects: \(others.map { "\($0["label"] ?? "?") \($0["verdict"] ?? "?")" })")
     }
 
     @Test("gunicorn, 4 workers, without the leak: no suspect")
     func controlServiceHasNoSuspect() throws {
-        let run = try Service.run(leak: false)
+        let run = try FlaskService.run(leak: false)
         #expect(run.workers.count == 4)
         #expect(run.requests > 200, "only \(run.requests) requests were served")
         let suspects = run.sites.filter { ["leak", "growing"].contains($0["verdict"] as? String ?? "") }
         #expect(suspects.isEmpty, "suspects: \(suspects.map { "\($0["label"] ?? "?") \($0["verdict"] ?? "?")" })")
         // The test had something to judge: sites in use were tested, the churning line among them when it was caught in flight.
         #expect((run.leaks["test"] as? [String: Any])?["tested"] as? Int ?? 0 >= 3)
-        let churn = run.sites.filter { Service.isApp($0, line: (try? Service.line(of: "CHURN-SITE")) ?? 0) }
+        let churn = run.sites.filter { FlaskService.isApp($0, line: (try? FlaskService.line(of: "CHURN-SITE")) ?? 0) }
         #expect(!churn.isEmpty, "the churning line was never sampled")
     }
 }
