@@ -32,8 +32,9 @@ struct ServiceTests {
         let host = try Background(try Programs.shared.path("prefork.c"), [],
                                   env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1", "HEAPSNAP_INTERVAL": "0.2"],
                                   interactive: true)
-        let sites = host.sites
         let master = try Self.pid(host, "master ", field: 1)
+        let sites = host.sites       // printed before the master line
+        try #require(sites["worker"] != nil && sites["master"] != nil, "\(host.stdout)")
         var workers = [try Self.pid(host, "worker 0 ", field: 2), try Self.pid(host, "worker 1 ", field: 2)]
         try #require(Background.waitUntilHandled(master, while: { host.isRunning }))
         usleep(300_000)
@@ -135,13 +136,14 @@ struct ServiceTests {
         // A tree: a shell without the shim, a child without it and one with it.
         let shell = try Background("/bin/sh", ["-c", "/bin/sleep 600 & LD_PRELOAD=\(Shim.library) HEAPSNAP_DIR=\(dir.path) /bin/sleep 601; wait"],
                                    preload: false)
+        func mapsShim(_ pid: Int32) -> Bool { (try? TargetProcess.inspect(pid: pid)) != nil }
         var members: [Int32] = []
-        for _ in 0..<2000 where members.count < 3 {
+        for _ in 0..<5000 where members.count < 3 || !members.contains(where: mapsShim) {  // until both children have exec'd
             members = ProcessTree.members(of: shell.pid)
             usleep(2000)
         }
         try #require(members.count == 3 && members[0] == shell.pid, "\(members)")
-        let withShim = try #require(members.first { (try? String(contentsOfFile: "/proc/\($0)/maps", encoding: .utf8))?.contains("libheapsnap_preload.so") == true })
+        let withShim = try #require(members.first(where: mapsShim))
         try #require(Background.waitUntilHandled(withShim, while: { shell.isRunning }))
         let tree = try Self.cli(["start", "--tree", String(shell.pid)])
         #expect(tree.status == 0, "\(tree.stderr)")
