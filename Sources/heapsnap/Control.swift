@@ -169,6 +169,7 @@ let controlDiscussion = """
     named, signal not caught, no snapshot in time) or a tree had no process
     with the shim; 64 for bad arguments.
 
+
     """
 
 struct Start: ParsableCommand {
