@@ -87,3 +87,13 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// Where the signal base used for a process came from (for error messages).
+public enum SignalBaseOrigin: Sendable, Equatable {
+    /// Given by hand (`--signal-base`).
+    case option
+    /// HEAPSNAP_SIGNAL_BASE in /proc/PID/environ.
+    case environment
+    /// Not found anywhere: the shim's default, 1.
+    case assumedDefault
+}
