@@ -139,3 +139,19 @@ func answer(_ query: ProfileQuery, symbols: SymbolOptions, as output: Output) th
         throw fail(error)
     }
 }
+
+/// A size option (`--rate 16K`), spelled as the HEAPSNAP_* variables spell sizes (`Units.bytes`).
+func parseBytes(_ text: String) throws -> UInt64 {
+    guard let value = Units.bytes(text) else {
+        throw ValidationError("not a size: bytes, with an optional K, M or G (powers of 1024), e.g. 524288 or 512K")
+    }
+    return value
+}
+
+/// A duration option (`--timeout 0.5`), in seconds as HEAPSNAP_INTERVAL spells them (`Units.nanoseconds`).
+func parseSeconds(_ text: String) throws -> Double {
+    guard let nanoseconds = Units.nanoseconds(seconds: text) else {
+        throw ValidationError("not a duration: seconds, decimals allowed, e.g. 10 or 0.5")
+    }
+    return Double(nanoseconds) / 1e9
+}
