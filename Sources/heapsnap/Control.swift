@@ -18,7 +18,8 @@ struct Run: ParsableCommand {
               heapsnap run --no-start -- ./batch-job    # then: heapsnap start PID
             """)
 
-    @Option(name: .long, help: "Mean bytes between samples (HEAPSNAP_RATE; 1 records every allocation).")
+    @Option(name: .long, help: "Mean bytes between samples, as HEAPSNAP_RATE spells it (65536, 64K, 1M; 1 records every allocation).",
+            transform: parseBytes)
     var rate: UInt64?
 
     @Option(name: .long, help: "Directory for snapshots (HEAPSNAP_DIR; default $HEAPSNAP_DIR or /tmp); created (mode 0700) when missing.")
@@ -93,7 +94,7 @@ struct ControlOptions: ParsableArguments {
         valueName: "n"))
     var signalBase: Int32?
 
-    @Option(name: .long, help: "Seconds to wait for the snapshots (all of them, after the last signal).")
+    @Option(name: .long, help: "Seconds to wait for the snapshots (all of them, after the last signal), as HEAPSNAP_INTERVAL spells them (10, 0.5).", transform: parseSeconds)
     var timeout: Double = 10
 
     func validate() throws {

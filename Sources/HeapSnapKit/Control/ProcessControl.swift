@@ -318,16 +318,6 @@ struct SentSignal: Sendable {
     }
 }
 
-/// Where the signal base used for a process came from (for error messages).
-public enum SignalBaseOrigin: Sendable, Equatable {
-    /// Given by hand (`--signal-base`).
-    case option
-    /// HEAPSNAP_SIGNAL_BASE in /proc/PID/environ.
-    case environment
-    /// Not found anywhere: the shim's default, 1.
-    case assumedDefault
-}
-
 /// A snapshot file name's parts: `heapsnap.<pid>.<seq>.heapsnap`.
 struct SnapshotFileName: Hashable, Comparable {
     var pid: Int32
