@@ -12,8 +12,11 @@
  * (so no thread is inside libunwind or holds a stripe lock on our behalf) and
  * takes every table lock; the parent releases them and resumes; the child
  * gets fresh locks, no tables, sampling off, seq 0, and makes its own pipe
- * and writer thread on its first allocation (hs_child_setup). Children made
- * without fork handlers (vfork, clone) exec or exit at once.
+ * and writer thread on its first allocation (hs_child_setup). A child forked
+ * while its parent sampled then starts a session of its own at once (a
+ * start request queued for its writer), so the workers a pre-fork server
+ * forks later sample as its first ones do. Children made without fork
+ * handlers (vfork, clone) exec or exit at once.
  *
  * Exit: the AT_EXIT snapshot, then sampling stays off for good. It must
  * show what the program held, so it is written before the program's own
@@ -69,8 +72,9 @@ static void fork_parent(void)
  * arrive before that are remembered in pending[] (writer.c) and run then. */
 static void fork_child(void)
 {
+    bool sampling = hs_sampler_forked_sampling();
     hs_sampler_fork_child();
-    hs_writer_fork_child();
+    hs_writer_fork_child(sampling);
     hs_unwind_reset_child();
     if (!hs_ctl_inert())
         hs_sampler_expect_setup();

@@ -19,7 +19,7 @@
 
 struct hs_options hs_opt = {
     .rate = 524288, .max_depth = 64, .max_memory = (size_t)64 << 20,
-    .signal_base = 1, .python = true, .dir = "/tmp",
+    .signal_base = 1, .python = true, .keep = HS_KEEP_DEFAULT, .dir = "/tmp",
 };
 
 extern char **environ;
@@ -176,6 +176,13 @@ void hs_options_parse(void)
         else
             bad("HEAPSNAP_INTERVAL", v, "seconds between snapshots, e.g. 60 or 0.5; 0 = off", "off");
     }
+    if ((v = getenv("HEAPSNAP_KEEP"))) {
+        if (parse_size(v, false, &u) == 0 && (u == 0 || (u >= 2 && u <= HS_KEEP_MAX)))
+            hs_opt.keep = (uint32_t)u;
+        else
+            bad("HEAPSNAP_KEEP", v, "periodic snapshots kept per process, 2 to 10000; 0 keeps them all",
+                hs_u64s(num, HS_KEEP_DEFAULT));
+    }
     if ((v = getenv("HEAPSNAP_DIR"))) {
         char d[sizeof hs_opt.dir];
         size_t n = strlen(v);
@@ -206,7 +213,7 @@ void hs_options_parse(void)
      * HEAPSNAP_* variable. Variables only the test suites read are not
      * listed: a program that inherits one hears about it once. */
     static const char *known[] = { "RATE", "MAX_DEPTH", "MAX_MEMORY", "SIGNAL_BASE", "START",
-                                   "AT_EXIT", "INTERVAL", "DIR", "PYTHON", "PYTHON_FREE_LISTS", "UNWIND",
+                                   "AT_EXIT", "INTERVAL", "KEEP", "DIR", "PYTHON", "PYTHON_FREE_LISTS", "UNWIND",
                                    "BIN", "LIB", "SYMBOLIZER" };
     for (char **e = environ; e && *e; e++) {
         if (strncmp(*e, "HEAPSNAP_", 9) != 0)

@@ -20,6 +20,10 @@ enum hs_unwind_mode {
     HS_UNWIND_CHECK,        /* both on every capture, compared; a report at exit */
 };
 
+/* HEAPSNAP_KEEP: its default and its largest value. */
+#define HS_KEEP_DEFAULT 100
+#define HS_KEEP_MAX 10000
+
 struct hs_options {
     uint64_t rate;          /* HEAPSNAP_RATE: mean bytes between samples; 1 = exact */
     uint32_t max_depth;     /* HEAPSNAP_MAX_DEPTH: frames kept per stack (1..1024) */
@@ -31,6 +35,7 @@ struct hs_options {
     bool py_free_lists;     /* HEAPSNAP_PYTHON_FREE_LISTS=keep: leave CPython's free lists on while sampling (pyreuse.c) */
     enum hs_unwind_mode unwind; /* HEAPSNAP_UNWIND: fast (default), libunwind, check */
     uint64_t interval_ns;   /* HEAPSNAP_INTERVAL: periodic snapshots; 0 = off */
+    uint32_t keep;          /* HEAPSNAP_KEEP: periodic snapshots kept on disk per process (retention.c); 0 = all */
     char dir[4096];         /* HEAPSNAP_DIR: absolute, no trailing slash */
 };
 

@@ -332,6 +332,7 @@ void hs_sampler_fork_parent(void)
         set_active(fork_was_active);
 }
 
+bool hs_sampler_forked_sampling(void) { return fork_was_active == 1; }
 void hs_sampler_on_child_setup(void (*fn)(void)) { child_setup = fn; }
 void hs_sampler_expect_setup(void) { set_active(HS_CHILD_SETUP); }
 void hs_sampler_setup_done(void) { set_active(0); }

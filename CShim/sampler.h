@@ -188,6 +188,10 @@ void hs_sampler_fork_child(void);
  * (lifecycle.c, at load: the sampler never calls up into control by name),
  * which calls hs_sampler_setup_done() (hs_active = 0). */
 void hs_sampler_on_child_setup(void (*fn)(void));
+/* In a fork child: whether the parent was sampling when it forked (read by
+ * control's child handler, before hs_sampler_fork_child's reset is seen
+ * anywhere else). */
+bool hs_sampler_forked_sampling(void);
 void hs_sampler_expect_setup(void);
 void hs_sampler_setup_done(void);
 

@@ -1,5 +1,5 @@
 /*
- * snapshot_writer.c - serialises the tables into docs/FORMAT.md, version 1.3.
+ * snapshot_writer.c - serialises the tables into docs/FORMAT.md, version 1.4.
  *
  * Order of work: modules and process info first (dl_iterate_phdr takes the
  * loader lock, so no shim lock may be held then); then the live table, one
@@ -17,6 +17,10 @@
  * snapshot's own total and never below PEAK's; SERS is the timeline's
  * points plus one taken with this snapshot (its totals are those of SMPL,
  * so the last point and the records agree).
+ *
+ * THIN says what retention (retention.c) has thinned so far; a periodic
+ * snapshot first makes room for itself under HEAPSNAP_KEEP, so the record
+ * counts the directory as it is once this file is renamed into it.
  *
  * Memory: all buffers are mmap'd here and unmapped before returning (not
  * counted in the budget: they exist only while a snapshot is written).
@@ -36,6 +40,7 @@
 #include "pyreuse.h"
 #include "timeline.h"
 #include "peak.h"
+#include "retention.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -341,15 +346,6 @@ static char *append_u64(char *d, const char *end, uint64_t v)
     return d;
 }
 
-static void final_name(char *buf, size_t size, uint32_t pid, uint32_t seq)
-{
-    char *e = buf + size, *d = append(buf, e, "heapsnap.");
-    d = append_u64(d, e, pid);
-    d = append(d, e, ".");
-    d = append_u64(d, e, seq);
-    append(d, e, ".heapsnap");
-}
-
 static void fail(const char *dir, const char *name, const char *what, int err)
 {
     char path[4600];
@@ -376,20 +372,30 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
     crc_init();
 
     uint32_t pid = (uint32_t)getpid();
-    uint64_t time_ns;
+    bool periodic = info.flags & HEAPSNAP_FLAG_PERIODIC;
+    uint64_t time_ns, mono_ns;
     {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        mono_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     }
 
     dirfd = hs_fd_high(open(hs_opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dirfd < 0) {
         err = errno;
-        final_name(name, sizeof name, pid, info.seq);
+        hs_snapshot_name(name, sizeof name, pid, info.seq);
         stage = ": the directory cannot be opened: ";
         goto fail;
     }
+    struct stat dir_st, file_st;
+    if (fstat(dirfd, &dir_st) != 0) {
+        err = errno;
+        goto fail_named;
+    }
+    if (periodic)
+        hs_retain_make_room(dirfd, &dir_st, mono_ns);     /* HEAPSNAP_KEEP: thin the oldest first */
 
     /* Process identity and modules (no shim lock held: loader lock inside). */
     m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -518,12 +524,14 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
     /* A name nobody has: an earlier process with our pid may have left files. */
     for (int tries = 0;; tries++) {
         struct stat st;
-        final_name(name, sizeof name, pid, info.seq);
+        hs_snapshot_name(name, sizeof name, pid, info.seq);
         if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || tries > 1000)
             break;
         info.seq++;
     }
     memcpy(proc.p + 8, &info.seq, 4);
+    struct hs_retention retention;
+    bool thin = hs_retain_read(&retention, periodic, info.seq, mono_ns, time_ns);
 
     /* The temporary file. */
     o.buf = mmap(NULL, OUT_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -646,6 +654,19 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
         out_u64(&o, pt->rss_bytes);
     }
 
+    if (thin) {
+        out_record(&o, HEAPSNAP_TAG_THIN, 56);
+        out_u32(&o, retention.keep);
+        out_u32(&o, retention.kept);
+        out_u64(&o, retention.written);
+        out_u64(&o, retention.thinned);
+        out_u64(&o, retention.lost);
+        out_u32(&o, retention.oldest_seq);
+        out_u32(&o, 0);
+        out_u64(&o, retention.oldest_ns);
+        out_u64(&o, retention.widest_gap_ns);
+    }
+
     uint32_t crc = o.crc ^ 0xFFFFFFFFu;     /* over every byte before END's tag */
     out_u32(&o, HEAPSNAP_TAG_END);
     out_u32(&o, 0);
@@ -658,7 +679,7 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
         err = o.err;
         goto fail_named;
     }
-    if (fsync(o.fd) != 0) {
+    if (fsync(o.fd) != 0 || fstat(o.fd, &file_st) != 0) {
         err = errno;
         goto fail_named;
     }
@@ -677,13 +698,15 @@ int hs_snapshot_write(struct hs_snap_info *info_in)
         }
     }
     tmpname[0] = 0;
+    if (periodic)
+        hs_retain_add(info.seq, mono_ns, time_ns, &file_st, &dir_st);
     goto done;
 
 fail_named:
     stage = ": ";
 fail:
     if (!name[0] || err == 0)
-        final_name(name, sizeof name, pid, info.seq);
+        hs_snapshot_name(name, sizeof name, pid, info.seq);
     fail(hs_opt.dir, name, stage, err ? err : EIO);
 done:
     if (o.fd >= 0)

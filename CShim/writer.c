@@ -38,6 +38,7 @@
 #include "forward.h"
 #include "sampler.h"
 #include "snapshot_writer.h"
+#include "retention.h"
 #include "python.h"
 #include "pyalloc.h"
 #include "pyreuse.h"
@@ -792,8 +793,12 @@ void hs_writer_fork_parent(void) { pthread_mutex_unlock(&ctl_lock); }
 
 /* Context: fork child, single-threaded; the parent's lock was copied held.
  * The child's channel and writer are made later (lifecycle.c, child setup);
- * signals that arrive before that wait in pending[]. */
-void hs_writer_fork_child(void)
+ * signals that arrive before that wait in pending[], and so does the start
+ * of a child forked while its parent sampled: a pre-fork server's workers,
+ * recycled ones too, sample while their master does, each in a fresh session
+ * of its own (its tables start empty: what the parent sampled stays the
+ * parent's). */
+void hs_writer_fork_child(bool sampling)
 {
     pthread_mutex_init(&ctl_lock, NULL);
     forget_channel();                   /* the parent's */
@@ -804,4 +809,7 @@ void hs_writer_fork_child(void)
     ctl.start_ns = 0;
     ctl.next_periodic_ns = 0;
     hs_timeline_reset_child();
+    hs_retain_reset_child();
+    if (sampling)
+        __atomic_store_n(&pending[HS_CMD_START], 1, __ATOMIC_RELEASE);
 }

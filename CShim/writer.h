@@ -52,11 +52,13 @@ void hs_writer_start_now(void);
 void hs_writer_at_exit(void);
 
 /* Fork: prepare/parent take and release the control lock; child gives the
- * child fresh control state (lock, no channel, no writer, seq 0).
+ * child fresh control state (lock, no channel, no writer, seq 0, none of the
+ * parent's files to thin) and, when the parent was sampling (`sampling`),
+ * a start request that its writer runs as soon as it exists.
  * Context: the forking thread / the fork child, single-threaded. */
 void hs_writer_fork_prepare(void);
 void hs_writer_fork_parent(void);
-void hs_writer_fork_child(void);
+void hs_writer_fork_child(bool sampling);
 
 /* Queues a command as if its signal arrived. Context: any host thread. */
 void hs_writer_send(enum hs_cmd cmd);

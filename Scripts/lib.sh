@@ -35,6 +35,8 @@ HEAPSNAP_BENCH_NEEDS=(
   "valgrind:valgrind"
   "heaptrack:heaptrack"
   "objcopy:binutils"
+  # --pyperformance: its virtual environment (Debian's python3 without it has no ensurepip).
+  "/usr/lib/python3.11/ensurepip/__init__.py:python3-venv"
 )
 
 # Installs each needed package whose marker file is missing (root only; else says what to install).

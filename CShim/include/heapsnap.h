@@ -16,7 +16,7 @@
 
 #define HEAPSNAP_MAGIC          "HEAPSNAP"
 #define HEAPSNAP_MAJOR          1
-#define HEAPSNAP_MINOR          3
+#define HEAPSNAP_MINOR          4
 
 /* Record tags: four ASCII bytes as they appear in the file, read as a u32 LE. */
 #define HEAPSNAP_TAG(a, b, c, d) \
@@ -29,6 +29,7 @@
 #define HEAPSNAP_TAG_PEAK       HEAPSNAP_TAG('P', 'E', 'A', 'K')
 #define HEAPSNAP_TAG_SERS       HEAPSNAP_TAG('S', 'E', 'R', 'S')
 #define HEAPSNAP_TAG_HIGH       HEAPSNAP_TAG('H', 'I', 'G', 'H')
+#define HEAPSNAP_TAG_THIN       HEAPSNAP_TAG('T', 'H', 'I', 'N')
 #define HEAPSNAP_TAG_END        HEAPSNAP_TAG('E', 'N', 'D', ' ')
 
 /* PROC.flags */

@@ -1,5 +1,8 @@
-// Symbolized profiles, cached per source: one file, a file's peak, or a
-// merge of several files, each identified by its stamp (path, size, mtime).
+// Symbolized profiles, cached per side of a question (a `SnapshotSelection`:
+// one file, a file's peak, or a merge of several files), each file identified
+// by its stamp (path, size, mtime). Each side is read, taken at its moment and
+// merged by `Pipeline.select` and symbolized as the CLI does it; the rest of
+// the question (trim, diff, filter) is `ProfileQuery.result`, in Views.swift.
 // Symbolization is slow (seconds for a big profile the first time) and the
 // symbolizer is one long-lived process, so it runs on one serial queue, off
 // the server's threads; requests for the same source share one job; a
@@ -10,12 +13,12 @@ import Dispatch
 import HeapSnapKit
 import Synchronization
 
-/// Which profile a view needs: snapshot files (several are merged) and whether to take their peak.
+/// Which profile a view needs: the side (file ids, moment) and the stamps of its files.
 struct ProfileSourceKey: Sendable, Hashable {
+    /// The side, as the request names it.
+    var selection: SnapshotSelection
     /// The files' stamps, in request order.
     var files: [FileStamp]
-    /// Use each file's peak (`PEAK` record) instead of its state at snapshot time.
-    var peak: Bool
 }
 
 /// The answer to a profile request.
@@ -24,7 +27,7 @@ enum ProfileLookup: Sendable {
     case ready(Profile)
     /// Still symbolizing: addresses done of total (0/0 before the symbolizer reports).
     case pending(done: Int, total: Int)
-    /// The source cannot be read or has no peak.
+    /// The source cannot be read, or has no peak.
     case failed(ServeError)
 }
 
@@ -40,13 +43,13 @@ final class SymbolizationQueue: @unchecked Sendable {
         self.locator = locator
     }
 
-    /// The symbolized profile of `snapshot`, reporting progress (done, total addresses) from the queue.
-    func profile(of snapshot: Snapshot, file: String, progress: @escaping @Sendable (Int, Int) -> Void) async -> Profile {
+    /// The symbolized profile of `selected`, reporting progress (done, total addresses) from the queue.
+    func profile(of selected: SelectedSnapshot, progress: @escaping @Sendable (Int, Int) -> Void) async -> Profile {
         await withCheckedContinuation { continuation in
             queue.async { [self] in
                 let llvm = symbolizer as? LLVMSymbolizer
                 llvm?.progress = progress
-                let profile = ProfileSymbolizer(symbolizer: symbolizer, locator: locator).profile(of: snapshot, file: file)
+                let profile = ProfileSymbolizer(symbolizer: symbolizer, locator: locator).profile(of: selected)
                 llvm?.progress = nil
                 continuation.resume(returning: profile)
             }
@@ -80,14 +83,14 @@ actor ProfileStore {
         worker = SymbolizationQueue(symbolizer: symbolizer, locator: locator)
     }
 
-    /// The profile of `files` (merged when several; their peaks with `peak`), waiting at most `wait` for it.
-    func profile(_ files: [ServedFile], peak: Bool, wait: Duration) async -> ProfileLookup {
+    /// The symbolized profile of `selection`, whose ids resolve to `files`, waiting at most `wait` for it.
+    func profile(_ selection: SnapshotSelection, files: [ServedFile], wait: Duration) async -> ProfileLookup {
         var stamps: [FileStamp] = []
         for file in files {
             guard let stamp = directories.stamp(file) else { return .failed(.notFound(id: file.id)) }
             stamps.append(stamp)
         }
-        let key = ProfileSourceKey(files: stamps, peak: peak)
+        let key = ProfileSourceKey(selection: selection, files: stamps)
         if let done = results[key] { return done }
         if !running.contains(key) {
             running.insert(key)
@@ -110,23 +113,16 @@ actor ProfileStore {
     private func build(_ key: ProfileSourceKey, files: [ServedFile]) async {
         let outcome: ProfileLookup
         do throws(ServeError) {
-            var inputs: [(path: String, snapshot: Snapshot)] = []
-            for file in files {
-                var snapshot = try directories.snapshot(file).snapshot
-                if key.peak {
-                    guard let p = snapshot.peak else {
-                        throw .notExportable("\(file.id): has no peak record (written before format 1.2, or never sampled)")
-                    }
-                    snapshot.records = p.records
-                    snapshot.header.timeNanoseconds = p.timeNanoseconds
-                }
-                inputs.append((file.id, snapshot))
+            var snapshots: [Snapshot] = []
+            for file in files { snapshots.append(try directories.snapshot(file).snapshot) }
+            let selected: SelectedSnapshot
+            do throws(HeapSnapError) {
+                selected = try Pipeline.select(key.selection, from: snapshots)
+            } catch {
+                throw .notExportable(error.description)
             }
-            let (snapshot, name) = inputs.count == 1
-                ? (inputs[0].snapshot, inputs[0].path)
-                : (SnapshotMerge.merge(inputs).snapshot, "merge of " + inputs.map(\.path).joined(separator: ", "))
             let progress = progress
-            let profile = await worker.profile(of: snapshot, file: name + (key.peak ? " (peak)" : "")) { done, total in
+            let profile = await worker.profile(of: selected) { done, total in
                 progress.set(key, (done, total))
             }
             outcome = .ready(profile)

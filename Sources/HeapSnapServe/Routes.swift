@@ -168,15 +168,15 @@ func makeRouter(_ state: ServeState) -> Router<BasicRequestContext> {
     }
 
     router.get("/api/report") { request, _ in
-        await view(request, state) { view, profile in
-            Respond.text(JSONRenderer().render(Aggregator(options: view.aggregation).aggregate(profile)), type: "application/json")
+        await view(request, state) { (_: ViewRequest, result: ProfileResult) throws(ServeError) -> Response in
+            Respond.bytes(try render(result, .report(.json)), type: "application/json")
         }
     }
     // The page asks for these once the table is ready (the profile is cached by then); a
     // download or a link opened by hand waits for symbolization instead of answering "pending".
     router.get("/api/flamegraph.svg") { request, _ in
-        await view(request, state, wait: .seconds(60)) { view, profile in
-            Respond.text(view.flamegraph(profile), type: "image/svg+xml",
+        await view(request, state, wait: .seconds(60)) { (view: ViewRequest, result: ProfileResult) throws(ServeError) -> Response in
+            Respond.bytes(try render(result, .flamegraph(view.shape)), type: "image/svg+xml",
                          headers: [.contentSecurityPolicy: "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'self'"])
         }
     }
@@ -185,9 +185,9 @@ func makeRouter(_ state: ServeState) -> Router<BasicRequestContext> {
         guard let format = DownloadFormat(rawValue: name) else {
             return Respond.error(.badRequest("format=\(name): give one of \(DownloadFormat.allCases.map(\.rawValue).joined(separator: ", "))"))
         }
-        return await view(request, state, wait: .seconds(60)) { (view: ViewRequest, profile: Profile) throws(ServeError) -> Response in
-            let bytes = try format.export(profile, view: view)
-            let file = downloadName(profile) + "." + format.fileExtension
+        return await view(request, state, wait: .seconds(60)) { (view: ViewRequest, result: ProfileResult) throws(ServeError) -> Response in
+            let bytes = try render(result, format.output(view))
+            let file = downloadName(result.profile) + "." + format.fileExtension
             return Respond.bytes(bytes, type: format.contentType, headers: [.contentDisposition: "attachment; filename=\"\(file)\""])
         }
     }
@@ -216,18 +216,27 @@ func makeRouter(_ state: ServeState) -> Router<BasicRequestContext> {
     return router
 }
 
-/// Parses the view in `request`, builds its profile, and answers with `body`, "pending", or the error.
+/// Parses the view in `request`, answers its question, and responds with `body`, "pending", or the error.
 private func view(_ request: Request, _ state: ServeState, wait: Duration? = nil,
-                  _ body: (ViewRequest, Profile) throws(ServeError) -> Response) async -> Response {
+                  _ body: (ViewRequest, ProfileResult) throws(ServeError) -> Response) async -> Response {
     let parameters = request.uri.queryParameters
     do throws(ServeError) {
         let view = try ViewRequest { name in parameters[values: Substring(name)].map(String.init) }
-        switch try await view.profile(directories: state.directories, store: state.store, wait: max(wait ?? state.wait, state.wait)) {
+        switch try await view.result(directories: state.directories, store: state.store, wait: max(wait ?? state.wait, state.wait)) {
         case .pending(let done, let total): return Respond.pending(done: done, total: total)
-        case .ready(let profile): return try body(view, profile)
+        case .ready(let result): return try body(view, result)
         }
     } catch {
         return Respond.error(error)
+    }
+}
+
+/// The output stage's bytes; what it refuses (pprof of a diff, …) is a one-line 400.
+private func render(_ result: ProfileResult, _ output: Output) throws(ServeError) -> [UInt8] {
+    do throws(HeapSnapError) {
+        return try result.render(output)
+    } catch {
+        throw .notExportable(error.description)
     }
 }
 

@@ -1,41 +1,27 @@
 // A "view" is what the page shows for a selection: one snapshot, a merge of
-// several, or the diff of two (or of a peak and a later state), through the
-// same stages as the CLI: symbolized profile (cached) -> trim allocator and
-// runtime frames -> new minus old -> filter -> aggregate or draw or export.
+// several, or the diff of two (or of a peak and a later state). A request
+// parses into the CLI's `ProfileQuery` (file ids for paths) and a
+// `FlameGraphShape`; the sides come symbolized from the cache (ProfileStore),
+// `ProfileQuery.result` does the rest of the question and the output stage
+// (`ProfileResult.render`) writes the answer, as for `heapsnap top|diff|flamegraph|export`.
 
 import HeapSnapKit
 
 /// The parameters of a view, as the page sends them (the CLI's options, by the same names).
 struct ViewRequest: Sendable, Hashable {
-    /// Snapshot ids; several are merged.
-    var files: [String]
-    /// The old side of a diff (ids; several are merged); empty for no diff unless `basePeak`.
-    var base: [String] = []
-    /// The new side is the files' peak.
-    var peak = false
-    /// The old side is the peak of `base` (or, without `base`, of `files`): "peak → now".
-    var basePeak = false
-    var aggregation = AggregationOptions(limit: 50)
-    var filter = ProfileFilter()
-    var keepAllocatorFrames = false
-    var keepRuntimeFrames = false
-    var inverted = false
-    var normalize = false
-    var width = 1200
-
-    init(files: [String]) { self.files = files }
-
-    /// Whether the view is new minus old.
-    var isDiff: Bool { !base.isEmpty || basePeak }
+    /// The question, with served file ids as its files.
+    var query: ProfileQuery
+    /// The flamegraph's shape (inverted, normalize, width).
+    var shape = FlameGraphShape()
 
     /// Parses query parameters: f (repeatable), base (repeatable), peak, basePeak, by, metric,
     /// cumulative, include, exclude (repeatable), allFrames, limit, keepAllocatorFrames,
     /// keepRuntimeFrames, inverted, normalize, width. Throws naming the bad parameter.
     init(query: (String) -> [String]) throws(ServeError) {
-        files = query("f")
+        let files = query("f")
         guard !files.isEmpty else { throw .badRequest("name a snapshot with f=ID") }
         guard files.count <= 64 else { throw .badRequest("at most 64 snapshots can be merged") }
-        base = query("base")
+        let base = query("base")
         guard base.count <= 64 else { throw .badRequest("at most 64 snapshots can be merged") }
         func flag(_ name: String) throws(ServeError) -> Bool {
             switch query(name).last {
@@ -44,8 +30,8 @@ struct ViewRequest: Sendable, Hashable {
             case let other?: throw .badRequest("\(name)=\(other): give 1 or 0")
             }
         }
-        peak = try flag("peak")
-        basePeak = try flag("basePeak")
+        let peak = try flag("peak"), basePeak = try flag("basePeak")
+        var aggregation = AggregationOptions(limit: 50)
         if let by = query("by").last {
             guard let value = GroupBy(rawValue: by) else {
                 throw .badRequest("by=\(by): give one of \(GroupBy.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -66,48 +52,52 @@ struct ViewRequest: Sendable, Hashable {
             guard let value = Int(limit), (0...100_000).contains(value) else { throw .badRequest("limit=\(limit): give 0 (all) to 100000") }
             aggregation.limit = value == 0 ? nil : value
         }
-        filter = ProfileFilter(include: query("include").filter { !$0.isEmpty }, exclude: query("exclude").filter { !$0.isEmpty },
-                               allFrames: try flag("allFrames"))
-        keepAllocatorFrames = try flag("keepAllocatorFrames")
-        keepRuntimeFrames = try flag("keepRuntimeFrames")
-        inverted = try flag("inverted")
-        normalize = try flag("normalize")
+        let filter = ProfileFilter(include: query("include").filter { !$0.isEmpty }, exclude: query("exclude").filter { !$0.isEmpty },
+                                   allFrames: try flag("allFrames"))
+        let trimming = Trimming(allocatorFrames: !(try flag("keepAllocatorFrames")), runtimeFrames: !(try flag("keepRuntimeFrames")))
+        // "peak → now": basePeak without base is the peak of the same files.
+        let old: SnapshotSelection? = base.isEmpty && !basePeak ? nil
+            : SnapshotSelection(files: base.isEmpty ? files : base, moment: basePeak ? .peak : .snapshot)
+        self.query = ProfileQuery(SnapshotSelection(files: files, moment: peak ? .peak : .snapshot), base: old,
+                                  trimming: trimming, filter: filter, aggregation: aggregation)
+        shape.inverted = try flag("inverted")
+        shape.normalize = try flag("normalize")
         if let w = query("width").last {
             guard let value = Int(w), (200...20000).contains(value) else { throw .badRequest("width=\(w): give 200 to 20000") }
-            width = value
+            shape.width = value
         }
-    }
-
-    /// The trimming stages of this view (`heapsnap top --by traceback` keeps runtime frames too).
-    func trim(_ profile: Profile) -> Profile {
-        let allocator = AllocatorFrames(patterns: keepAllocatorFrames ? [] : AllocatorFrames.defaultPatterns)
-        let trimmed = allocator.trim(profile)
-        return keepRuntimeFrames || aggregation.groupBy == .traceback ? trimmed : RuntimeFrames().trim(trimmed)
     }
 }
 
 /// The outcome of building a view's profile.
 enum ViewProfile: Sendable {
-    case ready(Profile)
+    case ready(ProfileResult)
     case pending(done: Int, total: Int)
 }
 
 extension ViewRequest {
-    /// The view's filtered profile (a diff when `isDiff`), or pending while a side is being symbolized.
-    func profile(directories: ServedDirectories, store: ProfileStore, wait: Duration) async throws(ServeError) -> ViewProfile {
-        var newFiles: [ServedFile] = []
-        for id in files { newFiles.append(try directories.resolve(id)) }
-        var baseFiles: [ServedFile] = []
-        for id in base { baseFiles.append(try directories.resolve(id)) }
-        if basePeak, baseFiles.isEmpty { baseFiles = newFiles }
+    /// The view's answer, or pending while a side is being symbolized.
+    func result(directories: ServedDirectories, store: ProfileStore, wait: Duration) async throws(ServeError) -> ViewProfile {
+        func resolve(_ selection: SnapshotSelection) throws(ServeError) -> [ServedFile] {
+            var files: [ServedFile] = []
+            for id in selection.files { files.append(try directories.resolve(id)) }
+            return files
+        }
+        let newSide = (query.snapshots, try resolve(query.snapshots))
+        var baseSide: (SnapshotSelection, [ServedFile])?
+        if let base = query.base { baseSide = (base, try resolve(base)) }
+        func lookup(_ side: (SnapshotSelection, [ServedFile])?) async -> ProfileLookup? {
+            guard let side else { return nil }
+            return await store.profile(side.0, files: side.1, wait: wait)
+        }
 
         // Start both sides before waiting on either.
-        async let newLookup = store.profile(newFiles, peak: peak, wait: wait)
-        async let baseLookup: ProfileLookup? = isDiff ? store.profile(baseFiles, peak: basePeak, wait: wait) : nil
-        let (newSide, baseSide) = await (newLookup, baseLookup)
+        async let newLookup = lookup(newSide)
+        async let baseLookup = lookup(baseSide)
+        let lookups = await [newLookup, baseLookup]
         var pending: (Int, Int)?
         var profiles: [Profile] = []
-        for lookup in [newSide, baseSide].compactMap({ $0 }) {
+        for lookup in lookups.compactMap({ $0 }) {
             switch lookup {
             case .ready(let profile): profiles.append(profile)
             case .pending(let done, let total): pending = (done + (pending?.0 ?? 0), total + (pending?.1 ?? 0))
@@ -115,22 +105,11 @@ extension ViewRequest {
             }
         }
         if let pending { return .pending(done: pending.0, total: pending.1) }
-        var profile = trim(profiles[0])
-        if profiles.count > 1 { profile = profile.subtracting(trim(profiles[1])) }
-        return .ready(filter.apply(profile))
-    }
-
-    /// The flamegraph SVG of `profile` (this view's profile).
-    func flamegraph(_ profile: Profile) -> String {
-        let builder = FlameGraphBuilder(metric: aggregation.metric, inverted: inverted, normalize: normalize && profile.isDiff)
-        let tree = builder.tree(profile)
-        var options = builder.options(for: profile, tree: tree)
-        options.width = width
-        return FlameGraphSVG.render(tree, options: options)
+        return .ready(query.result(new: profiles[0], base: profiles.count > 1 ? profiles[1] : nil))
     }
 }
 
-/// The download formats.
+/// The download formats: the output stage's flamegraph and exports.
 enum DownloadFormat: String, Sendable, CaseIterable {
     case svg, pprof, folded, json, speedscope
 
@@ -153,28 +132,14 @@ enum DownloadFormat: String, Sendable, CaseIterable {
         }
     }
 
-    /// The bytes of `profile` (the view's) in this format; a diff exports as SVG or as the diff table's JSON.
-    func export(_ profile: Profile, view: ViewRequest) throws(ServeError) -> [UInt8] {
-        do throws(HeapSnapError) {
-            switch self {
-            case .svg: return Array(view.flamegraph(profile).utf8)
-            case .pprof: return try PprofExporter.export(profile)
-            case .folded:
-                guard !profile.isDiff else {
-                    throw HeapSnapError.diffNotExportable(format: "folded", instead: "download each snapshot's folded file, or the diff's SVG or JSON")
-                }
-                return Array(FoldedExporter.export(profile, metric: view.aggregation.metric).utf8)
-            case .speedscope: return try SpeedscopeExporter.export(profile, first: view.aggregation.metric)
-            case .json:
-                if profile.isDiff {
-                    var options = view.aggregation
-                    options.limit = nil
-                    return Array(JSONRenderer().render(Aggregator(options: options).aggregate(profile)).utf8)
-                }
-                return try ProfileJSONExporter.export(profile)
-            }
-        } catch {
-            throw .notExportable(error.description)
+    /// What the output stage renders for this format.
+    func output(_ view: ViewRequest) -> Output {
+        switch self {
+        case .svg: .flamegraph(view.shape)
+        case .pprof: .export(.pprof)
+        case .folded: .export(.folded)
+        case .json: .export(.json)
+        case .speedscope: .export(.speedscope)
         }
     }
 }

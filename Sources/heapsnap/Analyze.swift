@@ -1,4 +1,4 @@
-// top, diff, info: read -> symbolize -> trim -> filter -> aggregate -> render (all in HeapSnapKit).
+// top, diff, info: parse into a ProfileQuery; HeapSnapKit's executor and output stage do the rest.
 
 import ArgumentParser
 import HeapSnapKit
@@ -24,13 +24,9 @@ struct Top: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let pipeline = Pipeline(options: symbols.options(for: aggregate.by), environment: environment)
-        do {
-            let report = try pipeline.report(moment.ref(snapshot), filter: aggregate.filters.filter, options: aggregate.options)
-            emit(output.format.renderer(output.renderOptions).render(report))
-        } catch {
-            throw fail(error)
-        }
+        let query = ProfileQuery(moment.selection(snapshot), trimming: symbols.trimming, filter: aggregate.filters.filter,
+                                 aggregation: aggregate.options)
+        try write(answer(query, symbols: symbols, as: .report(output.format, output.renderOptions)), to: "-")
     }
 }
 
@@ -60,13 +56,9 @@ struct Diff: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let pipeline = Pipeline(options: symbols.options(for: aggregate.by), environment: environment)
-        do {
-            let report = try pipeline.report(SnapshotRef(argument: new), comparedTo: SnapshotRef(argument: old), filter: aggregate.filters.filter, options: aggregate.options)
-            emit(output.format.renderer(output.renderOptions).render(report))
-        } catch {
-            throw fail(error)
-        }
+        let query = ProfileQuery(SnapshotSelection(SnapshotRef(argument: new)), base: SnapshotSelection(SnapshotRef(argument: old)),
+                                 trimming: symbols.trimming, filter: aggregate.filters.filter, aggregation: aggregate.options)
+        try write(answer(query, symbols: symbols, as: .report(output.format, output.renderOptions)), to: "-")
     }
 }
 

@@ -18,7 +18,8 @@ struct Run: ParsableCommand {
               heapsnap run --no-start -- ./batch-job    # then: heapsnap start PID
             """)
 
-    @Option(name: .long, help: "Mean bytes between samples (HEAPSNAP_RATE; 1 records every allocation).")
+    @Option(name: .long, help: "Mean bytes between samples, as HEAPSNAP_RATE spells it (65536, 64K, 1M; 1 records every allocation).",
+            transform: parseBytes)
     var rate: UInt64?
 
     @Option(name: .long, help: "Directory for snapshots (HEAPSNAP_DIR; default $HEAPSNAP_DIR or /tmp); created (mode 0700) when missing.")
@@ -75,74 +76,122 @@ extension Run {
     }
 }
 
-/// The process id argument and the waiting options of start/stop/dump.
+/// The process ids and the waiting options of start/stop/dump.
 struct ControlOptions: ParsableArguments {
-    @Argument(help: "The process id of a process running with libheapsnap_preload.so.")
-    var pid: Int32
+    @Argument(help: "Process ids of processes running with libheapsnap_preload.so.")
+    var pids: [Int32] = []
 
-    @Option(name: .long, help: "Where the process writes snapshots (default: HEAPSNAP_DIR in /proc/PID/environ, else /tmp).")
+    @Option(name: .long, help: ArgumentHelp(
+        "A process and all its descendants (from /proc); processes of the tree without the shim are skipped. Repeatable.",
+        valueName: "pid"))
+    var tree: [Int32] = []
+
+    @Option(name: .long, help: "Where the processes write snapshots (default: HEAPSNAP_DIR in each /proc/PID/environ, else /tmp).")
     var dir: String?
 
     @Option(name: .long, help: ArgumentHelp(
-        "The process's HEAPSNAP_SIGNAL_BASE (default: from /proc/PID/environ, else 1); for processes that rewrite their environment.",
+        "The processes' HEAPSNAP_SIGNAL_BASE (default: from each /proc/PID/environ, else 1); for processes that rewrite their environment.",
         valueName: "n"))
     var signalBase: Int32?
 
-    @Option(name: .long, help: "Seconds to wait for the snapshot.")
+    @Option(name: .long, help: "Seconds to wait for the snapshots (all of them, after the last signal), as HEAPSNAP_INTERVAL spells them (10, 0.5).", transform: parseSeconds)
     var timeout: Double = 10
 
     func validate() throws {
-        if pid <= 0 { throw ValidationError("the process id must be positive") }
+        if pids.isEmpty && tree.isEmpty { throw ValidationError("give one or more process ids, or --tree PID") }
+        if (pids + tree).contains(where: { $0 <= 0 }) { throw ValidationError("a process id must be positive") }
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if let signalBase, !ControlAction.signalBases.contains(signalBase) {
             throw ValidationError("--signal-base must be \(ControlAction.signalBases.lowerBound) to \(ControlAction.signalBases.upperBound)")
         }
     }
 
-    func perform(_ action: ControlAction) throws {
-        do {
-            let controller = ProcessController(directory: dir, signalBase: signalBase, timeout: timeout)
-            if let path = try controller.perform(action, pid: pid) {
-                emit(path + "\n")
-            } else {
-                note("heapsnap: sampling started in process \(pid)")
+    /// The named processes, then each tree's members not named already; and each tree's members.
+    func targets() -> (targets: [ControlTarget], trees: [(root: Int32, members: Set<Int32>)]) {
+        var targets = pids.map { ControlTarget(pid: $0) }
+        var seen = Set(pids)
+        var trees: [(root: Int32, members: Set<Int32>)] = []
+        for root in tree {
+            let members = ProcessTree.members(of: root)
+            trees.append((root, Set(members)))
+            for pid in members where seen.insert(pid).inserted {
+                targets.append(ControlTarget(pid: pid, fromTree: true))
             }
-        } catch {
-            throw fail(error)
         }
+        return (targets, trees)
+    }
+
+    /// One line per target: a snapshot's path on stdout, anything else on stderr. Exit status 1
+    /// when any named process or any tree member with the shim was refused, or a tree had none.
+    func perform(_ action: ControlAction) throws {
+        let controller = ProcessController(directory: dir, signalBase: signalBase, timeout: timeout)
+        let (targets, trees) = targets()
+        let outcomes = controller.perform(action, targets: targets)
+        for outcome in outcomes {
+            let pid = outcome.target.pid
+            switch outcome.result {
+            case .started: note("heapsnap: sampling started in process \(pid)")
+            case .wrote(let path): emit(path + "\n")
+            case .refused(let error): note("heapsnap: " + error.description)
+            case .skipped(let reason):
+                let command = outcome.target.command.isEmpty ? "" : " (\(outcome.target.command))"
+                note("heapsnap: process \(pid)\(command): skipped: \(reason)")
+            case .waiting: break
+            }
+        }
+        var failed = outcomes.contains(where: \.isRefused)
+        for (root, members) in trees where !outcomes.contains(where: { members.contains($0.target.pid) && !$0.isSkipped }) {
+            note("heapsnap: process \(root): no process of its tree has libheapsnap_preload.so loaded")
+            failed = true
+        }
+        if failed { throw ExitCode(1) }
     }
 }
 
 /// How start/stop/dump choose and check the signal, for their --help.
 let controlDiscussion = """
-    The signal base and snapshot directory are read from the process's
+    The signal base and snapshot directory are read from each process's
     /proc/PID/environ (HEAPSNAP_SIGNAL_BASE, HEAPSNAP_DIR); give --signal-base
     and --dir when the process rewrote it (redis does). Nothing is sent unless
     the process has libheapsnap_preload.so mapped and a handler for that exact
     signal (SigCgt in /proc/PID/status): an uncaught real-time signal would
     terminate it.
 
+    Several processes: give several pids, or --tree PID for a process and its
+    descendants (a pre-fork server's master and workers). Each process gets the
+    same checks and one line: a snapshot's path on stdout; "sampling started",
+    a refusal or, for a tree member without the shim, "skipped" on stderr. One
+    refused process does not stop the others. A worker forked later by a
+    sampling master samples from its start (a fork child of a sampling process
+    does), so one `start --tree` on the master covers recycled workers too.
+
+    Exit status: 0 when every named process and every tree member with the
+    shim did it; 1 when any was refused (not there, not ours, no shim when
+    named, signal not caught, no snapshot in time) or a tree had no process
+    with the shim; 64 for bad arguments.
+
+
     """
 
 struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start sampling in a running process that has heapsnap preloaded (sends SIGRTMIN+base, base 1 by default).",
-        discussion: controlDiscussion + "Example:\n  heapsnap start $(pidof server)")
+        abstract: "Start sampling in running processes that have heapsnap preloaded (sends SIGRTMIN+base, base 1 by default).",
+        discussion: controlDiscussion + "Examples:\n  heapsnap start $(pidof server)\n  heapsnap start --tree $(pgrep -o gunicorn)")
     @OptionGroup var control: ControlOptions
     func run() throws { try control.perform(.start) }
 }
 
 struct Stop: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stop sampling and write a final snapshot (sends SIGRTMIN+base+1); prints its path.",
-        discussion: controlDiscussion + "Example:\n  heapsnap stop $(pidof server)")
+        abstract: "Stop sampling and write a final snapshot (sends SIGRTMIN+base+1); prints each path.",
+        discussion: controlDiscussion + "Examples:\n  heapsnap stop $(pidof server)\n  heapsnap stop --tree $(pgrep -o gunicorn)")
     @OptionGroup var control: ControlOptions
     func run() throws { try control.perform(.stop) }
 }
 
 struct Dump: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a snapshot and keep sampling (sends SIGRTMIN+base+2); prints its path.",
+        abstract: "Write a snapshot and keep sampling (sends SIGRTMIN+base+2); prints each path.",
         discussion: controlDiscussion + "Example:\n  heapsnap dump $(pidof server)\n  heapsnap top $(heapsnap dump $(pidof server))")
     @OptionGroup var control: ControlOptions
     func run() throws { try control.perform(.dump) }

@@ -1,4 +1,6 @@
-// Options shared by several commands, as ParsableArguments used via @OptionGroup.
+// Options shared by several commands, as ParsableArguments used via @OptionGroup;
+// each command parses them into one `ProfileQuery` (HeapSnapKit) and hands the
+// executor's result to the output stage (`answer`).
 
 import ArgumentParser
 import HeapSnapKit
@@ -7,6 +9,7 @@ extension GroupBy: ExpressibleByArgument {}
 extension Metric: ExpressibleByArgument {}
 extension OutputFormat: ExpressibleByArgument {}
 extension Moment: ExpressibleByArgument {}
+extension ExportFormat: ExpressibleByArgument {}
 
 /// Which moment of the snapshot argument to read (top, flamegraph, export).
 struct MomentOptions: ParsableArguments {
@@ -16,10 +19,10 @@ struct MomentOptions: ParsableArguments {
     var at: Moment = .snapshot
 
     /// The snapshot `argument` names (`FILE` or `FILE@peak`), at the peak when `--at peak`.
-    func ref(_ argument: String) -> SnapshotRef {
+    func selection(_ argument: String) -> SnapshotSelection {
         var ref = SnapshotRef(argument: argument)
         if at == .peak { ref.moment = .peak }
-        return ref
+        return SnapshotSelection(ref)
     }
 }
 
@@ -74,16 +77,12 @@ struct SymbolOptions: ParsableArguments {
         valueName: "dir"))
     var debugDirectories: [String] = []
 
-    var options: SymbolizeOptions {
-        SymbolizeOptions(trimAllocatorFrames: !keepAllocatorFrames, extraAllocatorPatterns: allocatorFrames,
-                         trimRuntimeFrames: !keepRuntimeFrames, debugDirectories: debugDirectories)
-    }
+    /// How the executor symbolizes.
+    var options: SymbolizeOptions { SymbolizeOptions(debugDirectories: debugDirectories) }
 
-    /// The options for a grouping: the traceback view always shows the whole stack.
-    func options(for groupBy: GroupBy) -> SymbolizeOptions {
-        var result = options
-        if groupBy == .traceback { result.trimRuntimeFrames = false }
-        return result
+    /// Which frames the question trims.
+    var trimming: Trimming {
+        Trimming(allocatorFrames: !keepAllocatorFrames, extraAllocatorPatterns: allocatorFrames, runtimeFrames: !keepRuntimeFrames)
     }
 }
 
@@ -125,4 +124,34 @@ struct FilterOptions: ParsableArguments {
     var allFrames = false
 
     var filter: ProfileFilter { ProfileFilter(include: include, exclude: exclude, allFrames: allFrames) }
+}
+
+/// Answers `query` and renders it as `output`: the whole of what top, diff, flamegraph and export do.
+/// Profile warnings go to stderr for outputs whose document has no place for them (flamegraphs, exports).
+func answer(_ query: ProfileQuery, symbols: SymbolOptions, as output: Output) throws -> [UInt8] {
+    do {
+        let result = try Pipeline(options: symbols.options, environment: environment).run(query)
+        if case .report = output {} else {
+            for warning in result.profile.warnings { note("heapsnap: warning: \(warning)") }
+        }
+        return try result.render(output)
+    } catch {
+        throw fail(error)
+    }
+}
+
+/// A size option (`--rate 16K`), spelled as the HEAPSNAP_* variables spell sizes (`Units.bytes`).
+func parseBytes(_ text: String) throws -> UInt64 {
+    guard let value = Units.bytes(text) else {
+        throw ValidationError("not a size: bytes, with an optional K, M or G (powers of 1024), e.g. 524288 or 512K")
+    }
+    return value
+}
+
+/// A duration option (`--timeout 0.5`), in seconds as HEAPSNAP_INTERVAL spells them (`Units.nanoseconds`).
+func parseSeconds(_ text: String) throws -> Double {
+    guard let nanoseconds = Units.nanoseconds(seconds: text) else {
+        throw ValidationError("not a duration: seconds, decimals allowed, e.g. 10 or 0.5")
+    }
+    return Double(nanoseconds) / 1e9
 }

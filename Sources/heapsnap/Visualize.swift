@@ -1,4 +1,5 @@
-// flamegraph, export, merge: read -> symbolize -> trim -> filter -> draw or write (all in HeapSnapKit).
+// flamegraph, export: parse into a ProfileQuery and an Output (HeapSnapKit draws or writes);
+// merge and timeline: read -> merge or build the timeline -> write.
 
 import ArgumentParser
 import Foundation
@@ -67,30 +68,12 @@ struct FlameGraph: ParsableCommand {
     }
 
     func run() throws {
-        let pipeline = Pipeline(options: symbols.options, environment: environment)
-        let profile: Profile
-        do throws(HeapSnapError) {
-            if let diff {
-                profile = try pipeline.diff(old: SnapshotRef(argument: diff), new: moment.ref(snapshot), filter: filters.filter)
-            } else {
-                profile = try pipeline.profile(moment.ref(snapshot), filter: filters.filter)
-            }
-        } catch {
-            throw fail(error)
-        }
-        for warning in profile.warnings { note("heapsnap: warning: \(warning)") }
-        let builder = FlameGraphBuilder(metric: metric, inverted: inverted, normalize: normalize)
-        let tree = builder.tree(profile)
-        var options = builder.options(for: profile, tree: tree)
-        options.width = width
-        try write(Array(FlameGraphSVG.render(tree, options: options).utf8), to: output)
+        let query = ProfileQuery(moment.selection(snapshot), base: diff.map { SnapshotSelection(SnapshotRef(argument: $0)) },
+                                 trimming: symbols.trimming, filter: filters.filter, aggregation: AggregationOptions(metric: metric))
+        try write(answer(query, symbols: symbols, as: .flamegraph(FlameGraphShape(inverted: inverted, normalize: normalize, width: width))),
+                  to: output)
         if output != "-" { note("heapsnap: wrote \(output)") }
     }
-}
-
-/// Export formats.
-enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
-    case folded, pprof, speedscope, json
 }
 
 struct Export: ParsableCommand {
@@ -127,26 +110,9 @@ struct Export: ParsableCommand {
     @OptionGroup var symbols: SymbolOptions
 
     func run() throws {
-        let pipeline = Pipeline(options: symbols.options, environment: environment)
-        let profile: Profile
-        do {
-            profile = try pipeline.profile(moment.ref(snapshot), filter: filters.filter)
-        } catch {
-            throw fail(error)
-        }
-        for warning in profile.warnings { note("heapsnap: warning: \(warning)") }
-        let bytes: [UInt8]
-        do {
-            switch format {
-            case .folded: bytes = Array(FoldedExporter.export(profile, metric: metric).utf8)
-            case .pprof: bytes = try PprofExporter.export(profile)
-            case .speedscope: bytes = try SpeedscopeExporter.export(profile, first: metric)
-            case .json: bytes = try ProfileJSONExporter.export(profile)
-            }
-        } catch {
-            throw fail(error)
-        }
-        try write(bytes, to: output)
+        let query = ProfileQuery(moment.selection(snapshot), trimming: symbols.trimming, filter: filters.filter,
+                                 aggregation: AggregationOptions(metric: metric))
+        try write(answer(query, symbols: symbols, as: .export(format)), to: output)
         if output != "-" { note("heapsnap: wrote \(output)") }
     }
 }
@@ -249,7 +215,9 @@ struct TimelineCommand: ParsableCommand {
         do throws(HeapSnapError) {
             var inputs: [(path: String, snapshot: Snapshot)] = []
             for path in snapshots where !inputs.contains(where: { $0.path == path }) { inputs.append((path, try pipeline.read(path))) }
-            timeline = try TimelineBuilder(options: TimelineOptions(top: top)).build(inputs) { pipeline.profile(of: $0, file: $1) }
+            timeline = try TimelineBuilder(options: TimelineOptions(top: top)).build(inputs) {
+                pipeline.profile(of: $0, file: $1, trimming: symbols.trimming)
+            }
         } catch {
             throw fail(error)
         }

@@ -120,6 +120,12 @@ struct TestServer {
     /// Runs `body` with a client of this server, listening on 127.0.0.1 at a free port as
     /// `heapsnap serve --port 0` does; the server shuts down gracefully when `body` returns.
     func test(_ body: @Sendable (TestClient) async throws -> Void) async throws {
+        try await Self.serve(state, body)
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Runs `body` with a client of a server with `state` on 127.0.0.1 at a free port.
+    static func serve(_ state: ServeState, _ body: @Sendable (TestClient) async throws -> Void) async throws {
         let (announced, announce) = AsyncStream.makeStream(of: String.self)
         let app = WebServer.application(state, host: "127.0.0.1", port: 0) { announce.yield($0) }
         // A group that takes no signals (runService() would): SIGINT and SIGTERM stay the test process's own.
@@ -142,7 +148,6 @@ struct TestServer {
             try await group.waitForAll()
             if let failure { throw failure }
         }
-        try? FileManager.default.removeItem(atPath: directory)
     }
 
     /// The cookie header the page would send.

@@ -210,18 +210,19 @@ int main(int argc, char **argv)
         }
         stop(0);
     } else if (strcmp(mode, "fork") == 0) {
-        /* Parent samples 100 leaks, forks while sampling; the child starts
-         * idle, samples 30 leaks at site child on its own, and stops. */
+        /* Parent samples 100 leaks, forks while sampling; the child samples
+         * too, in a session of its own, without being asked: it frees 50 of
+         * the parent's blocks (which are not its samples), allocates 30 at
+         * site child, and stops. */
         start();
         for (int i = 0; i < 100; i++)
             site_leak(i, 64);
         fflush(stdout);
         pid_t pid = fork();
         if (pid == 0) {
-            int (*sampling)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "heapsnap_sampling");
-            if (sampling())
-                _exit(95);          /* must start idle */
-            start();
+            wait_sampling(1);
+            for (int i = 0; i < 50; i++)
+                free(sink[i]);
             for (int i = 0; i < 30; i++)
                 site_child(1000 + i, 48);
             stop(0);

@@ -16,8 +16,8 @@ import Glibc
 struct AttributionTests {
     /// Allocated bytes by function, as `heapsnap top --by function --metric alloc-bytes` groups them.
     func functions(_ file: String, keepRuntimeFrames: Bool = false) throws -> [(name: String, module: String, bytes: Double)] {
-        let options = SymbolizeOptions(trimRuntimeFrames: !keepRuntimeFrames, progress: false)
-        let profile = try Pipeline(options: options, environment: ProcessInfo.processInfo.environment).profile(path: file)
+        let query = ProfileQuery(SnapshotSelection(files: [file]), trimming: Trimming(runtimeFrames: !keepRuntimeFrames))
+        let profile = try Pipeline(options: SymbolizeOptions(progress: false), environment: ProcessInfo.processInfo.environment).run(query).profile
         let report = Aggregator(options: AggregationOptions(groupBy: .function, metric: .allocBytes, limit: nil)).aggregate(profile)
         return report.rows.map { ($0.key.function, $0.frame?.moduleName ?? "", $0.values.allocBytes.value) }
     }

@@ -103,8 +103,8 @@ enum PythonSites {
 
     /// The profile of a snapshot as `heapsnap top` sees it (allocator and runtime frames trimmed).
     static func profile(_ file: String, keepRuntimeFrames: Bool = false) throws -> Profile {
-        let options = SymbolizeOptions(trimRuntimeFrames: !keepRuntimeFrames, progress: false)
-        return try Pipeline(options: options, environment: ProcessInfo.processInfo.environment).profile(path: file)
+        let query = ProfileQuery(SnapshotSelection(files: [file]), trimming: Trimming(runtimeFrames: !keepRuntimeFrames))
+        return try Pipeline(options: SymbolizeOptions(progress: false), environment: ProcessInfo.processInfo.environment).run(query).profile
     }
 
     /// In-use rows of python_sites.py by line.

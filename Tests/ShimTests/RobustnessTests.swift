@@ -167,6 +167,13 @@ final class Background: @unchecked Sendable {
     /// The "site NAME ADDRESS" lines.
     var sites: [String: UInt64] { RunResult(status: 0, stdout: stdout, stderr: "", pid: pid).sites }
 
+    /// Writes `text` to the program's stdin (interactive only).
+    func send(_ text: String) {
+        guard inputFD >= 0 else { return }
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { write(inputFD, $0.baseAddress!, $0.count) }
+    }
+
     func closeInput() {
         if inputFD >= 0 { close(inputFD) }
         inputFD = -1

@@ -249,7 +249,9 @@ struct ShimTests {
         }
     }
 
-    @Test("fork: the child starts idle and writes its own file with its own pid")
+    /// A child forked while its parent samples samples too, in a fresh session: it frees half of
+    /// the parent's sampled blocks (not its own samples) and allocates 30 of its own.
+    @Test("fork: a child forked while its parent samples samples too, only its own blocks, in its own file")
     func forkChild() throws {
         let dir = try Scratch()
         let r = try run(Programs.shared.path(sites), ["fork"], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1"])
@@ -264,6 +266,8 @@ struct ShimTests {
         let s = r.sites
         #expect(parent.site(s["leak"]).inuse.objects.value == 110 && parent.site(s["child"]).alloc.samples == 0)
         #expect(child.site(s["child"]).inuse.objects.value == 30 && child.site(s["leak"]).alloc.samples == 0)
+        #expect(child.header.flags == [.exact, .final])
+        #expect(child.header.startNanoseconds > parent.header.startNanoseconds, "the child's session is its own")
     }
 
     @Test("driven from outside with kill: start, snapshot, stop")
@@ -411,13 +415,14 @@ struct ShimTests {
         let r = try run(Programs.shared.path(sites), ["exit", "3"],
                         env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "lots", "HEAPSNAP_MAX_DEPTH": "0",
                               "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1", "HEAPSNAP_INTERVAL": "-5",
-                              "HEAPSNAP_MAX_MEMORY": "12Q", "HEAPSNAP_TYPO": "1",
+                              "HEAPSNAP_MAX_MEMORY": "12Q", "HEAPSNAP_KEEP": "1", "HEAPSNAP_TYPO": "1",
                               // The test suites' own variables are not the shim's either.
                               "HEAPSNAP_FUZZ_ROUNDS": "10"])
         #expect(r.status == 3)
         let lines = r.stderr.split(separator: "\n")
-        #expect(lines.count == 6, "\(r.stderr)")
-        for v in ["HEAPSNAP_RATE=\"lots\"", "HEAPSNAP_MAX_DEPTH=\"0\"", "HEAPSNAP_INTERVAL=\"-5\"", "HEAPSNAP_MAX_MEMORY=\"12Q\"", "HEAPSNAP_TYPO",
+        #expect(lines.count == 7, "\(r.stderr)")
+        for v in ["HEAPSNAP_RATE=\"lots\"", "HEAPSNAP_MAX_DEPTH=\"0\"", "HEAPSNAP_INTERVAL=\"-5\"", "HEAPSNAP_MAX_MEMORY=\"12Q\"",
+                  "HEAPSNAP_KEEP=\"1\" is not valid (expected periodic snapshots kept per process, 2 to 10000; 0 keeps them all); using 100", "HEAPSNAP_TYPO",
                   "HEAPSNAP_FUZZ_ROUNDS"] {
             #expect(lines.contains { $0.hasPrefix("heapsnap: ") && $0.contains(v) }, "\(v)")
         }

@@ -64,7 +64,8 @@ struct TimelineTests {
         try #require(dir.snapshots.count == 1, "\(dir.entries)")
         let snap = try dir.read(dir.snapshots[0])
         #expect(snap.header.flags == [.atExit])
-        #expect(snap.header.formatMinor == 3)
+        #expect(snap.header.formatMinor == 4)
+        #expect(snap.retention == nil, "no HEAPSNAP_INTERVAL: no THIN record")
         let peakNs = try #require(r.number("peak_ns")), dropNs = try #require(r.number("drop_ns"))
         let s = r.sites
         let peak = try #require(snap.peak)

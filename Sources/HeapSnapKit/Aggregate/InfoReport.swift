@@ -29,6 +29,8 @@ public struct InfoReport: Sendable, Hashable {
     public var python: PythonInfo?
     /// The snapshot's totals, peak and series.
     public var memory: MemorySummary
+    /// What the shim's retention (`HEAPSNAP_KEEP`) had thinned of the process's periodic snapshots; nil without.
+    public var retention: Retention?
     /// Problems worth a look: dropped samples, missing modules, mismatched build-ids, an interpreter without Python frames.
     public var warnings: [String]
 
@@ -50,6 +52,7 @@ public struct InfoReport: Sendable, Hashable {
         sources = snapshot.sources
         python = snapshot.python
         memory = MemorySummary(snapshot)
+        retention = snapshot.retention
         var warnings: [String] = []
         if let python = snapshot.python, python.status == .unsupported {
             warnings.append("\(python.note): stacks hold the interpreter's native frames, not Python's")

@@ -1,28 +1,11 @@
 // The filter stage, tracemalloc's `Filter`: a Profile in, the same Profile
 // without the samples whose allocation site's file or module (or any frame's)
-// the globs reject out. Every command composes it after trimming
-// (`Pipeline.profile(path:filter:)`), so top, diff, flamegraph and export
-// filter alike; the profile remembers what was applied for the report header.
+// the globs reject out. The filter itself is a Model value
+// (Model/Filtering.swift). Every question applies it after trimming and the
+// diff (`ProfileQuery.result`), so top, diff, flamegraph, export and the web
+// view filter alike; the profile remembers what was applied for the report header.
 
-/// Include/exclude globs over a profile's samples.
-public struct ProfileFilter: Sendable, Hashable {
-    /// Keep only samples matching one of these globs (all kept when empty).
-    public var include: [String]
-    /// Drop samples matching one of these globs.
-    public var exclude: [String]
-    /// Test every frame of the stack, not only the allocation site (tracemalloc's `all_frames`).
-    public var allFrames: Bool
-
-    /// A glob matches a frame's file path or file name, or its module's path or file name.
-    public init(include: [String] = [], exclude: [String] = [], allFrames: Bool = false) {
-        self.include = include
-        self.exclude = exclude
-        self.allFrames = allFrames
-    }
-
-    /// Whether this filter keeps every sample.
-    public var keepsEverything: Bool { include.isEmpty && exclude.isEmpty }
-
+extension ProfileFilter {
     /// `profile` with only the samples this filter accepts; the frame table is
     /// unchanged. Records itself and the sample count before it in `filtering`.
     ///
@@ -54,12 +37,4 @@ public struct ProfileFilter: Sendable, Hashable {
                 || (!frame.module.isEmpty && (g.matches(frame.module) || g.matches(frame.moduleName)))
         }
     }
-}
-
-/// What the filter stage did to a profile: the filter and how many samples there were before it.
-public struct Filtering: Sendable, Hashable {
-    /// The filter applied.
-    public var filter: ProfileFilter
-    /// Samples before filtering (both sides of a diff).
-    public var samplesBefore: Int
 }

@@ -134,6 +134,74 @@ public struct ProcessController: Sendable {
     /// Checks `pid`, sends the action's signal only if the process catches it,
     /// and for stop/dump waits for the new snapshot and returns its path (nil for start).
     public func perform(_ action: ControlAction, pid: Int32) throws(HeapSnapError) -> String? {
+        let sent = try send(action, pid: pid)
+        guard action.writesSnapshot else { return nil }
+        let deadline = Self.now() + timeout
+        while true {
+            switch sent.poll() {
+            case .done(let path): return path
+            case .failed(let error): throw error
+            case .waiting:
+                if Self.now() >= deadline { throw .timedOut(pid: pid, seconds: timeout, directory: sent.directory) }
+                usleep(20_000)
+            }
+        }
+    }
+
+    /// `perform` on several processes: each is checked and signalled on its own (one refused
+    /// does not stop the others), then every snapshot is awaited together, `timeout` seconds
+    /// from the last signal. A member of a tree (`ControlTarget.fromTree`) without the shim, or
+    /// heapsnap itself, is skipped rather than refused. Outcomes in the order of `targets`.
+    ///
+    /// - Complexity: one /proc read per target, then one directory listing per target every 20 ms.
+    public func perform(_ action: ControlAction, targets: [ControlTarget]) -> [ControlOutcome] {
+        var outcomes: [ControlOutcome] = []
+        var waiting: [(index: Int, sent: SentSignal)] = []
+        for target in targets {
+            if target.pid == getpid() {
+                outcomes.append(ControlOutcome(target: target, result: .skipped("this heapsnap process")))
+                continue
+            }
+            do {
+                let sent = try send(action, pid: target.pid)
+                if action.writesSnapshot {
+                    waiting.append((outcomes.count, sent))
+                    outcomes.append(ControlOutcome(target: target, result: .waiting))
+                } else {
+                    outcomes.append(ControlOutcome(target: target, result: .started))
+                }
+            } catch {
+                if target.fromTree, case .notProfiled = error {
+                    outcomes.append(ControlOutcome(target: target, result: .skipped("libheapsnap_preload.so is not loaded")))
+                } else {
+                    outcomes.append(ControlOutcome(target: target, result: .refused(error)))
+                }
+            }
+        }
+        let deadline = Self.now() + timeout
+        while !waiting.isEmpty {
+            waiting.removeAll { item in
+                switch item.sent.poll() {
+                case .done(let path): outcomes[item.index].result = .wrote(path)
+                case .failed(let error): outcomes[item.index].result = .refused(error)
+                case .waiting: return false
+                }
+                return true
+            }
+            if waiting.isEmpty { break }
+            if Self.now() >= deadline {
+                for item in waiting {
+                    outcomes[item.index].result = .refused(.timedOut(pid: item.sent.pid, seconds: timeout, directory: item.sent.directory))
+                }
+                break
+            }
+            usleep(20_000)
+        }
+        return outcomes
+    }
+
+    /// Checks `pid` and sends the action's signal only if the process catches it.
+    func send(_ action: ControlAction, pid: Int32) throws(HeapSnapError) -> SentSignal {
         let target = try TargetProcess.inspect(pid: pid)
         let base: Int32
         let origin: SignalBaseOrigin
@@ -154,24 +222,13 @@ public struct ProcessController: Sendable {
             if errno == ESRCH { throw .noSuchProcess(pid: pid) }
             throw .permissionDenied(pid: pid)
         }
-        guard action.writesSnapshot else { return nil }
-        var waited = 0.0
-        let step = 0.02
-        while waited < timeout {
-            if let seq = Self.highestSeq(pid: pid, in: dir), seq > (before ?? -1) {
-                return "\(dir)/heapsnap.\(pid).\(seq).heapsnap"
-            }
-            if kill(pid, 0) != 0, errno == ESRCH {
-                // One last look: the process may have written it on its way out.
-                if let seq = Self.highestSeq(pid: pid, in: dir), seq > (before ?? -1) {
-                    return "\(dir)/heapsnap.\(pid).\(seq).heapsnap"
-                }
-                throw .exitedBeforeSnapshot(pid: pid, directory: dir)
-            }
-            usleep(UInt32(step * 1e6))
-            waited += step
-        }
-        throw .timedOut(pid: pid, seconds: timeout, directory: dir)
+        return SentSignal(pid: pid, directory: dir, before: before ?? -1)
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     /// The highest snapshot sequence number of `pid` in `dir`, if any.
@@ -180,14 +237,85 @@ public struct ProcessController: Sendable {
     }
 }
 
-/// Where the signal base used for a process came from (for error messages).
-public enum SignalBaseOrigin: Sendable, Equatable {
-    /// Given by hand (`--signal-base`).
-    case option
-    /// HEAPSNAP_SIGNAL_BASE in /proc/PID/environ.
-    case environment
-    /// Not found anywhere: the shim's default, 1.
-    case assumedDefault
+/// A process a many-target `start`, `stop` or `dump` addresses.
+public struct ControlTarget: Sendable, Equatable {
+    /// The process id.
+    public var pid: Int32
+    /// Found by `--tree` rather than named: without the shim it is skipped, not refused.
+    public var fromTree: Bool
+    /// Its command (`/proc/PID/comm`), for the output line; empty when unreadable.
+    public var command: String
+
+    public init(pid: Int32, fromTree: Bool = false, command: String? = nil) {
+        self.pid = pid
+        self.fromTree = fromTree
+        self.command = command ?? ProcessTree.command(of: pid)
+    }
+}
+
+/// What became of one target of a many-target command.
+public struct ControlOutcome: Sendable {
+    public enum Result: Sendable {
+        /// The start signal was sent.
+        case started
+        /// The process wrote this snapshot.
+        case wrote(String)
+        /// Nothing was sent, or no snapshot came: why.
+        case refused(HeapSnapError)
+        /// A tree member left alone, and why (no shim; heapsnap itself).
+        case skipped(String)
+        /// Sent; its snapshot not seen yet (only while `perform` runs).
+        case waiting
+    }
+
+    public var target: ControlTarget
+    public var result: Result
+
+    /// Whether this outcome makes the command fail: a refusal (a skipped tree member does not).
+    public var isRefused: Bool {
+        if case .refused = result { return true }
+        return false
+    }
+
+    /// Whether the target was left alone (a tree member without the shim, or heapsnap itself).
+    public var isSkipped: Bool {
+        if case .skipped = result { return true }
+        return false
+    }
+}
+
+/// A signal sent to a process that answers with a snapshot file.
+struct SentSignal: Sendable {
+    var pid: Int32
+    var directory: String
+    /// The process's highest sequence number in `directory` before the signal.
+    var before: Int
+
+    enum Poll {
+        case done(String)
+        case failed(HeapSnapError)
+        case waiting
+    }
+
+    /// One look for the answer: a new file of the process that is not a periodic snapshot (one
+    /// `HEAPSNAP_INTERVAL` wrote meanwhile is not the answer); whether the process died first.
+    func poll() -> Poll {
+        if let path = answer() { return .done(path) }
+        if kill(pid, 0) != 0, errno == ESRCH {
+            // One last look: the process may have written it on its way out.
+            if let path = answer() { return .done(path) }
+            return .failed(.exitedBeforeSnapshot(pid: pid, directory: directory))
+        }
+        return .waiting
+    }
+
+    private func answer() -> String? {
+        for file in snapshotFiles(in: directory) where file.pid == pid && file.seq > before {
+            let path = "\(directory)/\(file.name)"
+            if !SnapshotFileName.isPeriodic(path: path) { return path }
+        }
+        return nil
+    }
 }
 
 /// A snapshot file name's parts: `heapsnap.<pid>.<seq>.heapsnap`.
@@ -206,6 +334,18 @@ struct SnapshotFileName: Hashable, Comparable {
     }
 
     static func < (a: SnapshotFileName, b: SnapshotFileName) -> Bool { (a.pid, a.seq) < (b.pid, b.seq) }
+
+    /// Whether the file at `path` says PERIODIC in its `PROC` flags (the first record, docs/FORMAT.md);
+    /// false when it cannot be read that far.
+    static func isPeriodic(path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: 48)
+        guard head.withUnsafeMutableBytes({ pread(fd, $0.baseAddress!, 48, 0) }) == 48,
+              Array(head[0..<8]) == SnapshotFormat.magic, Array(head[16..<20]) == Array("PROC".utf8) else { return false }
+        return head[44] & UInt8(truncatingIfNeeded: SnapshotHeader.Flags.periodic.rawValue) != 0
+    }
 }
 
 /// The snapshot files in `dir`.
@@ -238,4 +378,84 @@ func readSmallFile(_ path: String) -> String? {
         if bytes.count > 64 << 20 { break }
     }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+/// A process and its descendants, as /proc shows them now.
+public enum ProcessTree {
+    /// `root` and every descendant: parents before their children, siblings by pid. A process
+    /// forked while this runs may be missed (run the command again); one that exits is refused
+    /// or skipped by the caller. Children come from `/proc/PID/task/TID/children` (every
+    /// thread's, since a child belongs to the thread that forked it) or, where the kernel has
+    /// no such files, from the parent pid in every `/proc/*/stat`.
+    ///
+    /// - Complexity: one read per thread of each member; with the scan, one per process on the host.
+    public static func members(of root: Int32, proc: String = "/proc") -> [Int32] {
+        var byParent: [Int32: [Int32]]?
+        var result: [Int32] = []
+        var seen: Set<Int32> = []
+        var queue = [root]
+        while !queue.isEmpty {
+            let pid = queue.removeFirst()
+            guard seen.insert(pid).inserted else { continue }
+            result.append(pid)
+            var kids = children(of: pid, proc: proc)
+            if kids == nil {
+                if byParent == nil { byParent = parents(proc: proc) }
+                kids = byParent?[pid] ?? []
+            }
+            queue += (kids ?? []).sorted()
+        }
+        return result
+    }
+
+    /// The children of every thread of `pid`; nil when the kernel has no children files.
+    static func children(of pid: Int32, proc: String) -> [Int32]? {
+        guard let tasks = directoryEntries("\(proc)/\(pid)/task") else { return [] }     // gone
+        var found = false
+        var kids: [Int32] = []
+        for task in tasks {
+            guard let text = readSmallFile("\(proc)/\(pid)/task/\(task)/children") else { continue }
+            found = true
+            kids += text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
+        }
+        return found || tasks.isEmpty ? kids : nil
+    }
+
+    /// Every process's children, from the ppid field of `/proc/*/stat`.
+    static func parents(proc: String) -> [Int32: [Int32]] {
+        var byParent: [Int32: [Int32]] = [:]
+        for entry in directoryEntries(proc) ?? [] {
+            guard let pid = Int32(entry), let stat = readSmallFile("\(proc)/\(pid)/stat"),
+                  let ppid = parentPID(stat: stat) else { continue }
+            byParent[ppid, default: []].append(pid)
+        }
+        return byParent
+    }
+
+    /// The ppid of a `/proc/PID/stat` line: the second field after the command's closing parenthesis
+    /// (the command itself may hold spaces and parentheses).
+    static func parentPID(stat: String) -> Int32? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? Int32(fields[1]) : nil
+    }
+
+    /// `/proc/PID/comm` without its newline; empty when unreadable.
+    public static func command(of pid: Int32) -> String {
+        (readSmallFile("/proc/\(pid)/comm") ?? "").split(separator: "\n").first.map(String.init) ?? ""
+    }
+
+    /// The names in a directory but `.` and `..`; nil when it cannot be opened.
+    static func directoryEntries(_ path: String) -> [String]? {
+        guard let handle = opendir(path) else { return nil }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
 }

@@ -8,7 +8,7 @@ public enum FoldedExporter {
     /// - Complexity: O(samples × depth + lines · log lines).
     public static func export(_ profile: Profile, metric: Metric) -> String {
         let names = profile.frames.map { frame in
-            FlameGraphBuilder.label(frame).map { c -> Character in c == ";" ? ":" : c.isNewline ? " " : c }
+            frame.label.map { c -> Character in c == ";" ? ":" : c.isNewline ? " " : c }
         }
         var totals: [String: Double] = [:]
         for sample in profile.samples where !sample.isBase {

@@ -42,7 +42,7 @@ public enum SpeedscopeExporter {
     /// - Complexity: O(samples × depth × metrics).
     public static func export(_ profile: Profile, first: Metric = .inuseBytes) throws(HeapSnapError) -> [UInt8] {
         let frames = profile.frames.map { frame in
-            SpeedscopeFrame(name: FlameGraphBuilder.label(frame), file: frame.file.isEmpty ? nil : frame.file,
+            SpeedscopeFrame(name: frame.label, file: frame.file.isEmpty ? nil : frame.file,
                             line: frame.line > 0 ? frame.line : nil, col: frame.column > 0 ? frame.column : nil)
         }
         let metrics = [first] + Metric.allCases.filter { $0 != first }

@@ -85,7 +85,7 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
         case .diffNotExportable(let format, let instead): "\(format) export takes one snapshot, not a diff; \(instead)"
         case .cannotEncode(let format, let reason): "cannot encode the \(format) document: \(reason)"
         case .noPeak(let file):
-            "\(file): no peak in this snapshot (the PEAK record of format 1.2, written by a shim that tracks the peak while sampling); read the snapshot itself, without --at peak or @peak"
+            "\(file): no peak: the file has no peak record (PEAK, format 1.2, written by a shim that tracks the peak while sampling); read the snapshot itself, without --at peak or @peak"
         case .noSeries(let file, let pid):
             "\(file): no memory series in this snapshot (the SERS record of format 1.2) and no other snapshot of process \(pid) to form one; give several snapshots of the process (HEAPSNAP_INTERVAL writes them)"
         case .differentPrograms(let file, let program, let expected, let firstFile):
@@ -98,4 +98,14 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
             "--program \(name): no snapshots of that program (found: \(programs.joined(separator: ", ")))"
         }
     }
+}
+
+/// Where the signal base used for a process came from (for error messages).
+public enum SignalBaseOrigin: Sendable, Equatable {
+    /// Given by hand (`--signal-base`).
+    case option
+    /// HEAPSNAP_SIGNAL_BASE in /proc/PID/environ.
+    case environment
+    /// Not found anywhere: the shim's default, 1.
+    case assumedDefault
 }

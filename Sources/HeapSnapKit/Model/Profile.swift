@@ -45,6 +45,9 @@ public struct Frame: Sendable, Hashable, Comparable {
     /// `file:line` when known, else the function (`module+0xADDR` for unknown code).
     public var location: String { hasSourceLocation ? "\(file):\(line)" : function }
 
+    /// The name flamegraphs and exports draw the frame with; inlined calls are marked.
+    public var label: String { inlined ? "\(function) [inlined]" : function }
+
     public static func < (a: Frame, b: Frame) -> Bool {
         (a.file, a.line, a.column, a.function, a.module, a.inlined ? 1 : 0)
             < (b.file, b.line, b.column, b.function, b.module, b.inlined ? 1 : 0)

@@ -189,6 +189,38 @@ public struct SnapshotSource: Sendable, Hashable {
     }
 }
 
+/// What the shim's retention (`HEAPSNAP_KEEP`) had done when a snapshot was written: the `THIN`
+/// record of docs/FORMAT.md. Counts are of the writing process's periodic snapshots.
+public struct Retention: Sendable, Hashable {
+    /// The bound, `HEAPSNAP_KEEP`; 0 keeps every periodic snapshot.
+    public var keep: UInt32
+    /// Periodic snapshots of the process on disk once this file was written (this one included when periodic).
+    public var kept: UInt32
+    /// Periodic snapshots the process wrote.
+    public var written: UInt64
+    /// Of them, deleted by thinning to keep the bound.
+    public var thinned: UInt64
+    /// Of them, gone or replaced before thinning reached them (not deleted by the shim).
+    public var lost: UInt64
+    /// The oldest kept periodic snapshot's sequence number and time (0 when unknown).
+    public var oldestSeq: UInt32
+    public var oldestNanoseconds: UInt64
+    /// The widest spacing between two kept neighbours (the oldest ones: spacing grows with age).
+    public var widestGapNanoseconds: UInt64
+
+    public init(keep: UInt32, kept: UInt32, written: UInt64, thinned: UInt64, lost: UInt64, oldestSeq: UInt32,
+                oldestNanoseconds: UInt64, widestGapNanoseconds: UInt64) {
+        self.keep = keep
+        self.kept = kept
+        self.written = written
+        self.thinned = thinned
+        self.lost = lost
+        self.oldestSeq = oldestSeq
+        self.oldestNanoseconds = oldestNanoseconds
+        self.widestGapNanoseconds = widestGapNanoseconds
+    }
+}
+
 /// A whole snapshot file, as written.
 public struct Snapshot: Sendable, Hashable {
     public var header: SnapshotHeader
@@ -203,10 +235,12 @@ public struct Snapshot: Sendable, Hashable {
     public var peak: Peak?
     /// Memory over time while sampling; nil when the file has none.
     public var series: Series?
+    /// What retention had thinned; nil when the file has no `THIN` record (no periodic snapshots, before 1.4).
+    public var retention: Retention?
 
     public init(header: SnapshotHeader = SnapshotHeader(), modules: [Module] = [], stacks: [RawStack] = [],
                 records: [StackRecord] = [], sources: [SnapshotSource] = [], python: PythonInfo? = nil,
-                peak: Peak? = nil, series: Series? = nil) {
+                peak: Peak? = nil, series: Series? = nil, retention: Retention? = nil) {
         self.header = header
         self.modules = modules
         self.stacks = stacks
@@ -215,5 +249,6 @@ public struct Snapshot: Sendable, Hashable {
         self.python = python
         self.peak = peak
         self.series = series
+        self.retention = retention
     }
 }

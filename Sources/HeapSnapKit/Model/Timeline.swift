@@ -1,13 +1,8 @@
-// Memory over time in a snapshot: the peak since sampling started (`PEAK`,
-// with the running maximum of `HIGH`) and a series of points taken while
-// sampling (`SERS`), docs/FORMAT.md 1.2 and 1.3;
-// and how a command names a file's peak (`FILE@peak`, `--at peak`).
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+// Memory over time. In one snapshot: the peak since sampling started
+// (`PEAK`, with the running maximum of `HIGH`) and a series of points taken
+// while sampling (`SERS`), docs/FORMAT.md 1.2 and 1.3. Across the files of a
+// program: the `Timeline` that TimelineBuilder assembles and the timeline
+// renderers draw (`heapsnap.timeline/1` in docs/JSON.md).
 
 /// The moment the estimated bytes in use were highest since sampling started,
 /// with the in-use estimates per stack at that moment (the `PEAK` record), and
@@ -89,54 +84,85 @@ public struct Series: Sendable, Hashable {
     }
 }
 
-/// Which moment of a snapshot file a command reads: what was in use when the
-/// file was written, or at the peak it carries (`PEAK`).
-public enum Moment: String, Sendable, CaseIterable {
-    /// The snapshot itself (`SMPL`).
-    case snapshot
-    /// The peak since sampling started (`PEAK`).
-    case peak
+/// A site the timeline splits in-use bytes over: a `top --by line` row.
+public struct TimelineSite: Sendable, Hashable {
+    /// `file:line`, or the function (`module+0xADDR`) when the line is unknown.
+    public var label: String
+    /// The grouping key (file, line, function, module).
+    public var key: GroupKey
+    /// A representative frame of the site.
+    public var frame: Frame?
 }
 
-/// A snapshot file and the moment of it to read, as a command line names it:
-/// `FILE` or `FILE@peak`.
-public struct SnapshotRef: Sendable, Hashable, CustomStringConvertible {
-    /// The file.
-    public var path: String
-    /// The moment of the file.
-    public var moment: Moment
-
-    /// The suffix that names a file's peak.
-    public static let peakSuffix = "@peak"
-
-    public init(path: String, moment: Moment = .snapshot) {
-        self.path = path
-        self.moment = moment
-    }
-
-    /// `FILE@peak` is the peak of FILE, anything else the file itself. A file
-    /// whose own name ends in `@peak` is read as itself when it exists.
-    public init(argument: String, fileExists: (String) -> Bool = { access($0, F_OK) == 0 }) {
-        if argument.hasSuffix(Self.peakSuffix), argument.count > Self.peakSuffix.count, !fileExists(argument) {
-            self.init(path: String(argument.dropLast(Self.peakSuffix.count)), moment: .peak)
-        } else {
-            self.init(path: argument)
-        }
-    }
-
-    /// `FILE` or `FILE@peak`.
-    public var description: String { moment == .peak ? path + Self.peakSuffix : path }
+/// One snapshot file of a process, with its in-use bytes split over the timeline's sites.
+public struct TimelineSnapshot: Sendable, Hashable {
+    public var file: String
+    public var seq: UInt32
+    public var flags: SnapshotHeader.Flags
+    /// When the snapshot was taken, ns since the Unix epoch.
+    public var timeNanoseconds: UInt64
+    /// Bytes in use (all stacks, before trimming or filters).
+    public var inuseBytes: Estimate
+    /// Bytes allocated since sampling started.
+    public var allocBytes: Estimate
+    /// In-use bytes per `Timeline.sites` entry, same order; empty when the timeline has no sites.
+    public var sites: [Estimate]
+    /// In-use bytes of every other site (`inuseBytes` − the sites).
+    public var other: Estimate
 }
 
-extension Snapshot {
-    /// The snapshot as it was at `moment`: for `.peak`, the peak's per-stack
-    /// records in place of `records` (stacks, modules and header unchanged).
-    /// Throws `noPeak` naming `file` when the file carries no `PEAK`.
-    public func at(_ moment: Moment, file: String) throws(HeapSnapError) -> Snapshot {
-        guard moment == .peak else { return self }
-        guard let peak else { throw .noPeak(file: file) }
-        var result = self
-        result.records = peak.records
-        return result
+/// The peak of a process as the timeline marks it.
+public struct TimelinePeak: Sendable, Hashable {
+    /// When, ns since the Unix epoch (for a `PEAK` record, when the estimate was highest: `Peak.highest`).
+    public var timeNanoseconds: UInt64
+    /// Estimated bytes in use then (the running maximum, for a `PEAK` record).
+    public var inuseBytes: Estimate
+    /// The file whose `PEAK` record it is; nil when it is the highest point of the series (no file had a `PEAK`).
+    public var file: String?
+    /// In-use bytes per `Timeline.sites` entry at the peak (the per-stack copy of `PEAK`, which may lag the
+    /// maximum by up to max(5%, 2 × rate)), same order; empty when the timeline has no sites or the peak is
+    /// not a `PEAK` record.
+    public var sites: [Estimate] = []
+    /// In-use bytes of every other site in that copy.
+    public var other: Estimate = .zero
+}
+
+/// Memory over time of one process.
+public struct TimelineProcess: Sendable, Hashable {
+    public var pid: UInt32
+    public var hostname: String
+    public var executable: String
+    public var commandLine: [String]
+    /// The earliest sampling start among its files, ns since the Unix epoch.
+    public var startNanoseconds: UInt64
+    /// The spacing its shim aimed at (the last file's), ns; 0 when the points come from snapshots.
+    public var intervalNanoseconds: UInt64
+    /// The points, in time order.
+    public var points: [SeriesPoint]
+    /// Whether `points` are the snapshots' totals (no file had a series; RSS unknown).
+    public var pointsFromSnapshots: Bool
+    /// The peak; nil only when there are no points.
+    public var peak: TimelinePeak?
+    /// Its snapshot files in time order.
+    public var snapshots: [TimelineSnapshot]
+
+    /// The largest RSS of its points, bytes (0 when unknown).
+    public var maxRSSBytes: UInt64 { points.map(\.rssBytes).max() ?? 0 }
+}
+
+/// Memory over time of one program: its processes and, when snapshots give per-site values, its top sites.
+public struct Timeline: Sendable, Hashable {
+    /// Time zero of the picture: the earliest sampling start, ns since the Unix epoch.
+    public var originNanoseconds: UInt64
+    /// Processes in order of their first point (then pid).
+    public var processes: [TimelineProcess]
+    /// The top sites by their largest in-use bytes in any snapshot; empty when no process has several snapshots.
+    public var sites: [TimelineSite]
+    /// Recoverable trouble (symbolization), one line each.
+    public var warnings: [String]
+
+    /// Seconds from `originNanoseconds`.
+    public func seconds(_ nanoseconds: UInt64) -> Double {
+        nanoseconds >= originNanoseconds ? Double(nanoseconds - originNanoseconds) / 1e9 : -Double(originNanoseconds - nanoseconds) / 1e9
     }
 }

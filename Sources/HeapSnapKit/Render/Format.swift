@@ -79,6 +79,32 @@ public enum Format {
         return "\(Int(s) / 3600) h \(Int(s) % 3600 / 60) min"
     }
 
+    /// What `info` says about a snapshot's `THIN` record, written at `now` (ns since the epoch):
+    /// `HEAPSNAP_KEEP=100: 100 of 2,345 periodic snapshots kept, 2,245 thinned; the oldest kept #0,
+    /// 6 d 23 h before this one; spacing grows with age, up to 16 h 0 min`.
+    public static func retention(_ r: Retention, at now: UInt64) -> String {
+        var text = "HEAPSNAP_KEEP=\(r.keep): "
+        text += r.keep == 0 ? "all \(grouped(r.written)) periodic snapshots kept"
+            : "\(grouped(UInt64(r.kept))) of \(grouped(r.written)) periodic snapshots kept, "
+                + (r.thinned == 0 ? "none thinned yet" : "\(grouped(r.thinned)) thinned")
+        if r.lost > 0 { text += ", \(grouped(r.lost)) gone or replaced before thinning (not deleted)" }
+        if r.oldestNanoseconds > 0, r.written > 0 {
+            let age = now >= r.oldestNanoseconds ? Double(now - r.oldestNanoseconds) : 0
+            text += "; the oldest kept #\(r.oldestSeq), \(longDuration(nanoseconds: age)) before this one"
+        }
+        if r.thinned > 0, r.widestGapNanoseconds > 0 {
+            text += "; spacing grows with age, up to \(longDuration(nanoseconds: Double(r.widestGapNanoseconds)))"
+        }
+        return text
+    }
+
+    /// `duration`, with days past 48 hours: `6 d 23 h`.
+    static func longDuration(nanoseconds: Double) -> String {
+        let s = nanoseconds / 1e9
+        guard s >= 48 * 3600 else { return duration(nanoseconds: nanoseconds) }
+        return "\(Int(s) / 86400) d \(Int(s) % 86400 / 3600) h"
+    }
+
     /// UTC time from nanoseconds since the epoch: `2024-05-01 12:00:00.123 UTC`.
     public static func time(nanoseconds: UInt64) -> String {
         var t = time_t(nanoseconds / 1_000_000_000)

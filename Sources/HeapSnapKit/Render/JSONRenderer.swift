@@ -209,6 +209,13 @@ public struct JSONRenderer: Renderer, Sendable {
             } ?? .null),
             ("peak", Self.peak(info.memory)),
             ("series", Self.series(info.memory)),
+            ("retention", info.retention.map { r in
+                .object([("keep", .int(Int64(r.keep))), ("kept", .int(Int64(r.kept))),
+                         ("written", .int(Int64(clamping: r.written))), ("thinned", .int(Int64(clamping: r.thinned))),
+                         ("lost", .int(Int64(clamping: r.lost))), ("oldestSeq", .int(Int64(r.oldestSeq))),
+                         ("oldestNs", r.oldestNanoseconds > 0 ? .int(Int64(clamping: r.oldestNanoseconds)) : .null),
+                         ("widestGapNs", .int(Int64(clamping: r.widestGapNanoseconds)))])
+            } ?? .null),
             ("warnings", .array(info.warnings.map(JSON.string))),
         ]).text
     }

@@ -312,6 +312,9 @@ public struct TableRenderer: Renderer, Sendable {
         fields.append(("in use", "\(Format.bytes(t.inuseBytes.value))\(pm(t.inuseBytes)) in \(Format.count(t.inuseObjects.value)) allocations (\(t.inuseSamples) samples)"))
         fields.append(("allocated", "\(Format.bytes(t.allocBytes.value))\(pm(t.allocBytes)) in \(Format.count(t.allocObjects.value)) allocations (\(t.allocSamples) samples)"))
         fields += Self.memoryFields(info.memory, estimated: estimated)
+        if let retention = info.retention {
+            fields.append(("retention", Format.retention(retention, at: h.timeNanoseconds)))
+        }
         let keyWidth = fields.map(\.0.count).max() ?? 0
         for (key, value) in fields { out += paint(Format.pad(key, keyWidth, right: false), "1") + "  " + value + "\n" }
 

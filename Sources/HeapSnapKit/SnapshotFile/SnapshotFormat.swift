@@ -7,7 +7,7 @@ import CZlib
 enum SnapshotFormat {
     static let magic: [UInt8] = Array("HEAPSNAP".utf8)
     static let major: UInt16 = 1
-    static let minor: UInt16 = 3
+    static let minor: UInt16 = 4
     static let headerSize = 16
     /// Tag, reserved, length.
     static let recordHeaderSize = 16
@@ -28,6 +28,7 @@ enum SnapshotFormat {
         case peak = 0x4B41_4550 // "PEAK"
         case series = 0x5352_4553 // "SERS"
         case high = 0x4847_4948 // "HIGH"
+        case thin = 0x4E49_4854 // "THIN"
         case end = 0x2044_4E45 // "END "
 
         var name: String {

@@ -169,6 +169,7 @@ private struct Decoder {
                 case .peak: snapshot.peak = try Self.peak(&payload)
                 case .series: snapshot.series = try Self.series(&payload)
                 case .high: high = try Self.high(&payload)
+                case .thin: snapshot.retention = try Self.retention(&payload)
                 case .end: break
                 }
             } catch {
@@ -391,6 +392,19 @@ private struct Decoder {
             throw DecodeFailure(reason: "in-use bytes \(bytes) ± variance \(variance)")
         }
         return HighWater(timeNanoseconds: time, inuseBytes: Estimate(value: bytes, variance: variance))
+    }
+
+    private static func retention(_ c: inout ByteCursor) throws(DecodeFailure) -> Retention {
+        let keep = try c.u32("keep"), kept = try c.u32("kept")
+        let written = try c.u64("written"), thinned = try c.u64("thinned"), lost = try c.u64("lost")
+        let oldestSeq = try c.u32("oldest_seq")
+        try c.skip(4, "reserved")
+        let oldest = try c.u64("oldest_ns"), gap = try c.u64("widest_gap_ns")
+        guard thinned <= written, lost <= written - thinned, UInt64(kept) <= written else {
+            throw DecodeFailure(reason: "\(kept) kept, \(thinned) thinned and \(lost) lost of \(written) written")
+        }
+        return Retention(keep: keep, kept: kept, written: written, thinned: thinned, lost: lost, oldestSeq: oldestSeq,
+                         oldestNanoseconds: oldest, widestGapNanoseconds: gap)
     }
 
     private static func series(_ c: inout ByteCursor) throws(DecodeFailure) -> Series {

@@ -101,6 +101,12 @@ public enum SnapshotWriter {
                 }
             }
         }
+        if let r = snapshot.retention {
+            out.record(.thin) { w in
+                w.u32(r.keep); w.u32(r.kept); w.u64(r.written); w.u64(r.thinned); w.u64(r.lost)
+                w.u32(r.oldestSeq); w.u32(0); w.u64(r.oldestNanoseconds); w.u64(r.widestGapNanoseconds)
+            }
+        }
         let crc = CRC32.checksum(out.buffer, 0..<out.buffer.count)
         out.record(.end) { w in w.u32(crc); w.u32(0) }
         return out.buffer

@@ -358,7 +358,8 @@ function renderReport(report) {
   const metric = report.metric, isBytes = metric.endsWith("Bytes");
   const fmt = (v, signed) => isBytes ? bytes(v, signed) : count(v, signed);
   const snap = report.snapshot;
-  let subtitle = `${snap.executable} [${snap.pid}] on ${snap.hostname} · ${time(snap.timeNs / 1e6)} · ` +
+  const moment = snap.atPeakNs == null ? time(snap.timeNs / 1e6) : `peak at ${time(snap.atPeakNs / 1e6)}`;
+  let subtitle = `${snap.executable} [${snap.pid}] on ${snap.hostname} · ${moment} · ` +
     (snap.rate === 1 ? "exact" : `sampled every ${bytes(snap.rate)}`);
   const total = report.total[metric];
   subtitle += diff ? ` · change ${fmt(total.value, true)} ± ${fmt(total.error)} (${fmt(report.oldTotal[metric].value)} → ${fmt(report.newTotal[metric].value)})`

@@ -17,11 +17,6 @@ public struct FlameGraphBuilder: Sendable {
         self.normalize = normalize
     }
 
-    /// The label a frame is drawn with; inlined calls are marked.
-    public static func label(_ frame: Frame) -> String {
-        frame.inlined ? "\(frame.function) [inlined]" : frame.function
-    }
-
     /// The call tree of the samples of `profile` (filter it first with `ProfileFilter`).
     /// - Complexity: O(samples × depth).
     public func tree(_ profile: Profile) -> FlameTree {
@@ -34,7 +29,7 @@ public struct FlameGraphBuilder: Sendable {
             }
             if old > 0 { scale = new / old }
         }
-        let labels = profile.frames.map { FlameFrame(name: Self.label($0), module: $0.module) }
+        let labels = profile.frames.map { FlameFrame(name: $0.label, module: $0.module) }
         var tree = FlameTree()
         for sample in profile.samples {
             var frames = sample.frames.map { labels[$0] }
