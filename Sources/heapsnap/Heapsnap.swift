@@ -45,18 +45,38 @@ extension HeapSnapError {
 
 /// Prints `error` as one line on stderr; the exit code for it.
 func fail(_ error: HeapSnapError) -> ExitCode {
-    FileHandle.standardError.write(Data(("heapsnap: " + error.description + "\n").utf8))
+    writeAll(2, Array(("heapsnap: " + error.description + "\n").utf8))
     return ExitCode(error.exitCode)
 }
 
 /// Writes `text` to stdout.
 func emit(_ text: String) {
-    FileHandle.standardOutput.write(Data(text.utf8))
+    writeAll(1, Array(text.utf8))
 }
 
 /// Prints one line on stderr.
 func note(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    writeAll(2, Array((text + "\n").utf8))
+}
+
+/// Writes all of `bytes` to `fd`. A reader that went away (`heapsnap top … | head`) ends the
+/// command as a closed pipe ends any Unix filter: quietly, by SIGPIPE (not a crash in FileHandle).
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if n > 0 {
+            offset += n
+        } else if n < 0 && errno == EINTR {
+            continue
+        } else if n < 0 && errno == EPIPE {
+            signal(SIGPIPE, SIG_DFL)
+            raise(SIGPIPE)
+            exit(141)
+        } else {
+            return                          // stdout closed or full disk: nothing more can be said
+        }
+    }
 }
 
 let environment = ProcessInfo.processInfo.environment

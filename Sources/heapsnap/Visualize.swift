@@ -8,7 +8,7 @@ import HeapSnapKit
 /// Writes `bytes` to `path` ("-" for stdout), or fails with a one-line error.
 func write(_ bytes: [UInt8], to path: String) throws {
     if path == "-" {
-        FileHandle.standardOutput.write(Data(bytes))
+        writeAll(1, bytes)
         return
     }
     do {
