@@ -6,6 +6,7 @@
 //   GET  /api/report            the top table of a view, or the diff table (JSON as `heapsnap top|diff --format json`)
 //   GET  /api/flamegraph.svg    the interactive flamegraph of a view (FlameGraphSVG)
 //   GET  /api/download          a view as svg, pprof, folded, json or speedscope, as an attachment
+//   GET  /api/leaks             leak suspects of processes (g=HOST/PID, repeatable): `heapsnap leaks --format json` of their snapshots
 //   POST /api/processes/PID/ACTION   start, snapshot or stop (X-Heapsnap-Token header required)
 //
 // Every request carries the token: ?token= once (the answer sets an HttpOnly,
@@ -29,17 +30,20 @@ public struct ServeState: Sendable {
     let catalog: SnapshotCatalog
     let store: ProfileStore
     let processes: ProcessTable
+    /// Leak suspects of a service (`heapsnap leaks` over its processes' snapshots).
+    let leaks: LeakSuspects
     /// How long a view request waits for symbolization before answering "pending".
     let wait: Duration
 
     init(token: String, directories: ServedDirectories, store: ProfileStore, processes: ProcessTable,
-                wait: Duration = .seconds(2)) {
+         leaks: LeakSuspects = LeakSuspects(environment: [:]), wait: Duration = .seconds(2)) {
         self.token = token
         cookieName = "heapsnap_" + String(token.utf8.reduce(UInt32(2166136261)) { ($0 ^ UInt32($1)) &* 16777619 }, radix: 36)
         self.directories = directories
         catalog = SnapshotCatalog(directories: directories)
         self.store = store
         self.processes = processes
+        self.leaks = leaks
         self.wait = wait
     }
 
@@ -189,6 +193,26 @@ func makeRouter(_ state: ServeState) -> Router<BasicRequestContext> {
             let bytes = try render(result, format.output(view))
             let file = downloadName(result.profile) + "." + format.fileExtension
             return Respond.bytes(bytes, type: format.contentType, headers: [.contentDisposition: "attachment; filename=\"\(file)\""])
+        }
+    }
+
+    router.get("/api/leaks") { request, _ in
+        do throws(ServeError) {
+            let parameters = request.uri.queryParameters
+            let leaks = try LeaksRequest { name in parameters[values: Substring(name)].map(String.init) }
+            let groups = await state.catalog.groups()
+            var paths: [String] = []
+            for key in leaks.groups {
+                guard let group = groups.first(where: { $0.key == key }), key != "unreadable", !key.hasPrefix("merged/") else {
+                    throw .badRequest("g=\(key): no such process among the snapshots (give HOST/PID)")
+                }
+                for summary in group.snapshots where summary.error == nil {
+                    paths.append(try state.directories.resolve(summary.id).path)
+                }
+            }
+            return Respond.bytes(try await state.leaks.report(paths: paths, leaks), type: "application/json")
+        } catch {
+            return Respond.error(error)
         }
     }
 

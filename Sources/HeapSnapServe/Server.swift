@@ -41,7 +41,8 @@ public enum WebServer {
         let store = ProfileStore(directories: directories, symbolizer: symbolizer,
                                  locator: FileSystemModuleLocator(debugDirectories: configuration.debugDirectories))
         return ServeState(token: configuration.token ?? ServeState.randomToken(), directories: directories, store: store,
-                          processes: ProcessTable(directories: directories))
+                          processes: ProcessTable(directories: directories),
+                          leaks: LeakSuspects(environment: environment, debugDirectories: configuration.debugDirectories))
     }
 
     /// Serves until SIGINT or SIGTERM; `announce` gets the URL with the token once listening.
