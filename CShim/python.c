@@ -48,6 +48,7 @@
 #include <string.h>
 
 struct hs_py_api hs_py_api;
+static void watch_code_deaths(void);
 
 /* Written once by hs_py_detect (control), before `status` is published with
  * a release store; the sampled path reads status with acquire, then these. */
@@ -226,6 +227,7 @@ void hs_py_detect(void)
     py.eval_lo = (uintptr_t)eval;
     py.eval_hi = (uintptr_t)eval + sym->st_size;
     note(sym_note("CPython ", py.version), ": Python frames");
+    watch_code_deaths();
     __atomic_store_n(&py_status, HS_PY_FRAMES, __ATOMIC_RELEASE);
 }
 
@@ -545,6 +547,16 @@ void hs_py_reset_child(void)
  * the same addresses, "f_1" then "f_2"). A reallocated code object that
  * matches all of these is the same function at the same line.
  *
+ * Hashing the two strings on every frame of every allocation was a quarter
+ * of exact mode's time on a JSON benchmark, so a slot also carries a stamp:
+ * the count of code objects that had died when its key was last checked
+ * with the hashes (code_deaths, below). While that count has not moved,
+ * the code object at the slot's address is still the one that was checked
+ * (a code object in a walked frame is alive: the frame holds a reference;
+ * one that died since would have moved the count before its memory could
+ * be reused), so the pointers alone are compared. Any death sends every
+ * slot back through the hashes once, which then stamps it again.
+ *
  * Concurrency: each slot is a seqlock (seq odd while written; a writer that
  * finds it odd, or loses the compare-and-swap, leaves the slot alone; a slot
  * a fork caught mid-write stays odd, and unused, in the child).
@@ -568,6 +580,7 @@ struct frame_memo {
     uint32_t seq;
     uint32_t fn, line;
     uint64_t epoch;
+    uint64_t stamp;                     /* code_deaths when the key was hashed; 0: never trusted alone */
     struct frame_key key;
 };
 
@@ -582,33 +595,39 @@ static struct frame_memo *memo_slot(struct frame_memo *m, const char *instr)
     return &m[((uintptr_t)instr * 0x9E3779B97F4A7C15ull) >> (64 - MEMO_BITS)];
 }
 
-static bool key_same(const struct frame_key *a, const struct frame_key *b)
+/* The objects' addresses and the first line; with `hashed`, the strings' hashes too. */
+static bool key_same(const struct frame_key *a, const struct frame_key *b, bool hashed)
 {
     return LOAD(a->instr) == b->instr && LOAD(a->code) == b->code && LOAD(a->qualname) == b->qualname &&
-           LOAD(a->filename) == b->filename && LOAD(a->linetable) == b->linetable &&
-           LOAD(a->qualname_hash) == b->qualname_hash && LOAD(a->filename_hash) == b->filename_hash &&
-           LOAD(a->first) == b->first;
+           LOAD(a->filename) == b->filename && LOAD(a->linetable) == b->linetable && LOAD(a->first) == b->first &&
+           (!hashed || (LOAD(a->qualname_hash) == b->qualname_hash && LOAD(a->filename_hash) == b->filename_hash));
 }
 
-static bool memo_get(struct frame_memo *e, const struct frame_key *k, uint64_t epoch, uint32_t *fn, uint32_t *line)
+/* A hit: the same key in this epoch, checked by the hashes in k (stamp 0)
+ * or, when stamp is the slot's and not 0, by the addresses alone. */
+static bool memo_get(struct frame_memo *e, const struct frame_key *k, uint64_t epoch, uint64_t stamp, uint32_t *fn,
+                     uint32_t *line)
 {
     uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
     if (seq & 1)
         return false;
-    bool hit = LOAD(e->epoch) == epoch && key_same(&e->key, k);
+    bool hit = LOAD(e->epoch) == epoch && (stamp ? LOAD(e->stamp) == stamp && key_same(&e->key, k, false)
+                                                 : key_same(&e->key, k, true));
     *fn = LOAD(e->fn);
     *line = LOAD(e->line);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     return hit && LOAD(e->seq) == seq;
 }
 
-static void memo_put(struct frame_memo *e, const struct frame_key *k, uint64_t epoch, uint32_t fn, uint32_t line)
+static void memo_put(struct frame_memo *e, const struct frame_key *k, uint64_t epoch, uint64_t stamp, uint32_t fn,
+                     uint32_t line)
 {
     uint32_t seq = LOAD(e->seq);
     if ((seq & 1) || !__atomic_compare_exchange_n(&e->seq, &seq, seq + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
         return;
     __atomic_thread_fence(__ATOMIC_RELEASE);
     STORE(e->epoch, epoch);
+    STORE(e->stamp, stamp);
     STORE(e->fn, fn);
     STORE(e->line, line);
     STORE(e->key.instr, k->instr);
@@ -636,6 +655,40 @@ static struct frame_memo *memo_table(void)
     }
     hs_unlock(&fn_lock);
     return m;
+}
+
+/* Code objects' deaths, counted by a wrapper in PyCode_Type's tp_dealloc
+ * (code objects are not subclassable and have no other way to die); 0
+ * until the wrapper is in place. Placed by control when the interpreter is
+ * found (hs_py_detect), never removed: the slot is stored whole, so a
+ * deallocation that reads it meanwhile calls either function. Every walk
+ * that could meet a code object born after the wrapper went in reads a
+ * count of 1 or more: its frames were made after that code object, which
+ * was made after the store (the GIL orders them), and the count's store
+ * comes after the slot's. A death adds one before the memory is freed, so
+ * a walk that meets a new code object at a dead one's address reads a
+ * count past the dead one's stamp. */
+typedef void (*code_destructor)(void *);
+static code_destructor code_dealloc_orig;
+static uint64_t code_deaths;
+
+/* Context: a code object's deallocation, GIL held. */
+static void code_dealloc(void *co)
+{
+    __atomic_add_fetch(&code_deaths, 1, __ATOMIC_RELEASE);
+    code_dealloc_orig(co);
+}
+
+/* Context: control (hs_py_detect), once; the type object is static. */
+static void watch_code_deaths(void)
+{
+    code_destructor *slot = (code_destructor *)((char *)py.code_type + HS_PY_TP_DEALLOC);
+    code_destructor orig = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    if (!orig || orig == code_dealloc)
+        return;
+    code_dealloc_orig = orig;
+    __atomic_store_n(slot, code_dealloc, __ATOMIC_RELEASE);
+    __atomic_store_n(&code_deaths, 1, __ATOMIC_RELEASE);
 }
 
 /* A hash of a str's characters (its kind and bytes, a word at a time), for
@@ -738,6 +791,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
         hs_py_on_thread();
     const char *frame = innermost_frame(ts);
     uint64_t epoch = __atomic_load_n(&memo_epoch, __ATOMIC_ACQUIRE);    /* before anything is interned */
+    uint64_t deaths = __atomic_load_n(&code_deaths, __ATOMIC_ACQUIRE);  /* before any key is hashed */
     struct frame_memo *m = memo_table();
     uint32_t n = 0;
     for (int steps = 0; frame && steps < 4096 && n < max; steps++, frame = AT(frame, l->fr_previous, const char *)) {
@@ -757,17 +811,21 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
             .linetable = AT(code, l->co_linetable, const char *),
             .first = AT(code, l->co_firstlineno, int32_t),
         };
-        k.qualname_hash = str_hash(k.qualname);
-        k.filename_hash = str_hash(k.filename);
-        bool keyed = m && k.qualname_hash != -1 && k.filename_hash != -1;
-        struct frame_memo *e = keyed ? memo_slot(m, k.instr) : NULL;
+        struct frame_memo *e = m ? memo_slot(m, k.instr) : NULL;
         uint32_t id, line;
-        if (!e || !memo_get(e, &k, epoch, &id, &line)) {
-            id = resolve(&k, &line);
-            if (id == NO_ID)
-                return 0;               /* budget full: keep the native stack */
-            if (e)
-                memo_put(e, &k, epoch, id, line);
+        if (!e || !deaths || !memo_get(e, &k, epoch, deaths, &id, &line)) {
+            k.qualname_hash = str_hash(k.qualname);
+            k.filename_hash = str_hash(k.filename);
+            if (k.qualname_hash == -1 || k.filename_hash == -1)
+                e = NULL;
+            bool hit = e && memo_get(e, &k, epoch, 0, &id, &line);
+            if (!hit) {
+                id = resolve(&k, &line);
+                if (id == NO_ID)
+                    return 0;           /* budget full: keep the native stack */
+            }
+            if (e && (!hit || deaths))
+                memo_put(e, &k, epoch, deaths, id, line);   /* checked now: stamped with the count read before */
         }
         out[n].fn = id;
         out[n].line = line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line;
