@@ -360,11 +360,26 @@ static int32_t svarint(const uint8_t **p, const uint8_t *end)
     return (u & 1) ? -(int32_t)(u >> 1) : (int32_t)(u >> 1);
 }
 
+/* Where the thread's last line lookup stopped: the entry holding its
+ * index, in which code object. A module's code runs from top to bottom
+ * while it is imported, and each new line of it is a memo miss: decoding
+ * from this entry rather than the table's start makes those lookups cost
+ * the entries in between. Trusted while the count of code deaths is the
+ * one it was stored with (the code object at `code` is then the same one:
+ * see code_deaths). Context: the calling thread only. */
+static __thread struct {
+    const char *code;
+    uint64_t deaths;
+    int64_t addr;                       /* the entry's first code unit */
+    int32_t line;                       /* the line before the entry */
+    uint32_t at;                        /* the entry's offset in the table's bytes */
+} cursor __attribute__((tls_model("initial-exec")));
+
 /* The line of code unit `index` (Objects/locations.md): entries of a first
  * byte (bit 7 set, code in bits 3-6, length-1 in bits 0-2) and a body.
  * Returns firstlineno for an index before the code, 0 when the entry has
- * no line. */
-static uint32_t line_of(const char *code, int64_t index)
+ * no line. deaths: the count of code deaths the walk read (0: no cursor). */
+static uint32_t line_of(const char *code, int64_t index, uint64_t deaths)
 {
     const struct hs_py_layout *l = &py.l;
     int32_t first = AT(code, l->co_firstlineno, int32_t);
@@ -374,10 +389,17 @@ static uint32_t line_of(const char *code, int64_t index)
     if (!table || AT(table, l->ob_type, const void *) != py.bytes_type)
         return 0;
     int64_t size = AT(table, l->bytes_size, int64_t);
-    const uint8_t *p = (const uint8_t *)table + l->bytes_data, *end = p + (size > 0 ? size : 0);
+    const uint8_t *start = (const uint8_t *)table + l->bytes_data, *end = start + (size > 0 ? size : 0), *p = start;
     int64_t addr = 0;
     int32_t line = first;
+    if (deaths && cursor.code == code && cursor.deaths == deaths && cursor.addr <= index && cursor.at < end - start) {
+        p = start + cursor.at;
+        addr = cursor.addr;
+        line = cursor.line;
+    }
     while (p < end) {
+        const uint8_t *entry = p;
+        int32_t before = line;
         uint8_t b = *p++;
         unsigned what = (b >> 3) & 15, len = (b & 7) + 1;
         bool none = false;
@@ -396,8 +418,16 @@ static uint32_t line_of(const char *code, int64_t index)
             break;
         default: p += 1; break;                                 /* short form: same line */
         }
-        if (index < addr + len)
+        if (index < addr + len) {
+            if (deaths) {
+                cursor.code = code;
+                cursor.deaths = deaths;
+                cursor.addr = addr;
+                cursor.line = before;
+                cursor.at = (uint32_t)(entry - start);
+            }
             return none || line < 0 ? 0 : (uint32_t)line;
+        }
         addr += len;
     }
     return 0;
@@ -763,14 +793,14 @@ bool hs_py_in_importlib(void)
 }
 
 /* The function id and line of a frame, read from its code object. */
-static uint32_t resolve(const struct frame_key *k, uint32_t *line)
+static uint32_t resolve(const struct frame_key *k, uint64_t deaths, uint32_t *line)
 {
     char name[NAME_MAX_BYTES], file[FILE_MAX_BYTES];
     size_t nlen = read_str(k->qualname, name, sizeof name);
     size_t flen = read_str(k->filename, file, sizeof file);
     if (!nlen)
         name[nlen++] = '?';             /* not a compact str: never seen for code objects */
-    *line = line_of(k->code, (k->instr - (k->code + py.l.co_code)) / 2);
+    *line = line_of(k->code, (k->instr - (k->code + py.l.co_code)) / 2, deaths);
     return fn_intern(name, nlen, file, flen, k->first > 0 ? (uint32_t)k->first : 0);
 }
 
@@ -820,7 +850,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
                 e = NULL;
             bool hit = e && memo_get(e, &k, epoch, 0, &id, &line);
             if (!hit) {
-                id = resolve(&k, &line);
+                id = resolve(&k, deaths, &line);
                 if (id == NO_ID)
                     return 0;           /* budget full: keep the native stack */
             }
@@ -846,10 +876,10 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
 {
     if (hs_py_status() != HS_PY_FRAMES || !depth)
         return depth;
-    uint32_t evals = 0;
-    for (uint32_t i = 0; i < depth; i++)
-        evals += in_eval(frames[i]);
-    if (!evals)
+    uint32_t first = 0;                 /* the innermost activation: the frames before it stay */
+    while (first < depth && !in_eval(frames[first]))
+        first++;
+    if (first == depth)
         return depth;                   /* no interpreter on this stack */
     struct pyframe pf[MAX_PY_FRAMES];
     bool more = false;
@@ -859,10 +889,10 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
     if (more)
         *cut = true;                    /* deeper than MAX_PY_FRAMES Python frames */
     uintptr_t native[depth];
-    memcpy(native, frames, depth * sizeof *frames);
-    uint32_t k = 0, p = 0;
+    memcpy(native + first, frames + first, (depth - first) * sizeof *frames);
+    uint32_t k = first, p = 0;
     bool full = false;
-    for (uint32_t i = 0; i < depth && !full; i++) {
+    for (uint32_t i = first; i < depth && !full; i++) {
         if (!in_eval(native[i]) || p == np) {
             if (k == room)
                 full = true;
