@@ -48,6 +48,7 @@
 #include <string.h>
 
 struct hs_py_api hs_py_api;
+static void watch_code_deaths(void);
 
 /* Written once by hs_py_detect (control), before `status` is published with
  * a release store; the sampled path reads status with acquire, then these. */
@@ -226,6 +227,7 @@ void hs_py_detect(void)
     py.eval_lo = (uintptr_t)eval;
     py.eval_hi = (uintptr_t)eval + sym->st_size;
     note(sym_note("CPython ", py.version), ": Python frames");
+    watch_code_deaths();
     __atomic_store_n(&py_status, HS_PY_FRAMES, __ATOMIC_RELEASE);
 }
 
@@ -358,11 +360,26 @@ static int32_t svarint(const uint8_t **p, const uint8_t *end)
     return (u & 1) ? -(int32_t)(u >> 1) : (int32_t)(u >> 1);
 }
 
+/* Where the thread's last line lookup stopped: the entry holding its
+ * index, in which code object. A module's code runs from top to bottom
+ * while it is imported, and each new line of it is a memo miss: decoding
+ * from this entry rather than the table's start makes those lookups cost
+ * the entries in between. Trusted while the count of code deaths is the
+ * one it was stored with (the code object at `code` is then the same one:
+ * see code_deaths). Context: the calling thread only. */
+static __thread struct {
+    const char *code;
+    uint64_t deaths;
+    int64_t addr;                       /* the entry's first code unit */
+    int32_t line;                       /* the line before the entry */
+    uint32_t at;                        /* the entry's offset in the table's bytes */
+} cursor __attribute__((tls_model("initial-exec")));
+
 /* The line of code unit `index` (Objects/locations.md): entries of a first
  * byte (bit 7 set, code in bits 3-6, length-1 in bits 0-2) and a body.
  * Returns firstlineno for an index before the code, 0 when the entry has
- * no line. */
-static uint32_t line_of(const char *code, int64_t index)
+ * no line. deaths: the count of code deaths the walk read (0: no cursor). */
+static uint32_t line_of(const char *code, int64_t index, uint64_t deaths)
 {
     const struct hs_py_layout *l = &py.l;
     int32_t first = AT(code, l->co_firstlineno, int32_t);
@@ -372,10 +389,17 @@ static uint32_t line_of(const char *code, int64_t index)
     if (!table || AT(table, l->ob_type, const void *) != py.bytes_type)
         return 0;
     int64_t size = AT(table, l->bytes_size, int64_t);
-    const uint8_t *p = (const uint8_t *)table + l->bytes_data, *end = p + (size > 0 ? size : 0);
+    const uint8_t *start = (const uint8_t *)table + l->bytes_data, *end = start + (size > 0 ? size : 0), *p = start;
     int64_t addr = 0;
     int32_t line = first;
+    if (deaths && cursor.code == code && cursor.deaths == deaths && cursor.addr <= index && cursor.at < end - start) {
+        p = start + cursor.at;
+        addr = cursor.addr;
+        line = cursor.line;
+    }
     while (p < end) {
+        const uint8_t *entry = p;
+        int32_t before = line;
         uint8_t b = *p++;
         unsigned what = (b >> 3) & 15, len = (b & 7) + 1;
         bool none = false;
@@ -394,8 +418,16 @@ static uint32_t line_of(const char *code, int64_t index)
             break;
         default: p += 1; break;                                 /* short form: same line */
         }
-        if (index < addr + len)
+        if (index < addr + len) {
+            if (deaths) {
+                cursor.code = code;
+                cursor.deaths = deaths;
+                cursor.addr = addr;
+                cursor.line = before;
+                cursor.at = (uint32_t)(entry - start);
+            }
             return none || line < 0 ? 0 : (uint32_t)line;
+        }
         addr += len;
     }
     return 0;
@@ -545,6 +577,16 @@ void hs_py_reset_child(void)
  * the same addresses, "f_1" then "f_2"). A reallocated code object that
  * matches all of these is the same function at the same line.
  *
+ * Hashing the two strings on every frame of every allocation was a quarter
+ * of exact mode's time on a JSON benchmark, so a slot also carries a stamp:
+ * the count of code objects that had died when its key was last checked
+ * with the hashes (code_deaths, below). While that count has not moved,
+ * the code object at the slot's address is still the one that was checked
+ * (a code object in a walked frame is alive: the frame holds a reference;
+ * one that died since would have moved the count before its memory could
+ * be reused), so the pointers alone are compared. Any death sends every
+ * slot back through the hashes once, which then stamps it again.
+ *
  * Concurrency: each slot is a seqlock (seq odd while written; a writer that
  * finds it odd, or loses the compare-and-swap, leaves the slot alone; a slot
  * a fork caught mid-write stays odd, and unused, in the child).
@@ -568,6 +610,7 @@ struct frame_memo {
     uint32_t seq;
     uint32_t fn, line;
     uint64_t epoch;
+    uint64_t stamp;                     /* code_deaths when the key was hashed; 0: never trusted alone */
     struct frame_key key;
 };
 
@@ -582,33 +625,39 @@ static struct frame_memo *memo_slot(struct frame_memo *m, const char *instr)
     return &m[((uintptr_t)instr * 0x9E3779B97F4A7C15ull) >> (64 - MEMO_BITS)];
 }
 
-static bool key_same(const struct frame_key *a, const struct frame_key *b)
+/* The objects' addresses and the first line; with `hashed`, the strings' hashes too. */
+static bool key_same(const struct frame_key *a, const struct frame_key *b, bool hashed)
 {
     return LOAD(a->instr) == b->instr && LOAD(a->code) == b->code && LOAD(a->qualname) == b->qualname &&
-           LOAD(a->filename) == b->filename && LOAD(a->linetable) == b->linetable &&
-           LOAD(a->qualname_hash) == b->qualname_hash && LOAD(a->filename_hash) == b->filename_hash &&
-           LOAD(a->first) == b->first;
+           LOAD(a->filename) == b->filename && LOAD(a->linetable) == b->linetable && LOAD(a->first) == b->first &&
+           (!hashed || (LOAD(a->qualname_hash) == b->qualname_hash && LOAD(a->filename_hash) == b->filename_hash));
 }
 
-static bool memo_get(struct frame_memo *e, const struct frame_key *k, uint64_t epoch, uint32_t *fn, uint32_t *line)
+/* A hit: the same key in this epoch, checked by the hashes in k (stamp 0)
+ * or, when stamp is the slot's and not 0, by the addresses alone. */
+static bool memo_get(struct frame_memo *e, const struct frame_key *k, uint64_t epoch, uint64_t stamp, uint32_t *fn,
+                     uint32_t *line)
 {
     uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
     if (seq & 1)
         return false;
-    bool hit = LOAD(e->epoch) == epoch && key_same(&e->key, k);
+    bool hit = LOAD(e->epoch) == epoch && (stamp ? LOAD(e->stamp) == stamp && key_same(&e->key, k, false)
+                                                 : key_same(&e->key, k, true));
     *fn = LOAD(e->fn);
     *line = LOAD(e->line);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     return hit && LOAD(e->seq) == seq;
 }
 
-static void memo_put(struct frame_memo *e, const struct frame_key *k, uint64_t epoch, uint32_t fn, uint32_t line)
+static void memo_put(struct frame_memo *e, const struct frame_key *k, uint64_t epoch, uint64_t stamp, uint32_t fn,
+                     uint32_t line)
 {
     uint32_t seq = LOAD(e->seq);
     if ((seq & 1) || !__atomic_compare_exchange_n(&e->seq, &seq, seq + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
         return;
     __atomic_thread_fence(__ATOMIC_RELEASE);
     STORE(e->epoch, epoch);
+    STORE(e->stamp, stamp);
     STORE(e->fn, fn);
     STORE(e->line, line);
     STORE(e->key.instr, k->instr);
@@ -636,6 +685,40 @@ static struct frame_memo *memo_table(void)
     }
     hs_unlock(&fn_lock);
     return m;
+}
+
+/* Code objects' deaths, counted by a wrapper in PyCode_Type's tp_dealloc
+ * (code objects are not subclassable and have no other way to die); 0
+ * until the wrapper is in place. Placed by control when the interpreter is
+ * found (hs_py_detect), never removed: the slot is stored whole, so a
+ * deallocation that reads it meanwhile calls either function. Every walk
+ * that could meet a code object born after the wrapper went in reads a
+ * count of 1 or more: its frames were made after that code object, which
+ * was made after the store (the GIL orders them), and the count's store
+ * comes after the slot's. A death adds one before the memory is freed, so
+ * a walk that meets a new code object at a dead one's address reads a
+ * count past the dead one's stamp. */
+typedef void (*code_destructor)(void *);
+static code_destructor code_dealloc_orig;
+static uint64_t code_deaths;
+
+/* Context: a code object's deallocation, GIL held. */
+static void code_dealloc(void *co)
+{
+    __atomic_add_fetch(&code_deaths, 1, __ATOMIC_RELEASE);
+    code_dealloc_orig(co);
+}
+
+/* Context: control (hs_py_detect), once; the type object is static. */
+static void watch_code_deaths(void)
+{
+    code_destructor *slot = (code_destructor *)((char *)py.code_type + HS_PY_TP_DEALLOC);
+    code_destructor orig = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    if (!orig || orig == code_dealloc)
+        return;
+    code_dealloc_orig = orig;
+    __atomic_store_n(slot, code_dealloc, __ATOMIC_RELEASE);
+    __atomic_store_n(&code_deaths, 1, __ATOMIC_RELEASE);
 }
 
 /* A hash of a str's characters (its kind and bytes, a word at a time), for
@@ -710,14 +793,14 @@ bool hs_py_in_importlib(void)
 }
 
 /* The function id and line of a frame, read from its code object. */
-static uint32_t resolve(const struct frame_key *k, uint32_t *line)
+static uint32_t resolve(const struct frame_key *k, uint64_t deaths, uint32_t *line)
 {
     char name[NAME_MAX_BYTES], file[FILE_MAX_BYTES];
     size_t nlen = read_str(k->qualname, name, sizeof name);
     size_t flen = read_str(k->filename, file, sizeof file);
     if (!nlen)
         name[nlen++] = '?';             /* not a compact str: never seen for code objects */
-    *line = line_of(k->code, (k->instr - (k->code + py.l.co_code)) / 2);
+    *line = line_of(k->code, (k->instr - (k->code + py.l.co_code)) / 2, deaths);
     return fn_intern(name, nlen, file, flen, k->first > 0 ? (uint32_t)k->first : 0);
 }
 
@@ -738,6 +821,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
         hs_py_on_thread();
     const char *frame = innermost_frame(ts);
     uint64_t epoch = __atomic_load_n(&memo_epoch, __ATOMIC_ACQUIRE);    /* before anything is interned */
+    uint64_t deaths = __atomic_load_n(&code_deaths, __ATOMIC_ACQUIRE);  /* before any key is hashed */
     struct frame_memo *m = memo_table();
     uint32_t n = 0;
     for (int steps = 0; frame && steps < 4096 && n < max; steps++, frame = AT(frame, l->fr_previous, const char *)) {
@@ -757,17 +841,21 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
             .linetable = AT(code, l->co_linetable, const char *),
             .first = AT(code, l->co_firstlineno, int32_t),
         };
-        k.qualname_hash = str_hash(k.qualname);
-        k.filename_hash = str_hash(k.filename);
-        bool keyed = m && k.qualname_hash != -1 && k.filename_hash != -1;
-        struct frame_memo *e = keyed ? memo_slot(m, k.instr) : NULL;
+        struct frame_memo *e = m ? memo_slot(m, k.instr) : NULL;
         uint32_t id, line;
-        if (!e || !memo_get(e, &k, epoch, &id, &line)) {
-            id = resolve(&k, &line);
-            if (id == NO_ID)
-                return 0;               /* budget full: keep the native stack */
-            if (e)
-                memo_put(e, &k, epoch, id, line);
+        if (!e || !deaths || !memo_get(e, &k, epoch, deaths, &id, &line)) {
+            k.qualname_hash = str_hash(k.qualname);
+            k.filename_hash = str_hash(k.filename);
+            if (k.qualname_hash == -1 || k.filename_hash == -1)
+                e = NULL;
+            bool hit = e && memo_get(e, &k, epoch, 0, &id, &line);
+            if (!hit) {
+                id = resolve(&k, deaths, &line);
+                if (id == NO_ID)
+                    return 0;           /* budget full: keep the native stack */
+            }
+            if (e && (!hit || deaths))
+                memo_put(e, &k, epoch, deaths, id, line);   /* checked now: stamped with the count read before */
         }
         out[n].fn = id;
         out[n].line = line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line;
@@ -788,10 +876,10 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
 {
     if (hs_py_status() != HS_PY_FRAMES || !depth)
         return depth;
-    uint32_t evals = 0;
-    for (uint32_t i = 0; i < depth; i++)
-        evals += in_eval(frames[i]);
-    if (!evals)
+    uint32_t first = 0;                 /* the innermost activation: the frames before it stay */
+    while (first < depth && !in_eval(frames[first]))
+        first++;
+    if (first == depth)
         return depth;                   /* no interpreter on this stack */
     struct pyframe pf[MAX_PY_FRAMES];
     bool more = false;
@@ -801,10 +889,10 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
     if (more)
         *cut = true;                    /* deeper than MAX_PY_FRAMES Python frames */
     uintptr_t native[depth];
-    memcpy(native, frames, depth * sizeof *frames);
-    uint32_t k = 0, p = 0;
+    memcpy(native + first, frames + first, (depth - first) * sizeof *frames);
+    uint32_t k = first, p = 0;
     bool full = false;
-    for (uint32_t i = 0; i < depth && !full; i++) {
+    for (uint32_t i = first; i < depth && !full; i++) {
         if (!in_eval(native[i]) || p == np) {
             if (k == room)
                 full = true;
