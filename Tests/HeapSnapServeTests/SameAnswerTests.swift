@@ -82,6 +82,39 @@ struct SameAnswerTests {
         #expect(served == cli.stdout, "\(question.uri): \(served.count) bytes, the CLI's \(cli.stdout.count); first difference at byte \(firstDifference)")
     }
 
+    @Test("leak suspects: the page's answer is heapsnap leaks --format json of the same processes' snapshots")
+    func sameLeaks() async throws {
+        let heapsnap = Self.binDirectory + "/heapsnap"
+        try #require(FileManager.default.isExecutableFile(atPath: heapsnap), "the heapsnap executable is built beside the tests: \(heapsnap)")
+        let top = try Files.directory("same-leaks")
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        try FileManager.default.createDirectory(atPath: top + "/0", withIntermediateDirectories: true)
+        // Two workers of one program, eight snapshots each, one site growing by 20 KB a second in each.
+        for pid: UInt32 in [4242, 4343] {
+            for seq: UInt32 in 0..<8 {
+                try SnapshotWriter.write(Files.snapshot(pid: pid, seq: seq, leak: 10_000 + 20_000 * Double(seq)),
+                                         to: top + "/0/heapsnap.\(pid).\(seq).heapsnap")
+            }
+        }
+        let cli = try Self.run(heapsnap, ["leaks", "--format", "json", "0"], in: top)
+        #expect(cli.status == 0, "\(cli.stderr)")
+        let text = String(decoding: cli.stdout, as: UTF8.self)
+        #expect(text.contains("\"verdict\": \"leak\"") || text.contains("\"verdict\":\"leak\""), "the growing site is a leak: \(text.prefix(800))")
+
+        var configuration = ServeConfiguration(directories: [top + "/0"])
+        configuration.token = TestServer.token
+        let state = try WebServer.state(configuration, environment: ProcessInfo.processInfo.environment)
+        let answer = Mutex<TestResponse?>(nil)
+        try await TestServer.serve(state) { client in
+            let response = try await client.execute(uri: "/api/leaks?g=testhost/4242&g=testhost/4343", method: .get,
+                                                    headers: [.cookie: "\(state.cookieName)=\(TestServer.token)"])
+            answer.withLock { $0 = response }
+        }
+        let server = try #require(answer.withLock { $0 })
+        #expect(server.status == .ok, "\(server.text)")
+        #expect(Array(server.body.readableBytesView) == cli.stdout, "\(server.text.prefix(400))")
+    }
+
     @Test("the peak, the end and the diff are different answers (so the comparisons above can fail)")
     func answersDiffer() throws {
         let heapsnap = Self.binDirectory + "/heapsnap"

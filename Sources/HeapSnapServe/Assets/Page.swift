@@ -44,6 +44,20 @@ enum Assets {
       </div>
       <div id="groups"><p class="muted">No snapshots yet.</p></div>
     </section>
+    <section id="leaks" hidden>
+      <div class="view-head">
+        <h2 id="leaks-title"></h2>
+        <button id="leaks-close" type="button" title="Close">×</button>
+      </div>
+      <p id="leaks-subtitle" class="muted"></p>
+      <p id="leaks-status" role="status"></p>
+      <table id="leaks-table">
+        <thead><tr><th class="num">In use now</th><th class="num">Growth/min</th><th class="num">95% interval</th>
+          <th class="num">Confidence</th><th>Verdict</th><th>Site</th></tr></thead>
+        <tbody></tbody>
+      </table>
+      <div id="leaks-chart"></div>
+    </section>
     <section id="view" hidden>
       <div class="view-head">
         <h2 id="view-title"></h2>
@@ -121,6 +135,15 @@ enum Assets {
     .timeline .point:hover, .timeline .point.current { fill: #e8590c; }
     .timeline .peak { fill: #e8590c; }
     .timeline text { font-size: 10px; fill: var(--muted); }
+    .leak-row { cursor: pointer; }
+    .leak-row.current { background: #fff4e6; }
+    .leak-row.leak .verdict { color: var(--err); font-weight: 600; }
+    .leak-row.growing .verdict { color: #e8590c; }
+    .leak-chart { display: block; width: 100%; max-width: 900px; height: 160px; background: #fff; border: 1px solid var(--line); }
+    .leak-chart .series { fill: none; stroke: var(--err); stroke-width: 1.5; }
+    .leak-chart .fit { stroke: #7a8cc2; stroke-width: 1; stroke-dasharray: 4 3; }
+    .leak-chart .axis { stroke: #c9ccd3; }
+    .leak-chart text { font-size: 10px; fill: var(--muted); }
     .timeline .axis { stroke: var(--line); }
     #view { margin-top: 1.5em; border-top: 2px solid var(--line); }
     .view-head { display: flex; align-items: center; gap: 1em; }

@@ -13,7 +13,7 @@ extension Assets {
 const TOKEN = document.querySelector('meta[name="heapsnap-token"]').content;
 const $ = (selector) => document.querySelector(selector);
 const page = { groupsJSON: "", processesJSON: "", groups: [], snapshots: new Map(), selectedSnapshots: new Set(),
-               selectedGroups: new Set(), view: null, viewSerial: 0 };
+               selectedGroups: new Set(), view: null, viewSerial: 0, leaksSerial: 0 };
 
 function el(tag, attributes, ...children) {
   const node = document.createElement(tag);
@@ -166,6 +166,12 @@ function renderGroup(g) {
     unreadable ? "Unreadable files" : merged ? `${g.program} (merged file)` : `${g.program} [${g.pid}]`));
   if (!unreadable) head.append(el("span", { className: "muted" }, `on ${g.hostname}`), el("span", { className: "mono muted" }, g.commandLine));
   head.append(el("span", { className: "muted" }, `${g.snapshots.length} snapshot${g.snapshots.length === 1 ? "" : "s"}`));
+  if (!unreadable && !merged) {
+    head.append(el("button", { type: "button", className: "leaks-open",
+      title: "which code keeps growing, over every snapshot of the processes of this program",
+      onclick: () => openLeaks(page.groups.filter((o) => o.key !== "unreadable" && !o.key.startsWith("merged/") &&
+        o.executable === g.executable && o.commandLine === g.commandLine)) }, "Leak suspects"));
+  }
   box.append(head);
   if (!unreadable) box.append(timeline(g));
   const table = el("table", {}, el("thead", {}, el("tr", {},
@@ -398,6 +404,94 @@ function renderReport(report) {
   $("#view-omitted").textContent = (report.omittedRows ? `${report.omittedRows} more rows (set Rows to 0 for all). ` : "") +
     report.warnings.map((w) => "warning: " + w).join(" ");
 }
+
+// ---- leak suspects: heapsnap leaks over the snapshots of a program's processes ----
+
+async function openLeaks(groups) {
+  const serial = ++page.leaksSerial;
+  const section = $("#leaks"), status = $("#leaks-status");
+  section.hidden = false;
+  section.dataset.state = "loading";
+  $("#leaks-title").textContent = `Leak suspects: ${groups[0].program}, ${groups.length} process${groups.length === 1 ? "" : "es"}`;
+  $("#leaks-subtitle").textContent = "";
+  $("#leaks-table tbody").replaceChildren();
+  $("#leaks-chart").replaceChildren();
+  status.className = "";
+  status.textContent = "reading and testing every snapshot…";
+  section.scrollIntoView({ behavior: "instant", block: "start" });
+  const query = groups.map((g) => "g=" + encodeURIComponent(g.key)).join("&");
+  let answer;
+  try { answer = await getJSON("/api/leaks?" + query); } catch (e) { answer = { status: 0, body: { error: "the server did not answer" } }; }
+  if (serial !== page.leaksSerial) return;
+  if (answer.status !== 200) {
+    section.dataset.state = "error";
+    status.className = "error";
+    status.textContent = answer.body.error || `HTTP ${answer.status}`;
+    return;
+  }
+  status.textContent = "";
+  renderLeaks(answer.body);
+  section.dataset.state = "ready";
+}
+
+function renderLeaks(report) {
+  const value = (e) => e === null || e === undefined ? null : typeof e === "number" ? e : e.value;
+  $("#leaks-title").textContent = `Leak suspects: ${report.program}, ${report.processes.length} process${report.processes.length === 1 ? "" : "es"}`;
+  const m = report.moments, counts = {};
+  for (const site of report.sites) counts[site.verdict] = (counts[site.verdict] || 0) + 1;
+  $("#leaks-subtitle").textContent = `${report.executable} · ${m.seconds.length} moments over ` +
+    `${(m.seconds[m.seconds.length - 1] || 0).toFixed(0)} s · ` +
+    ["leak", "growing", "steady", "too few samples"].map((v) => `${counts[v] || 0} ${v}`).join(", ") +
+    ` · confidence ≥ ${(report.test.minConfidence * 100).toFixed(2).replace(/\.?0+$/, "")}%`;
+  const body = $("#leaks-table tbody");
+  const rows = report.sites.filter((s) => s.verdict === "leak" || s.verdict === "growing").concat(
+    report.sites.filter((s) => s.verdict === "steady" && s.tested).slice(0, 10));
+  for (const site of rows) {
+    const g = site.growthPerMinute;
+    const tr = el("tr", { className: "leak-row " + site.verdict.replace(/ /g, "-"), tabindex: 0,
+        title: "click to draw its growth over time" },
+      el("td", { className: "num" }, bytes(value(site.inuseNow))),
+      el("td", { className: "num" }, g ? bytes(g.value, true) : ""),
+      el("td", { className: "num muted" }, g ? `${bytes(g.low, true)} .. ${bytes(g.high, true)}` : ""),
+      el("td", { className: "num" }, site.confidence === null ? "" : site.confidence > 0.9999 ? ">99.99%" : (site.confidence * 100).toFixed(2) + "%"),
+      el("td", { className: "verdict" }, site.verdict),
+      el("td", { className: "loc" }, site.label,
+        site.frame && site.frame.function && site.frame.function !== site.label ? el("span", { className: "fn" }, "  " + site.frame.function) : null));
+    tr.addEventListener("click", () => drawLeak(report, site, tr));
+    body.append(tr);
+  }
+  if (rows.length === 0) body.append(el("tr", {}, el("td", { colspan: 6, className: "muted" }, "No site grows.")));
+  if (rows.length && (rows[0].verdict === "leak" || rows[0].verdict === "growing")) drawLeak(report, rows[0], body.firstChild);
+}
+
+// One site's growth (bytes, summed over the processes) at each moment, with its Theil-Sen line.
+function drawLeak(report, site, row) {
+  document.querySelectorAll("#leaks-table tr.current").forEach((r) => r.classList.remove("current"));
+  if (row) row.classList.add("current");
+  const W = 900, H = 160, L = 64, R = 10, T = 10, B = 22;
+  const xs = report.moments.seconds, ys = site.series;
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "leak-chart", role: "img", "aria-label": `growth of ${site.label}` });
+  const x1 = Math.max(1, xs[xs.length - 1] || 1), y0 = Math.min(0, ...ys), y1 = Math.max(1, ...ys);
+  const X = (t) => L + (W - L - R) * t / x1, Y = (v) => H - B - (H - T - B) * (v - y0) / (y1 - y0);
+  chart.append(svg("line", { x1: L, y1: Y(0), x2: W - R, y2: Y(0), class: "axis" }));
+  chart.append(svg("text", { x: L - 4, y: Y(y1) + 4, "text-anchor": "end" }, bytes(y1, true)));
+  chart.append(svg("text", { x: L - 4, y: Y(0) + 4, "text-anchor": "end" }, "0"));
+  chart.append(svg("text", { x: W - R, y: H - 6, "text-anchor": "end" }, `${x1.toFixed(0)} s`));
+  chart.append(svg("polyline", { class: "series", points: xs.map((t, i) => `${X(t).toFixed(1)},${Y(ys[i]).toFixed(1)}`).join(" ") }));
+  const g = site.growthPerMinute;
+  if (g) {
+    const mid = xs.reduce((a, b) => a + b, 0) / xs.length, level = [...ys].sort((a, b) => a - b)[ys.length >> 1];
+    const at = (t) => level + g.value * (t - mid) / 60;
+    chart.append(svg("line", { x1: X(0), y1: Y(at(0)), x2: X(x1), y2: Y(at(x1)), class: "fit" }));
+  }
+  chart.append(svg("title", {}, `${site.label}: ${site.verdict}`));
+  $("#leaks-chart").replaceChildren(el("p", { className: "mono" }, site.label, " — ", site.verdict), chart);
+}
+
+$("#leaks-close").addEventListener("click", () => {
+  page.leaksSerial++;
+  $("#leaks").hidden = true;
+});
 
 $("#view-options").addEventListener("submit", (e) => { e.preventDefault(); if (page.view) loadView(); });
 $("#view-options").addEventListener("change", (e) => {

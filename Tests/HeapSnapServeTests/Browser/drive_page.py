@@ -11,7 +11,8 @@ now twice and see both snapshots appear without a reload; open the newest
 (top table + flamegraph, checked in the DOM and inside the SVG); diff the
 two; open a snapshot from its timeline point; merge two processes of the
 program; see a damaged file listed as one line; press Stop; download through
-the page. With --screenshots DIR, PNGs of the page go there (the README's).
+the page; ask for the leak suspects of the program's two processes.
+With --screenshots DIR, PNGs of the page go there (the README's).
 
 Exit status 0 when every check passed; each step prints one line.
 """
@@ -283,6 +284,16 @@ def main():
         browser.wait(f"document.querySelector(\"{row}\")?.dataset.state === 'idle'", "state idle after Stop")
         browser.wait(f"document.querySelectorAll(\"tr.snapshot[data-id^='0/heapsnap.{pid}.']\").length === 3", "the final snapshot listed")
         log("Stop: idle, final snapshot listed")
+
+        browser.js(f"document.querySelector(\".group[data-pid='{pid}'] button.leaks-open\").click()")
+        browser.wait("['ready', 'error'].includes(document.querySelector('#leaks').dataset.state)", "the leak suspects", timeout=60)
+        leaks = browser.js("document.querySelector('#leaks').dataset.state + ' | ' + document.querySelector('#leaks-title').textContent + "
+                           "' | ' + document.querySelector('#leaks-subtitle').textContent + ' | ' + "
+                           "document.querySelector('#leaks-table tbody').textContent")
+        if not leaks.startswith("ready | Leak suspects: demo-app, 2 processes | ") or "moments over" not in leaks:
+            raise Failure(f"leak suspects of demo-app's two processes: {leaks!r}")
+        log(f"leak suspects of both processes of demo-app: {leaks[:120]!r}")
+
         if app.poll() is not None or app2.poll() is not None:
             raise Failure(f"a program exited ({app.returncode}, {app2.returncode})")
         log("all checks passed")
