@@ -4,13 +4,13 @@ Tests/ShimTests/FlaskServiceTests.swift and Scripts/bench-leaks.
 gunicorn (from VENV) serves the app with WORKERS sync workers on 127.0.0.1 (a
 free port), preloaded with the shim, which writes a snapshot to DIR every
 INTERVAL seconds while sampling. Once every worker has booted and the service
-answers, each worker is started with `heapsnap start PID` (gunicorn forks its
-workers without exec, and a forked child starts idle; `heapsnap start --tree
-MASTER` will replace this loop). A bounded load generator (at most 20 s)
-alternates /leak and /churn from 4 threads; then each worker gets `heapsnap
-stop PID` (its final snapshot) and gunicorn is stopped. Prints one JSON line:
-{"port", "master", "workers", "ok", "failed"}; exits non-zero, with one line
-on stderr, when a step fails.
+answers, `heapsnap start --tree MASTER` starts the master and its workers (a
+worker the master forks later samples from its first allocation). A bounded
+load generator (at most 20 s) alternates /leak and /churn from 4 threads; then
+`heapsnap stop --tree MASTER` writes each process's final snapshot and
+gunicorn is stopped. Prints one JSON line: {"port", "master", "workers",
+"started", "stopped" (the pids each command reached), "ok", "failed"}; exits
+non-zero, with one line on stderr, when a step fails.
 
 usage: flask_service_run.py --venv VENV --heapsnap HEAPSNAP --lib LIB --dir DIR
                             [--no-leak] [--seconds 15] [--workers 4] [--interval 1] [--rate BYTES]
@@ -123,15 +123,15 @@ def main():
             if time.monotonic() > deadline:
                 fail("the service on port %d did not answer in 30 s" % port)
             time.sleep(0.1)
-        for pid in workers:  # `heapsnap start --tree MASTER` will do this
-            r = subprocess.run([args.heapsnap, "start", str(pid)], capture_output=True, text=True)
-            if r.returncode != 0:
-                fail("heapsnap start %d: %s" % (pid, r.stderr.strip()))
+        r = subprocess.run([args.heapsnap, "start", "--tree", str(master.pid)], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("heapsnap start --tree %d: %s" % (master.pid, r.stderr.strip()))
+        started = sorted(int(p) for p in re.findall(r"sampling started in process (\d+)", r.stderr))
         counts = load(port, args.seconds)
-        for pid in workers:
-            r = subprocess.run([args.heapsnap, "stop", str(pid)], capture_output=True, text=True)
-            if r.returncode != 0:
-                fail("heapsnap stop %d: %s" % (pid, r.stderr.strip()))
+        r = subprocess.run([args.heapsnap, "stop", "--tree", str(master.pid)], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("heapsnap stop --tree %d: %s" % (master.pid, r.stderr.strip()))
+        stopped = sorted(int(p) for p in re.findall(r"heapsnap\.(\d+)\.\d+\.heapsnap", r.stdout))
     finally:
         master.send_signal(signal.SIGTERM)
         try:
@@ -139,7 +139,8 @@ def main():
         except subprocess.TimeoutExpired:
             master.kill()
             master.wait()
-    print(json.dumps({"port": port, "master": master.pid, "workers": workers, "ok": counts["ok"], "failed": counts["failed"]}))
+    print(json.dumps({"port": port, "master": master.pid, "workers": workers, "started": started, "stopped": stopped,
+                      "ok": counts["ok"], "failed": counts["failed"]}))
 
 
 if __name__ == "__main__":

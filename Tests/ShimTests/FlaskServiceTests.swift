@@ -4,13 +4,10 @@
 // environment with pinned gunicorn and Flask (Scripts/lib.sh
 // `ensure_service_venv`, which Scripts/test runs; cached in
 // .build/service-venv). Tests/Programs/flask_service_run.py preloads the
-// shim, starts each worker with `heapsnap start` (snapshots every second),
-// drives 18 s of load on 127.0.0.1 and stops them; `heapsnap leaks` then
-// reads the directory. Without the venv the tests fail and say how to make it.
-//
-// Still to come here once the many-process work has merged: `heapsnap top`
-// over the directory merges the 4 workers, and `heapsnap start/stop --tree
-// MASTER` reaches all 4 (flask_service_run.py signals each worker for now).
+// shim, starts the master and its workers with `heapsnap start --tree`
+// (snapshots every second), drives 18 s of load on 127.0.0.1 and stops them
+// with `heapsnap stop --tree`; `heapsnap leaks` then reads the directory.
+// Without the venv the tests fail and say how to make it.
 
 import Foundation
 import HeapSnapKit
@@ -28,7 +25,11 @@ enum FlaskService {
 
     struct Run {
         var directory: Scratch
+        var master: Int32
         var workers: [Int32]
+        /// The processes `start --tree MASTER` and `stop --tree MASTER` reached.
+        var started: Set<Int32>
+        var stopped: Set<Int32>
         var requests: Int
         /// `heapsnap leaks DIR --format json`, parsed.
         var leaks: [String: Any]
@@ -52,7 +53,9 @@ enum FlaskService {
         let leaks = try runCommand(heapsnap, ["leaks", scratch.path, "--format", "json"])
         try #require(leaks.status == 0, "heapsnap leaks failed: \(leaks.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(leaks.stdout.utf8)) as? [String: Any])
-        return Run(directory: scratch, workers: workers, requests: summary["ok"] as? Int ?? 0, leaks: report)
+        let pids = { (key: String) in Set((summary[key] as? [Int] ?? []).map(Int32.init)) }
+        return Run(directory: scratch, master: Int32(summary["master"] as? Int ?? 0), workers: workers,
+                   started: pids("started"), stopped: pids("stopped"), requests: summary["ok"] as? Int ?? 0, leaks: report)
     }
 
     static func runCommand(_ path: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
@@ -94,8 +97,11 @@ enum FlaskService {
             let count = files.programs.flatMap(\.runs).filter { $0.pid == UInt32(worker) }.reduce(0) { $0 + $1.entries.count }
             #expect(count >= 5, "worker \(worker) wrote \(count) snapshots")
         }
+        // start --tree and stop --tree on the master reached it and every worker.
+        #expect(run.started == Set(run.workers + [run.master]), "start --tree reached \(run.started.sorted()), workers \(run.workers), master \(run.master)")
+        #expect(run.stopped == Set(run.workers + [run.master]), "stop --tree wrote the final snapshots of \(run.stopped.sorted())")
         let processes = (run.leaks["processes"] as? [[String: Any]] ?? []).compactMap { $0["pid"] as? Int }
-        #expect(Set(processes) == Set(run.workers.map(Int.init)))
+        #expect(Set(processes) == Set((run.workers + [run.master]).map(Int.init)))
 
         let leakLine = try FlaskService.line(of: "LEAK-SITE"), churnLine = try FlaskService.line(of: "CHURN-SITE")
         let first = try #require(run.sites.first)
