@@ -21,12 +21,8 @@ public enum SnapshotReader {
     /// that is damaged further on is found when it is read with `read(path:)`.
     /// - Complexity: O(size of PROC).
     public static func readHeader(path: String) throws(HeapSnapError) -> SnapshotHeader {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .unreadable(file: path, reason: String(cString: strerror(errno))) }
+        let (fd, info) = try openRegularFile(path)
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .unreadable(file: path, reason: String(cString: strerror(errno))) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(file: path, reason: "not a regular file") }
         // PROC comes first: 16 bytes of header, 16 of record header, then its payload (three strings of at most 1 MiB).
         let limit = min(Int(info.st_size), 16 + 16 + 96 + 3 * (SnapshotFormat.stringLimit + 4))
         var bytes = [UInt8](repeating: 0, count: limit)
@@ -64,14 +60,27 @@ public enum SnapshotReader {
         }
     }
 
-    /// Reads a whole regular file.
-    static func readFile(_ path: String) throws(HeapSnapError) -> [UInt8] {
+    /// `path` opened for reading, and its status; throws unless it is a regular file.
+    private static func openRegularFile(_ path: String) throws(HeapSnapError) -> (fd: Int32, info: stat) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .unreadable(file: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .unreadable(file: path, reason: String(cString: strerror(errno))) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(file: path, reason: "not a regular file") }
+        guard fstat(fd, &info) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw .unreadable(file: path, reason: reason)
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw .unreadable(file: path, reason: "not a regular file")
+        }
+        return (fd, info)
+    }
+
+    /// Reads a whole regular file.
+    static func readFile(_ path: String) throws(HeapSnapError) -> [UInt8] {
+        let (fd, info) = try openRegularFile(path)
+        defer { close(fd) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(Int(info.st_size))
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
