@@ -43,6 +43,12 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
     case noSeries(file: String, pid: UInt32)
     /// A timeline of files of different programs.
     case differentPrograms(file: String, program: String, expected: String, firstFile: String)
+    /// Files and directories with no usable snapshot in them.
+    case noSnapshots(arguments: [String])
+    /// Snapshots of several programs where one was expected (each: name, processes, a file).
+    case severalPrograms([String])
+    /// `--program NAME` names none of the programs found.
+    case noSuchProgram(name: String, programs: [String])
 
     public var description: String {
         switch self {
@@ -84,6 +90,12 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(file): no memory series in this snapshot (the SERS record of format 1.2) and no other snapshot of process \(pid) to form one; give several snapshots of the process (HEAPSNAP_INTERVAL writes them)"
         case .differentPrograms(let file, let program, let expected, let firstFile):
             "\(file): a snapshot of \(program), but the timeline is of \(expected) (\(firstFile)); draw one timeline per program"
+        case .noSnapshots(let arguments):
+            "\(arguments.joined(separator: " ")): no usable heapsnap snapshot (*.heapsnap) found"
+        case .severalPrograms(let programs):
+            "snapshots of \(programs.count) programs: \(programs.joined(separator: "; ")); pick one with --program NAME"
+        case .noSuchProgram(let name, let programs):
+            "--program \(name): no snapshots of that program (found: \(programs.joined(separator: ", ")))"
         }
     }
 }

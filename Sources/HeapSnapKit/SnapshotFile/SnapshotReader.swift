@@ -16,6 +16,32 @@ public enum SnapshotReader {
         try decode(try readFile(path), name: path)
     }
 
+    /// Reads only the header and the `PROC` record of the snapshot at `path` (who wrote it and
+    /// when), without the rest of the file or its checksum: what listing many files needs. A file
+    /// that is damaged further on is found when it is read with `read(path:)`.
+    /// - Complexity: O(size of PROC).
+    public static func readHeader(path: String) throws(HeapSnapError) -> SnapshotHeader {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(file: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .unreadable(file: path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(file: path, reason: "not a regular file") }
+        // PROC comes first: 16 bytes of header, 16 of record header, then its payload (three strings of at most 1 MiB).
+        let limit = min(Int(info.st_size), 16 + 16 + 96 + 3 * (SnapshotFormat.stringLimit + 4))
+        var bytes = [UInt8](repeating: 0, count: limit)
+        var done = 0
+        while done < limit {
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, limit - done) }
+            if n < 0, errno == EINTR { continue }
+            if n < 0 { throw .unreadable(file: path, reason: String(cString: strerror(errno))) }
+            if n == 0 { break }
+            done += n
+        }
+        bytes.removeSubrange(done...)
+        return try Decoder(bytes: bytes, name: path).decodeHeader()
+    }
+
     /// Decodes a snapshot from memory; `name` is used in error messages.
     /// - Complexity: O(bytes.count).
     public static func decode(_ bytes: [UInt8], name: String) throws(HeapSnapError) -> Snapshot {
@@ -153,6 +179,39 @@ private struct Decoder {
                 throw Failure(reason: "\(tag.name) record has \(payload.remaining) unexplained bytes at its end")
             }
         }
+    }
+
+    /// The header and `PROC` only (`SnapshotReader.readHeader`), with the same errors as a full decode.
+    func decodeHeader() throws(HeapSnapError) -> SnapshotHeader {
+        guard bytes.count >= SnapshotFormat.magic.count, Array(bytes[0..<SnapshotFormat.magic.count]) == SnapshotFormat.magic else {
+            if bytes.isEmpty { throw .corrupt(file: name, reason: "the file is empty") }
+            if SnapshotFormat.magic.starts(with: bytes) { throw .corrupt(file: name, reason: "truncated inside the header (\(bytes.count) bytes)") }
+            throw .notASnapshot(file: name)
+        }
+        var cursor = ByteCursor(bytes, from: SnapshotFormat.magic.count)
+        let major: UInt16, minor: UInt16
+        do throws(DecodeFailure) {
+            major = try cursor.u16("format major version")
+            minor = try cursor.u16("format minor version")
+            try cursor.skip(4, "header")
+        } catch { throw .corrupt(file: name, reason: "truncated inside the header (\(bytes.count) bytes)") }
+        guard major == SnapshotFormat.major else { throw .unsupportedVersion(file: name, major: major) }
+        let tag: UInt32, length: UInt64
+        do throws(DecodeFailure) {
+            tag = try cursor.u32("record tag")
+            _ = try cursor.u32("record header")
+            length = try cursor.u64("record length")
+        } catch { throw .corrupt(file: name, reason: "truncated: the file ends before its PROC record") }
+        guard tag == SnapshotFormat.Tag.process.rawValue else { throw .corrupt(file: name, reason: "the first record is not PROC") }
+        guard length <= UInt64(cursor.remaining) else {
+            throw .corrupt(file: name, reason: "record PROC claims \(length) bytes, only \(cursor.remaining) remain (truncated file?)")
+        }
+        var payload = ByteCursor(bytes, from: cursor.offset, to: cursor.offset + Int(length))
+        do throws(DecodeFailure) {
+            var header = try Self.process(&payload)
+            header.formatMinor = minor
+            return header
+        } catch { throw .corrupt(file: name, reason: "PROC record: \(error.reason)") }
     }
 
     private func checkEnd(_ payload: inout ByteCursor, recordStart: Int, after cursor: ByteCursor) throws(Failure) {
