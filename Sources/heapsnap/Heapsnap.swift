@@ -34,7 +34,8 @@ extension HeapSnapError {
     /// else (process control, writing, exporting).
     var exitCode: Int32 {
         switch self {
-        case .unreadable, .notASnapshot, .unsupportedVersion, .corrupt, .noCommand, .noPeak, .noSeries, .differentPrograms: 2
+        case .unreadable, .notASnapshot, .unsupportedVersion, .corrupt, .noCommand, .noPeak, .noSeries, .differentPrograms,
+             .noSnapshots, .severalPrograms, .noSuchProgram: 2
         case .cannotRun: 127
         case .noSuchProcess, .permissionDenied, .notProfiled, .signalNotCaught, .exitedBeforeSnapshot, .timedOut,
              .libraryNotFound, .cannotCreateDirectory, .cannotWrite, .diffNotExportable, .cannotEncode: 1
