@@ -109,6 +109,43 @@ import Testing
         #expect(csv.split(separator: "\n")[0].hasSuffix("pid_101_inuse_bytes,pid_102_inuse_bytes"), "\(csv)")
     }
 
+    /// Ten processes holding 1× … 10×: seven columns for the biggest, the other three summed.
+    @Test func perProcessColumnsStopAtEightWithOthers() throws {
+        let dir = try Toolbox.temporaryDirectory("svc-others")
+        for k in 1...10 { _ = try Self.write(Self.snapshot(pid: UInt32(300 + k), seq: 0, second: 100, scale: Double(k)), in: dir) }
+        let (object, _) = try Self.json(["top", dir, "--per-process"])
+        #expect(Self.value(object, "total") == 55 * Self.unit)
+        let processes = try #require(object["processes"] as? [String: Any])
+        let columns = try #require(processes["columns"] as? [[String: Any]]), others = try #require(processes["others"] as? [[String: Any]])
+        #expect(columns.compactMap { ($0["pid"] as? NSNumber)?.intValue } == [310, 309, 308, 307, 306, 305, 304])
+        #expect(Set(others.compactMap { ($0["pid"] as? NSNumber)?.intValue }) == [301, 302, 303])
+        for row in try #require(object["rows"] as? [[String: Any]]) {
+            let cells = try #require(row["processes"] as? [[String: Any]]).compactMap { $0["value"] as? Double }
+            let total = try #require(Self.value(row, "values"))
+            // 10k … 4k parts of 55, then others 1 + 2 + 3.
+            #expect(cells.count == 8 && abs(cells[7] - total * 6 / 55) < 1e-6 && abs(cells.reduce(0, +) - total) < 1e-6, "\(row)")
+        }
+    }
+
+    @Test func timelineReadsADirectory() throws {
+        // Two processes of one program, three snapshots each with their series, and a damaged file.
+        let dir = try Toolbox.temporaryDirectory("svc-timeline")
+        for pid: UInt32 in [4242, 4343] {
+            for n in 0..<3 {
+                var s = TimelineFixture.snapshot(n)
+                s.header.pid = pid
+                _ = try Self.write(s, in: dir)
+            }
+        }
+        try Data("not a snapshot".utf8).write(to: URL(fileURLWithPath: dir + "/heapsnap.999.0.heapsnap"))
+        let result = try Toolbox.run(Toolbox.heapsnap, ["timeline", dir, "--format", "csv", "-o", "-"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").filter { $0.contains("heapsnap.999.0.heapsnap") }.count == 1, "\(result.stderr)")
+        let snapshots = result.stdout.split(separator: "\n").filter { $0.contains(",snapshot,") }
+        #expect(snapshots.filter { $0.hasPrefix("4242,") }.count == 3 && snapshots.filter { $0.hasPrefix("4343,") }.count == 3,
+                "\(result.stdout)")
+    }
+
     @Test func diffComparesTheServiceAtTwoMoments() throws {
         let before = try Toolbox.temporaryDirectory("svc-before")
         _ = try Self.write(Self.snapshot(pid: 101, seq: 0, second: 100, scale: 1), in: before)
