@@ -18,11 +18,29 @@ struct MomentOptions: ParsableArguments {
         valueName: "snapshot|peak"))
     var at: Moment = .snapshot
 
-    /// The snapshot `argument` names (`FILE` or `FILE@peak`), at the peak when `--at peak`.
-    func selection(_ argument: String) -> SnapshotSelection {
-        var ref = SnapshotRef(argument: argument)
-        if at == .peak { ref.moment = .peak }
-        return SnapshotSelection(ref)
+    /// The snapshots `arguments` name (files, `FILE@peak`, directories; `ServiceSelection`), at the peak when `--at peak`.
+    func selection(_ arguments: [String], program: ProgramOptions) throws -> ServiceSelection {
+        try program.resolve(arguments, moment: at)
+    }
+}
+
+/// Which program, when files and directories hold several (top, diff, flamegraph, export, timeline).
+struct ProgramOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "With snapshots of several programs: use this one's (its name, as the error lists it, or its executable path).",
+        valueName: "name"))
+    var program: String?
+
+    /// The service's moment `arguments` stand for (one file: that file), its notes on stderr.
+    func resolve(_ arguments: [String], moment: Moment = .snapshot, pick: ServiceSelection.Pick = .newest,
+                 quiet: Bool = false) throws -> ServiceSelection {
+        do {
+            let resolved = try ServiceSelection.resolve(arguments, moment: moment, program: program, pick: pick)
+            if !quiet { for line in resolved.notes { note(line) } }
+            return resolved
+        } catch {
+            throw fail(error)
+        }
     }
 }
 
@@ -128,9 +146,12 @@ struct FilterOptions: ParsableArguments {
 
 /// Answers `query` and renders it as `output`: the whole of what top, diff, flamegraph and export do.
 /// Profile warnings go to stderr for outputs whose document has no place for them (flamegraphs, exports).
-func answer(_ query: ProfileQuery, symbols: SymbolOptions, as output: Output) throws -> [UInt8] {
+/// With `perProcess`, a merged table gets a column per process (`Pipeline.splitByProcess`).
+func answer(_ query: ProfileQuery, symbols: SymbolOptions, as output: Output, perProcess: Bool = false) throws -> [UInt8] {
     do {
-        let result = try Pipeline(options: symbols.options, environment: environment).run(query)
+        let pipeline = Pipeline(options: symbols.options, environment: environment)
+        var result = try pipeline.run(query)
+        if perProcess { result = try pipeline.splitByProcess(result) }
         if case .report = output {} else {
             for warning in result.profile.warnings { note("heapsnap: warning: \(warning)") }
         }

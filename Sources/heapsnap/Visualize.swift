@@ -36,12 +36,13 @@ struct FlameGraph: ParsableCommand {
               heapsnap flamegraph snap.heapsnap --diff snap.heapsnap@peak -o freed.svg   # blue: gone since the peak
             """)
 
-    @Argument(help: "The snapshot (the newer one with --diff; FILE@peak for its peak).")
-    var snapshot: String
+    @Argument(help: "Snapshot files (the newer with --diff; FILE@peak for a peak) or directories; several are merged, the newest of each process.")
+    var snapshots: [String]
 
     @OptionGroup var moment: MomentOptions
+    @OptionGroup var program: ProgramOptions
 
-    @Option(name: .long, help: ArgumentHelp("Draw the change from this older snapshot (FILE@peak for its peak).", valueName: "old"))
+    @Option(name: .long, help: ArgumentHelp("Draw the change from this older snapshot (FILE@peak for its peak) or directory.", valueName: "old"))
     var diff: String?
 
     @Flag(name: .long, help: "With --diff: scale the old snapshot to the new one's total first.")
@@ -63,12 +64,14 @@ struct FlameGraph: ParsableCommand {
     @OptionGroup var symbols: SymbolOptions
 
     func validate() throws {
+        if snapshots.isEmpty { throw ValidationError("name at least one snapshot file or directory") }
         if normalize && diff == nil { throw ValidationError("--normalize needs --diff") }
         if width < 200 || width > 20000 { throw ValidationError("--width must be between 200 and 20000") }
     }
 
     func run() throws {
-        let query = ProfileQuery(moment.selection(snapshot), base: diff.map { SnapshotSelection(SnapshotRef(argument: $0)) },
+        let base = try diff.map { try program.resolve([$0]).selection }
+        let query = ProfileQuery(try moment.selection(snapshots, program: program).selection, base: base,
                                  trimming: symbols.trimming, filter: filters.filter, aggregation: AggregationOptions(metric: metric))
         try write(answer(query, symbols: symbols, as: .flamegraph(FlameGraphShape(inverted: inverted, normalize: normalize, width: width))),
                   to: output)
@@ -92,10 +95,11 @@ struct Export: ParsableCommand {
               heapsnap export snap.heapsnap --at peak --format pprof -o peak.pb.gz
             """)
 
-    @Argument(help: "The snapshot file (FILE@peak for its peak).")
-    var snapshot: String
+    @Argument(help: "Snapshot files (FILE@peak for its peak) or directories; several are merged, the newest snapshot of each process.")
+    var snapshots: [String]
 
     @OptionGroup var moment: MomentOptions
+    @OptionGroup var program: ProgramOptions
 
     @Option(name: .long, help: "folded, pprof, speedscope or json.")
     var format: ExportFormat
@@ -109,9 +113,13 @@ struct Export: ParsableCommand {
     @OptionGroup var filters: FilterOptions
     @OptionGroup var symbols: SymbolOptions
 
+    func validate() throws {
+        if snapshots.isEmpty { throw ValidationError("name at least one snapshot file or directory") }
+    }
+
     func run() throws {
-        let query = ProfileQuery(moment.selection(snapshot), trimming: symbols.trimming, filter: filters.filter,
-                                 aggregation: AggregationOptions(metric: metric))
+        let query = ProfileQuery(try moment.selection(snapshots, program: program).selection, trimming: symbols.trimming,
+                                 filter: filters.filter, aggregation: AggregationOptions(metric: metric))
         try write(answer(query, symbols: symbols, as: .export(format)), to: output)
         if output != "-" { note("heapsnap: wrote \(output)") }
     }
@@ -174,16 +182,20 @@ struct TimelineCommand: ParsableCommand {
             several snapshots of one process, each is split over the top sites (by
             line, as `top`) and drawn stacked. Several processes of one program are
             drawn one line each; files of different programs are refused (one
-            timeline per program). Hover for values.
+            timeline per program). A directory stands for every snapshot of one
+            program in it (--program NAME picks one of several). Hover for values.
 
             Examples:
               heapsnap timeline /tmp/heapsnap.4242.*.heapsnap -o timeline.svg
               heapsnap timeline /tmp/heapsnap.*.heapsnap --top 8 -o workers.svg
               heapsnap timeline snap.heapsnap --format csv -o timeline.csv
+              heapsnap timeline /tmp --program gunicorn -o service.svg
             """)
 
-    @Argument(help: "Snapshot files of one program (one or more processes).")
+    @Argument(help: "Snapshot files of one program (one or more processes), or directories (every snapshot of one program in them).")
     var snapshots: [String]
+
+    @OptionGroup var program: ProgramOptions
 
     @Option(name: [.short, .long], help: "Where to write ('-' for stdout).")
     var output: String
@@ -213,8 +225,14 @@ struct TimelineCommand: ParsableCommand {
         let pipeline = Pipeline(options: symbols.options, environment: environment)
         let timeline: Timeline
         do throws(HeapSnapError) {
+            var paths = snapshots
+            if snapshots.contains(where: ServiceSelection.isDirectory) {
+                let series = try SnapshotSeries.scan(snapshots)
+                for problem in series.problems { note("heapsnap: \(problem.description)") }
+                paths = try series.program(named: program.program).entries.map(\.path)
+            }
             var inputs: [(path: String, snapshot: Snapshot)] = []
-            for path in snapshots where !inputs.contains(where: { $0.path == path }) { inputs.append((path, try pipeline.read(path))) }
+            for path in paths where !inputs.contains(where: { $0.path == path }) { inputs.append((path, try pipeline.read(path))) }
             timeline = try TimelineBuilder(options: TimelineOptions(top: top)).build(inputs) {
                 pipeline.profile(of: $0, file: $1, trimming: symbols.trimming)
             }

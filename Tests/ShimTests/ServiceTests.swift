@@ -107,6 +107,9 @@ struct ServiceTests {
         for path in files(master) {
             #expect(try SnapshotReader.read(path: path).site(sites["worker"]).alloc.samples == 0, "the master has a worker's samples")
         }
+        // top over the directory merges the service: the newest snapshot of the master and of each of its 4 workers.
+        let top = try Self.cli(["top", dir.path])
+        #expect(top.status == 0 && top.stdout.hasPrefix("heapsnap top  5 processes of "), "\(top.stdout)\(top.stderr)")
     }
 
     @Test("several pids: the one with the shim is done, one without and a dead one are refused, exit 1; --tree skips those without")

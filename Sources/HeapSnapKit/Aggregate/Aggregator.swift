@@ -83,6 +83,8 @@ public struct Report: Sendable, Hashable {
     public var allSamples: Int
     /// Recoverable trouble met on the way (symbolization warnings and the like).
     public var warnings: [String]
+    /// How the rows split across the processes merged (`top --per-process`); nil otherwise.
+    public var split: ProcessSplit? = nil
 
     /// Whether this report is a diff.
     public var isDiff: Bool { base != nil }

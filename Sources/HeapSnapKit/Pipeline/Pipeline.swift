@@ -91,6 +91,19 @@ public final class Pipeline {
         return query.result(new: new, base: base)
     }
 
+    /// `result` with each of its files answered on its own (`ProfileResult.processes`), for per-process
+    /// columns; the symbolizer's cache is shared, so each module is symbolized once. A diff is not split.
+    public func splitByProcess(_ result: ProfileResult) throws(HeapSnapError) -> ProfileResult {
+        guard !result.query.isDiff, result.query.snapshots.files.count > 1 else { return result }
+        var split = result
+        for file in result.query.snapshots.files {
+            var query = result.query
+            query.snapshots = SnapshotSelection(files: [file], moment: result.query.snapshots.moment)
+            split.processes.append(try run(query))
+        }
+        return split
+    }
+
     /// The snapshot `selection` stands for, given its files' snapshots in the same order:
     /// each at the selection's moment (throws `noPeak` naming the file when it has none),
     /// merged when there are several.

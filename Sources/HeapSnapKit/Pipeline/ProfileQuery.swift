@@ -13,10 +13,13 @@ public struct SnapshotSelection: Sendable, Hashable, CustomStringConvertible {
     public var files: [String]
     /// The moment of every file: as written, or at the peak it carries.
     public var moment: Moment
+    /// What the side is called in place of its files (a service's merged moment, `ServiceSelection`).
+    public var title: String?
 
-    public init(files: [String], moment: Moment = .snapshot) {
+    public init(files: [String], moment: Moment = .snapshot, title: String? = nil) {
         self.files = files
         self.moment = moment
+        self.title = title
     }
 
     /// One file at the moment `ref` names (`FILE` or `FILE@peak`).
@@ -24,10 +27,10 @@ public struct SnapshotSelection: Sendable, Hashable, CustomStringConvertible {
         self.init(files: [ref.path], moment: ref.moment)
     }
 
-    /// The name profiles of this side carry: the file, or "merge of A, B" (the
-    /// moment is not part of it: a profile at the peak says so itself).
+    /// The name profiles of this side carry: its title, the file, or "merge of A, B"
+    /// (the moment is not part of it: a profile at the peak says so itself).
     public var name: String {
-        files.count == 1 ? files[0] : "merge of " + files.joined(separator: ", ")
+        title ?? (files.count == 1 ? files[0] : "merge of " + files.joined(separator: ", "))
     }
 
     /// `FILE`, `FILE@peak`, or the merge's name, with `@peak` at the peak.
@@ -85,12 +88,29 @@ public struct ProfileResult: Sendable {
     public var query: ProfileQuery
     /// The profile (`new − old` for a diff).
     public var profile: Profile
+    /// Each merged process's own result, for the table's per-process columns (`Pipeline.splitByProcess`); empty otherwise.
+    public var processes: [ProfileResult] = []
 
     public init(query: ProfileQuery, profile: Profile) {
         self.query = query
         self.profile = profile
     }
 
-    /// The `top` (or, for a diff, `diff`) table: `profile` aggregated as the query says.
-    public var report: Report { Aggregator(options: query.aggregation).aggregate(profile) }
+    /// The `top` (or, for a diff, `diff`) table: `profile` aggregated as the query says,
+    /// with a column per process when `processes` is set.
+    public var report: Report {
+        var report = Aggregator(options: query.aggregation).aggregate(profile)
+        guard !processes.isEmpty else { return report }
+        var whole = query.aggregation
+        whole.limit = nil
+        let each = processes.map { result in
+            let header = result.profile.source.header
+            let own = Aggregator(options: whole).aggregate(result.profile)
+            let process = ProcessSplit.Process(pid: header.pid, file: result.profile.source.file,
+                                               timeNanoseconds: result.profile.source.momentNanoseconds, total: own.total)
+            return (process: process, report: own)
+        }
+        report.split = ProcessSplit(report: report, processes: each)
+        return report
+    }
 }

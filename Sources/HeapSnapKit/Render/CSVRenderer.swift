@@ -35,10 +35,14 @@ public struct CSVRenderer: Renderer, Sendable {
         } else {
             header += Self.valueColumns + ["percent"]
         }
+        let metric = report.options.metric
+        if let split = report.split {
+            header += split.processes.map { "pid_\($0.pid)_\(metric.rawValue.replacingAll("-", "_"))" }
+                + (split.others.isEmpty ? [] : ["others_\(metric.rawValue.replacingAll("-", "_"))"])
+        }
         if report.options.groupBy == .traceback { header.append("stack") }
         var lines = [header.joined(separator: ",")]
-        let metric = report.options.metric
-        for row in report.rows {
+        for (i, row) in report.rows.enumerated() {
             let frame = row.frame
             var cells = [row.key.label, frame?.file ?? "", frame.map { String($0.line) } ?? "", frame?.function ?? "", frame?.module ?? ""]
             if let base = row.base {
@@ -47,6 +51,7 @@ public struct CSVRenderer: Renderer, Sendable {
                 let total = report.total[metric].value
                 cells += Self.values(row.values) + [total == 0 ? "" : Format.fixed(100 * row.values[metric].value / total, decimals: 3)]
             }
+            if let split = report.split { cells += split.cells[i].map { Self.number($0.value) } }
             if report.options.groupBy == .traceback { cells.append(row.key.stack.map(Self.frameText).joined(separator: ";")) }
             lines.append(cells.map(Self.field).joined(separator: ","))
         }

@@ -114,7 +114,7 @@ public struct JSONRenderer: Renderer, Sendable {
 
     public func render(_ report: Report) -> String {
         let metric = report.options.metric
-        let rows: [JSON] = report.rows.map { row in
+        let rows: [JSON] = report.rows.enumerated().map { i, row in
             var fields: [(String, JSON)] = [
                 ("label", .string(row.key.label)),
                 ("key", .object([
@@ -133,6 +133,7 @@ public struct JSONRenderer: Renderer, Sendable {
                 let total = report.total[metric].value
                 fields.append(("percent", total == 0 ? .null : .number(100 * row.values[metric].value / total)))
             }
+            if let split = report.split { fields.append(("processes", .array(split.cells[i].map(Self.estimate)))) }
             return .object(fields)
         }
         var fields: [(String, JSON)] = [
@@ -152,6 +153,14 @@ public struct JSONRenderer: Renderer, Sendable {
         if let baseTotal = report.baseTotal {
             fields.append(("oldTotal", Self.values(baseTotal)))
             fields.append(("newTotal", Self.values(report.currentTotal)))
+        }
+        if let split = report.split {
+            func process(_ p: ProcessSplit.Process) -> JSON {
+                .object([("pid", .int(Int64(p.pid))), ("file", .string(p.file)), ("timeNs", .int(Int64(clamping: p.timeNanoseconds))),
+                         ("total", Self.values(p.total))])
+            }
+            fields.append(("processes", .object([("columns", .array(split.processes.map(process))),
+                                                 ("others", .array(split.others.map(process)))])))
         }
         fields += [
             ("matchedStacks", .int(Int64(report.matchedSamples))),

@@ -29,6 +29,7 @@ public struct TableRenderer: Renderer, Sendable {
     public func render(_ report: Report) -> String {
         var out = ""
         out += header(report)
+        if let split = report.split { out += processes(split, metric: report.options.metric) }
         let metric = report.options.metric
         let bytesMetric = metric.bytesMetric, objectsMetric = metric.objectsMetric
         let estimated = report.source.header.rate > 1 || (report.base?.header.rate ?? 0) > 1
@@ -68,6 +69,13 @@ public struct TableRenderer: Renderer, Sendable {
             columns = [size, sizeDiff] + (estimated ? [err] : []) + [count, countDiff] + (estimated ? [noise] : [])
         } else {
             columns = [size] + (estimated ? [err] : []) + [count, average, percent] + (report.options.cumulative ? [] : [cumulative])
+        }
+        if let split = report.split {
+            for (c, title) in split.titles.enumerated() {
+                var column = Column(title: title)
+                column.cells = split.cells.map { metric == bytesMetric ? Format.bytes($0[c].value) : Format.count($0[c].value) }
+                columns.append(column)
+            }
         }
         let locationTitle = report.options.groupBy == .traceback ? "Allocation site (stack below)" : title(report.options.groupBy)
         var locations: [String] = []
@@ -204,6 +212,18 @@ public struct TableRenderer: Renderer, Sendable {
         if !report.filter.exclude.isEmpty { how += ", exclude \(report.filter.exclude.joined(separator: " "))" }
         if report.matchedSamples != report.allSamples { how += "; \(report.matchedSamples) of \(report.allSamples) stacks match the filters" }
         out += how + "\n"
+        return out
+    }
+
+    /// One line per merged process: its column, snapshot time, total of the metric and file.
+    private func processes(_ split: ProcessSplit, metric: Metric) -> String {
+        var out = "processes (\(metric.rawValue)):\n"
+        for p in split.processes + split.others {
+            let value = p.total[metric].value
+            let amount = metric == metric.bytesMetric ? Format.bytes(value) : Format.count(value)
+            let column = split.others.contains(p) ? "others" : "pid \(p.pid)"
+            out += "  pid \(p.pid)\(column == "others" ? " (others)" : "")  \(Format.time(nanoseconds: p.timeNanoseconds))  \(amount)  \(p.file)\n"
+        }
         return out
     }
 
