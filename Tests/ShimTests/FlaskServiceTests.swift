@@ -6,7 +6,8 @@
 // .build/service-venv). Tests/Programs/flask_service_run.py preloads the
 // shim, starts the master and its workers with `heapsnap start --tree`
 // (snapshots every second), drives 18 s of load on 127.0.0.1 and stops them
-// with `heapsnap stop --tree`; `heapsnap leaks` then reads the directory.
+// with `heapsnap stop --tree`; `heapsnap leaks` and `heapsnap top` then read
+// the directory.
 // Without the venv the tests fail and say how to make it.
 
 import Foundation
@@ -104,6 +105,13 @@ enum FlaskService {
         #expect(Set(processes) == Set((run.workers + [run.master]).map(Int.init)))
 
         let leakLine = try FlaskService.line(of: "LEAK-SITE"), churnLine = try FlaskService.line(of: "CHURN-SITE")
+        // top over the directory: the newest snapshot of the master and of each worker, merged; the leak holds the most.
+        let top = try FlaskService.runCommand(FlaskService.heapsnap, ["top", run.directory.path, "--limit", "3"])
+        #expect(top.status == 0, "\(top.stderr)")
+        #expect(top.stdout.hasPrefix("heapsnap top  \(run.workers.count + 1) processes of gunicorn merged, the newest snapshot of each"),
+                "\(top.stdout.prefix(300))")
+        let firstRow = top.stdout.split(separator: "\n").first { $0.contains("flask_service.py:") } ?? ""
+        #expect(firstRow.contains("flask_service.py:\(leakLine)"), "top's first row of the app: \(firstRow)")
         let first = try #require(run.sites.first)
         #expect(FlaskService.isApp(first, line: leakLine), "first site: \(first["label"] ?? "?") (\(first["verdict"] ?? "?"))")
         #expect(first["verdict"] as? String == "leak")

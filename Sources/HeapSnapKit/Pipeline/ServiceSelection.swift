@@ -6,7 +6,8 @@
 // than a slack (three times the median gap between the last two snapshots of
 // the runs, at least 60 s) is a process that exited or stopped long before
 // the others and is left out; a run with a file named as an argument is
-// always used. Everything passed over is said in one note line each.
+// always used. What is passed over is said in one note line each: stale processes, and named
+// files that were not the newest of their process (a directory's older snapshots are its history).
 // One plain file argument is that file, exactly as before.
 
 #if canImport(Glibc)
@@ -62,9 +63,12 @@ public struct ServiceSelection: Sendable {
         }
 
         let chosen = runs.map { pick == .newest ? $0.entries.last! : $0.entries.first! }
+        // Older snapshots found in a directory are passed over as a matter of course (periodic ones
+        // pile up there); only files the user named and that were not used are worth a note.
         let passed = runs.flatMap { run in run.entries.filter { $0 != (pick == .newest ? run.entries.last! : run.entries.first!) } }
+            .filter { named.contains($0.path) }
         if !passed.isEmpty && pick == .newest {
-            notes.append("heapsnap: note: used the newest snapshot of each process; passed over \(passed.count) older: "
+            notes.append("heapsnap: note: used the newest snapshot of each process; passed over \(passed.count) older named: "
                          + passed.map(\.path).joined(separator: ", "))
         }
         var selection = SnapshotSelection(files: chosen.map(\.path), moment: moment)
