@@ -47,12 +47,14 @@ struct SnapshotSummary: Sendable, Codable, Hashable {
     var peak: TimelinePoint?
     /// The merged processes' count, for a merged snapshot.
     var sources: Int = 0
+    /// What the shim's retention (`HEAPSNAP_KEEP`) had thinned when this file was written, as `info` says it; nil without.
+    var retention: String?
     /// The series the shim recorded while sampling, when the file has one (not sent in lists; see `ProcessGroup.series`).
     var series: [TimelinePoint]? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, name, size, error, pid, seq, session, hostname, executable, commandLine, timeMs, startMs, flags, rate,
-             samples, dropped, inuseBytes, inuseBytesError, inuseObjects, allocBytes, peak, sources
+             samples, dropped, inuseBytes, inuseBytesError, inuseObjects, allocBytes, peak, sources, retention
     }
 
     /// The summary of a decoded snapshot.
@@ -88,6 +90,7 @@ struct SnapshotSummary: Sendable, Codable, Hashable {
                                  inuseBytesError: Confidence.z * p.inuseBytes.standardDeviation, rssBytes: nil)
         }
         sources = snapshot.sources.count
+        retention = snapshot.retention.map { Format.retention($0, at: h.timeNanoseconds) }
         series = snapshot.series.map { s in
             s.points.map {
                 TimelinePoint(timeMs: Double($0.timeNanoseconds) / 1e6, inuseBytes: $0.inuseBytes.value,

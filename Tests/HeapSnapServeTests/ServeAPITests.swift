@@ -66,6 +66,10 @@ struct ServeAPITests {
             #expect(snapshots.map { $0["id"] as? String } == [Self.older, Self.newer])
             #expect(snapshots.map { $0["inuseBytes"] as? Double } == [11_000, 31_000])
             #expect((snapshots[1]["peak"] as? [String: Any])?["inuseBytes"] as? Double == 51_000)
+            // What retention thinned, as `info` says it (the older file has no THIN record).
+            #expect(snapshots[0]["retention"] == nil)
+            let retention = try #require(snapshots[1]["retention"] as? String)
+            #expect(retention == ("HEAPSNAP_KEEP=4: 4 of 9 periodic snapshots kept, 5 thinned; the oldest kept #0, 2.00 s before this one; spacing grows with age, up to 4.00 s"), "\(retention)")
             #expect(groups[0]["program"] as? String == "server")
             let series = try #require(groups[0]["series"] as? [[String: Any]], "the timeline record of the newest file")
             #expect(series.map { $0["inuseBytes"] as? Double } == [1000, 11_000, 21_000])

@@ -79,6 +79,9 @@ enum Files {
                                            StackRecord(stack: 1, inuse: group(1000), alloc: group(1000))])
         }
         if peak != nil {
+            // What retention had thinned, in newer files: 9 periodic snapshots written, 4 kept.
+            snapshot.retention = Retention(keep: 4, kept: 4, written: 9, thinned: 5, lost: 0, oldestSeq: 0,
+                                           oldestNanoseconds: header.startNanoseconds, widestGapNanoseconds: 4_000_000_000)
             // The timeline record of newer files: three points while sampling.
             snapshot.series = Series(intervalNanoseconds: 250_000_000, points: (0..<3).map { i in
                 SeriesPoint(timeNanoseconds: header.startNanoseconds + UInt64(i) * 250_000_000,

@@ -173,6 +173,8 @@ function renderGroup(g) {
         o.executable === g.executable && o.commandLine === g.commandLine)) }, "Leak suspects"));
   }
   box.append(head);
+  const newest = g.snapshots[g.snapshots.length - 1];
+  if (newest && newest.retention) box.append(el("p", { className: "muted retention" }, "Retention: " + newest.retention));
   if (!unreadable) box.append(timeline(g));
   const table = el("table", {}, el("thead", {}, el("tr", {},
     el("th", {}, ""), el("th", {}, "#"), el("th", {}, "Taken"), el("th", { className: "num" }, "In use"),
