@@ -34,7 +34,8 @@
 //   Δvar_alloc), exact for a site that never frees. Exact mode has no
 //   sampling noise (variance 0).
 // - traffic: the site's bytes in use divided by the service's allocation
-//   rate at that moment (bytes allocated per second, the traffic proxy),
+//   rate at that moment (bytes allocated per second over the few steps
+//   around it, the traffic proxy),
 //   tested for trend like the growth. Memory that scales with the work in
 //   flight (buffers of the requests being served) rises with traffic and
 //   keeps this ratio flat; a leak accumulates and raises it.
@@ -204,7 +205,14 @@ public enum LeakAnalysis {
                 allocated[k] += run.snapshots[placed[r].index[k]].allocBytes - base
             }
         }
-        let rate: [Double] = (0..<n).map { k in k == 0 || stepMinutes == 0 ? 0 : (allocated[k] - allocated[k - 1]) / (stepMinutes * 60) }
+        // The rate of the step ending at moment k, averaged with the h steps on either side: a one-step rate carries
+        // the request rate's jitter straight into the traffic ratio below, and a whole centred window neither lags
+        // nor leads a ramp. Moments without a whole window (the first and last h) get 0 and are left out of that test.
+        let h = n >= 12 ? 2 : 0
+        let rate: [Double] = (0..<n).map { k in
+            guard stepMinutes > 0, k - h >= 1, k + h <= n - 1 else { return 0 }
+            return (allocated[k + h] - allocated[k - h - 1]) / (Double(2 * h + 1) * stepMinutes * 60)
+        }
 
         var siteIDs = Set<Int>()
         for run in runs { for s in run.snapshots { siteIDs.formUnion(s.sites.keys) } }
