@@ -6,6 +6,7 @@
 
 import Foundation
 import HeapSnapKit
+import HTTPTypes
 @testable import HeapSnapServe
 import Synchronization
 import Testing
@@ -67,22 +68,7 @@ struct SameAnswerTests {
         #expect(cli.status == 0, "\(cli.stderr)")
         #expect(!cli.stdout.isEmpty)
 
-        var configuration = ServeConfiguration(directories: [top + "/0"])
-        configuration.token = TestServer.token
-        let state = try WebServer.state(configuration, environment: ProcessInfo.processInfo.environment)
-        let answer = Mutex<TestResponse?>(nil)
-        try await TestServer.serve(state) { client in
-            // A table answers "pending" (202) while symbolization takes longer than the server waits (a busy
-            // machine); ask again, as the page does, for up to two minutes.
-            let deadline = ContinuousClock.now + .seconds(120)
-            var response = try await client.execute(uri: question.uri, method: .get, headers: [.cookie: "\(state.cookieName)=\(TestServer.token)"])
-            while response.status == .accepted && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(200))
-                response = try await client.execute(uri: question.uri, method: .get, headers: [.cookie: "\(state.cookieName)=\(TestServer.token)"])
-            }
-            answer.withLock { $0 = response }
-        }
-        let server = try #require(answer.withLock { $0 })
+        let server = try await Self.ask(question.uri, serving: top + "/0")
         #expect(server.status == .ok, "\(server.text)")
         let served = Array(server.body.readableBytesView)
         let firstDifference = zip(served, cli.stdout).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(served.count, cli.stdout.count)
@@ -108,16 +94,7 @@ struct SameAnswerTests {
         let text = String(decoding: cli.stdout, as: UTF8.self)
         #expect(text.contains("\"verdict\": \"leak\"") || text.contains("\"verdict\":\"leak\""), "the growing site is a leak: \(text.prefix(800))")
 
-        var configuration = ServeConfiguration(directories: [top + "/0"])
-        configuration.token = TestServer.token
-        let state = try WebServer.state(configuration, environment: ProcessInfo.processInfo.environment)
-        let answer = Mutex<TestResponse?>(nil)
-        try await TestServer.serve(state) { client in
-            let response = try await client.execute(uri: "/api/leaks?g=testhost/4242&g=testhost/4343", method: .get,
-                                                    headers: [.cookie: "\(state.cookieName)=\(TestServer.token)"])
-            answer.withLock { $0 = response }
-        }
-        let server = try #require(answer.withLock { $0 })
+        let server = try await Self.ask("/api/leaks?g=testhost/4242&g=testhost/4343", serving: top + "/0")
         #expect(server.status == .ok, "\(server.text)")
         #expect(Array(server.body.readableBytesView) == cli.stdout, "\(server.text.prefix(400))")
     }
@@ -135,6 +112,27 @@ struct SameAnswerTests {
         let end = String(decoding: outputs[0], as: UTF8.self), peak = String(decoding: outputs[1], as: UTF8.self)
         #expect(end.contains("\"atPeakNs\": null") || end.contains("\"atPeakNs\":null"), "\(end.prefix(600))")
         #expect(!peak.contains("\"atPeakNs\": null") && !peak.contains("\"atPeakNs\":null") && peak.contains("atPeakNs"), "\(peak.prefix(600))")
+    }
+
+    /// The real server's answer to `uri` over `directory` (`WebServer.state`, as `heapsnap serve` builds it).
+    /// A table answers "pending" (202) while symbolization takes longer than the server waits (a busy
+    /// machine); it is asked again, as the page does, for up to two minutes.
+    static func ask(_ uri: String, serving directory: String) async throws -> TestResponse {
+        var configuration = ServeConfiguration(directories: [directory])
+        configuration.token = TestServer.token
+        let state = try WebServer.state(configuration, environment: ProcessInfo.processInfo.environment)
+        let answer = Mutex<TestResponse?>(nil)
+        try await TestServer.serve(state) { client in
+            let headers: HTTPFields = [.cookie: "\(state.cookieName)=\(TestServer.token)"]
+            let deadline = ContinuousClock.now + .seconds(120)
+            var response = try await client.execute(uri: uri, method: .get, headers: headers)
+            while response.status == .accepted && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+                response = try await client.execute(uri: uri, method: .get, headers: headers)
+            }
+            answer.withLock { $0 = response }
+        }
+        return try #require(answer.withLock { $0 })
     }
 
     /// The directory of the test bundle, where SwiftPM also puts the heapsnap executable.
