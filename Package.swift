@@ -46,7 +46,7 @@ let package = Package(
                               "-ftls-model=initial-exec", "-Wall", "-Wextra", "-Wno-unused-parameter"]),
             ],
             linkerSettings: [
-                .linkedLibrary("unwind"), .linkedLibrary("m"), .linkedLibrary("pthread"), .linkedLibrary("dl"),
+                .linkedLibrary("pthread"), .linkedLibrary("dl"),
                 // Keep the Swift runtime out of the preload library. SwiftPM links every
                 // dynamic product with swiftc, which adds swiftrt.o (a constructor that
                 // calls swift_addNewDSOImage), `-lswiftCore` and an RPATH into the

@@ -35,8 +35,8 @@
 #include "python.h"
 #include "gate.h"
 #include "peak.h"
+#include "exp_log.h"
 
-#include <math.h>
 #include <sched.h>
 #include <string.h>
 #include <time.h>
@@ -102,7 +102,7 @@ static int64_t draw_countdown(struct hs_thread *t)
     if (hs_opt.rate <= 1)
         return 0;
     double u = ((double)(next_random(t) >> 11) + 1.0) * 0x1.0p-53;   /* (0, 1] */
-    double x = -log(u) * (double)hs_opt.rate;
+    double x = -hs_log(u) * (double)hs_opt.rate;
     if (x > 4e18)
         x = 4e18;
     return (int64_t)x + 1;

@@ -29,7 +29,7 @@ void hs_say_init(void)
     err_id = hs_fd_id(errfd);
 }
 
-int hs_say_fd(void) { return errfd; }
+int hs_say_fd(void) { return hs_fd_is(errfd, err_id) ? errfd : -1; }
 
 void hs_say(const char *a, const char *b, const char *c, const char *d)
 {

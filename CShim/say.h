@@ -48,7 +48,8 @@ int hs_fd_high(int fd);
 /* Takes the dup of stderr (F_DUPFD_CLOEXEC, moved high). Context: constructor. */
 void hs_say_init(void);
 
-/* The dup, -1 if none. Written once at load; the writer thread keeps it in
+/* The dup, -1 if none or if the number is no longer it (the host closed
+ * it, maybe reused it). Written once at load; the writer thread keeps it in
  * its own descriptor table. */
 int hs_say_fd(void);
 

@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
-#include <math.h>
 
 #include "options.h"
+#include "exp_log.h"
 
 /* Weights of one sampled allocation (FORMAT.md SMPL); hs_weights() computes
  * them from the block's size. */
@@ -41,7 +41,7 @@ static inline void hs_weights(uint64_t size, struct hs_weights *w)
         return;
     }
     double s = (double)size;
-    double p = -expm1(-s / (double)hs_opt.rate);    /* 1 - e^(-s/R), accurate for small s */
+    double p = -hs_expm1(-s / (double)hs_opt.rate);     /* 1 - e^(-s/R), accurate for small s */
     if (!(p > 0)) {
         /* Only size 0 gets here, and it is never sampled (countdown >= 1). */
         w->bytes = w->objects = w->bytes_var = w->objects_var = 0;

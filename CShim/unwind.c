@@ -48,12 +48,10 @@
 #include "options.h"
 #include "say.h"
 
+#include <dlfcn.h>
 #include <link.h>
 #include <stdbool.h>
 #include <string.h>
-
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 
 #define HS_UW_CACHE_BITS 15
 #define HS_UW_MAX_STEP ((uintptr_t)1 << 20)    /* a frame of more than 1 MiB: fall back */
@@ -779,11 +777,33 @@ void hs_unwind_reset_child(void)
 
 /* ------------------------------------------------------------- entry */
 
+/* libunwind's unw_backtrace, loaded when the writer first starts (hs_unwind_load). */
+static int (*unw_backtrace_fn)(void **buf, int size);
+static int unwind_loaded;
+
+bool hs_unwind_loaded(void) { return __atomic_load_n(&unwind_loaded, __ATOMIC_ACQUIRE); }
+
+void hs_unwind_load(void)
+{
+    if (__atomic_exchange_n(&unwind_loaded, 1, __ATOMIC_ACQ_REL))
+        return;
+    void *lib = dlopen(HS_LIBUNWIND, RTLD_NOW | RTLD_LOCAL);
+    void *fn = lib ? dlsym(lib, "unw_backtrace") : NULL;
+    if (!fn)
+        hs_say("cannot load " HS_LIBUNWIND " (", dlerror(),
+               "): a stack the fast walk cannot follow is recorded without frames", NULL);
+    __atomic_store_n(&unw_backtrace_fn, (int (*)(void **, int))fn, __ATOMIC_RELEASE);
+}
+
 /* unw_backtrace as if called by hs_unwind's caller: the frame of the
  * call made here is dropped, so libunwind and the fast walk agree frame for
- * frame, and the caller sees as many of its own frames as before. */
+ * frame, and the caller sees as many of its own frames as before. Without
+ * libunwind (not loaded yet, or missing), no frames. */
 static __attribute__((noinline)) int libunwind(void **buf, int max)
 {
+    int (*unw_backtrace)(void **, int) = __atomic_load_n(&unw_backtrace_fn, __ATOMIC_ACQUIRE);
+    if (!unw_backtrace)
+        return 0;
     void *all[max + 2];
     int n = unw_backtrace(all, max + 2);   /* [0] in here, [1] in hs_unwind */
     if (n <= 2)

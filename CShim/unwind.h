@@ -33,6 +33,17 @@ int hs_unwind(void **buf, int max, const void *entry);
 /* Finds the shim's own text (hs_unwind_in_shim). Context: constructor. */
 void hs_unwind_init(void);
 
+/* Loads libunwind (dlopen) for the fallback walk, once: not at load, so a
+ * process that never samples does not map it (nor liblzma, which it pulls
+ * in). Called before the first sampling starts: by the writer thread when
+ * the first request comes, or by the constructor with HEAPSNAP_START. Until
+ * then, and if it cannot be loaded (one line on stderr), a stack the fast
+ * walk cannot follow is recorded without frames. Context: no shim lock
+ * held; not inside malloc. */
+#define HS_LIBUNWIND "libunwind.so.8"
+void hs_unwind_load(void);
+bool hs_unwind_loaded(void);
+
 /* The shim's own text, [lo, hi): written once by hs_unwind_init. */
 extern uintptr_t hs_shim_text_lo __attribute__((visibility("hidden")));
 extern uintptr_t hs_shim_text_hi __attribute__((visibility("hidden")));

@@ -43,6 +43,7 @@
 #include "pyalloc.h"
 #include "pyreuse.h"
 #include "timeline.h"
+#include "unwind.h"
 #include "heapsnap.h"
 
 #include <errno.h>
@@ -500,12 +501,23 @@ static void open_signalfd(void);
  * close them all) can neither close the snapshot file under us nor get its
  * number back and receive our bytes; and the host's own files are not held
  * open by our copy of its table. If unshare fails, the writer shares the
- * host's table as before. Context: writer thread, at its start. */
+ * host's table as before.
+ *
+ * The thread that made the writer does not wait for this: the host may
+ * close the channel's numbers (daemons close every descriptor as main
+ * begins) and reuse them before the copy is made. So a number is kept only
+ * if it is still ours (the identity taken when it was opened): the host's
+ * files are never held open by the copy, and a channel the host closed
+ * falls back as it does later on (the handler's tgkill to the writer, the
+ * signalfd reopened here, see writer_main). Context: writer thread, at its
+ * start. */
+static int ours(int fd, struct hs_fdid id) { return hs_fd_is(fd, id) ? fd : -1; }
+
 static void private_fd_table(void)
 {
     if (unshare(CLONE_FILES) != 0)
         return;
-    int keep[4] = { ctl.rfd, ctl.wfd_parent, ctl.sfd, hs_say_fd() };
+    int keep[4] = { ours(ctl.rfd, ctl.pipe_id), ours(ctl.wfd_parent, ctl.pipe_id), ours(ctl.sfd, ctl.sfd_id), hs_say_fd() };
     for (int i = 0; i < 4; i++)             /* sort, -1 first */
         for (int j = i + 1; j < 4; j++)
             if (keep[j] < keep[i]) {
@@ -524,6 +536,26 @@ static void private_fd_table(void)
         if (i < 4)
             lo = (unsigned)keep[i] + 1;
     }
+}
+
+/* How long the writer waits for the rest of a burst of signals (below). */
+#define HS_GRACE_NS (20 * 1000 * 1000ull)
+
+/* libunwind (unwind.c) is loaded on the first request, so that a process
+ * that is never sampled does not map it: by the writer as a command
+ * arrives, before it takes ctl_lock, since dlopen takes the loader's lock
+ * and a host thread in dlopen may fork (whose prepare handler takes
+ * ctl_lock) from a library's constructor; by HEAPSNAP_START's synchronous
+ * start before anything else. Here, a request found in pending[] with
+ * ctl_lock held: it is let go for the load (nothing in between relies on
+ * it). Context: writer thread, ctl_lock held. */
+static void load_unwinder(void)
+{
+    if (hs_unwind_loaded())
+        return;
+    pthread_mutex_unlock(&ctl_lock);
+    hs_unwind_load();
+    pthread_mutex_lock(&ctl_lock);
 }
 
 /* The writer thread. It also wakes every 2 s to run requests that could not
@@ -553,8 +585,10 @@ static void *writer_main(void *arg)
         /* Requests made before this thread existed (a fork child's first
          * signals) or whose byte could not be written. */
         for (int c = 0; c < HS_CMD_COUNT; c++)
-            if (__atomic_exchange_n(&pending[c], 0, __ATOMIC_ACQ_REL))
+            if (__atomic_exchange_n(&pending[c], 0, __ATOMIC_ACQ_REL)) {
+                load_unwinder();
                 run(c);
+            }
         if (ctl.next_periodic_ns && __atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
             uint64_t now = now_ns(CLOCK_MONOTONIC);
             if (now >= ctl.next_periodic_ns) {
@@ -601,8 +635,15 @@ static void *writer_main(void *arg)
                 !memchr(cmds, HS_CMD_STOP, (size_t)n))
                 continue;
         }
-        struct timespec grace = { 0, 20 * 1000 * 1000 };
-        nanosleep(&grace, NULL);
+        /* A command: libunwind before the lock (see load_unwinder), within
+         * the grace, so that the first request's burst is not longer. */
+        uint64_t woke = now_ns(CLOCK_MONOTONIC);
+        hs_unwind_load();
+        uint64_t spent = now_ns(CLOCK_MONOTONIC) - woke;
+        if (spent < HS_GRACE_NS) {
+            struct timespec grace = { 0, (long)(HS_GRACE_NS - spent) };
+            nanosleep(&grace, NULL);
+        }
         pthread_mutex_lock(&ctl_lock);
         if (rfd >= 0 && hs_fd_is(rfd, ctl.pipe_id)) {
             ssize_t more = read(rfd, cmds + n, sizeof cmds - (size_t)n);
@@ -705,10 +746,10 @@ static int spawn_writer(void)
         return -err;
     ctl.writer_alive = true;
     pthread_setname_np(ctl.writer, "heapsnap");
-    /* Until the writer has its own table, a host that closes descriptors
-     * would close its copies too; it takes microseconds (no lock needed). */
-    for (int i = 0; i < 100000 && !__atomic_load_n(&ctl.writer_tid, __ATOMIC_ACQUIRE); i++)
-        sched_yield();
+    /* Not waited for: it makes its own table when it first runs (see
+     * private_fd_table). Waiting here made every preloaded process spin in
+     * sched_yield until the new thread was scheduled: milliseconds of CPU
+     * on a loaded machine, for each of the short processes a service starts. */
     return 0;
 }
 
@@ -737,6 +778,7 @@ void hs_writer_start_now(void)
 {
     /* Synchronously, so nothing allocated after load is missed; then a
      * no-op byte wakes the writer to arm the HEAPSNAP_INTERVAL timer. */
+    hs_unwind_load();
     pthread_mutex_lock(&ctl_lock);
     run(HS_CMD_START);
     pthread_mutex_unlock(&ctl_lock);

@@ -420,8 +420,24 @@ int main(int argc, char **argv)
         while (read(0, buf, sizeof buf) > 0) {
         }
         return 0;
+    } else if (strcmp(mode, "idle") == 0) {
+        /* Allocates nothing until told: each line read from stdin makes 10
+         * blocks of 300 B at site serve, kept, and answers "ok N". Exits at
+         * end of input. A process the shim was loaded into and never asked
+         * anything of should pay as little as possible for it. */
+        printf("pid %d\n", (int)getpid());
+        fflush(stdout);
+        char buf[256];
+        int lines = 0;
+        while (read(0, buf, sizeof buf) > 0) {
+            for (int i = 0; i < 10; i++)
+                site_serve((lines * 10 + i) % 4096, 300);
+            printf("ok %d\n", ++lines);
+            fflush(stdout);
+        }
+        return 0;
     } else {
-        fprintf(stderr, "usage: robust serve|prefork|hostsigs|resetrt|dlopen|distinct|bigtable|exits|waitstdin\n");
+        fprintf(stderr, "usage: robust serve|prefork|hostsigs|resetrt|dlopen|distinct|bigtable|exits|waitstdin|idle\n");
         return 2;
     }
     return 0;
