@@ -41,6 +41,7 @@
 #include "timeline.h"
 #include "peak.h"
 #include "retention.h"
+#include "clock.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -57,13 +58,13 @@
 /* ------------------------------------------------------------ byte buffer */
 
 /* A growable mmap'd byte buffer; `oom` sticks once a grow fails. */
-struct gbuf {
+struct buffer {
     uint8_t *p;
     size_t len, cap;
     bool oom;
 };
 
-static void gb_reserve(struct gbuf *b, size_t more)
+static void buffer_reserve(struct buffer *b, size_t more)
 {
     if (b->oom || b->len + more <= b->cap)
         return;
@@ -80,27 +81,27 @@ static void gb_reserve(struct gbuf *b, size_t more)
     b->cap = ncap;
 }
 
-static void gb_put(struct gbuf *b, const void *src, size_t n)
+static void buffer_put(struct buffer *b, const void *src, size_t n)
 {
-    gb_reserve(b, n);
+    buffer_reserve(b, n);
     if (b->oom)
         return;
     memcpy(b->p + b->len, src, n);
     b->len += n;
 }
 
-static void gb_u16(struct gbuf *b, uint16_t v) { gb_put(b, &v, 2); }   /* x86-64/arm64: LE */
-static void gb_u32(struct gbuf *b, uint32_t v) { gb_put(b, &v, 4); }
-static void gb_u64(struct gbuf *b, uint64_t v) { gb_put(b, &v, 8); }
-static void gb_str(struct gbuf *b, const char *s, size_t n)
+static void buffer_u16(struct buffer *b, uint16_t v) { buffer_put(b, &v, 2); }   /* x86-64/arm64: LE */
+static void buffer_u32(struct buffer *b, uint32_t v) { buffer_put(b, &v, 4); }
+static void buffer_u64(struct buffer *b, uint64_t v) { buffer_put(b, &v, 8); }
+static void buffer_str(struct buffer *b, const char *s, size_t n)
 {
     if (n > (1u << 20))
         n = 1u << 20;
-    gb_u32(b, (uint32_t)n);
-    gb_put(b, s, n);
+    buffer_u32(b, (uint32_t)n);
+    buffer_put(b, s, n);
 }
 
-static void gb_free(struct gbuf *b)
+static void buffer_free(struct buffer *b)
 {
     if (b->p)
         munmap(b->p, b->cap);
@@ -182,8 +183,9 @@ static void out_record(struct out *o, uint32_t tag, uint64_t len)
 
 /* --------------------------------------------------------------- modules */
 
-struct mods {
-    struct gbuf bytes;      /* MODS entries, already in file layout */
+/* The executable's path and the MODS entries (mmap'd: the path alone is 4 KiB). */
+struct modules {
+    struct buffer bytes;    /* MODS entries, already in file layout */
     uint32_t count;
     uintptr_t vdso;
     char exe[4096];
@@ -217,14 +219,14 @@ static size_t build_id(const struct dl_phdr_info *info, const uint8_t **out)
 static int collect_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
-    struct mods *m = arg;
+    struct modules *modules = arg;
     const char *path = info->dlpi_name;
-    if ((uintptr_t)info->dlpi_addr == m->vdso && m->vdso)
+    if ((uintptr_t)info->dlpi_addr == modules->vdso && modules->vdso)
         path = "[vdso]";
     else if (!path || !*path) {
-        if (m->count > 0 || m->bytes.len > 0)
+        if (modules->count > 0 || modules->bytes.len > 0)
             return 0;               /* unnamed object other than the executable */
-        path = m->exe;
+        path = modules->exe;
     }
     const uint8_t *bid = NULL;
     size_t bidlen = build_id(info, &bid);
@@ -233,42 +235,44 @@ static int collect_module(struct dl_phdr_info *info, size_t size, void *arg)
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X) || ph->p_memsz == 0)
             continue;
-        gb_u64(&m->bytes, info->dlpi_addr + ph->p_vaddr);
-        gb_u64(&m->bytes, info->dlpi_addr + ph->p_vaddr + ph->p_memsz);
-        gb_u64(&m->bytes, ph->p_offset);
-        gb_u64(&m->bytes, ph->p_vaddr);
-        gb_u16(&m->bytes, (uint16_t)bidlen);
-        gb_u16(&m->bytes, 0);
-        gb_u32(&m->bytes, (uint32_t)plen);
-        gb_put(&m->bytes, bid, bidlen);
-        gb_put(&m->bytes, path, plen);
-        m->count++;
+        buffer_u64(&modules->bytes, info->dlpi_addr + ph->p_vaddr);
+        buffer_u64(&modules->bytes, info->dlpi_addr + ph->p_vaddr + ph->p_memsz);
+        buffer_u64(&modules->bytes, ph->p_offset);
+        buffer_u64(&modules->bytes, ph->p_vaddr);
+        buffer_u16(&modules->bytes, (uint16_t)bidlen);
+        buffer_u16(&modules->bytes, 0);
+        buffer_u32(&modules->bytes, (uint32_t)plen);
+        buffer_put(&modules->bytes, bid, bidlen);
+        buffer_put(&modules->bytes, path, plen);
+        modules->count++;
     }
     return 0;
 }
 
 /* ----------------------------------------------------------- aggregation */
 
-struct agg {
+/* What one stack holds (inuse) and allocated (alloc) in this snapshot. */
+struct stack_sums {
     struct hs_group inuse, alloc;
     const struct hs_stack *stack;   /* NULL: id not published, not written */
     uint32_t index;                 /* position in STKS */
 };
 
-struct agg_ctx {
-    struct agg *a;
-    uint32_t n;
+/* The per-stack sums, indexed by stack id, as add_live fills them. */
+struct sums_walk {
+    struct stack_sums *sums;
+    uint32_t count;
 };
 
 /* Context: writer, inside hs_live_foreach (a live stripe lock held). */
 static void add_live(void *arg, uint64_t size, uint32_t stack)
 {
-    struct agg_ctx *c = arg;
-    if (stack >= c->n)
+    struct sums_walk *walk = arg;
+    if (stack >= walk->count)
         return;                     /* stack created after we counted: not in this file */
     struct hs_weights w;
     hs_weights(size, &w);
-    hs_group_add(&c->a[stack].inuse, &w);
+    hs_group_add(&walk->sums[stack].inuse, &w);
 }
 
 static void clamp(struct hs_group *in, const struct hs_group *al)
@@ -297,29 +301,29 @@ static void out_group(struct out *o, const struct hs_group *g)
 /* Context: writer, inside hs_py_foreach_function (its lock held). */
 static void add_function(void *arg, const struct hs_py_function *f)
 {
-    struct gbuf *b = arg;
-    gb_u32(b, f->firstlineno);
-    gb_str(b, f->text, f->name_len);
-    gb_str(b, f->text + f->name_len, f->file_len);
+    struct buffer *b = arg;
+    buffer_u32(b, f->firstlineno);
+    buffer_str(b, f->text, f->name_len);
+    buffer_str(b, f->text + f->name_len, f->file_len);
 }
 
 /* PYTH: the interpreter's status and the Python functions the stacks name.
  * Built after the stack count was read, so every function id a written
  * stack holds is in it. Empty (not written) in processes without Python. */
-static void build_pyth(struct gbuf *b)
+static void build_python_record(struct buffer *b)
 {
     enum hs_py_status status = hs_py_status();
     if (status == HS_PY_NONE)
         return;
     const char *note = hs_py_note();
-    gb_u32(b, (uint32_t)status);
-    gb_u32(b, hs_py_version());
-    gb_u32(b, hs_pyalloc_flags() | hs_pyreuse_flags());
-    gb_u32(b, 0);
-    gb_str(b, note, strlen(note));
+    buffer_u32(b, (uint32_t)status);
+    buffer_u32(b, hs_py_version());
+    buffer_u32(b, hs_pyalloc_flags() | hs_pyreuse_flags());
+    buffer_u32(b, 0);
+    buffer_str(b, note, strlen(note));
     size_t at = b->len;
-    gb_u32(b, 0);
-    gb_u32(b, 0);
+    buffer_u32(b, 0);
+    buffer_u32(b, 0);
     uint32_t count = hs_py_foreach_function(add_function, b);
     if (!b->oom)
         memcpy(b->p + at, &count, 4);
@@ -357,376 +361,522 @@ static void fail(const char *dir, const char *name, const char *what, int err)
 
 /* ------------------------------------------------------------ the writer */
 
-int hs_snapshot_write(struct hs_snap_info *info_in)
-{
-    struct hs_snap_info info = *info_in;
-    struct mods *m = NULL;
-    struct gbuf proc = { 0 }, cmdline = { 0 }, pyth = { 0 };
-    struct agg *agg = NULL;
-    size_t agg_size = 0;
-    struct hs_peak pk = { 0 };
-    struct out o = { .fd = -1, .crc = 0xFFFFFFFFu };
-    int dirfd = -1, err = 0;
-    char tmpname[128] = "", name[96] = "";
-    const char *stage = ": ";
-    crc_init();
-
-    uint32_t pid = (uint32_t)getpid();
-    bool periodic = info.flags & HEAPSNAP_FLAG_PERIODIC;
-    uint64_t time_ns, mono_ns;
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        mono_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    }
-
-    dirfd = hs_fd_high(open(hs_opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dirfd < 0) {
-        err = errno;
-        hs_snapshot_name(name, sizeof name, pid, info.seq);
-        stage = ": the directory cannot be opened: ";
-        goto fail;
-    }
+/* One snapshot on its way to disk: what each step below reads and leaves
+ * for the next. Everything mapped here is unmapped by release(). */
+struct snapshot {
+    struct hs_snap_info info;       /* info.seq moves past names already taken */
+    uint32_t pid;
+    bool periodic;
+    uint64_t time_ns, mono_ns;      /* when: CLOCK_REALTIME, CLOCK_MONOTONIC */
+    int dirfd;
     struct stat dir_st, file_st;
-    if (fstat(dirfd, &dir_st) != 0) {
-        err = errno;
-        goto fail_named;
-    }
-    if (periodic)
-        hs_retain_make_room(dirfd, &dir_st, mono_ns);     /* HEAPSNAP_KEEP: thin the oldest first */
 
-    /* Process identity and modules (no shim lock held: loader lock inside). */
-    m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) {
-        m = NULL;
-        err = ENOMEM;
-        goto fail_named;
-    }
-    memset(m, 0, sizeof *m);
-    ssize_t el = readlink("/proc/self/exe", m->exe, sizeof m->exe - 1);
-    m->exe[el > 0 ? el : 0] = 0;
-    m->vdso = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
-    dl_iterate_phdr(collect_module, m);
+    /* The process: read from /proc and the loader. */
+    struct modules *modules;
+    struct buffer cmdline;
+    char host[256];
 
-    int cfd = hs_fd_high(open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC));
-    if (cfd >= 0) {
-        for (;;) {
-            gb_reserve(&cmdline, 4096);
-            if (cmdline.oom || cmdline.len >= (1u << 20))
-                break;
-            ssize_t r = read(cfd, cmdline.p + cmdline.len, cmdline.cap - cmdline.len);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            cmdline.len += (size_t)r;
-        }
-        close(cfd);
-    }
-    char host[256] = "";
-    gethostname(host, sizeof host - 1);
+    /* The tables, summed per stack id. */
+    struct stack_sums *sums;
+    size_t sums_size;
+    uint32_t stack_count;           /* stack ids counted (sums' length) */
+    uint32_t kept;                  /* stacks written (published ids) */
+    uint64_t stacks_len;            /* STKS payload length */
+    uint64_t samples, dropped, truncated;
+    struct buffer python;           /* PYTH payload; empty without Python */
 
-    /* Tables: inuse from the live table, then alloc per stack. */
+    /* Memory over time. */
+    struct hs_point here;           /* this snapshot's totals, the series' last point */
+    struct hs_peak peak;            /* the last peak copy */
+    bool peak_is_now;               /* PEAK is this snapshot's own in-use state */
+    uint32_t peak_count;            /* PEAK entries */
+    double high_bytes, high_var;
+    uint64_t high_ns;
+    const struct hs_point *points;
+    uint32_t series_count;
+    uint64_t series_interval;
+    struct hs_retention retention;
+    bool thin;                      /* write THIN */
+
+    /* The file. */
+    struct buffer proc;             /* PROC payload */
+    struct out out;
+    char tmpname[128], name[96];    /* "" until chosen (tmpname: again once renamed) */
+    const char *stage;              /* what failed, for the one line: ": " unless said */
+};
+
+static void *map_anonymous(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* The clocks, the directory and, for a periodic snapshot, room in it under
+ * HEAPSNAP_KEEP (the oldest thinned first). 0 or an errno. */
+static int open_directory(struct snapshot *s)
+{
+    s->time_ns = hs_now_ns(CLOCK_REALTIME);
+    s->mono_ns = hs_now_ns(CLOCK_MONOTONIC);
+    s->dirfd = hs_fd_high(open(hs_opt.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (s->dirfd < 0) {
+        int err = errno;
+        hs_snapshot_name(s->name, sizeof s->name, s->pid, s->info.seq);
+        s->stage = ": the directory cannot be opened: ";
+        return err;
+    }
+    if (fstat(s->dirfd, &s->dir_st) != 0)
+        return errno;
+    if (s->periodic)
+        hs_retain_make_room(s->dirfd, &s->dir_st, s->mono_ns);
+    return 0;
+}
+
+/* Up to 1 MiB of /proc/self/cmdline, as it is (NUL-separated). */
+static void read_cmdline(struct buffer *cmdline)
+{
+    int fd = hs_fd_high(open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC));
+    if (fd < 0)
+        return;
+    for (;;) {
+        buffer_reserve(cmdline, 4096);
+        if (cmdline->oom || cmdline->len >= (1u << 20))
+            break;
+        ssize_t r = read(fd, cmdline->p + cmdline->len, cmdline->cap - cmdline->len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        cmdline->len += (size_t)r;
+    }
+    close(fd);
+}
+
+/* Process identity and modules. Context: no shim lock held (dl_iterate_phdr
+ * takes the loader lock). 0 or an errno. */
+static int read_process(struct snapshot *s)
+{
+    struct modules *modules = map_anonymous(sizeof *modules);
+    if (!modules)
+        return ENOMEM;
+    memset(modules, 0, sizeof *modules);
+    s->modules = modules;
+    ssize_t len = readlink("/proc/self/exe", modules->exe, sizeof modules->exe - 1);
+    modules->exe[len > 0 ? len : 0] = 0;
+    modules->vdso = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+    dl_iterate_phdr(collect_module, modules);
+
+    read_cmdline(&s->cmdline);
+    gethostname(s->host, sizeof s->host - 1);
+    return 0;
+}
+
+/* The tables: in-use sums from the live table, then each stack's alloc
+ * group (see the top of this file for why in that order), and the
+ * counters PROC carries. 0 or an errno. */
+static int sum_stacks(struct snapshot *s)
+{
     uint32_t n = hs_stack_count();
-    agg_size = (size_t)n * sizeof *agg;
-    if (n) {
-        agg = mmap(NULL, agg_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (agg == MAP_FAILED) {
-            agg = NULL;
-            err = ENOMEM;
-            goto fail_named;
-        }
-    }
-    struct agg_ctx ctx = { agg, n };
-    hs_live_foreach(add_live, &ctx);
+    s->stack_count = n;
+    s->sums_size = (size_t)n * sizeof *s->sums;
+    if (n && !(s->sums = map_anonymous(s->sums_size)))
+        return ENOMEM;
+    struct sums_walk walk = { s->sums, n };
+    hs_live_foreach(add_live, &walk);
     hs_live_flush_alloc();      /* after the live walk: a block seen live has its sample in alloc */
-    uint32_t kept = 0;
-    uint64_t stks_len = 8;
-    uint64_t dropped = __atomic_load_n(&hs_count.dropped, __ATOMIC_RELAXED);
-    uint64_t samples = dropped, truncated = 0;
+    s->stacks_len = 8;
+    s->dropped = __atomic_load_n(&hs_count.dropped, __ATOMIC_RELAXED);
+    s->samples = s->dropped;
     for (uint32_t i = 0; i < n; i++) {
-        agg[i].stack = hs_stack_get(i);
-        if (!agg[i].stack)
+        struct stack_sums *sum = &s->sums[i];
+        sum->stack = hs_stack_get(i);
+        if (!sum->stack)
             continue;
-        hs_stack_read_alloc(agg[i].stack, &agg[i].alloc);
-        clamp(&agg[i].inuse, &agg[i].alloc);
-        agg[i].index = kept++;
-        stks_len += 8 + 8ull * agg[i].stack->depth;
-        samples += agg[i].alloc.samples;
-        if (agg[i].stack->flags & HEAPSNAP_STACK_TRUNCATED)
-            truncated += agg[i].alloc.samples;
+        hs_stack_read_alloc(sum->stack, &sum->alloc);
+        clamp(&sum->inuse, &sum->alloc);
+        sum->index = s->kept++;
+        s->stacks_len += 8 + 8ull * sum->stack->depth;
+        s->samples += sum->alloc.samples;
+        if (sum->stack->flags & HEAPSNAP_STACK_TRUNCATED)
+            s->truncated += sum->alloc.samples;
     }
+    return 0;
+}
 
-    build_pyth(&pyth);
-
-    /* Memory over time: this snapshot's totals, the peak, the points. */
-    struct hs_point here = { .time_ns = time_ns, .rss_bytes = hs_timeline_rss() };
-    for (uint32_t i = 0; i < n; i++) {
-        if (!agg[i].stack)
+/* This snapshot's totals (the series' last point) and the peak: the last
+ * peak copy, or this snapshot's own in-use state when that is higher. */
+static void pick_peak(struct snapshot *s)
+{
+    s->here = (struct hs_point){ .time_ns = s->time_ns, .rss_bytes = hs_timeline_rss() };
+    for (uint32_t i = 0; i < s->stack_count; i++) {
+        if (!s->sums[i].stack)
             continue;
-        here.inuse_bytes += agg[i].inuse.bytes;
-        here.inuse_bytes_var += agg[i].inuse.bytes_var;
-        here.alloc_bytes += agg[i].alloc.bytes;
+        s->here.inuse_bytes += s->sums[i].inuse.bytes;
+        s->here.inuse_bytes_var += s->sums[i].inuse.bytes_var;
+        s->here.alloc_bytes += s->sums[i].alloc.bytes;
     }
-    hs_peak_read(&pk);
-    bool peak_is_now = !pk.count || here.inuse_bytes > pk.bytes;
-    /* The high: this snapshot's own total may be above it (the estimate
-     * moves between the publishes that raise it), and so may PEAK's sum of
-     * weights, by their rounding to units. */
-    hs_peak_note((int64_t)(here.inuse_bytes + 0.5), here.inuse_bytes_var, time_ns);
+    hs_peak_read(&s->peak);
+    s->peak_is_now = !s->peak.count || s->here.inuse_bytes > s->peak.bytes;
+    s->peak_count = 0;
+    if (s->peak_is_now) {
+        for (uint32_t i = 0; i < s->stack_count; i++)
+            s->peak_count += s->sums[i].stack && s->sums[i].inuse.samples;
+    } else {
+        for (uint32_t i = 0; i < s->peak.count; i++)
+            s->peak_count += s->peak.entries[i].stack < s->stack_count && s->sums[s->peak.entries[i].stack].stack;
+    }
+}
+
+/* The high: this snapshot's own total may be above it (the estimate moves
+ * between the publishes that raise it), and so may PEAK's sum of weights,
+ * by their rounding to units; never below PEAK. */
+static void pick_high(struct snapshot *s)
+{
+    hs_peak_note((int64_t)(s->here.inuse_bytes + 0.5), s->here.inuse_bytes_var, s->time_ns);
     struct hs_high high;
     hs_peak_high(&high);
-    double peak_bytes = peak_is_now ? here.inuse_bytes : pk.bytes;
-    double high_bytes = (double)high.units, high_var = high.var;
-    uint64_t high_ns = high.time_ns;
-    if (!(high_bytes > peak_bytes)) {
-        high_bytes = peak_bytes;
-        high_var = peak_is_now ? here.inuse_bytes_var : pk.bytes_var;
-        high_ns = peak_is_now ? time_ns : pk.time_ns;
+    double peak_bytes = s->peak_is_now ? s->here.inuse_bytes : s->peak.bytes;
+    s->high_bytes = (double)high.units;
+    s->high_var = high.var;
+    s->high_ns = high.time_ns;
+    if (!(s->high_bytes > peak_bytes)) {
+        s->high_bytes = peak_bytes;
+        s->high_var = s->peak_is_now ? s->here.inuse_bytes_var : s->peak.bytes_var;
+        s->high_ns = s->peak_is_now ? s->time_ns : s->peak.time_ns;
     }
-    uint32_t peak_count = 0;
-    if (peak_is_now) {
-        for (uint32_t i = 0; i < n; i++)
-            peak_count += agg[i].stack && agg[i].inuse.samples;
-    } else {
-        for (uint32_t i = 0; i < pk.count; i++)
-            peak_count += pk.entries[i].stack < n && agg[pk.entries[i].stack].stack;
-    }
-    uint32_t series_count = 0;
-    uint64_t series_interval = 0;
-    const struct hs_point *points = hs_timeline_points(&series_count, &series_interval);
+}
 
-    /* PROC payload. */
-    gb_u32(&proc, pid);
-    gb_u32(&proc, (uint32_t)getppid());
-    gb_u32(&proc, info.seq);        /* patched below if the name is taken */
-    gb_u32(&proc, info.flags);
-    gb_u64(&proc, info.start_ns);
-    gb_u64(&proc, time_ns);
-    gb_u64(&proc, hs_opt.rate);
-    gb_u32(&proc, hs_opt.max_depth);
-    gb_u32(&proc, info.session);
-    gb_u64(&proc, samples);
-    gb_u64(&proc, dropped);
-    gb_u64(&proc, truncated);
-    gb_u64(&proc, __atomic_load_n(&hs_mem_used, __ATOMIC_RELAXED));
-    gb_u64(&proc, hs_opt.max_memory);
-    gb_str(&proc, m->exe, strlen(m->exe));
-    gb_str(&proc, host, strlen(host));
-    gb_str(&proc, cmdline.p ? (const char *)cmdline.p : "", cmdline.len);
-    if (proc.oom || m->bytes.oom || cmdline.oom || pyth.oom) {
-        err = ENOMEM;
-        goto fail_named;
-    }
+/* Memory over time: the peak, the high and the series' points. */
+static void measure_memory(struct snapshot *s)
+{
+    pick_peak(s);
+    pick_high(s);
+    s->points = hs_timeline_points(&s->series_count, &s->series_interval);
+}
 
-    /* A name nobody has: an earlier process with our pid may have left files. */
+/* The PROC payload (its seq is patched once the name is chosen), and
+ * whether every buffer so far could grow. 0 or ENOMEM. */
+static int encode_proc(struct snapshot *s)
+{
+    struct buffer *proc = &s->proc;
+    buffer_u32(proc, s->pid);
+    buffer_u32(proc, (uint32_t)getppid());
+    buffer_u32(proc, s->info.seq);
+    buffer_u32(proc, s->info.flags);
+    buffer_u64(proc, s->info.start_ns);
+    buffer_u64(proc, s->time_ns);
+    buffer_u64(proc, hs_opt.rate);
+    buffer_u32(proc, hs_opt.max_depth);
+    buffer_u32(proc, s->info.session);
+    buffer_u64(proc, s->samples);
+    buffer_u64(proc, s->dropped);
+    buffer_u64(proc, s->truncated);
+    buffer_u64(proc, __atomic_load_n(&hs_mem_used, __ATOMIC_RELAXED));
+    buffer_u64(proc, hs_opt.max_memory);
+    buffer_str(proc, s->modules->exe, strlen(s->modules->exe));
+    buffer_str(proc, s->host, strlen(s->host));
+    buffer_str(proc, s->cmdline.p ? (const char *)s->cmdline.p : "", s->cmdline.len);
+    bool oom = proc->oom || s->modules->bytes.oom || s->cmdline.oom || s->python.oom;
+    return oom ? ENOMEM : 0;
+}
+
+/* A name nobody has (an earlier process with our pid may have left files),
+ * its seq in PROC, and what retention says about the directory then. */
+static void choose_name(struct snapshot *s)
+{
     for (int tries = 0;; tries++) {
         struct stat st;
-        hs_snapshot_name(name, sizeof name, pid, info.seq);
-        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || tries > 1000)
+        hs_snapshot_name(s->name, sizeof s->name, s->pid, s->info.seq);
+        if (fstatat(s->dirfd, s->name, &st, AT_SYMLINK_NOFOLLOW) != 0 || tries > 1000)
             break;
-        info.seq++;
+        s->info.seq++;
     }
-    memcpy(proc.p + 8, &info.seq, 4);
-    struct hs_retention retention;
-    bool thin = hs_retain_read(&retention, periodic, info.seq, mono_ns, time_ns);
+    memcpy(s->proc.p + 8, &s->info.seq, 4);
+    s->thin = hs_retain_read(&s->retention, s->periodic, s->info.seq, s->mono_ns, s->time_ns);
+}
 
-    /* The temporary file. */
-    o.buf = mmap(NULL, OUT_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (o.buf == MAP_FAILED) {
-        o.buf = NULL;
-        err = ENOMEM;
-        goto fail_named;
-    }
+/* .heapsnap.<pid>.<seq>.tmp.<6 random characters> */
+static void temporary_name(struct snapshot *s, int tries)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t r = ((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30)) * 0x9E3779B97F4A7C15ull + (uint64_t)tries;
+    char *e = s->tmpname + sizeof s->tmpname, *d = append(s->tmpname, e, ".heapsnap.");
+    d = append_u64(d, e, s->pid);
+    d = append(d, e, ".");
+    d = append_u64(d, e, s->info.seq);
+    d = append(d, e, ".tmp.");
+    for (int k = 0; k < 6; k++, r >>= 5)
+        *d++ = "abcdefghijklmnopqrstuvwxyz012345"[r & 31];
+    *d = 0;
+}
+
+/* The hidden temporary file (O_EXCL|O_NOFOLLOW, 0600 whatever the umask)
+ * and the output buffer. 0 or an errno. */
+static int create_temporary(struct snapshot *s)
+{
+    if (!(s->out.buf = map_anonymous(OUT_BUF)))
+        return ENOMEM;
     for (int tries = 0; tries < 100; tries++) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t r = ((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30)) * 0x9E3779B97F4A7C15ull + (uint64_t)tries;
-        char *e = tmpname + sizeof tmpname, *d = append(tmpname, e, ".heapsnap.");
-        d = append_u64(d, e, pid);
-        d = append(d, e, ".");
-        d = append_u64(d, e, info.seq);
-        d = append(d, e, ".tmp.");
-        for (int k = 0; k < 6; k++, r >>= 5)
-            *d++ = "abcdefghijklmnopqrstuvwxyz012345"[r & 31];
-        *d = 0;
-        o.fd = hs_fd_high(openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-        if (o.fd >= 0 || errno != EEXIST)
+        temporary_name(s, tries);
+        s->out.fd = hs_fd_high(openat(s->dirfd, s->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (s->out.fd >= 0 || errno != EEXIST)
             break;
     }
-    if (o.fd < 0) {
-        err = errno;
-        tmpname[0] = 0;
-        goto fail_named;
+    if (s->out.fd < 0) {
+        s->tmpname[0] = 0;
+        return errno;
     }
-    fchmod(o.fd, 0600);             /* whatever the umask */
+    fchmod(s->out.fd, 0600);
+    return 0;
+}
 
-    /* Header and records. */
-    out_put(&o, HEAPSNAP_MAGIC, 8);
+/* ------------------------------------------------------------ the records */
+
+static void write_header(struct out *o)
+{
+    out_put(o, HEAPSNAP_MAGIC, 8);
     uint16_t ver[2] = { HEAPSNAP_MAJOR, HEAPSNAP_MINOR };
-    out_put(&o, ver, 4);
-    out_u32(&o, 0);
+    out_put(o, ver, 4);
+    out_u32(o, 0);
+}
 
-    out_record(&o, HEAPSNAP_TAG_PROC, proc.len);
-    out_put(&o, proc.p, proc.len);
+static void write_proc(struct out *o, const struct snapshot *s)
+{
+    out_record(o, HEAPSNAP_TAG_PROC, s->proc.len);
+    out_put(o, s->proc.p, s->proc.len);
+}
 
-    out_record(&o, HEAPSNAP_TAG_MODS, 8 + m->bytes.len);
-    out_u32(&o, m->count);
-    out_u32(&o, 0);
-    if (m->bytes.len)
-        out_put(&o, m->bytes.p, m->bytes.len);
+static void write_modules(struct out *o, const struct modules *modules)
+{
+    out_record(o, HEAPSNAP_TAG_MODS, 8 + modules->bytes.len);
+    out_u32(o, modules->count);
+    out_u32(o, 0);
+    if (modules->bytes.len)
+        out_put(o, modules->bytes.p, modules->bytes.len);
+}
 
-    out_record(&o, HEAPSNAP_TAG_STKS, stks_len);
-    out_u32(&o, kept);
-    out_u32(&o, 0);
-    for (uint32_t i = 0; i < n; i++) {
-        const struct hs_stack *s = agg[i].stack;
-        if (!s)
+static void write_stacks(struct out *o, const struct snapshot *s)
+{
+    out_record(o, HEAPSNAP_TAG_STKS, s->stacks_len);
+    out_u32(o, s->kept);
+    out_u32(o, 0);
+    for (uint32_t i = 0; i < s->stack_count; i++) {
+        const struct hs_stack *stack = s->sums[i].stack;
+        if (!stack)
             continue;
-        out_u32(&o, s->depth);
-        out_u32(&o, s->flags);
-        out_put(&o, s->frames, 8ull * s->depth);
+        out_u32(o, stack->depth);
+        out_u32(o, stack->flags);
+        out_put(o, stack->frames, 8ull * stack->depth);
     }
+}
 
-    out_record(&o, HEAPSNAP_TAG_SMPL, 8 + (uint64_t)kept * HEAPSNAP_SMPL_ENTRY);
-    out_u32(&o, kept);
-    out_u32(&o, 0);
-    for (uint32_t i = 0; i < n; i++) {
-        if (!agg[i].stack)
+/* One SMPL or PEAK entry. */
+static void write_entry(struct out *o, uint32_t index, const struct hs_group *inuse, const struct hs_group *alloc)
+{
+    out_u32(o, index);
+    out_u32(o, 0);
+    out_group(o, inuse);
+    out_group(o, alloc);
+}
+
+static void write_samples(struct out *o, const struct snapshot *s)
+{
+    out_record(o, HEAPSNAP_TAG_SMPL, 8 + (uint64_t)s->kept * HEAPSNAP_SMPL_ENTRY);
+    out_u32(o, s->kept);
+    out_u32(o, 0);
+    for (uint32_t i = 0; i < s->stack_count; i++)
+        if (s->sums[i].stack)
+            write_entry(o, s->sums[i].index, &s->sums[i].inuse, &s->sums[i].alloc);
+}
+
+static void write_python(struct out *o, const struct snapshot *s)
+{
+    if (!s->python.len)
+        return;
+    out_record(o, HEAPSNAP_TAG_PYTH, s->python.len);
+    out_put(o, s->python.p, s->python.len);
+}
+
+static void write_peak(struct out *o, const struct snapshot *s)
+{
+    const struct hs_peak *peak = &s->peak;
+    out_record(o, HEAPSNAP_TAG_PEAK, 32 + (uint64_t)s->peak_count * HEAPSNAP_SMPL_ENTRY);
+    out_u64(o, s->peak_is_now ? s->time_ns : peak->time_ns);
+    out_f64(o, s->peak_is_now ? s->here.inuse_bytes : peak->bytes);
+    out_f64(o, s->peak_is_now ? s->here.inuse_bytes_var : peak->bytes_var);
+    out_u32(o, s->peak_count);
+    out_u32(o, 0);
+    if (s->peak_is_now) {
+        for (uint32_t i = 0; i < s->stack_count; i++)
+            if (s->sums[i].stack && s->sums[i].inuse.samples)
+                write_entry(o, s->sums[i].index, &s->sums[i].inuse, &s->sums[i].alloc);
+        return;
+    }
+    for (uint32_t i = 0; i < peak->count; i++) {
+        const struct hs_peak_entry *e = &peak->entries[i];
+        if (e->stack >= s->stack_count || !s->sums[e->stack].stack)
             continue;
-        out_u32(&o, agg[i].index);
-        out_u32(&o, 0);
-        out_group(&o, &agg[i].inuse);
-        out_group(&o, &agg[i].alloc);
+        struct hs_group inuse = e->inuse;
+        clamp(&inuse, &e->alloc);
+        write_entry(o, s->sums[e->stack].index, &inuse, &e->alloc);
     }
+}
 
-    if (pyth.len) {
-        out_record(&o, HEAPSNAP_TAG_PYTH, pyth.len);
-        out_put(&o, pyth.p, pyth.len);
-    }
+static void write_high(struct out *o, const struct snapshot *s)
+{
+    out_record(o, HEAPSNAP_TAG_HIGH, 24);
+    out_u64(o, s->high_ns);
+    out_f64(o, s->high_bytes);
+    out_f64(o, s->high_var);
+}
 
-    out_record(&o, HEAPSNAP_TAG_PEAK, 32 + (uint64_t)peak_count * HEAPSNAP_SMPL_ENTRY);
-    out_u64(&o, peak_is_now ? time_ns : pk.time_ns);
-    out_f64(&o, peak_is_now ? here.inuse_bytes : pk.bytes);
-    out_f64(&o, peak_is_now ? here.inuse_bytes_var : pk.bytes_var);
-    out_u32(&o, peak_count);
-    out_u32(&o, 0);
-    if (peak_is_now) {
-        for (uint32_t i = 0; i < n; i++) {
-            if (!agg[i].stack || !agg[i].inuse.samples)
-                continue;
-            out_u32(&o, agg[i].index);
-            out_u32(&o, 0);
-            out_group(&o, &agg[i].inuse);
-            out_group(&o, &agg[i].alloc);
-        }
-    } else {
-        for (uint32_t i = 0; i < pk.count; i++) {
-            const struct hs_peak_entry *e = &pk.entries[i];
-            if (e->stack >= n || !agg[e->stack].stack)
-                continue;
-            struct hs_group in = e->inuse;
-            clamp(&in, &e->alloc);
-            out_u32(&o, agg[e->stack].index);
-            out_u32(&o, 0);
-            out_group(&o, &in);
-            out_group(&o, &e->alloc);
-        }
+static void write_series(struct out *o, const struct snapshot *s)
+{
+    out_record(o, HEAPSNAP_TAG_SERS, 16 + (uint64_t)(s->series_count + 1) * 40);
+    out_u64(o, s->series_interval);
+    out_u32(o, s->series_count + 1);
+    out_u32(o, 0);
+    for (uint32_t i = 0; i <= s->series_count; i++) {
+        const struct hs_point *pt = i < s->series_count ? &s->points[i] : &s->here;
+        out_u64(o, pt->time_ns);
+        out_f64(o, pt->inuse_bytes);
+        out_f64(o, pt->inuse_bytes_var);
+        out_f64(o, pt->alloc_bytes);
+        out_u64(o, pt->rss_bytes);
     }
+}
 
-    out_record(&o, HEAPSNAP_TAG_HIGH, 24);
-    out_u64(&o, high_ns);
-    out_f64(&o, high_bytes);
-    out_f64(&o, high_var);
+static void write_thinning(struct out *o, const struct snapshot *s)
+{
+    if (!s->thin)
+        return;
+    const struct hs_retention *r = &s->retention;
+    out_record(o, HEAPSNAP_TAG_THIN, 56);
+    out_u32(o, r->keep);
+    out_u32(o, r->kept);
+    out_u64(o, r->written);
+    out_u64(o, r->thinned);
+    out_u64(o, r->lost);
+    out_u32(o, r->oldest_seq);
+    out_u32(o, 0);
+    out_u64(o, r->oldest_ns);
+    out_u64(o, r->widest_gap_ns);
+}
 
-    out_record(&o, HEAPSNAP_TAG_SERS, 16 + (uint64_t)(series_count + 1) * 40);
-    out_u64(&o, series_interval);
-    out_u32(&o, series_count + 1);
-    out_u32(&o, 0);
-    for (uint32_t i = 0; i <= series_count; i++) {
-        const struct hs_point *pt = i < series_count ? &points[i] : &here;
-        out_u64(&o, pt->time_ns);
-        out_f64(&o, pt->inuse_bytes);
-        out_f64(&o, pt->inuse_bytes_var);
-        out_f64(&o, pt->alloc_bytes);
-        out_u64(&o, pt->rss_bytes);
-    }
+/* END: the CRC-32 of every byte before its tag. */
+static void write_end(struct out *o)
+{
+    uint32_t crc = o->crc ^ 0xFFFFFFFFu;
+    out_u32(o, HEAPSNAP_TAG_END);
+    out_u32(o, 0);
+    out_u64(o, 8);
+    out_u32(o, crc);
+    out_u32(o, 0);
+}
 
-    if (thin) {
-        out_record(&o, HEAPSNAP_TAG_THIN, 56);
-        out_u32(&o, retention.keep);
-        out_u32(&o, retention.kept);
-        out_u64(&o, retention.written);
-        out_u64(&o, retention.thinned);
-        out_u64(&o, retention.lost);
-        out_u32(&o, retention.oldest_seq);
-        out_u32(&o, 0);
-        out_u64(&o, retention.oldest_ns);
-        out_u64(&o, retention.widest_gap_ns);
-    }
+/* The header and every record, in the order of docs/FORMAT.md, then the
+ * last of the buffer. 0 or the first write error. */
+static int write_records(struct snapshot *s)
+{
+    struct out *o = &s->out;
+    write_header(o);
+    write_proc(o, s);
+    write_modules(o, s->modules);
+    write_stacks(o, s);
+    write_samples(o, s);
+    write_python(o, s);
+    write_peak(o, s);
+    write_high(o, s);
+    write_series(o, s);
+    write_thinning(o, s);
+    write_end(o);
+    out_flush(o);
+    return o->err;
+}
 
-    uint32_t crc = o.crc ^ 0xFFFFFFFFu;     /* over every byte before END's tag */
-    out_u32(&o, HEAPSNAP_TAG_END);
-    out_u32(&o, 0);
-    out_u64(&o, 8);
-    out_u32(&o, crc);
-    out_u32(&o, 0);
-    out_flush(&o);
+/* ---------------------------------------------------------- the commit */
 
-    if (o.err) {
-        err = o.err;
-        goto fail_named;
-    }
-    if (fsync(o.fd) != 0 || fstat(o.fd, &file_st) != 0) {
-        err = errno;
-        goto fail_named;
-    }
-    if (close(o.fd) != 0) {
-        o.fd = -1;
-        err = errno;
-        goto fail_named;
-    }
-    o.fd = -1;
-    if (renameat2(dirfd, tmpname, dirfd, name, RENAME_NOREPLACE) != 0) {
+/* fsync, close, and rename to the chosen name, never over an existing
+ * file; a periodic snapshot is then counted by retention. 0 or an errno. */
+static int commit_file(struct snapshot *s)
+{
+    if (fsync(s->out.fd) != 0 || fstat(s->out.fd, &s->file_st) != 0)
+        return errno;
+    int fd = s->out.fd;
+    s->out.fd = -1;
+    if (close(fd) != 0)
+        return errno;
+    if (renameat2(s->dirfd, s->tmpname, s->dirfd, s->name, RENAME_NOREPLACE) != 0) {
         /* Filesystems without RENAME_NOREPLACE return EINVAL (renameat2(2));
          * the name was checked above. */
-        if ((errno != EINVAL && errno != ENOSYS) || renameat(dirfd, tmpname, dirfd, name) != 0) {
-            err = errno;
-            goto fail_named;
-        }
+        if ((errno != EINVAL && errno != ENOSYS) || renameat(s->dirfd, s->tmpname, s->dirfd, s->name) != 0)
+            return errno;
     }
-    tmpname[0] = 0;
-    if (periodic)
-        hs_retain_add(info.seq, mono_ns, time_ns, &file_st, &dir_st);
-    goto done;
+    s->tmpname[0] = 0;
+    if (s->periodic)
+        hs_retain_add(s->info.seq, s->mono_ns, s->time_ns, &s->file_st, &s->dir_st);
+    return 0;
+}
 
-fail_named:
-    stage = ": ";
-fail:
-    if (!name[0] || err == 0)
-        hs_snapshot_name(name, sizeof name, pid, info.seq);
-    fail(hs_opt.dir, name, stage, err ? err : EIO);
-done:
-    if (o.fd >= 0)
-        close(o.fd);
-    if (tmpname[0] && dirfd >= 0)
-        unlinkat(dirfd, tmpname, 0);
-    if (dirfd >= 0)
-        close(dirfd);
-    if (o.buf)
-        munmap(o.buf, OUT_BUF);
-    if (agg)
-        munmap(agg, agg_size);
-    hs_peak_read_done(&pk);
-    if (m) {
-        gb_free(&m->bytes);
-        munmap(m, sizeof *m);
+/* The one line on stderr: the file's name and what failed. */
+static void report_failure(struct snapshot *s, int err)
+{
+    if (!s->name[0])
+        hs_snapshot_name(s->name, sizeof s->name, s->pid, s->info.seq);
+    fail(hs_opt.dir, s->name, s->stage, err);
+}
+
+/* Closes and unmaps everything, and removes a temporary file left behind. */
+static void release(struct snapshot *s)
+{
+    if (s->out.fd >= 0)
+        close(s->out.fd);
+    if (s->tmpname[0] && s->dirfd >= 0)
+        unlinkat(s->dirfd, s->tmpname, 0);
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    if (s->out.buf)
+        munmap(s->out.buf, OUT_BUF);
+    if (s->sums)
+        munmap(s->sums, s->sums_size);
+    hs_peak_read_done(&s->peak);
+    if (s->modules) {
+        buffer_free(&s->modules->bytes);
+        munmap(s->modules, sizeof *s->modules);
     }
-    gb_free(&proc);
-    gb_free(&cmdline);
-    gb_free(&pyth);
-    info_in->seq = info.seq;
+    buffer_free(&s->proc);
+    buffer_free(&s->cmdline);
+    buffer_free(&s->python);
+}
+
+int hs_snapshot_write(struct hs_snap_info *info)
+{
+    struct snapshot s = {
+        .info = *info, .pid = (uint32_t)getpid(), .periodic = info->flags & HEAPSNAP_FLAG_PERIODIC,
+        .dirfd = -1, .out = { .fd = -1, .crc = 0xFFFFFFFFu }, .stage = ": ",
+    };
+    crc_init();
+    int err = open_directory(&s);
+    if (!err)
+        err = read_process(&s);
+    if (!err)
+        err = sum_stacks(&s);
+    if (!err) {
+        build_python_record(&s.python);     /* after the stack count: every id a stack names is in it */
+        measure_memory(&s);
+        err = encode_proc(&s);
+    }
+    if (!err) {
+        choose_name(&s);
+        err = create_temporary(&s);
+    }
+    if (!err)
+        err = write_records(&s);
+    if (!err)
+        err = commit_file(&s);
+    if (err)
+        report_failure(&s, err);
+    release(&s);
+    info->seq = s.info.seq;
     return err ? -err : 0;
 }

@@ -22,6 +22,7 @@
 #include "peak.h"
 #include "live.h"
 #include "mem.h"
+#include "clock.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -35,13 +36,6 @@ static struct {
     uint64_t interval_ns;           /* spacing now */
     uint64_t next_ns;               /* CLOCK_MONOTONIC deadline of the next point */
 } ser;
-
-static uint64_t now_ns(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---------------------------------------------------------------- series */
 
@@ -74,7 +68,7 @@ uint64_t hs_timeline_rss(void)
  * Returns that total. */
 static int64_t take_point(struct hs_point *pt)
 {
-    pt->time_ns = now_ns(CLOCK_REALTIME);
+    pt->time_ns = hs_now_ns(CLOCK_REALTIME);
     int64_t units;
     hs_live_sums(&units, &pt->inuse_bytes_var, &pt->alloc_bytes);
     pt->inuse_bytes = units > 0 ? (double)units : 0;
@@ -115,13 +109,13 @@ void hs_timeline_start(void)
 {
     hs_timeline_release();
     ser.interval_ns = HS_SERIES_INTERVAL_NS;
-    ser.next_ns = now_ns(CLOCK_MONOTONIC) + ser.interval_ns;
+    ser.next_ns = hs_now_ns(CLOCK_MONOTONIC) + ser.interval_ns;
     add_point();
 }
 
 void hs_timeline_tick(int *timeout_ms)
 {
-    uint64_t now = now_ns(CLOCK_MONOTONIC);
+    uint64_t now = hs_now_ns(CLOCK_MONOTONIC);
     if (now >= ser.next_ns) {
         hs_peak_settled(add_point());   /* a held peak: copied at its plateau */
         ser.next_ns += ser.interval_ns;
