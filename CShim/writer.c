@@ -40,9 +40,9 @@
 #include "snapshot_writer.h"
 #include "retention.h"
 #include "python.h"
-#include "pyalloc.h"
-#include "pyreuse.h"
+#include "pysetup.h"
 #include "timeline.h"
+#include "clock.h"
 #include "heapsnap.h"
 
 #include <errno.h>
@@ -76,10 +76,6 @@ static struct {
     bool writer_alive;          /* a writer thread runs in this process */
     bool writer_exit;           /* asked to exit (setxid, see hs_writer_leave) */
     bool at_exit_done;          /* this session's AT_EXIT snapshot was written (Python's atexit) */
-    int py_exit;                /* the Python at-exit hook: PY_EXIT_* (atomic: the pending call sets it too) */
-    int py_reuse_queued;        /* py_sync_free_lists is queued (atomic: the pending call clears it) */
-    uint64_t py_poll_until_ns;  /* CLOCK_MONOTONIC: python_tick may ask for 10 ms polls until then */
-    uint64_t py_fast_until_ns;  /* ... and for 1 ms polls until then, once Python frames were seen */
 } ctl = { .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
 
 /* Requests that could not be passed on: set (atomic store) by a signal
@@ -100,13 +96,6 @@ bool hs_ctl_ready(void) { return ctl.ready && !ctl.inert; }
 bool hs_ctl_inert(void) { return ctl.inert; }
 void hs_ctl_set_ready(void) { ctl.ready = true; }
 void hs_ctl_set_inert(void) { ctl.inert = true; }
-
-static uint64_t now_ns(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* --------------------------------------------------------------- signals */
 
@@ -260,98 +249,8 @@ static void snapshot_blocking_sigxfsz(uint32_t flags)
 
 /* ---------------------------------------------------------------- Python */
 
-enum {
-    PY_EXIT_TODO,       /* not queued (or the call found the main thread importing: again later) */
-    PY_EXIT_QUEUED,     /* Py_AddPendingCall took py_register_at_exit */
-    PY_EXIT_DONE,       /* registered, or given up */
-};
-
-/* The AT_EXIT snapshot from Python's atexit stage: the interpreter is about
- * to finalize (free nearly everything), so write it now, as tracemalloc
- * users would; hs_writer_at_exit then has nothing left to do at process exit.
- * Context: the main thread, in Python's atexit callbacks, GIL held. */
-static void *py_at_exit(void *self, void *unused)
-{
-    (void)self;
-    (void)unused;
-    bool guarded = hs_guard_enter();
-    hs_writer_at_exit();
-    hs_guard_leave(guarded);
-    return hs_py_none();
-}
-
-static struct hs_py_method_def py_at_exit_def = { "heapsnap_at_exit", py_at_exit, HS_METH_NOARGS, NULL };
-
-/* atexit.register(heapsnap_at_exit). Registered early, it runs after the
- * program's own atexit callbacks (last in, first out), after non-daemon
- * threads were joined, and before the interpreter finalizes.
- * A pending call runs at any bytecode boundary; importing atexit while
- * importlib's own code runs (site's imports at startup) would break the
- * import under way (its per-thread lock bookkeeping), so then it leaves it
- * for a later call. Context: the main thread, a pending call, GIL held. */
-static int py_register_at_exit(void *arg)
-{
-    (void)arg;
-    static int failures;                /* the main thread's only */
-    if (hs_py_in_importlib()) {
-        __atomic_store_n(&ctl.py_exit, PY_EXIT_TODO, __ATOMIC_RELEASE);
-        __atomic_store_n(&hs_py_wanted, 1, __ATOMIC_RELAXED);
-        return 0;
-    }
-    bool guarded = hs_guard_enter();    /* our own objects are not sampled */
-    void *fn = hs_py_api.cfunction_new(&py_at_exit_def, NULL, NULL);
-    void *mod = fn ? hs_py_api.import_module("atexit", NULL, NULL, NULL, 0) : NULL;
-    void *r = mod ? hs_py_api.call_method(mod, "register", "O", fn) : NULL;
-    int next = PY_EXIT_DONE;
-    if (r) {
-        hs_py_api.decref(r);
-    } else {
-        hs_py_api.err_clear();          /* nothing of ours may reach the program */
-        if (++failures < 20)
-            next = PY_EXIT_TODO;        /* the writer queues it again */
-        else
-            hs_say("cannot register the Python at-exit snapshot; it is written after finalization", NULL, NULL, NULL);
-    }
-    if (mod)
-        hs_py_api.decref(mod);
-    if (fn)
-        hs_py_api.decref(fn);
-    __atomic_store_n(&ctl.py_exit, next, __ATOMIC_RELEASE);
-    hs_guard_leave(guarded);
-    return 0;
-}
-
-/* Free lists off while sampling, on again after (pyreuse.h). Leaves it for a
- * later call while importlib's own code runs (it imports gc).
- * Context: the main thread, a pending call, GIL held. */
-static int py_sync_free_lists(void *arg)
-{
-    (void)arg;
-    if (!hs_py_in_importlib())
-        hs_pyreuse_sync();
-    else
-        __atomic_store_n(&hs_py_wanted, 1, __ATOMIC_RELAXED);     /* again, from the next Python sample */
-    __atomic_store_n(&ctl.py_reuse_queued, 0, __ATOMIC_RELEASE);
-    return 0;
-}
-
-/* Queues py_sync_free_lists when the free lists are not as sampling wants
- * them and no call is queued yet; true while one is queued (then the
- * caller wakes the main interpreter). Context: ctl_lock held. */
-static bool queue_free_lists_sync(void)
-{
-    if (!hs_py_api.add_pending_call || hs_py_status() != HS_PY_FRAMES)
-        return false;
-    if (!__atomic_load_n(&ctl.py_reuse_queued, __ATOMIC_ACQUIRE) && !hs_pyreuse_in_sync()) {
-        __atomic_store_n(&ctl.py_reuse_queued, 1, __ATOMIC_RELEASE);
-        if (hs_py_api.add_pending_call(py_sync_free_lists, NULL) != 0)
-            __atomic_store_n(&ctl.py_reuse_queued, 0, __ATOMIC_RELEASE);
-    }
-    return __atomic_load_n(&ctl.py_reuse_queued, __ATOMIC_ACQUIRE);
-}
-
 /* Registered with python.c at load: the first time a sample finds a thread
- * running Python, wake the writer so that python_tick runs soon.
+ * running Python, wake the writer so that its Python tick runs soon.
  * Context: inside malloc: one write(2). */
 static void py_first_seen(void)
 {
@@ -359,50 +258,6 @@ static void py_first_seen(void)
     int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
     if (hs_fd_is(fd, ctl.pipe_id))
         (void)!write(fd, &wake, 1);
-}
-
-/* Where the Python set-up of a session stands (python_setup). */
-enum py_setup {
-    PY_SETUP_DONE,      /* nothing left to do */
-    PY_SETUP_WAITING,   /* everything queued; waiting for the main thread to run it */
-    PY_SETUP_TODO,      /* something still to install or queue */
-};
-
-/* The Python set-up of a sampling session that needs no GIL: the pymalloc
- * wrappers once the interpreter's allocators exist, and the pending calls
- * (free lists off, the at-exit hook) once it is initialized, each woken on
- * the main interpreter while queued.
- * Context: ctl_lock held, sampling; the writer, or a thread running Python
- * inside malloc (py_on_thread): nothing here allocates. */
-static enum py_setup python_setup(void)
-{
-    bool initialized = hs_py_api.is_initialized && hs_py_api.is_initialized();
-    enum py_setup at = initialized ? PY_SETUP_DONE : PY_SETUP_TODO;
-    if (initialized || hs_py_seen())
-        hs_pyalloc_install();
-    if (initialized && queue_free_lists_sync()) {
-        hs_py_wake_main();
-        at = PY_SETUP_WAITING;
-    } else if (initialized && !hs_pyreuse_in_sync()) {
-        at = PY_SETUP_TODO;             /* the call could not be queued: again */
-    }
-    int state = __atomic_load_n(&ctl.py_exit, __ATOMIC_ACQUIRE);
-    if (hs_opt.at_exit && state != PY_EXIT_DONE && hs_py_api.add_pending_call && hs_py_api.cfunction_new &&
-        hs_py_api.import_module && hs_py_api.call_method && hs_py_api.none && hs_py_api.incref) {
-        if (state == PY_EXIT_TODO && initialized) {
-            __atomic_store_n(&ctl.py_exit, PY_EXIT_QUEUED, __ATOMIC_RELEASE);
-            if (hs_py_api.add_pending_call(py_register_at_exit, NULL) != 0)
-                __atomic_store_n(&ctl.py_exit, PY_EXIT_TODO, __ATOMIC_RELEASE);
-        }
-        if (__atomic_load_n(&ctl.py_exit, __ATOMIC_ACQUIRE) == PY_EXIT_QUEUED) {
-            hs_py_wake_main();
-            if (at == PY_SETUP_DONE)
-                at = PY_SETUP_WAITING;
-        } else {
-            at = PY_SETUP_TODO;
-        }
-    }
-    return at;
 }
 
 /* Registered with python.c at load, called by samples that find Python
@@ -420,34 +275,9 @@ static void py_on_thread(void)
     if (pthread_mutex_trylock(&ctl_lock) != 0)
         return;
     int saved = errno;
-    if (!hs_opt.python || __atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1 || python_setup() != PY_SETUP_TODO)
-        __atomic_store_n(&hs_py_wanted, 0, __ATOMIC_RELAXED);
+    hs_pysetup_on_thread();
     errno = saved;
     pthread_mutex_unlock(&ctl_lock);
-}
-
-/* While sampling a Python process: the set-up above, from the writer too;
- * until it is done, asks the writer to come back in 10 ms (*timeout_ms),
- * for at most 30 s after start: a program that links libpython but never
- * initializes it must not keep the writer polling. Once a sample has met
- * Python frames the interpreter is starting and is initialized within
- * milliseconds: then 1 ms, for the first second after start, so that a
- * script that runs for a few milliseconds still gets its at-exit snapshot
- * before finalization. Until the queued hook has run, each tick wakes the
- * main interpreter (hs_py_wake_main): a program that never releases the
- * GIL would not run it otherwise. Context: ctl_lock held. */
-static void python_tick(int *timeout_ms)
-{
-    if (!hs_opt.python || __atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1)
-        return;
-    hs_py_detect();
-    if (hs_py_status() == HS_PY_NONE)
-        return;
-    bool todo = python_setup() != PY_SETUP_DONE;
-    uint64_t now = now_ns(CLOCK_MONOTONIC);
-    int soon = hs_py_seen() && now < ctl.py_fast_until_ns ? 1 : 10;
-    if (todo && timeout_ms && *timeout_ms > soon && now < ctl.py_poll_until_ns)
-        *timeout_ms = soon;
 }
 
 /* Context: ctl_lock held. */
@@ -457,26 +287,20 @@ static void run(int cmd)
     case HS_CMD_START:
         hs_sampler_start();
         hs_timeline_start();
-        ctl.start_ns = now_ns(CLOCK_REALTIME);
-        ctl.next_periodic_ns = hs_opt.interval_ns ? now_ns(CLOCK_MONOTONIC) + hs_opt.interval_ns : 0;
+        ctl.start_ns = hs_now_ns(CLOCK_REALTIME);
+        ctl.next_periodic_ns = hs_opt.interval_ns ? hs_now_ns(CLOCK_MONOTONIC) + hs_opt.interval_ns : 0;
         ctl.at_exit_done = false;
-        ctl.py_poll_until_ns = now_ns(CLOCK_MONOTONIC) + 30 * 1000000000ull;
-        ctl.py_fast_until_ns = now_ns(CLOCK_MONOTONIC) + 1000000000ull;
-        hs_pyreuse_session();
-        __atomic_store_n(&hs_py_wanted, 1, __ATOMIC_RELAXED);
-        python_tick(NULL);
+        hs_pysetup_start();
         break;
     case HS_CMD_STOP:
         if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1) {
             hs_say("stop ignored: not sampling", NULL, NULL, NULL);
             break;
         }
-        __atomic_store_n(&hs_py_wanted, 0, __ATOMIC_RELAXED);
+        hs_pysetup_stop();
         hs_quiesce();                   /* exact final view, then free it all */
         snapshot(HEAPSNAP_FLAG_FINAL);
-        hs_pyalloc_remove();
-        if (queue_free_lists_sync())    /* free lists on again, at the main thread's next chance */
-            hs_py_wake_main();
+        hs_pysetup_undo();
         hs_sampler_release();
         hs_timeline_release();
         ctl.next_periodic_ns = 0;
@@ -556,7 +380,7 @@ static void *writer_main(void *arg)
             if (__atomic_exchange_n(&pending[c], 0, __ATOMIC_ACQ_REL))
                 run(c);
         if (ctl.next_periodic_ns && __atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
-            uint64_t now = now_ns(CLOCK_MONOTONIC);
+            uint64_t now = hs_now_ns(CLOCK_MONOTONIC);
             if (now >= ctl.next_periodic_ns) {
                 snapshot(HEAPSNAP_FLAG_PERIODIC);
                 ctl.next_periodic_ns = now + hs_opt.interval_ns;
@@ -565,7 +389,7 @@ static void *writer_main(void *arg)
             if (wait_ms < (uint64_t)timeout)
                 timeout = (int)wait_ms;
         }
-        python_tick(&timeout);
+        hs_pysetup_tick(&timeout);
         if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1)
             hs_timeline_tick(&timeout);
         /* poll() skips negative descriptors: one the host closed (only
@@ -588,7 +412,7 @@ static void *writer_main(void *arg)
         unsigned char cmds[64];
         ssize_t n = 0;
         /* Wake-up bytes alone (Python seen) carry no command:
-         * no grace for them, so the Python set-up of python_tick is not
+         * no grace for them, so the Python set-up of hs_pysetup_tick is not
          * held back 20 ms by every wake-up while a program starts. */
         if (!(sfd >= 0 && (pfd[1].revents & POLLIN)) && rfd >= 0 && (pfd[0].revents & POLLIN)) {
             pthread_mutex_lock(&ctl_lock);
@@ -729,6 +553,7 @@ int hs_writer_init(void)
     ctl.pid = getpid();
     hs_py_first_seen = py_first_seen;
     hs_py_on_thread = py_on_thread;
+    hs_pysetup_at_exit = hs_writer_at_exit;
     int err = hs_writer_start();
     return err ? err : install_handlers();
 }
