@@ -5,6 +5,9 @@
  * false/on/off, intervals decimal seconds. A relative HEAPSNAP_DIR is made
  * absolute now: the host may chdir later. Each bad value costs one line on
  * the shim's stderr naming what was expected and the default used.
+ *
+ * Every variable is one row of `options` (name, parser, field in hs_opt,
+ * range, the line's texts); hs_options_parse reads them in its order.
  */
 #define _GNU_SOURCE
 #include "options.h"
@@ -107,127 +110,214 @@ static int parse_seconds(const char *s, uint64_t *ns)
     return 0;
 }
 
-void hs_options_parse(void)
-{
-    char num[24];
-    const char *v;
-    uint64_t u;
+/* --------------------------------------------------------------- the table */
 
-    if ((v = getenv("HEAPSNAP_RATE"))) {
-        if (parse_size(v, true, &u) == 0 && u >= 1)
-            hs_opt.rate = u;
-        else
-            bad("HEAPSNAP_RATE", v, "mean bytes between samples, >= 1, e.g. 524288 or 512K; 1 records everything", hs_u64s(num, hs_opt.rate));
+/* One HEAPSNAP_* variable: how its text is read and where the value goes.
+ * A parser returns 0 once it stored the value, -EINVAL or -ERANGE when the
+ * text is not valid: the field then keeps its default, and the one line on
+ * stderr says what was expected and which default is used. */
+struct option {
+    const char *name;                       /* the variable */
+    int (*parse)(const struct option *opt, const char *value);
+    void *field;                            /* in hs_opt */
+    size_t size;                            /* the field's: 1 (bool), 4 or 8 bytes */
+    uint64_t min, max;                      /* numbers: the range accepted ... */
+    bool zero_too;                          /* ... and also 0 (off, or all) */
+    const char *const *words;               /* words: those accepted, NULL-terminated; the value is the index */
+    const char *expected;                   /* the line: "expected ..." */
+    const char *fallback;                   /* the line: "using ..."; NULL: the default as a number */
+};
+
+#define FIELD(name) .field = &hs_opt.name, .size = sizeof hs_opt.name
+
+static void store(const struct option *opt, uint64_t v)
+{
+    switch (opt->size) {
+    case sizeof(bool): *(bool *)opt->field = v != 0; break;
+    case sizeof(uint32_t): *(uint32_t *)opt->field = (uint32_t)v; break;
+    default: *(uint64_t *)opt->field = v; break;
     }
-    if ((v = getenv("HEAPSNAP_MAX_DEPTH"))) {
-        if (parse_size(v, false, &u) == 0 && u >= 1 && u <= HEAPSNAP_MAX_FRAMES)
-            hs_opt.max_depth = (uint32_t)u;
-        else
-            bad("HEAPSNAP_MAX_DEPTH", v, "frames per stack, 1 to 1024", hs_u64s(num, hs_opt.max_depth));
+}
+
+static uint64_t stored(const struct option *opt)
+{
+    switch (opt->size) {
+    case sizeof(bool): return *(bool *)opt->field;
+    case sizeof(uint32_t): return *(uint32_t *)opt->field;
+    default: return *(uint64_t *)opt->field;
     }
-    if ((v = getenv("HEAPSNAP_MAX_MEMORY"))) {
-        if (parse_size(v, true, &u) == 0 && u >= (1u << 20) && u <= ((uint64_t)1 << 40))
-            hs_opt.max_memory = (size_t)u;
-        else
-            bad("HEAPSNAP_MAX_MEMORY", v, "bytes for the shim's tables, 1M to 1T, e.g. 64M", "64M");
-    }
-    if ((v = getenv("HEAPSNAP_SIGNAL_BASE"))) {
-        int span = SIGRTMAX - SIGRTMIN - 2;
-        if (parse_size(v, false, &u) == 0 && u <= (uint64_t)span)
-            hs_opt.signal_base = (int)u;
-        else {
-            char lim[64] = "0 to ";
-            hs_u64s(lim + 5, (uint64_t)span);
-            strcat(lim, ", signals SIGRTMIN+base .. +base+2");
-            bad("HEAPSNAP_SIGNAL_BASE", v, lim, "1");
+}
+
+static int store_in_range(const struct option *opt, int err, uint64_t v)
+{
+    if (err)
+        return err;
+    if (!(v >= opt->min && v <= opt->max) && !(opt->zero_too && v == 0))
+        return -ERANGE;
+    store(opt, v);
+    return 0;
+}
+
+/* A size: K/M/G suffixes. */
+static int parse_bytes(const struct option *opt, const char *value)
+{
+    uint64_t v = 0;
+    return store_in_range(opt, parse_size(value, true, &v), v);
+}
+
+/* A plain decimal number. */
+static int parse_count(const struct option *opt, const char *value)
+{
+    uint64_t v = 0;
+    return store_in_range(opt, parse_size(value, false, &v), v);
+}
+
+/* Decimal seconds, stored as nanoseconds. */
+static int parse_interval(const struct option *opt, const char *value)
+{
+    uint64_t v = 0;
+    return store_in_range(opt, parse_seconds(value, &v), v);
+}
+
+static int parse_flag(const struct option *opt, const char *value)
+{
+    bool v;
+    int err = parse_bool(value, &v);
+    if (!err)
+        store(opt, v);
+    return err;
+}
+
+/* One of opt->words, exactly. */
+static int parse_word(const struct option *opt, const char *value)
+{
+    for (uint64_t i = 0; opt->words[i]; i++)
+        if (strcmp(value, opt->words[i]) == 0) {
+            store(opt, i);
+            return 0;
         }
+    return -EINVAL;
+}
+
+/* A directory, made absolute now (the host may chdir later), without a
+ * trailing slash. */
+static int parse_dir(const struct option *opt, const char *value)
+{
+    char d[sizeof hs_opt.dir];
+    size_t n = strlen(value);
+    if (n == 0 || n >= sizeof d - 1)
+        return -EINVAL;
+    if (value[0] != '/') {
+        if (!getcwd(d, sizeof d) || strlen(d) + 1 + n >= sizeof d)
+            return -EINVAL;
+        strcat(d, "/");
+        strcat(d, value);
+    } else {
+        strcpy(d, value);
     }
-    if ((v = getenv("HEAPSNAP_START"))) {
-        if (parse_bool(v, &hs_opt.start) != 0)
-            bad("HEAPSNAP_START", v, "1 or 0", "0");
-    }
-    if ((v = getenv("HEAPSNAP_AT_EXIT"))) {
-        if (parse_bool(v, &hs_opt.at_exit) != 0)
-            bad("HEAPSNAP_AT_EXIT", v, "1 or 0", "0");
-    }
-    if ((v = getenv("HEAPSNAP_PYTHON"))) {
-        if (parse_bool(v, &hs_opt.python) != 0)
-            bad("HEAPSNAP_PYTHON", v, "1 or 0", "1");
-    }
-    if ((v = getenv("HEAPSNAP_PYTHON_FREE_LISTS"))) {
-        if (strcmp(v, "empty") == 0 || strcmp(v, "keep") == 0)
-            hs_opt.py_free_lists = strcmp(v, "keep") == 0;
-        else
-            bad("HEAPSNAP_PYTHON_FREE_LISTS", v, "empty or keep", "empty");
-    }
-    if ((v = getenv("HEAPSNAP_UNWIND"))) {
-        if (strcmp(v, "fast") == 0)
-            hs_opt.unwind = HS_UNWIND_FAST;
-        else if (strcmp(v, "libunwind") == 0)
-            hs_opt.unwind = HS_UNWIND_LIBUNWIND;
-        else if (strcmp(v, "check") == 0)
-            hs_opt.unwind = HS_UNWIND_CHECK;
-        else
-            bad("HEAPSNAP_UNWIND", v, "fast, libunwind or check", "fast");
-    }
-    if ((v = getenv("HEAPSNAP_INTERVAL"))) {
-        if (parse_seconds(v, &u) == 0 && (u == 0 || u >= 1000000ull))
-            hs_opt.interval_ns = u;
-        else
-            bad("HEAPSNAP_INTERVAL", v, "seconds between snapshots, e.g. 60 or 0.5; 0 = off", "off");
-    }
-    if ((v = getenv("HEAPSNAP_KEEP"))) {
-        if (parse_size(v, false, &u) == 0 && (u == 0 || (u >= 2 && u <= HS_KEEP_MAX)))
-            hs_opt.keep = (uint32_t)u;
-        else
-            bad("HEAPSNAP_KEEP", v, "periodic snapshots kept per process, 2 to 10000; 0 keeps them all",
-                hs_u64s(num, HS_KEEP_DEFAULT));
-    }
-    if ((v = getenv("HEAPSNAP_DIR"))) {
-        char d[sizeof hs_opt.dir];
-        size_t n = strlen(v);
-        bool ok = n > 0 && n < sizeof d - 1;
-        if (ok && v[0] != '/') {
-            /* Relative: resolve now, the host may chdir later. */
-            if (!getcwd(d, sizeof d) || strlen(d) + 1 + n >= sizeof d)
-                ok = false;
-            else {
-                strcat(d, "/");
-                strcat(d, v);
-            }
-        } else if (ok) {
-            strcpy(d, v);
-        }
-        if (ok) {
-            n = strlen(d);
-            while (n > 1 && d[n - 1] == '/')
-                d[--n] = 0;
-            strcpy(hs_opt.dir, d);
-        } else {
-            bad("HEAPSNAP_DIR", v, "a directory path", "/tmp");
-        }
-    }
-    /* The shim's variables, then the tool's (HEAPSNAP_LIB, HEAPSNAP_SYMBOLIZER)
-     * and the one Scripts/lib.sh exports to every program the scripts start
-     * (HEAPSNAP_BIN): not typos either. Keep in sync when the tool grows a
-     * HEAPSNAP_* variable. Variables only the test suites read are not
-     * listed: a program that inherits one hears about it once. */
-    static const char *known[] = { "RATE", "MAX_DEPTH", "MAX_MEMORY", "SIGNAL_BASE", "START",
-                                   "AT_EXIT", "INTERVAL", "KEEP", "DIR", "PYTHON", "PYTHON_FREE_LISTS", "UNWIND",
-                                   "BIN", "LIB", "SYMBOLIZER" };
+    n = strlen(d);
+    while (n > 1 && d[n - 1] == '/')
+        d[--n] = 0;
+    strcpy(opt->field, d);
+    return 0;
+}
+
+static const char *const unwind_modes[] = { [HS_UNWIND_FAST] = "fast", [HS_UNWIND_LIBUNWIND] = "libunwind",
+                                            [HS_UNWIND_CHECK] = "check", NULL };
+static const char *const free_lists_modes[] = { "empty", "keep", NULL };     /* py_free_lists: keep them */
+
+/* Read in this order, so their lines come in it too. HEAPSNAP_SIGNAL_BASE's
+ * range depends on the running system's SIGRTMIN and SIGRTMAX: its max and
+ * text are filled in by hs_options_parse. */
+static struct option options[] = {
+    { "HEAPSNAP_RATE", parse_bytes, FIELD(rate), .min = 1, .max = UINT64_MAX,
+      .expected = "mean bytes between samples, >= 1, e.g. 524288 or 512K; 1 records everything" },
+    { "HEAPSNAP_MAX_DEPTH", parse_count, FIELD(max_depth), .min = 1, .max = HEAPSNAP_MAX_FRAMES,
+      .expected = "frames per stack, 1 to 1024" },
+    { "HEAPSNAP_MAX_MEMORY", parse_bytes, FIELD(max_memory), .min = 1u << 20, .max = (uint64_t)1 << 40,
+      .expected = "bytes for the shim's tables, 1M to 1T, e.g. 64M", .fallback = "64M" },
+    { "HEAPSNAP_SIGNAL_BASE", parse_count, FIELD(signal_base), .min = 0, .fallback = "1" },
+    { "HEAPSNAP_START", parse_flag, FIELD(start), .expected = "1 or 0", .fallback = "0" },
+    { "HEAPSNAP_AT_EXIT", parse_flag, FIELD(at_exit), .expected = "1 or 0", .fallback = "0" },
+    { "HEAPSNAP_PYTHON", parse_flag, FIELD(python), .expected = "1 or 0", .fallback = "1" },
+    { "HEAPSNAP_PYTHON_FREE_LISTS", parse_word, FIELD(py_free_lists), .words = free_lists_modes,
+      .expected = "empty or keep", .fallback = "empty" },
+    { "HEAPSNAP_UNWIND", parse_word, FIELD(unwind), .words = unwind_modes,
+      .expected = "fast, libunwind or check", .fallback = "fast" },
+    { "HEAPSNAP_INTERVAL", parse_interval, FIELD(interval_ns), .min = 1000000, .max = UINT64_MAX, .zero_too = true,
+      .expected = "seconds between snapshots, e.g. 60 or 0.5; 0 = off", .fallback = "off" },
+    { "HEAPSNAP_KEEP", parse_count, FIELD(keep), .min = 2, .max = HS_KEEP_MAX, .zero_too = true,
+      .expected = "periodic snapshots kept per process, 2 to 10000; 0 keeps them all" },
+    { "HEAPSNAP_DIR", parse_dir, .field = hs_opt.dir, .size = sizeof hs_opt.dir,
+      .expected = "a directory path", .fallback = "/tmp" },
+};
+
+#define OPTION_COUNT (sizeof options / sizeof options[0])
+
+/* The tool's variables (HEAPSNAP_LIB, HEAPSNAP_SYMBOLIZER) and the one
+ * Scripts/lib.sh exports to every program the scripts start (HEAPSNAP_BIN):
+ * not typos either. Keep in sync when the tool grows a HEAPSNAP_* variable.
+ * Variables only the test suites read are not listed: a program that
+ * inherits one hears about it once. */
+static const char *const tool_variables[] = { "HEAPSNAP_BIN", "HEAPSNAP_LIB", "HEAPSNAP_SYMBOLIZER" };
+
+static bool named(const char *name, const char *entry, size_t len)
+{
+    return strlen(name) == len && strncmp(name, entry, len) == 0;
+}
+
+static bool known(const char *entry, size_t len)
+{
+    for (size_t i = 0; i < OPTION_COUNT; i++)
+        if (named(options[i].name, entry, len))
+            return true;
+    for (size_t i = 0; i < sizeof tool_variables / sizeof tool_variables[0]; i++)
+        if (named(tool_variables[i], entry, len))
+            return true;
+    return false;
+}
+
+/* One line for each HEAPSNAP_* variable that is neither ours nor the tool's. */
+static void report_unknown(void)
+{
     for (char **e = environ; e && *e; e++) {
         if (strncmp(*e, "HEAPSNAP_", 9) != 0)
             continue;
-        const char *name = *e + 9, *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        bool found = false;
-        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-            if (strlen(known[i]) == len && strncmp(known[i], name, len) == 0)
-                found = true;
-        if (!found) {
-            char nm[64] = { 0 };
-            memcpy(nm, *e, len + 9 < sizeof nm - 1 ? len + 9 : sizeof nm - 1);
-            hs_say("unknown variable ", nm, " ignored (see README, \"Capturing\")", NULL);
-        }
+        const char *eq = strchr(*e, '=');
+        size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
+        if (known(*e, len))
+            continue;
+        char name[64] = { 0 };
+        memcpy(name, *e, len < sizeof name - 1 ? len : sizeof name - 1);
+        hs_say("unknown variable ", name, " ignored (see README, \"Capturing\")", NULL);
     }
+}
+
+/* HEAPSNAP_SIGNAL_BASE's range: the three signals SIGRTMIN+base .. +base+2
+ * must fit below SIGRTMAX. */
+static void bound_signal_base(void)
+{
+    static char expected[64] = "0 to ";
+    uint64_t span = (uint64_t)(SIGRTMAX - SIGRTMIN - 2);
+    hs_u64s(expected + 5, span);
+    strcat(expected, ", signals SIGRTMIN+base .. +base+2");
+    for (size_t i = 0; i < OPTION_COUNT; i++)
+        if (options[i].field == &hs_opt.signal_base) {
+            options[i].max = span;
+            options[i].expected = expected;
+        }
+}
+
+void hs_options_parse(void)
+{
+    bound_signal_base();
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        const struct option *opt = &options[i];
+        const char *value = getenv(opt->name);
+        if (!value || opt->parse(opt, value) == 0)
+            continue;
+        char number[24];
+        bad(opt->name, value, opt->expected, opt->fallback ? opt->fallback : hs_u64s(number, stored(opt)));
+    }
+    report_unknown();
 }
