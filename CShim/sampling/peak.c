@@ -40,13 +40,13 @@
  * under a live stripe lock. Nothing here allocates with malloc.
  */
 #define _GNU_SOURCE
-#include "peak.h"
-#include "live.h"
-#include "stacks.h"
-#include "mem.h"
-#include "options.h"
-#include "lock.h"
-#include "gate.h"
+#include "sampling/peak.h"
+#include "tables/live.h"
+#include "tables/stacks.h"
+#include "base/mem.h"
+#include "base/options.h"
+#include "base/lock.h"
+#include "base/gate.h"
 
 #include <string.h>
 #include <time.h>

@@ -20,11 +20,11 @@
  * and take return.
  */
 #define _GNU_SOURCE
-#include "live.h"
-#include "stacks.h"
-#include "mem.h"
-#include "options.h"
-#include "lock.h"
+#include "tables/live.h"
+#include "tables/stacks.h"
+#include "base/mem.h"
+#include "base/options.h"
+#include "base/lock.h"
 
 #include <string.h>
 #include <sys/mman.h>

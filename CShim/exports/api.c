@@ -7,10 +7,10 @@
  * yet is set up first, so that its request reaches a writer of its own.
  */
 #define _GNU_SOURCE
-#include "writer.h"
-#include "lifecycle.h"
-#include "sampler.h"
-#include "heapsnap.h"
+#include "control/writer.h"
+#include "control/lifecycle.h"
+#include "sampling/sampler.h"
+#include "include/heapsnap.h"
 
 #include <errno.h>
 

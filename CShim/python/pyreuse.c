@@ -59,11 +59,11 @@
  * only does the trashcan and calls the original).
  */
 #define _GNU_SOURCE
-#include "pyreuse.h"
-#include "python.h"
-#include "python_layouts.h"
-#include "sampler.h"
-#include "options.h"
+#include "python/pyreuse.h"
+#include "tables/python.h"
+#include "tables/python_layouts.h"
+#include "sampling/sampler.h"
+#include "base/options.h"
 
 #include <stdbool.h>
 #include <stddef.h>

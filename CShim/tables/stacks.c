@@ -25,13 +25,13 @@
  * one of these at a time.
  */
 #define _GNU_SOURCE
-#include "stacks.h"
-#include "options.h"
-#include "mem.h"
-#include "heapsnap.h"
-#include "python.h"
-#include "lock.h"
-#include "unwind.h"
+#include "tables/stacks.h"
+#include "base/options.h"
+#include "base/mem.h"
+#include "include/heapsnap.h"
+#include "tables/python.h"
+#include "base/lock.h"
+#include "tables/unwind.h"
 
 #include <link.h>
 #include <dlfcn.h>

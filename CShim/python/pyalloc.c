@@ -19,10 +19,10 @@
  * (`placed` false), so a wrapper never ends up calling itself.
  */
 #define _GNU_SOURCE
-#include "pyalloc.h"
-#include "python.h"
-#include "sampler.h"
-#include "live.h"
+#include "python/pyalloc.h"
+#include "tables/python.h"
+#include "sampling/sampler.h"
+#include "tables/live.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -14,14 +14,14 @@
  * on the sampled path, always under the control lock (pysetup.h). The
  * pending calls take no lock of ours; they only store atomics here.
  */
-#include "pysetup.h"
-#include "pyalloc.h"
-#include "pyreuse.h"
-#include "python.h"
-#include "sampler.h"
-#include "options.h"
-#include "say.h"
-#include "clock.h"
+#include "python/pysetup.h"
+#include "python/pyalloc.h"
+#include "python/pyreuse.h"
+#include "tables/python.h"
+#include "sampling/sampler.h"
+#include "base/options.h"
+#include "base/say.h"
+#include "base/clock.h"
 
 #include <stdbool.h>
 #include <stdint.h>

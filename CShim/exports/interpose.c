@@ -23,9 +23,9 @@
  *   module's code; they are forgotten before and after it goes.
  */
 #define _GNU_SOURCE
-#include "writer.h"
-#include "lifecycle.h"
-#include "unwind.h"
+#include "control/writer.h"
+#include "control/lifecycle.h"
+#include "tables/unwind.h"
 
 #include <dlfcn.h>
 #include <errno.h>

@@ -10,9 +10,9 @@
  * range, the line's texts); hs_options_parse reads them in its order.
  */
 #define _GNU_SOURCE
-#include "options.h"
-#include "say.h"
-#include "heapsnap.h"
+#include "base/options.h"
+#include "base/say.h"
+#include "include/heapsnap.h"
 
 #include <errno.h>
 #include <signal.h>

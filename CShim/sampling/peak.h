@@ -35,8 +35,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "live.h"
-#include "stacks.h"
+#include "tables/live.h"
+#include "tables/stacks.h"
 
 /* Read-mostly: written when a copy starts and when the trigger is armed (or
  * swapped by the thread that wins it), read by every sampled change. */

@@ -23,8 +23,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#include "stacks.h"
-#include "lock.h"
+#include "tables/stacks.h"
+#include "base/lock.h"
 
 #define HS_FILTER_BITS 18
 #define HS_LIVE_STRIPES 64

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <math.h>
 
-#include "options.h"
+#include "base/options.h"
 
 /* Weights of one sampled allocation (FORMAT.md SMPL); hs_weights() computes
  * them from the block's size. */

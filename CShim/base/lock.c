@@ -2,7 +2,7 @@
  * lock.c - the contended halves of the tables' mutex (lock.h).
  */
 #define _GNU_SOURCE
-#include "lock.h"
+#include "base/lock.h"
 
 #include <errno.h>
 #include <linux/futex.h>

@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#include "forward.h"
+#include "base/forward.h"
 
 /* 0 idle, 1 sampling, HS_CHILD_SETUP in a fork child that has not yet made
  * its writer thread. Written only by sampler.c: start, quiesce, halt and the

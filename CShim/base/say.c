@@ -9,7 +9,7 @@
  * References: fcntl(2) F_DUPFD_CLOEXEC.
  */
 #define _GNU_SOURCE
-#include "say.h"
+#include "base/say.h"
 
 #include <errno.h>
 #include <fcntl.h>

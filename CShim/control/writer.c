@@ -32,18 +32,18 @@
  * close_range(2), setrlimit(2) for SIGXFSZ.
  */
 #define _GNU_SOURCE
-#include "writer.h"
-#include "say.h"
-#include "options.h"
-#include "forward.h"
-#include "sampler.h"
-#include "snapshot_writer.h"
-#include "retention.h"
-#include "python.h"
-#include "pysetup.h"
-#include "timeline.h"
-#include "clock.h"
-#include "heapsnap.h"
+#include "control/writer.h"
+#include "base/say.h"
+#include "base/options.h"
+#include "base/forward.h"
+#include "sampling/sampler.h"
+#include "snapshot/snapshot_writer.h"
+#include "snapshot/retention.h"
+#include "tables/python.h"
+#include "python/pysetup.h"
+#include "snapshot/timeline.h"
+#include "base/clock.h"
+#include "include/heapsnap.h"
 
 #include <errno.h>
 #include <fcntl.h>

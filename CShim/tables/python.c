@@ -34,13 +34,13 @@
  * taken together with a live or stack stripe lock.
  */
 #define _GNU_SOURCE
-#include "python.h"
-#include "options.h"
-#include "mem.h"
-#include "heapsnap.h"
-#include "python_layouts.h"
-#include "lock.h"
-#include "gate.h"
+#include "tables/python.h"
+#include "base/options.h"
+#include "base/mem.h"
+#include "include/heapsnap.h"
+#include "tables/python_layouts.h"
+#include "base/lock.h"
+#include "base/gate.h"
 
 #include <dlfcn.h>
 #include <link.h>

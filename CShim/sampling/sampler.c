@@ -27,14 +27,14 @@
  * not tracked.
  */
 #define _GNU_SOURCE
-#include "sampler.h"
-#include "options.h"
-#include "live.h"
-#include "stacks.h"
-#include "mem.h"
-#include "python.h"
-#include "gate.h"
-#include "peak.h"
+#include "sampling/sampler.h"
+#include "base/options.h"
+#include "tables/live.h"
+#include "tables/stacks.h"
+#include "base/mem.h"
+#include "tables/python.h"
+#include "base/gate.h"
+#include "sampling/peak.h"
 
 #include <math.h>
 #include <sched.h>

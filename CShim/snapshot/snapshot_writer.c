@@ -27,21 +27,21 @@
  * The file is written through a 64 KiB buffer that also computes the CRC-32.
  */
 #define _GNU_SOURCE
-#include "snapshot_writer.h"
-#include "options.h"
-#include "say.h"
-#include "heapsnap.h"
-#include "live.h"
-#include "mem.h"
-#include "sampler.h"
-#include "stacks.h"
-#include "python.h"
-#include "pyalloc.h"
-#include "pyreuse.h"
-#include "timeline.h"
-#include "peak.h"
-#include "retention.h"
-#include "clock.h"
+#include "snapshot/snapshot_writer.h"
+#include "base/options.h"
+#include "base/say.h"
+#include "include/heapsnap.h"
+#include "tables/live.h"
+#include "base/mem.h"
+#include "sampling/sampler.h"
+#include "tables/stacks.h"
+#include "tables/python.h"
+#include "python/pyalloc.h"
+#include "python/pyreuse.h"
+#include "snapshot/timeline.h"
+#include "sampling/peak.h"
+#include "snapshot/retention.h"
+#include "base/clock.h"
 
 #include <elf.h>
 #include <errno.h>

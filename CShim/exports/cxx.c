@@ -22,9 +22,9 @@
  * functions hold nothing that needs cleaning up when it passes.
  */
 #define _GNU_SOURCE
-#include "forward.h"
-#include "sampler.h"
-#include "live.h"
+#include "base/forward.h"
+#include "sampling/sampler.h"
+#include "tables/live.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>

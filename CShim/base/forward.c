@@ -21,7 +21,7 @@
  * memalign/posix_memalign/realloc, never from glibc's, so heaps never mix.
  */
 #define _GNU_SOURCE
-#include "forward.h"
+#include "base/forward.h"
 
 #include <dlfcn.h>
 #include <link.h>

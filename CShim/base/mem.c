@@ -7,9 +7,9 @@
  * it is released as a whole when sampling stops.
  */
 #define _GNU_SOURCE
-#include "mem.h"
-#include "options.h"
-#include "lock.h"
+#include "base/mem.h"
+#include "base/options.h"
+#include "base/lock.h"
 
 #include <sys/mman.h>
 #include <unistd.h>

@@ -35,14 +35,14 @@
  * References: pthread_atfork(3), getauxval(3) AT_SECURE, nptl's setxid.
  */
 #define _GNU_SOURCE
-#include "lifecycle.h"
-#include "writer.h"
-#include "sampler.h"
-#include "stacks.h"
-#include "unwind.h"
-#include "options.h"
-#include "say.h"
-#include "forward.h"
+#include "control/lifecycle.h"
+#include "control/writer.h"
+#include "sampling/sampler.h"
+#include "tables/stacks.h"
+#include "tables/unwind.h"
+#include "base/options.h"
+#include "base/say.h"
+#include "base/forward.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -14,9 +14,9 @@
  * is gone.
  */
 #define _GNU_SOURCE
-#include "forward.h"
-#include "sampler.h"
-#include "live.h"
+#include "base/forward.h"
+#include "sampling/sampler.h"
+#include "tables/live.h"
 
 #include <errno.h>
 #include <malloc.h>

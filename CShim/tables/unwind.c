@@ -44,9 +44,9 @@
  * tables without validation (its local unwinding does not check either).
  */
 #define _GNU_SOURCE
-#include "unwind.h"
-#include "options.h"
-#include "say.h"
+#include "tables/unwind.h"
+#include "base/options.h"
+#include "base/say.h"
 
 #include <link.h>
 #include <stdbool.h>

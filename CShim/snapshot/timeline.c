@@ -18,11 +18,11 @@
  * the exiting thread for AT_EXIT), so the state below has no lock of its own.
  */
 #define _GNU_SOURCE
-#include "timeline.h"
-#include "peak.h"
-#include "live.h"
-#include "mem.h"
-#include "clock.h"
+#include "snapshot/timeline.h"
+#include "sampling/peak.h"
+#include "tables/live.h"
+#include "base/mem.h"
+#include "base/clock.h"
 
 #include <fcntl.h>
 #include <string.h>

@@ -27,9 +27,9 @@
  * only thread that writes periodic snapshots.
  */
 #define _GNU_SOURCE
-#include "retention.h"
-#include "options.h"
-#include "say.h"
+#include "snapshot/retention.h"
+#include "base/options.h"
+#include "base/say.h"
 
 #include <errno.h>
 #include <fcntl.h>
