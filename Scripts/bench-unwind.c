@@ -6,7 +6,7 @@
  * Built against the shim's sources, not the preloaded library (hs_unwind is
  * internal):
  *   cc -O2 -g -ICShim -o /tmp/bench-unwind Scripts/bench-unwind.c \
- *      CShim/tables/unwind.c CShim/base/options.c CShim/base/say.c -lunwind -lm
+ *      CShim/tables/unwind.c CShim/base/options.c CShim/base/stderr.c -lunwind -lm
  * usage: bench-unwind fast|libunwind CAPTURES DEPTH
  * Prints the frames per capture and the nanoseconds per capture (take the
  * best of a few runs: the figure is a latency, and other load only adds).

@@ -11,7 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "base/options.h"
-#include "base/say.h"
+#include "base/stderr.h"
 #include "include/heapsnap.h"
 
 #include <errno.h>

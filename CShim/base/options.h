@@ -1,7 +1,7 @@
 /*
  * options.h - the shim's settings, read once from the environment.
  *
- * The bottom layer, with say.h: mem, stacks, the sampler and the writers read
+ * The bottom layer, with stderr.h: mem, stacks, the sampler and the writers read
  * hs_opt; nothing here knows about them. hs_options_parse() runs once in the
  * constructor, before any thread of ours exists and before sampling can
  * start; after it hs_opt never changes.

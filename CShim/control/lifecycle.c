@@ -41,7 +41,7 @@
 #include "tables/stacks.h"
 #include "tables/unwind.h"
 #include "base/options.h"
-#include "base/say.h"
+#include "base/stderr.h"
 #include "base/forward.h"
 
 #include <errno.h>

@@ -3,7 +3,7 @@
  *
  * When the writer thread (writer.c) starts and stops, and what happens to the
  * sampler's tables around fork. Above writer.c; below the exported names
- * (interpose.c wraps the setuid family with hs_setxid_begin/end, api.c sets a
+ * (interpose.c wraps the setuid family with hs_setxid_begin/end, control_api.c sets a
  * fork child up before its first request).
  */
 #ifndef HS_LIFECYCLE_H

@@ -33,13 +33,13 @@
  */
 #define _GNU_SOURCE
 #include "control/writer.h"
-#include "base/say.h"
+#include "base/stderr.h"
 #include "base/options.h"
 #include "base/forward.h"
 #include "sampling/sampler.h"
 #include "snapshot/snapshot_writer.h"
 #include "snapshot/retention.h"
-#include "tables/python.h"
+#include "tables/pyframes.h"
 #include "python/pysetup.h"
 #include "snapshot/timeline.h"
 #include "base/clock.h"
@@ -249,7 +249,7 @@ static void snapshot_blocking_sigxfsz(uint32_t flags)
 
 /* ---------------------------------------------------------------- Python */
 
-/* Registered with python.c at load: the first time a sample finds a thread
+/* Registered with pyframes.c at load: the first time a sample finds a thread
  * running Python, wake the writer so that its Python tick runs soon.
  * Context: inside malloc: one write(2). */
 static void py_first_seen(void)
@@ -260,8 +260,8 @@ static void py_first_seen(void)
         (void)!write(fd, &wake, 1);
 }
 
-/* Registered with python.c at load, called by samples that find Python
- * while hs_py_wanted is set (python.h): the session's Python set-up from
+/* Registered with pyframes.c at load, called by samples that find Python
+ * while hs_py_wanted is set (pyframes.h): the session's Python set-up from
  * the allocating thread, which is running now, rather than from the writer,
  * which a loaded machine may not schedule for tens of milliseconds (a short
  * script's first objects would go unseen, or be charged where their block

@@ -5,7 +5,7 @@
  * requests arrive on a pipe or the signalfd, and the writer thread runs them
  * (start, stop, snapshot, periodic snapshots) under the control lock. Load,
  * fork, exit and credentials (lifecycle.c) drive this file from above; the
- * exported sigaction/signal (interpose.c) and the control API (api.c) come in
+ * exported sigaction/signal (interpose.c) and the control API (control_api.c) come in
  * through hs_sigaction, hs_signal and hs_writer_send.
  */
 #ifndef HS_WRITER_H

@@ -97,13 +97,13 @@ typedef void (*del_sz_al_fn)(void *, size_t, size_t);
 typedef void (*del_nt_fn)(void *, const void *);
 typedef void (*del_al_nt_fn)(void *, size_t, const void *);
 
-/* As in hooks.c, each sampling path is its own cold function, so that the
+/* As in hooks.c, each slow path is its own cold function, so that the
  * common path stays a tail jump that leaves no frame of ours on the stack.
  * align_val_t is an enum class over size_t: it is passed as a size_t. */
-#define SAMPLING static __attribute__((noinline, cold))
+#define SLOW_PATH static __attribute__((noinline, cold))
 
 #define NEW_OP(name, op, type, params, args)                                  \
-    SAMPLING void *name##_sampling params                                     \
+    SLOW_PATH void *name##_slow_path params                                   \
     {                                                                         \
         return hs_after_alloc(((type)next_op[op].fn) args, n);                \
     }                                                                         \
@@ -112,12 +112,12 @@ typedef void (*del_al_nt_fn)(void *, size_t, const void *);
         type fn = (type)next_fn(op);                                          \
         if (!sample_here(op))                                                 \
             return fn args;                                                   \
-        return name##_sampling args;                                          \
+        return name##_slow_path args;                                         \
     }
 
 /* A delete of a possibly sampled block leaves the live table first. */
 #define DEL_OP(name, op, type, params, args)                                  \
-    SAMPLING void name##_sampling params                                      \
+    SLOW_PATH void name##_slow_path params                                    \
     {                                                                         \
         if (p && hs_live_maybe(p))                                            \
             hs_before_free_slow(p);                                           \
@@ -128,7 +128,7 @@ typedef void (*del_al_nt_fn)(void *, size_t, const void *);
         type fn = (type)next_fn(op);                                          \
         if (!sample_here(op))                                                 \
             return fn args;                                                   \
-        name##_sampling args;                                                 \
+        name##_slow_path args;                                                \
     }
 
 NEW_OP(_Znwm, NEW, new_fn, (size_t n), (n))

@@ -7,7 +7,7 @@
  * routes to (registered at load, hooks_register). A sampling path counts the
  * block against the thread's countdown (sampler.h: one TLS subtract and a
  * branch) and tail-jumps into the next allocator; only a block that crosses
- * the countdown takes the *_sampled function, which allocates and records.
+ * the countdown takes the *_slow_path function, which allocates and records.
  * A free asks the filter (live.h, one load) and tail-jumps too; a possibly
  * sampled block is looked up *before* the memory goes back, so the address
  * cannot be reused and re-sampled by another thread before its old record
@@ -26,31 +26,31 @@
 
 /* The work of a sampled block, apart from the paths' tail jumps, so that no
  * path sets up a frame for it (objdump -d shows each path as a few
- * instructions and a jump). A *_sampled function is reached from the
+ * instructions and a jump). A *_slow_path function is reached from the
  * exported name by tail jumps only, so its frame's return address is into
  * the host: the stack walk starts there (HS_ENTRY_FRAME, hs_sample_slow)
  * instead of walking the shim's own frames. */
-#define SAMPLED static __attribute__((noinline, cold))
+#define SLOW_PATH static __attribute__((noinline, cold))
 
-/* ------------------------------------------------------- sampling paths */
+/* ------------------------------------------- fast paths and slow paths */
 
-SAMPLED void *malloc_sampled(size_t n)
+SLOW_PATH void *malloc_slow_path(size_t n)
 {
     void *p = hs_sample_slow(hs_real.malloc_fn(n), n, HS_ENTRY_FRAME());
     HS_NO_TAIL(p);
     return p;
 }
 
-static void *malloc_sampling(size_t n)
+static void *malloc_fast_path(size_t n)
 {
     if (hs_counts_down(n))
         return hs_real.malloc_fn(n);
-    return malloc_sampled(n);
+    return malloc_slow_path(n);
 }
 
 /* A free of a possibly sampled block: out of the live table first, then
  * back to the allocator (see the top of this file). Context: inside free. */
-SAMPLED void free_tracked(void *p)
+SLOW_PATH void free_slow_path(void *p)
 {
     if (hs_is_boot(p))
         return;
@@ -59,41 +59,41 @@ SAMPLED void free_tracked(void *p)
     hs_real.free_fn(p);
 }
 
-static void free_sampling(void *p)
+static void free_fast_path(void *p)
 {
     if (hs_live_maybe(p))
-        return free_tracked(p);
+        return free_slow_path(p);
     hs_real.free_fn(p);
 }
 
 /* While bootstrap blocks exist (forward.h), free checks for them first. */
-static void free_sampling_boot(void *p)
+static void free_fast_path_boot(void *p)
 {
     if (__builtin_expect(hs_is_boot(p), 0))
         return;
-    free_sampling(p);
+    free_fast_path(p);
 }
 
-SAMPLED void *calloc_sampled(size_t a, size_t b)
+SLOW_PATH void *calloc_slow_path(size_t a, size_t b)
 {
     void *p = hs_sample_slow(hs_real.calloc_fn(a, b), a * b, HS_ENTRY_FRAME());  /* no overflow: calloc failed otherwise */
     HS_NO_TAIL(p);
     return p;
 }
 
-static void *calloc_sampling(size_t a, size_t b)
+static void *calloc_fast_path(size_t a, size_t b)
 {
     if (hs_counts_down(a * b))      /* an overflowed product is counted, and calloc fails */
         return hs_real.calloc_fn(a, b);
-    return calloc_sampled(a, b);
+    return calloc_slow_path(a, b);
 }
 
 /* The old block leaves the live table before the allocator may reuse its
  * address; a failed realloc puts it back. The new block counts as a fresh
- * allocation of n bytes: `crossed` says realloc_sampling already counted it
+ * allocation of n bytes: `crossed` says realloc_fast_path already counted it
  * and found it due (hs_counts_down said false), else it is counted here.
  * Context: inside realloc. */
-SAMPLED void *realloc_sampled(void *old, size_t n, bool crossed)
+SLOW_PATH void *realloc_slow_path(void *old, size_t n, bool crossed)
 {
     uint64_t osize = 0;
     uint32_t ostack = 0;
@@ -111,24 +111,24 @@ SAMPLED void *realloc_sampled(void *old, size_t n, bool crossed)
     return p;
 }
 
-static void *realloc_sampling(void *old, size_t n)
+static void *realloc_fast_path(void *old, size_t n)
 {
     if (hs_live_maybe(old))
-        return realloc_sampled(old, n, false);
+        return realloc_slow_path(old, n, false);
     if (hs_counts_down(n))
         return hs_real.realloc_fn(old, n);
-    return realloc_sampled(old, n, true);
+    return realloc_slow_path(old, n, true);
 }
 
 /* While bootstrap blocks exist (forward.h), realloc checks for them first. */
-static void *realloc_sampling_boot(void *old, size_t n)
+static void *realloc_fast_path_boot(void *old, size_t n)
 {
     if (__builtin_expect(hs_is_boot(old), 0))
         return hs_boot_realloc(old, n);
-    return realloc_sampling(old, n);
+    return realloc_fast_path(old, n);
 }
 
-SAMPLED int posix_memalign_sampled(void **out, size_t align, size_t n)
+SLOW_PATH int posix_memalign_slow_path(void **out, size_t align, size_t n)
 {
     int r = hs_real.posix_memalign_fn(out, align, n);
     if (r == 0)
@@ -138,26 +138,26 @@ SAMPLED int posix_memalign_sampled(void **out, size_t align, size_t n)
     return r;
 }
 
-static int posix_memalign_sampling(void **out, size_t align, size_t n)
+static int posix_memalign_fast_path(void **out, size_t align, size_t n)
 {
     if (hs_counts_down(n))
         return hs_real.posix_memalign_fn(out, align, n);
-    return posix_memalign_sampled(out, align, n);
+    return posix_memalign_slow_path(out, align, n);
 }
 
 /* The aligned allocators and valloc/pvalloc: one path each, the same shape. */
 #define ALIGNED_PATH(name, params, args)                                      \
-    SAMPLED void *name##_sampled params                                      \
+    SLOW_PATH void *name##_slow_path params                                   \
     {                                                                         \
         void *p = hs_sample_slow(hs_real.name##_fn args, n, HS_ENTRY_FRAME()); \
         HS_NO_TAIL(p);                                                        \
         return p;                                                             \
     }                                                                         \
-    static void *name##_sampling params                                       \
+    static void *name##_fast_path params                                      \
     {                                                                         \
         if (hs_counts_down(n))                                                \
             return hs_real.name##_fn args;                                    \
-        return name##_sampled args;                                           \
+        return name##_slow_path args;                                         \
     }
 
 ALIGNED_PATH(aligned_alloc, (size_t align, size_t n), (align, n))
@@ -165,9 +165,9 @@ ALIGNED_PATH(memalign, (size_t align, size_t n), (align, n))
 ALIGNED_PATH(valloc, (size_t n), (n))
 ALIGNED_PATH(pvalloc, (size_t n), (n))
 
-static struct hs_routes sampling = {
-    malloc_sampling, free_sampling, calloc_sampling, realloc_sampling, posix_memalign_sampling,
-    aligned_alloc_sampling, memalign_sampling, valloc_sampling, pvalloc_sampling,
+static struct hs_routes fast_paths = {
+    malloc_fast_path, free_fast_path, calloc_fast_path, realloc_fast_path, posix_memalign_fast_path,
+    aligned_alloc_fast_path, memalign_fast_path, valloc_fast_path, pvalloc_fast_path,
 };
 
 /* Before lifecycle.c's constructor (102), which may start sampling. */
@@ -175,10 +175,10 @@ __attribute__((constructor(101))) static void hooks_register(void)
 {
     hs_forward_init();
     if (hs_boot_in_use()) {
-        sampling.free_fn = free_sampling_boot;
-        sampling.realloc_fn = realloc_sampling_boot;
+        fast_paths.free_fn = free_fast_path_boot;
+        fast_paths.realloc_fn = realloc_fast_path_boot;
     }
-    hs_sampler_set_paths(&sampling);
+    hs_sampler_set_paths(&fast_paths);
 }
 
 /* ------------------------------------------------------- exported names */

@@ -20,7 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "python/pyalloc.h"
-#include "tables/python.h"
+#include "tables/pyframes.h"
 #include "sampling/sampler.h"
 #include "tables/live.h"
 

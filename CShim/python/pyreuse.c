@@ -60,7 +60,7 @@
  */
 #define _GNU_SOURCE
 #include "python/pyreuse.h"
-#include "tables/python.h"
+#include "tables/pyframes.h"
 #include "tables/python_layouts.h"
 #include "sampling/sampler.h"
 #include "base/options.h"

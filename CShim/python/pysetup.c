@@ -17,10 +17,10 @@
 #include "python/pysetup.h"
 #include "python/pyalloc.h"
 #include "python/pyreuse.h"
-#include "tables/python.h"
+#include "tables/pyframes.h"
 #include "sampling/sampler.h"
 #include "base/options.h"
-#include "base/say.h"
+#include "base/stderr.h"
 #include "base/clock.h"
 
 #include <stdbool.h>

@@ -46,7 +46,7 @@
 #include "base/mem.h"
 #include "base/options.h"
 #include "base/lock.h"
-#include "base/gate.h"
+#include "base/session_gate.h"
 
 #include <string.h>
 #include <time.h>

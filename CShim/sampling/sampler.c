@@ -9,7 +9,7 @@
  * variances. In exact mode (rate 1) every allocation is recorded with p = 1.
  *
  * Entering the slow path: hs_enter() sets the reentrancy guard and notes the
- * open session (gate.h). Every table access then happens under a table lock
+ * open session (session_gate.h). Every table access then happens under a table lock
  * that first checks the session is still open. hs_quiesce() clears
  * hs_active, closes the gate and takes and drops every table lock once:
  * afterwards no thread touches the tables, or will, until the next start
@@ -32,8 +32,8 @@
 #include "tables/live.h"
 #include "tables/stacks.h"
 #include "base/mem.h"
-#include "tables/python.h"
-#include "base/gate.h"
+#include "tables/pyframes.h"
+#include "base/session_gate.h"
 #include "sampling/peak.h"
 
 #include <math.h>
@@ -263,7 +263,7 @@ void hs_realloc_restore(void *old, uint64_t size, uint32_t stack)
 
 /* Closes the gate, then takes and drops every lock under which a sampled
  * path touches the tables: whoever held one has left it, whoever takes one
- * later finds the gate closed (gate.h). Context: control, or a forking
+ * later finds the gate closed (session_gate.h). Context: control, or a forking
  * thread; never while holding a table lock. */
 void hs_quiesce(void)
 {

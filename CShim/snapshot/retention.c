@@ -29,7 +29,7 @@
 #define _GNU_SOURCE
 #include "snapshot/retention.h"
 #include "base/options.h"
-#include "base/say.h"
+#include "base/stderr.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /*
- * python_layouts.h - where CPython keeps what python.c reads, per version.
+ * python_layouts.h - where CPython keeps what pyframes.c reads, per version.
  *
  * Offsets in bytes of the fields of CPython's internal structures that the
  * frame walk reads (Include/internal/pycore_frame.h, pycore_code.h,

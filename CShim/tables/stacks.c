@@ -9,7 +9,7 @@
  * and the loader's). Frames inside the shim's own text (hooks, sampler,
  * Python allocator wrappers) are dropped by address, wherever they are in
  * the stack. We ask for max_depth + 1 user frames to know whether the stack
- * was cut. On threads that run Python, python.c then replaces each
+ * was cut. On threads that run Python, pyframes.c then replaces each
  * activation of the interpreter's eval loop by the Python frames it ran.
  *
  * Table: 16 stripes, each an open-addressing table of stack pointers keyed
@@ -29,7 +29,7 @@
 #include "base/options.h"
 #include "base/mem.h"
 #include "include/heapsnap.h"
-#include "tables/python.h"
+#include "tables/pyframes.h"
 #include "base/lock.h"
 #include "tables/unwind.h"
 

@@ -46,7 +46,7 @@
 #define _GNU_SOURCE
 #include "tables/unwind.h"
 #include "base/options.h"
-#include "base/say.h"
+#include "base/stderr.h"
 
 #include <link.h>
 #include <stdbool.h>

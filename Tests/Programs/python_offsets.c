@@ -117,7 +117,7 @@ int main(void)
     CHECK(bytes_size, offsetof(PyVarObject, ob_size));
     CHECK(bytes_data, offsetof(PyBytesObject, ob_sval));
 #endif
-    /* The bits of PyASCIIObject.state that python.c tests. */
+    /* The bits of PyASCIIObject.state that pyframes.c tests. */
     PyASCIIObject a;
     unsigned state;
     memset(&a, 0, sizeof a);

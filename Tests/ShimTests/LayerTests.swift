@@ -21,7 +21,7 @@ struct LayerTests {
     /// (file to change, line to add, what the complaint must name)
     static let plants: [(String, String, String)] = [
         ("sampling/sampler.c", "#include \"control/writer.h\"", "higher"),    // a lower file reaching up
-        ("base/say.h", "#include \"base/forward.h\"", "circle"),               // with forward.h below: a circle in one layer
+        ("base/stderr.h", "#include \"base/forward.h\"", "circle"),               // with forward.h below: a circle in one layer
         ("tables/stacks.c", "#include \"tables/unwinder.h\"", "no layer"),    // a file the table does not know
         ("tables/live.c", "#include \"stacks.h\"", "path from CShim"),        // an include that does not name its folder
     ]
@@ -45,8 +45,8 @@ struct LayerTests {
         // The unchanged copy passes: what fails below is the planted line.
         #expect(try run(Self.script, [copy], preload: false).status == 0)
         if index == 1 {
-            // forward.h must include say.h for the circle to close.
-            try append("#include \"base/say.h\"\n", to: "\(copy)/base/forward.h")
+            // forward.h must include stderr.h for the circle to close.
+            try append("#include \"base/stderr.h\"\n", to: "\(copy)/base/forward.h")
         }
         try append(line + "\n", to: "\(copy)/\(file)")
         let r = try run(Self.script, [copy], preload: false)

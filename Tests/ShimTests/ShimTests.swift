@@ -56,7 +56,7 @@ struct ShimTests {
             #expect(!code.joined().contains("hs_active") && !code.joined().contains("%fs"), "\(name): \(code)")
             #expect(code.prefix(upToJump.count + 1).joined().contains("hs_route"), "\(name) does not jump through its route: \(code)")
         }
-        for name in ["malloc_sampling", "free_sampling"] {
+        for name in ["malloc_fast_path", "free_fast_path"] {
             let code = try #require(body[name], "no \(name) in the library")
             #expect(!code.contains { $0.hasPrefix("push") || $0.hasPrefix("call") }, "\(name): \(code)")
         }

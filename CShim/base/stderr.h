@@ -1,13 +1,13 @@
 /*
- * say.h - the shim's own stderr, and descriptors that hosts cannot take from us.
+ * stderr.h - the shim's own stderr, and descriptors that hosts cannot take from us.
  *
  * The bottom layer, with options.h: every other file may say things, nothing
  * here includes another shim header. Messages go to a dup of fd 2 taken at
  * load (hosts close fd 2, or expect open() to return 3), and only while that
  * dup is still the file it was (hosts close and reuse descriptor numbers).
  */
-#ifndef HS_SAY_H
-#define HS_SAY_H
+#ifndef HS_STDERR_H
+#define HS_STDERR_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,7 +42,7 @@ static inline bool hs_fd_is(int fd, struct hs_fdid id)
 }
 
 /* Moves a descriptor the shim opens up out of the range hosts use (see
- * say.c); returns the new number, or fd itself if that fails. */
+ * stderr.c); returns the new number, or fd itself if that fails. */
 int hs_fd_high(int fd);
 
 /* Takes the dup of stderr (F_DUPFD_CLOEXEC, moved high). Context: constructor. */

@@ -1,5 +1,5 @@
 /*
- * python.c - Python frames for sampled stacks (python.h says what and why).
+ * pyframes.c - Python frames for sampled stacks (pyframes.h says what and why).
  *
  * Finding the thread's frames. CPython keeps each thread's PyThreadState in
  * a pthread key (the "autoTSSkey" of _PyRuntime, which PyGILState uses); we
@@ -34,13 +34,13 @@
  * taken together with a live or stack stripe lock.
  */
 #define _GNU_SOURCE
-#include "tables/python.h"
+#include "tables/pyframes.h"
 #include "base/options.h"
 #include "base/mem.h"
 #include "include/heapsnap.h"
 #include "tables/python_layouts.h"
 #include "base/lock.h"
-#include "base/gate.h"
+#include "base/session_gate.h"
 
 #include <dlfcn.h>
 #include <link.h>

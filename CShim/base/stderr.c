@@ -1,5 +1,5 @@
 /*
- * say.c - one line at a time on a dup of stderr, and descriptor helpers.
+ * stderr.c - one line at a time on a dup of stderr, and descriptor helpers.
  *
  * The dup is taken once at load (hs_say_init) and remembered by identity
  * (device and inode): a host that closes it, or closes it and opens another
@@ -9,7 +9,7 @@
  * References: fcntl(2) F_DUPFD_CLOEXEC.
  */
 #define _GNU_SOURCE
-#include "base/say.h"
+#include "base/stderr.h"
 
 #include <errno.h>
 #include <fcntl.h>

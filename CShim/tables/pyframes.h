@@ -1,5 +1,5 @@
 /*
- * python.h - Python frames in sampled stacks, read from the interpreter's memory.
+ * pyframes.h - Python frames in sampled stacks, read from the interpreter's memory.
  *
  * When the profiled process runs CPython 3.11, 3.12 or 3.13 (a static
  * python3, or a program linked with libpython), each sampled stack gets the
@@ -15,8 +15,8 @@
  * sample time, because code objects can be freed before the snapshot is
  * written; the table lives in the arena, under HEAPSNAP_MAX_MEMORY.
  */
-#ifndef HS_PYTHON_H
-#define HS_PYTHON_H
+#ifndef HS_PYFRAMES_H
+#define HS_PYFRAMES_H
 
 #include <stddef.h>
 #include <stdint.h>

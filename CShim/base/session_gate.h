@@ -1,5 +1,5 @@
 /*
- * gate.h - the session gate: may this thread still touch the tables?
+ * session_gate.h - the session gate: may this thread still touch the tables?
  *
  * A thread enters the sampled path with the session it saw (hs_gate_enter,
  * from the sampler) and, under each table lock it takes, checks that the
@@ -15,8 +15,8 @@
  * Below everything that takes a table lock (live, stacks, python); written
  * only by sampler.c (control, under its lock).
  */
-#ifndef HS_GATE_H
-#define HS_GATE_H
+#ifndef HS_SESSION_GATE_H
+#define HS_SESSION_GATE_H
 
 #include <stdbool.h>
 #include <stdint.h>

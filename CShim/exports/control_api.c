@@ -1,5 +1,5 @@
 /*
- * api.c - the public control API of include/heapsnap.h.
+ * control_api.c - the public control API of include/heapsnap.h.
  *
  * Top layer: four exported names. A request is queued for the writer thread
  * exactly as a signal would be (writer.c), so it is safe from any host
