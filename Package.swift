@@ -38,9 +38,12 @@ let package = Package(
             path: "CShim",
             exclude: ["DESIGN.md", "link"],
             cSettings: [
+                // One folder a layer (CShim/DESIGN.md, "Layers"); every include names its
+                // file by its path from CShim ("base/options.h").
+                .headerSearchPath("."),
                 // `-Xclang -mframe-pointer=none`: SwiftPM appends -fno-omit-frame-pointer
                 // after these flags; the cc1 option wins, so the sampling paths stay a few
-                // instructions and a tail jump with no frame set up (CShim/hooks.c). The
+                // instructions and a tail jump with no frame set up (CShim/exports/hooks.c). The
                 // shim's stacks are unwound from .eh_frame, not frame pointers.
                 .unsafeFlags(["-fvisibility=hidden", "-fno-builtin", "-Xclang", "-mframe-pointer=none",
                               "-ftls-model=initial-exec", "-Wall", "-Wextra", "-Wno-unused-parameter"]),

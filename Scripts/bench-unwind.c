@@ -1,19 +1,19 @@
 /*
  * The cost of one stack capture, fast walk against libunwind: a loop over
- * hs_unwind() (CShim/unwind.c) at the bottom of a recursion of DEPTH frames
+ * hs_unwind() (CShim/tables/unwind.c) at the bottom of a recursion of DEPTH frames
  * (DEPTH + 6 frames in all, with main and the C runtime's).
  *
  * Built against the shim's sources, not the preloaded library (hs_unwind is
  * internal):
- *   cc -O2 -g -ICShim -ICShim/include -o /tmp/bench-unwind Scripts/bench-unwind.c \
- *      CShim/unwind.c CShim/options.c CShim/say.c -lunwind -lm
+ *   cc -O2 -g -ICShim -o /tmp/bench-unwind Scripts/bench-unwind.c \
+ *      CShim/tables/unwind.c CShim/base/options.c CShim/base/stderr.c -lunwind -lm
  * usage: bench-unwind fast|libunwind CAPTURES DEPTH
  * Prints the frames per capture and the nanoseconds per capture (take the
  * best of a few runs: the figure is a latency, and other load only adds).
  */
 #define _GNU_SOURCE
-#include "unwind.h"
-#include "options.h"
+#include "tables/unwind.h"
+#include "base/options.h"
 
 #include <stdio.h>
 #include <stdlib.h>

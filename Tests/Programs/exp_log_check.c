@@ -1,11 +1,11 @@
-/* Compares the shim's hs_expm1 and hs_log (CShim/exp_log.h) with libm's
+/* Compares the shim's hs_expm1 and hs_log (CShim/base/exp_log.h) with libm's
  * over the arguments the sampler gives them, and prints the largest error
  * of each in units in the last place of libm's result:
  *   expm1 N_ULP over COUNT
  *   log N_ULP over COUNT
  * libm is opened with dlopen so that nothing of it is linked in by name
  * (the tests compile programs without -lm). */
-#include "../../CShim/exp_log.h"
+#include "../../CShim/base/exp_log.h"
 
 #include <dlfcn.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * Checks CShim/python_layouts.h against the internal headers of the CPython
+ * Checks CShim/tables/python_layouts.h against the internal headers of the CPython
  * it is compiled with: cc -I CShim -I PREFIX/include/python3.X python_offsets.c.
  * Prints one line per field, "ok" or "MISMATCH", and exits 1 on any mismatch.
  */
@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "python_layouts.h"
+#include "tables/python_layouts.h"
 
 static int bad;
 
@@ -117,7 +117,7 @@ int main(void)
     CHECK(bytes_size, offsetof(PyVarObject, ob_size));
     CHECK(bytes_data, offsetof(PyBytesObject, ob_sval));
 #endif
-    /* The bits of PyASCIIObject.state that python.c tests. */
+    /* The bits of PyASCIIObject.state that pyframes.c tests. */
     PyASCIIObject a;
     unsigned state;
     memset(&a, 0, sizeof a);

@@ -1,6 +1,7 @@
 // CShim's include graph points one way (CShim/DESIGN.md, "Layers"):
 // Scripts/check-layers passes on the tree as it is, and fails on a copy of it
-// with an upward include, a circle inside one layer, or a file of no layer.
+// with an upward include, a circle inside one layer, a file of no layer, or an
+// include that does not name its file's folder.
 
 import Foundation
 import Testing
@@ -19,29 +20,33 @@ struct LayerTests {
 
     /// (file to change, line to add, what the complaint must name)
     static let plants: [(String, String, String)] = [
-        ("sampler.c", "#include \"writer.h\"", "higher"),              // a lower file reaching up
-        ("say.h", "#include \"forward.h\"", "circle"),                  // with forward.h below: a circle in one layer
-        ("stacks.c", "#include \"unwinder.h\"", "no layer"),           // a file the table does not know
+        ("sampling/sampler.c", "#include \"control/writer.h\"", "higher"),    // a lower file reaching up
+        ("base/stderr.h", "#include \"base/forward.h\"", "circle"),               // with forward.h below: a circle in one layer
+        ("tables/stacks.c", "#include \"tables/unwinder.h\"", "no layer"),    // a file the table does not know
+        ("tables/live.c", "#include \"stacks.h\"", "path from CShim"),        // an include that does not name its folder
     ]
 
-    @Test("a planted include that breaks the layering fails the check", arguments: 0..<3)
+    @Test("a planted include that breaks the layering fails the check", arguments: 0..<4)
     func plantedIncludeFails(_ index: Int) throws {
         let (file, line, complaint) = Self.plants[index]
         let dir = try Scratch()
         let copy = "\(dir.path)/CShim"
         let fm = FileManager.default
-        try fm.createDirectory(atPath: "\(copy)/include", withIntermediateDirectories: true)
-        for sub in ["", "include"] {
-            let from = sub.isEmpty ? Self.cshim : "\(Self.cshim)/\(sub)"
+        // Every layer's folder, with its .c and .h files.
+        for sub in try fm.contentsOfDirectory(atPath: Self.cshim).sorted() {
+            let from = "\(Self.cshim)/\(sub)"
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: from, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+            try fm.createDirectory(atPath: "\(copy)/\(sub)", withIntermediateDirectories: true)
             for name in try fm.contentsOfDirectory(atPath: from) where name.hasSuffix(".c") || name.hasSuffix(".h") {
-                try fm.copyItem(atPath: "\(from)/\(name)", toPath: sub.isEmpty ? "\(copy)/\(name)" : "\(copy)/\(sub)/\(name)")
+                try fm.copyItem(atPath: "\(from)/\(name)", toPath: "\(copy)/\(sub)/\(name)")
             }
         }
         // The unchanged copy passes: what fails below is the planted line.
         #expect(try run(Self.script, [copy], preload: false).status == 0)
         if index == 1 {
-            // forward.h must include say.h for the circle to close.
-            try append("#include \"say.h\"\n", to: "\(copy)/forward.h")
+            // forward.h must include stderr.h for the circle to close.
+            try append("#include \"base/stderr.h\"\n", to: "\(copy)/base/forward.h")
         }
         try append(line + "\n", to: "\(copy)/\(file)")
         let r = try run(Self.script, [copy], preload: false)

@@ -30,7 +30,7 @@ struct ShimTests {
         #expect(!ldd.stdout.contains("swift") && !ldd.stdout.contains("libstdc++"), "\(ldd.stdout)")
     }
 
-    /// The shim computes e^x - 1 and ln x itself (CShim/exp_log.h) so that loading it
+    /// The shim computes e^x - 1 and ln x itself (CShim/base/exp_log.h) so that loading it
     /// does not map libm; sampling weights and countdowns rest on them.
     @Test("exp_log: the shim's expm1 and log are within 2 units in the last place of libm's")
     func expLog() throws {
@@ -116,7 +116,7 @@ struct ShimTests {
             #expect(!code.joined().contains("hs_active") && !code.joined().contains("%fs"), "\(name): \(code)")
             #expect(code.prefix(upToJump.count + 1).joined().contains("hs_route"), "\(name) does not jump through its route: \(code)")
         }
-        for name in ["malloc_sampling", "free_sampling"] {
+        for name in ["malloc_fast_path", "free_fast_path"] {
             let code = try #require(body[name], "no \(name) in the library")
             #expect(!code.contains { $0.hasPrefix("push") || $0.hasPrefix("call") }, "\(name): \(code)")
         }

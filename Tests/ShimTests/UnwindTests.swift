@@ -1,4 +1,4 @@
-// The fast unwinder (CShim/unwind.c) against libunwind on real programs: with
+// The fast unwinder (CShim/tables/unwind.c) against libunwind on real programs: with
 // HEAPSNAP_UNWIND=check every capture is walked both ways and compared, and the
 // shim prints one line at exit ("unwind check: N stacks, F fast, L libunwind,
 // D differed"). Each program must differ nowhere, compare a meaningful number of

@@ -1,5 +1,5 @@
 // One vocabulary for values: the spellings of sizes and durations that the
-// shim's HEAPSNAP_* variables take (CShim/options.c, parse_size and
+// shim's HEAPSNAP_* variables take (CShim/base/options.c, parse_size and
 // parse_seconds), for the CLI's options, so `heapsnap run --rate 16K` means
 // what `HEAPSNAP_RATE=16K` means. ShimTests "Units" runs the same inputs
 // through the shim and through these functions and requires the same answers.

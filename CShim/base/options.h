@@ -1,0 +1,51 @@
+/*
+ * options.h - the shim's settings, read once from the environment.
+ *
+ * The bottom layer, with stderr.h: mem, stacks, the sampler and the writers read
+ * hs_opt; nothing here knows about them. hs_options_parse() runs once in the
+ * constructor, before any thread of ours exists and before sampling can
+ * start; after it hs_opt never changes.
+ */
+#ifndef HS_OPTIONS_H
+#define HS_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* HEAPSNAP_UNWIND: how stacks are walked (unwind.c). */
+enum hs_unwind_mode {
+    HS_UNWIND_FAST,         /* cached .eh_frame rules, unw_backtrace where they do not apply */
+    HS_UNWIND_LIBUNWIND,    /* unw_backtrace only */
+    HS_UNWIND_CHECK,        /* both on every capture, compared; a report at exit */
+};
+
+/* HEAPSNAP_KEEP: its default and its largest value. */
+#define HS_KEEP_DEFAULT 100
+#define HS_KEEP_MAX 10000
+
+struct hs_options {
+    uint64_t rate;          /* HEAPSNAP_RATE: mean bytes between samples; 1 = exact */
+    uint32_t max_depth;     /* HEAPSNAP_MAX_DEPTH: frames kept per stack (1..1024) */
+    size_t max_memory;      /* HEAPSNAP_MAX_MEMORY: budget for the shim's tables */
+    int signal_base;        /* HEAPSNAP_SIGNAL_BASE: start = SIGRTMIN + base */
+    bool start;             /* HEAPSNAP_START=1: sample from load */
+    bool at_exit;           /* HEAPSNAP_AT_EXIT=1: snapshot at normal exit */
+    bool python;            /* HEAPSNAP_PYTHON (default 1): Python frames, pymalloc, Python's atexit */
+    bool py_free_lists;     /* HEAPSNAP_PYTHON_FREE_LISTS=keep: leave CPython's free lists on while sampling (pyreuse.c) */
+    enum hs_unwind_mode unwind; /* HEAPSNAP_UNWIND: fast (default), libunwind, check */
+    uint64_t interval_ns;   /* HEAPSNAP_INTERVAL: periodic snapshots; 0 = off */
+    uint32_t keep;          /* HEAPSNAP_KEEP: periodic snapshots kept on disk per process (retention.c); 0 = all */
+    char dir[4096];         /* HEAPSNAP_DIR: absolute, no trailing slash */
+};
+
+/* Defaults until parsed. Written once by hs_options_parse (constructor,
+ * before any sampling); read-only after. */
+extern struct hs_options hs_opt;
+
+/* Reads every HEAPSNAP_* variable into hs_opt. A bad value gets one line on
+ * stderr and its default; an unknown HEAPSNAP_* name gets one line too.
+ * Context: constructor. */
+void hs_options_parse(void);
+
+#endif

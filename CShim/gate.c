@@ -1,7 +1,0 @@
-/*
- * gate.c - the session gate's two variables (gate.h).
- */
-#include "gate.h"
-
-uint32_t hs_gate;
-__thread uint32_t hs_gate_entered __attribute__((tls_model("initial-exec")));

@@ -1,0 +1,337 @@
+/*
+ * stacks.c - stack capture and the striped, deduplicating stack table.
+ *
+ * Capture: hs_unwind (unwind.c) walks the caller's stack with cached
+ * .eh_frame rules, or unw_backtrace where they do not apply; either way
+ * without allocating and giving unw_backtrace's frames. It is only ever
+ * called on the allocating thread inside malloc, never in a signal handler
+ * (libunwind in a handler deadlocked against dlclose: an ABBA on its lock
+ * and the loader's). Frames inside the shim's own text (hooks, sampler,
+ * Python allocator wrappers) are dropped by address, wherever they are in
+ * the stack. We ask for max_depth + 1 user frames to know whether the stack
+ * was cut. On threads that run Python, pyframes.c then replaces each
+ * activation of the interpreter's eval loop by the Python frames it ran.
+ *
+ * Table: 16 stripes, each an open-addressing table of stack pointers keyed
+ * by a hash of the frames, with its own lock (lock.h) for inserting and for
+ * the stacks' alloc groups. A known stack is found without the lock: slots
+ * are published with release once the stack is complete, and a table
+ * replaced by a grow stays mapped until release. Every stack also gets
+ * a dense id and a slot in a chunked id directory (so the writer can walk
+ * them in order and index SMPL by STKS position). Stacks and directory
+ * chunks live in the arena (mem.c) and are only freed all at once.
+ *
+ * Lock order: live stripe -> stack stripe -> arena. The writer holds at most
+ * one of these at a time.
+ */
+#define _GNU_SOURCE
+#include "tables/stacks.h"
+#include "base/options.h"
+#include "base/mem.h"
+#include "include/heapsnap.h"
+#include "tables/pyframes.h"
+#include "base/lock.h"
+#include "tables/unwind.h"
+
+#include <link.h>
+#include <dlfcn.h>
+#include <string.h>
+
+#define HS_STACK_STRIPES 16
+#define HS_SKIP_SLACK 8                 /* room for the shim's own frames */
+#define HS_DIR_CHUNK 4096
+#define HS_DIR_CHUNKS 1024              /* up to 4M distinct stacks */
+
+/* A stripe's table: published whole (release) and never unmapped while
+ * the session lasts, so a lock-free reader may probe one that a grow has
+ * replaced (it then misses, and looks again under the lock). */
+struct table {
+    struct table *retired;              /* the table this one replaced */
+    size_t cap;
+    struct hs_stack *slots[];           /* NULL = empty; stores with release */
+};
+
+struct stripe {
+    hs_lock_t lock;
+    struct table *table;                /* written under lock (release), read lock-free */
+    size_t count;                       /* protected by lock */
+} __attribute__((aligned(64)));
+
+static struct stripe stripes[HS_STACK_STRIPES];
+static uint32_t next_id;                                /* atomic fetch_add */
+static uint64_t epoch = 1;      /* bumped by hs_stacks_release: memo entries of older epochs are stale */
+
+/* Each thread remembers the stacks it interned last, one per slot chosen by
+ * the two innermost frames, so that a stack the thread just recorded is matched
+ * by comparing its frames, without hashing them or probing the table. In
+ * exact mode most allocations repeat the previous stack from the same site
+ * (a loop that allocates). An entry is dereferenced only while its epoch
+ * is current: the arena that holds the stack is freed only after
+ * hs_stacks_release, which bumps the epoch, and never while a recorder
+ * is inside (quiesce). */
+#define HS_MEMO_BITS 5
+#define HS_MEMO_SLOTS (1 << HS_MEMO_BITS)
+struct memo {
+    const struct hs_stack *stack;
+    uint64_t epoch;
+};
+static __thread struct memo memo[HS_MEMO_SLOTS] __attribute__((tls_model("initial-exec")));
+static struct hs_stack **dir[HS_DIR_CHUNKS];            /* atomic CAS per chunk */
+
+void hs_stacks_init(void)
+{
+    for (int i = 0; i < HS_STACK_STRIPES; i++)
+        hs_lock_init(&stripes[i].lock);
+    hs_unwind_init();
+}
+
+uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
+{
+    uint32_t max = hs_opt.max_depth;
+    int want = (int)max + 1 + HS_SKIP_SLACK;
+    void *buf[want];
+    int n = hs_unwind(buf, want, entry);   /* unw_backtrace's frames, mostly without it (unwind.c) */
+    /* The shim's own frames go wherever they are: at the top (the hooks and
+     * the sampler) and in the middle (a wrapper of Python's allocator
+     * domains between the interpreter and pymalloc, which hands large
+     * blocks on to malloc). */
+    uint32_t got = 0;
+    bool cut = false;
+    for (int i = 0; i < n; i++) {
+        if (hs_unwind_in_shim((uintptr_t)buf[i]))
+            continue;
+        if (got == max) {
+            cut = true;
+            break;
+        }
+        frames[got++] = (uintptr_t)buf[i];
+    }
+    got = hs_py_merge(frames, got, max, &cut);     /* Python frames, when the thread runs Python */
+    *truncated = cut;
+    return got;
+}
+
+static uint64_t hash_frames(const uintptr_t *f, uint32_t depth, bool truncated)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ depth ^ ((uint64_t)truncated << 40);
+    for (uint32_t i = 0; i < depth; i++) {
+        h ^= f[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    h ^= h >> 29;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 32;
+    return h;
+}
+
+static bool same(const struct hs_stack *s, uint64_t h, const uintptr_t *f, uint32_t depth, bool truncated)
+{
+    return s->hash == h && s->depth == depth && (s->flags & HEAPSNAP_STACK_TRUNCATED) == (truncated ? HEAPSNAP_STACK_TRUNCATED : 0) &&
+           memcmp(s->frames, f, depth * sizeof *f) == 0;
+}
+
+static size_t table_bytes(size_t cap) { return sizeof(struct table) + cap * sizeof(struct hs_stack *); }
+
+/* Doubles a stripe's table; the old one stays mapped for readers until
+ * release. Context: stripe lock held. 0 or -ENOMEM. */
+static int grow(struct stripe *st)
+{
+    struct table *old = st->table;
+    size_t cap = old ? old->cap : 0, ncap = cap ? cap * 2 : 256;
+    struct table *t = hs_map(table_bytes(ncap), true);
+    if (!t)
+        return -12;
+    t->retired = old;
+    t->cap = ncap;
+    for (size_t i = 0; i < cap; i++) {
+        struct hs_stack *s = old->slots[i];
+        if (!s)
+            continue;
+        size_t j = (s->hash >> 8) & (ncap - 1);
+        while (t->slots[j])
+            j = (j + 1) & (ncap - 1);
+        t->slots[j] = s;
+    }
+    __atomic_store_n(&st->table, t, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Finds a published stack without the lock: NULL if `t` does not hold it
+ * (yet). Context: any; t from an acquire load of a stripe's table. */
+static struct hs_stack *find(const struct table *t, uint64_t h, const uintptr_t *frames, uint32_t depth, bool truncated)
+{
+    if (!t)
+        return NULL;
+    for (size_t j = (h >> 8) & (t->cap - 1);; j = (j + 1) & (t->cap - 1)) {
+        struct hs_stack *s = __atomic_load_n(&t->slots[j], __ATOMIC_ACQUIRE);
+        if (!s || same(s, h, frames, depth, truncated))
+            return s;
+    }
+}
+
+/* Publishes `s` under a fresh id. Context: stripe lock held. */
+static bool assign_id(struct hs_stack *s)
+{
+    uint32_t id = __atomic_load_n(&next_id, __ATOMIC_RELAXED);
+    if (id / HS_DIR_CHUNK >= HS_DIR_CHUNKS)
+        return false;
+    struct hs_stack **chunk = __atomic_load_n(&dir[id / HS_DIR_CHUNK], __ATOMIC_ACQUIRE);
+    if (!chunk) {
+        struct hs_stack **fresh = hs_arena_alloc(HS_DIR_CHUNK * sizeof *fresh);
+        if (!fresh)
+            return false;
+        memset(fresh, 0, HS_DIR_CHUNK * sizeof *fresh);
+        struct hs_stack **expected = NULL;
+        if (__atomic_compare_exchange_n(&dir[id / HS_DIR_CHUNK], &expected, fresh, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            chunk = fresh;
+        else
+            chunk = expected;   /* another stripe won; ours stays in the arena */
+    }
+    id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED);
+    if (id / HS_DIR_CHUNK >= HS_DIR_CHUNKS)
+        return false;
+    chunk = __atomic_load_n(&dir[id / HS_DIR_CHUNK], __ATOMIC_ACQUIRE);
+    if (!chunk)                 /* raced past a chunk boundary: leave a hole */
+        return false;
+    s->id = id;
+    __atomic_store_n(&chunk[id % HS_DIR_CHUNK], s, __ATOMIC_RELEASE);
+    return true;
+}
+
+static inline struct memo *memo_slot(const uintptr_t *frames, uint32_t depth)
+{
+    uint64_t k = depth ? frames[0] ^ (depth > 1 ? frames[1] << 17 : 0) : 0;
+    return &memo[(k * 0x9E3779B97F4A7C15ull) >> (64 - HS_MEMO_BITS)];
+}
+
+/* Is the remembered stack this one? Context: inside record (quiesce holds off release). */
+static inline bool memo_matches(const struct memo *m, const uintptr_t *frames, uint32_t depth, bool truncated)
+{
+    if (m->epoch != __atomic_load_n(&epoch, __ATOMIC_RELAXED))
+        return false;
+    const struct hs_stack *s = m->stack;
+    if (s->depth != depth || (s->flags & HEAPSNAP_STACK_TRUNCATED) != (truncated ? HEAPSNAP_STACK_TRUNCATED : 0))
+        return false;
+    for (uint32_t i = 0; i < depth; i++)
+        if (s->frames[i] != frames[i])
+            return false;
+    return true;
+}
+
+uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated)
+{
+    struct memo *m = memo_slot(frames, depth);
+    if (memo_matches(m, frames, depth, truncated))
+        return m->stack->id;
+    uint64_t h = hash_frames(frames, depth, truncated);
+    struct stripe *st = &stripes[h & (HS_STACK_STRIPES - 1)];
+    struct hs_stack *s = find(__atomic_load_n(&st->table, __ATOMIC_ACQUIRE), h, frames, depth, truncated);
+    if (__builtin_expect(s != NULL, 1)) {
+        *m = (struct memo){ s, __atomic_load_n(&epoch, __ATOMIC_RELAXED) };
+        return s->id;
+    }
+    uint32_t id = HS_NO_STACK;
+    hs_lock(&st->lock);
+    if ((s = find(st->table, h, frames, depth, truncated)) != NULL) {
+        id = s->id;             /* another thread published it meanwhile */
+        goto out;
+    }
+    if ((!st->table || st->count * 4 >= st->table->cap * 3) && grow(st) != 0)
+        goto out;
+    struct table *t = st->table;
+    size_t j = (h >> 8) & (t->cap - 1);
+    while (t->slots[j])
+        j = (j + 1) & (t->cap - 1);
+    s = hs_arena_alloc(sizeof *s + depth * sizeof *frames);
+    if (!s)
+        goto out;
+    memset(s, 0, sizeof *s);
+    s->hash = h;
+    s->depth = (uint16_t)depth;
+    s->flags = truncated ? HEAPSNAP_STACK_TRUNCATED : 0;
+    memcpy(s->frames, frames, depth * sizeof *frames);
+    if (!assign_id(s))
+        goto out;               /* the arena keeps the bytes; counted as dropped */
+    __atomic_store_n(&t->slots[j], s, __ATOMIC_RELEASE);
+    st->count++;
+    id = s->id;
+    *m = (struct memo){ s, __atomic_load_n(&epoch, __ATOMIC_RELAXED) };
+out:
+    hs_unlock(&st->lock);
+    return id;
+}
+
+void hs_stack_add_alloc(const struct hs_stack *cs, const struct hs_group *g)
+{
+    struct hs_stack *s = (struct hs_stack *)cs;
+    struct stripe *st = &stripes[s->hash & (HS_STACK_STRIPES - 1)];
+    hs_lock(&st->lock);
+    s->alloc.samples += g->samples;
+    s->alloc.bytes += g->bytes;
+    s->alloc.objects += g->objects;
+    s->alloc.bytes_var += g->bytes_var;
+    s->alloc.objects_var += g->objects_var;
+    hs_unlock(&st->lock);
+}
+
+uint32_t hs_stack_count(void)
+{
+    uint32_t n = __atomic_load_n(&next_id, __ATOMIC_ACQUIRE);
+    return n > HS_DIR_CHUNK * HS_DIR_CHUNKS ? HS_DIR_CHUNK * HS_DIR_CHUNKS : n;
+}
+
+const struct hs_stack *hs_stack_get(uint32_t id)
+{
+    if (id / HS_DIR_CHUNK >= HS_DIR_CHUNKS)
+        return NULL;
+    struct hs_stack **chunk = __atomic_load_n(&dir[id / HS_DIR_CHUNK], __ATOMIC_ACQUIRE);
+    return chunk ? __atomic_load_n(&chunk[id % HS_DIR_CHUNK], __ATOMIC_ACQUIRE) : NULL;
+}
+
+void hs_stack_read_alloc(const struct hs_stack *s, struct hs_group *out)
+{
+    struct stripe *st = &stripes[s->hash & (HS_STACK_STRIPES - 1)];
+    hs_lock(&st->lock);
+    *out = s->alloc;
+    hs_unlock(&st->lock);
+}
+
+void hs_stacks_release(void)
+{
+    for (int i = 0; i < HS_STACK_STRIPES; i++) {
+        struct stripe *st = &stripes[i];
+        hs_lock(&st->lock);
+        for (struct table *t = st->table, *next; t; t = next) {
+            next = t->retired;
+            hs_unmap(t, table_bytes(t->cap), true);
+        }
+        st->table = NULL;
+        st->count = 0;
+        hs_unlock(&st->lock);
+    }
+    memset(dir, 0, sizeof dir);     /* chunks lived in the arena */
+    __atomic_store_n(&next_id, 0, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&epoch, 1, __ATOMIC_RELEASE);    /* every thread's memo goes stale */
+}
+
+void hs_stacks_lock_all(void)
+{
+    for (int i = 0; i < HS_STACK_STRIPES; i++)
+        hs_lock(&stripes[i].lock);
+}
+
+void hs_stacks_unlock_all(void)
+{
+    for (int i = HS_STACK_STRIPES - 1; i >= 0; i--)
+        hs_unlock(&stripes[i].lock);
+}
+
+/* Context: fork child, single-threaded: fresh locks, tables dropped. */
+void hs_stacks_reset_child(void)
+{
+    for (int i = 0; i < HS_STACK_STRIPES; i++)
+        hs_lock_init(&stripes[i].lock);
+    hs_stacks_release();
+}
