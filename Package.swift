@@ -73,7 +73,8 @@ let package = Package(
             dependencies: ["CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Export/pprof.proto"]
         ),
-        // The web view: an HTTP front end over HeapSnapKit (its pages and scripts are compiled in).
+        // The web view: an HTTP front end over HeapSnapKit. Its page is Sources/HeapSnapServe/Assets
+        // (index.html, app.css, app.js), embedded at build time likewise: nothing is read at run time.
         .target(
             name: "HeapSnapServe",
             dependencies: [
@@ -81,7 +82,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            resources: [.embedInCode("Assets/index.html"), .embedInCode("Assets/app.css"), .embedInCode("Assets/app.js")]
         ),
         .executableTarget(
             name: "heapsnap",
