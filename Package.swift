@@ -71,12 +71,17 @@ let package = Package(
         ),
         // zlib, for gzip-compressed pprof files (Debian zlib1g-dev).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // The SVGs' scripts are .js files beside their renderers, embedded at build time
+        // (`PackageResources.flamegraph_js`): one self-contained binary, and files that editors
+        // and `node --check` read.
         .target(
             name: "HeapSnapKit",
             dependencies: ["CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            exclude: ["Export/pprof.proto"]
+            exclude: ["Export/pprof.proto"],
+            resources: [.embedInCode("Render/FlameGraph/flamegraph.js"), .embedInCode("Render/Timeline/timeline.js")]
         ),
-        // The web view: an HTTP front end over HeapSnapKit (its pages and scripts are compiled in).
+        // The web view: an HTTP front end over HeapSnapKit. Its page is Sources/HeapSnapServe/Assets
+        // (index.html, app.css, app.js), embedded at build time likewise: nothing is read at run time.
         .target(
             name: "HeapSnapServe",
             dependencies: [
@@ -84,7 +89,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            resources: [.embedInCode("Assets/index.html"), .embedInCode("Assets/app.css"), .embedInCode("Assets/app.js")]
         ),
         .executableTarget(
             name: "heapsnap",

@@ -68,6 +68,43 @@ enum JSON {
         write(into: &out, indent: 0)
         return out + "\n"
     }
+
+    /// The value on one line with no spaces (a script's configuration), without a newline.
+    var line: String {
+        var out = ""
+        writeLine(into: &out)
+        return out
+    }
+
+    private func writeLine(into out: inout String) {
+        switch self {
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.writeLine(into: &out)
+            }
+            out += "]"
+        case .object(let fields):
+            out += "{"
+            for (i, (key, value)) in fields.enumerated() {
+                if i > 0 { out += "," }
+                JSON.quote(key, into: &out)
+                out += ":"
+                value.writeLine(into: &out)
+            }
+            out += "}"
+        default:
+            write(into: &out, indent: 0)
+        }
+    }
+
+    /// `value` rounded to `decimals` decimals, so that it prints with at most that many.
+    static func rounded(_ value: Double, decimals: Int) -> JSON {
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        return .number((value * scale).rounded() / scale)
+    }
 }
 
 /// Renders reports as JSON (schema in docs/JSON.md).

@@ -3,7 +3,8 @@
 // script, no network): bytes in use over time with its 95% band, RSS as a
 // dashed line on the same axis, the peak marked, snapshots as ticks on the
 // time axis and, for one process with several snapshots, its top sites
-// stacked. Hovering shows the values at the nearest point (and snapshot).
+// stacked. Hovering shows the values at the nearest point (and snapshot):
+// timeline.js beside this file, embedded as it is (SVGScript).
 //
 // Output is deterministic: fixed layout, fixed palettes, fixed precision.
 
@@ -210,9 +211,7 @@ public enum TimelineSVG {
         .site:hover { stroke: rgb(60,60,60); stroke-width: 0.8; }
         #hover line { stroke: rgb(60,60,60); stroke-width: 0.8; stroke-dasharray: 3 3; }
         </style>
-        <script type="text/ecmascript"><![CDATA[
-        \(script(timeline, scale: s))
-        ]]></script>
+        \(SVGScript.elements(SVGScript.timeline, config: scriptConfig(timeline, scale: s)))
         <rect x="0" y="0" width="100%" height="100%" fill="rgb(250,250,247)"/>
         <text id="title" x="\(center)" y="24">\(FlameGraphSVG.escape(options.title))</text>
         <text id="subtitle" x="\(center)" y="42">\(FlameGraphSVG.escape(subtitle(timeline)))</text>
@@ -375,90 +374,27 @@ public enum TimelineSVG {
         return "…" + String(label.suffix(room - 1))
     }
 
-    /// A JavaScript string literal, safe inside CDATA.
-    static func js(_ s: String) -> String {
-        var out = ""
-        JSON.quote(s, into: &out)
-        return out.replacingAll("]]>", "]]\\u003e").replacingAll("<", "\\u003c")
-    }
-
-    private static func script(_ timeline: Timeline, scale s: Scale) -> String {
-        let n = { (v: Double) in Format.fixed(v, decimals: 0) }
-        let t = { (v: Double) in Format.fixed(v, decimals: 4) }
-        var procs: [String] = []
-        for p in timeline.processes {
-            let points = p.points.map { point in
-                "[\(t(timeline.seconds(point.timeNanoseconds))),\(n(point.inuseBytes.value)),\(n(Confidence.z * point.inuseBytes.standardDeviation)),\(n(point.allocBytes)),\(point.rssBytes)]"
-            }.joined(separator: ",")
-            procs.append("{label:\(js(p.label)),pts:[\(points)]}")
+    /// The document's values for timeline.js (its opening comment says what they are).
+    private static func scriptConfig(_ timeline: Timeline, scale s: Scale) -> JSON {
+        let bytes = { (v: Double) in JSON.rounded(v, decimals: 0) }
+        let seconds = { (v: Double) in JSON.rounded(v, decimals: 4) }
+        let processes = timeline.processes.map { p in
+            JSON.object([("label", .string(p.label)), ("points", .array(p.points.map { point in
+                .array([seconds(timeline.seconds(point.timeNanoseconds)), bytes(point.inuseBytes.value),
+                        bytes(Confidence.z * point.inuseBytes.standardDeviation), bytes(point.allocBytes),
+                        .int(Int64(clamping: point.rssBytes))])
+            }))])
         }
-        let snaps = columns(timeline).map { column in
-            "[\(t(column.seconds)),\(js(column.name)),[\(column.sites.map { n($0.value) }.joined(separator: ","))],\(n(column.other.value))]"
+        let snapshots = columns(timeline).map { column in
+            JSON.array([seconds(column.seconds), .string(column.name), .array(column.sites.map { bytes($0.value) }),
+                        bytes(column.other.value)])
         }
-        let sites = drawsSites(timeline) ? timeline.sites.map { js($0.label) }.joined(separator: ",") : ""
-        return """
-        "use strict";
-        var X0 = \(Format.fixed(s.x0, decimals: 1)), X1 = \(Format.fixed(s.x1, decimals: 1)), Y0 = \(Format.fixed(s.y0, decimals: 1)), Y1 = \(Format.fixed(s.y1, decimals: 1));
-        var TMAX = \(t(s.tMax)), YMAX = \(n(s.yMax));
-        var PROCS = [\(procs.joined(separator: ",\n  "))];
-        var SITES = [\(sites)];
-        var SNAPS = [\(snaps.joined(separator: ","))];
-        var root, hover, cross, dots, details, details2;
-        function init(evt) {
-          hover = document.getElementById("hover");
-          cross = document.getElementById("cross");
-          dots = Array.prototype.slice.call(hover.querySelectorAll("circle.dot"));
-          details = document.getElementById("details").firstChild;
-          details2 = document.getElementById("details2").firstChild;
-          var hit = document.getElementById("hit");
-          root = hit.ownerSVGElement;
-          hit.addEventListener("mousemove", move);
-          hit.addEventListener("mouseleave", function () { hover.style.display = "none"; details.nodeValue = " "; details2.nodeValue = " "; });
-        }
-        function bytes(v) {
-          var sign = v < 0 ? "-" : "", a = Math.abs(v);
-          if (a < 1023.5) return sign + Math.round(a) + " B";
-          var units = ["KiB", "MiB", "GiB", "TiB", "PiB"], u = -1;
-          while ((a >= 1023.5 || u < 0) && u < units.length - 1) { a /= 1024; u++; }
-          return sign + (a < 9.995 ? a.toFixed(2) : a < 99.95 ? a.toFixed(1) : a.toFixed(0)) + " " + units[u];
-        }
-        function secs(t) { return t.toFixed(2) + " s"; }
-        function px(t) { return X0 + (TMAX > 0 ? t / TMAX : 0) * (X1 - X0); }
-        function py(v) { return Y1 - (YMAX > 0 ? Math.max(0, v) / YMAX : 0) * (Y1 - Y0); }
-        function nearest(list, t) {
-          var lo = 0, hi = list.length - 1;
-          if (hi < 0) return -1;
-          while (lo < hi) { var mid = (lo + hi) >> 1; if (list[mid][0] < t) lo = mid + 1; else hi = mid; }
-          if (lo > 0 && t - list[lo - 1][0] < list[lo][0] - t) lo--;
-          return lo;
-        }
-        function move(evt) {
-          var pt = root.createSVGPoint();
-          pt.x = evt.clientX; pt.y = evt.clientY;
-          var p = pt.matrixTransform(root.getScreenCTM().inverse());
-          var t = (p.x - X0) / (X1 - X0) * TMAX, parts = [];
-          hover.style.display = "";
-          cross.setAttribute("x1", p.x.toFixed(1)); cross.setAttribute("x2", p.x.toFixed(1));
-          PROCS.forEach(function (proc, i) {
-            var k = nearest(proc.pts, t);
-            if (k < 0) { dots[i].style.display = "none"; return; }
-            var q = proc.pts[k];
-            dots[i].style.display = "";
-            dots[i].setAttribute("cx", px(q[0]).toFixed(1)); dots[i].setAttribute("cy", py(q[1]).toFixed(1));
-            var text = (PROCS.length > 1 ? proc.label + ": " : "") + secs(q[0]) + "  in use " + bytes(q[1]) + (q[2] > 0 ? " ± " + bytes(q[2]) : "")
-              + ", allocated " + bytes(q[3]) + (q[4] > 0 ? ", RSS " + bytes(q[4]) : "");
-            parts.push(text);
-          });
-          details.nodeValue = parts.join("   ");
-          var k = nearest(SNAPS, t);
-          if (k >= 0) {
-            var s = SNAPS[k], items = SITES.map(function (name, j) { return name.replace(/^.*\\//, "") + " " + bytes(s[2][j]); });
-            items.push("other " + bytes(s[3]));
-            details2.nodeValue = s[1] + " at " + secs(s[0]) + ": " + items.join(", ");
-          } else {
-            details2.nodeValue = " ";
-          }
-        }
-        """
+        let sites = drawsSites(timeline) ? timeline.sites.map { JSON.string($0.label) } : []
+        return .object([
+            ("x0", .rounded(s.x0, decimals: 1)), ("x1", .rounded(s.x1, decimals: 1)),
+            ("y0", .rounded(s.y0, decimals: 1)), ("y1", .rounded(s.y1, decimals: 1)),
+            ("tMax", seconds(s.tMax)), ("yMax", bytes(s.yMax)),
+            ("processes", .array(processes)), ("sites", .array(sites)), ("snapshots", .array(snapshots)),
+        ])
     }
 }

@@ -1,10 +1,3 @@
-// The page's script, compiled into the binary: polls /api/state, draws the
-// processes and snapshot groups with their timelines, opens views (top or
-// diff table and flamegraph) and sends the actions as POSTs with the token.
-
-extension Assets {
-    /// app.js
-    static let script = #"""
 // heapsnap serve: the page's script. Polls /api/state, draws processes and
 // snapshot groups (with a timeline each), opens views (top table +
 // flamegraph, diffs, merges). Text from the server only ever goes into
@@ -517,5 +510,3 @@ function restoreView() {
 }
 
 poll().then(restoreView);
-"""#
-}
