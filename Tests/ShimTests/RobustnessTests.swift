@@ -315,9 +315,12 @@ func fileState(_ path: String) -> (kind: mode_t, uid: uid_t, mode: mode_t, conte
     return (st.st_mode & S_IFMT, st.st_uid, st.st_mode & 0o7777, FileManager.default.contents(atPath: path))
 }
 
+/// The heapsnap executable: in $HEAPSNAP_BIN (Scripts/test sets it), else beside the test bundle
+/// (any `swift build --build-tests` builds it there).
 func heapsnapTool() -> String {
     if let bin = ProcessInfo.processInfo.environment["HEAPSNAP_BIN"], !bin.isEmpty { return bin + "/heapsnap" }
-    return URL(fileURLWithPath: Shim.library).deletingLastPathComponent().appendingPathComponent("heapsnap").path
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+    return (exe as NSString).deletingLastPathComponent + "/heapsnap"
 }
 
 /// The toolchain's swiftc (as Tests/HeapSnapKitTests/Symbolize does it).
