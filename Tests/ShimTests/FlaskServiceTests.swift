@@ -57,18 +57,12 @@ enum FlaskService {
                    started: pids("started"), stopped: pids("stopped"), requests: summary["ok"] as? Int ?? 0, leaks: report)
     }
 
+    /// Runs a command to its end from a clean signal state (Background, as from a shell): with the mask
+    /// of the test thread, which blocks SIGTERM, gunicorn's master never saw the driver's SIGTERM and was
+    /// killed only after the driver's 30 s wait.
     static func runCommand(_ path: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        let r = try Background.run(path, arguments, preload: false, timeout: 300)
+        return (r.status, r.stdout, r.stderr)
     }
 
     /// The line of `marker` in Tests/Programs/flask_service.py.
