@@ -100,12 +100,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "HeapSnapKitTests", dependencies: ["HeapSnapKit", "heapsnap"], exclude: ["Render/Golden", "Support/Programs"]),
+        // What every test target shares: waiting on a condition with a deadline (no product: only the tests use it).
+        .target(name: "HeapSnapTestSupport", path: "Tests/HeapSnapTestSupport"),
+        .testTarget(name: "HeapSnapKitTests", dependencies: ["HeapSnapKit", "heapsnap", "HeapSnapTestSupport"],
+                    exclude: ["Render/Golden", "Support/Programs"]),
         // Runs Tests/Programs under libheapsnap_preload.so ($HEAPSNAP_LIB, set by Scripts/test).
-        .testTarget(name: "ShimTests", dependencies: ["HeapSnapKit"]),
+        .testTarget(name: "ShimTests", dependencies: ["HeapSnapKit", "HeapSnapTestSupport"]),
         // The web view's API over HTTP on 127.0.0.1 (the real server, any free port) and in a real browser.
         .testTarget(name: "HeapSnapServeTests", dependencies: [
-            "HeapSnapServe", "heapsnap",
+            "HeapSnapServe", "heapsnap", "HeapSnapTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),

@@ -56,12 +56,27 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# Builds the release products (the CLI and the preload library); prints nothing on success.
+# Builds the release products (the CLI and the preload library, and nothing only the tests need);
+# prints nothing on success. Sets HEAPSNAP_BIN (the directory of heapsnap) and HEAPSNAP_LIB.
 build_all() {
-  swift build -c release >/dev/null || swift build -c release
+  local product
+  for product in heapsnap heapsnap_preload; do
+    swift build -c release --product "$product" >/dev/null || swift build -c release --product "$product"
+  done
   HEAPSNAP_BIN="$(swift build -c release --show-bin-path)"
   export HEAPSNAP_BIN
   export HEAPSNAP_LIB="$HEAPSNAP_BIN/libheapsnap_preload.so"
+}
+
+# What the tests run: the preload library in release, as users preload it (C only: seconds), and the
+# CLI in debug, from the one debug build `swift test` makes of everything with the tests (a release
+# build of the Swift side and its dependencies would cost more than that whole debug build). Sets
+# HEAPSNAP_LIB and HEAPSNAP_BIN; the debug build itself is left to `swift test`.
+build_for_tests() {
+  swift build -c release --product heapsnap_preload >/dev/null || swift build -c release --product heapsnap_preload
+  export HEAPSNAP_LIB="$(swift build -c release --show-bin-path)/libheapsnap_preload.so"
+  HEAPSNAP_BIN="$(swift build --show-bin-path)"
+  export HEAPSNAP_BIN
 }
 
 # The real-service tests (Tests/ShimTests/FlaskServiceTests.swift) and Scripts/bench-leaks: a virtual

@@ -114,9 +114,8 @@ struct SameAnswerTests {
         #expect(!peak.contains("\"atPeakNs\": null") && !peak.contains("\"atPeakNs\":null") && peak.contains("atPeakNs"), "\(peak.prefix(600))")
     }
 
-    /// The real server's answer to `uri` over `directory` (`WebServer.state`, as `heapsnap serve` builds it).
-    /// A table answers "pending" (202) while symbolization takes longer than the server waits (a busy
-    /// machine); it is asked again, as the page does, for up to two minutes.
+    /// The real server's answer to `uri` over `directory` (`WebServer.state`, as `heapsnap serve` builds it),
+    /// asked again while it is "pending" (`TestClient.view`).
     static func ask(_ uri: String, serving directory: String) async throws -> TestResponse {
         var configuration = ServeConfiguration(directories: [directory])
         configuration.token = TestServer.token
@@ -124,12 +123,7 @@ struct SameAnswerTests {
         let answer = Mutex<TestResponse?>(nil)
         try await TestServer.serve(state) { client in
             let headers: HTTPFields = [.cookie: "\(state.cookieName)=\(TestServer.token)"]
-            let deadline = ContinuousClock.now + .seconds(120)
-            var response = try await client.execute(uri: uri, method: .get, headers: headers)
-            while response.status == .accepted && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(200))
-                response = try await client.execute(uri: uri, method: .get, headers: headers)
-            }
+            let response = try await client.view(uri, headers: headers)
             answer.withLock { $0 = response }
         }
         return try #require(answer.withLock { $0 })

@@ -5,6 +5,7 @@
 
 import Foundation
 import HeapSnapKit
+import HeapSnapTestSupport
 @testable import HeapSnapServe
 import Hummingbird
 import Testing
@@ -85,13 +86,13 @@ struct ServeAPITests {
     func tables() async throws {
         let server = try TestServer(tag: "tables")
         try await server.test { client in
-            let top = try await client.execute(uri: "/api/report?f=\(Self.newer)&by=function", method: .get, headers: server.cookie)
+            let top = try await client.view("/api/report?f=\(Self.newer)&by=function", headers: server.cookie)
             #expect(top.status == .ok, "\(top.text)")
             #expect(top.json["schema"] as? String == "heapsnap.top/1")
             let rows = try #require(top.json["rows"] as? [[String: Any]])
             #expect(rows.map { $0["label"] as? String } == ["leak_cache", "parse_request"])
 
-            let diff = try await client.execute(uri: "/api/report?f=\(Self.newer)&base=\(Self.older)", method: .get, headers: server.cookie)
+            let diff = try await client.view("/api/report?f=\(Self.newer)&base=\(Self.older)", headers: server.cookie)
             #expect(diff.json["schema"] as? String == "heapsnap.diff/1")
             let first = try #require((diff.json["rows"] as? [[String: Any]])?.first)
             #expect(first["label"] as? String == "/src/app/cache.c:42")
@@ -102,10 +103,10 @@ struct ServeAPITests {
             #expect((filtered.json["rows"] as? [[String: Any]])?.map { $0["label"] as? String } == ["/src/app/http.c:7"])
             #expect(filtered.json["metric"] as? String == "allocBytes")
 
-            let bad = try await client.execute(uri: "/api/report?f=\(Self.newer)&by=traceback&cumulative=1", method: .get, headers: server.cookie)
+            let bad = try await client.view("/api/report?f=\(Self.newer)&by=traceback&cumulative=1", headers: server.cookie)
             #expect(bad.status == .badRequest)
             #expect(bad.json["error"] as? String == "cumulative does not apply to by=traceback")
-            let metric = try await client.execute(uri: "/api/report?f=\(Self.newer)&metric=rss", method: .get, headers: server.cookie)
+            let metric = try await client.view("/api/report?f=\(Self.newer)&metric=rss", headers: server.cookie)
             #expect(metric.status == .badRequest)
         }
     }
@@ -114,17 +115,17 @@ struct ServeAPITests {
     func mergeAndPeak() async throws {
         let server = try TestServer(tag: "merge")
         try await server.test { client in
-            let merged = try await client.execute(uri: "/api/report?f=\(Self.newer)&f=\(Self.other)", method: .get, headers: server.cookie)
+            let merged = try await client.view("/api/report?f=\(Self.newer)&f=\(Self.other)", headers: server.cookie)
             #expect(merged.status == .ok, "\(merged.text)")
             let total = (merged.json["total"] as? [String: Any])?["inuseBytes"] as? [String: Any]
             #expect(total?["value"] as? Double == 52_000.0)
 
-            let peak = try await client.execute(uri: "/api/report?f=\(Self.newer)&basePeak=1", method: .get, headers: server.cookie)
+            let peak = try await client.view("/api/report?f=\(Self.newer)&basePeak=1", headers: server.cookie)
             #expect(peak.json["schema"] as? String == "heapsnap.diff/1", "\(peak.text)")
             let change = ((peak.json["total"] as? [String: Any])?["inuseBytes"] as? [String: Any])?["value"] as? Double
             #expect(change == -20_000.0, "31,000 now minus 51,000 at the peak")
 
-            let noPeak = try await client.execute(uri: "/api/report?f=\(Self.older)&basePeak=1", method: .get, headers: server.cookie)
+            let noPeak = try await client.view("/api/report?f=\(Self.older)&basePeak=1", headers: server.cookie)
             #expect(noPeak.status == .badRequest)
             #expect((noPeak.json["error"] as? String)?.contains("has no peak record") == true)
         }
@@ -134,13 +135,13 @@ struct ServeAPITests {
     func flamegraphAndDownloads() async throws {
         let server = try TestServer(tag: "flame")
         try await server.test { client in
-            let svg = try await client.execute(uri: "/api/flamegraph.svg?f=\(Self.newer)&width=800", method: .get, headers: server.cookie)
+            let svg = try await client.view("/api/flamegraph.svg?f=\(Self.newer)&width=800", headers: server.cookie)
             #expect(svg.status == .ok)
             #expect(svg.headers[.contentType] == "image/svg+xml")
             #expect(svg.text.contains("<svg") && svg.text.contains("leak_cache") && svg.text.contains("width=\"800\""))
             #expect(svg.headers[.contentSecurityPolicy]?.contains("frame-ancestors 'self'") == true)
 
-            let diff = try await client.execute(uri: "/api/flamegraph.svg?f=\(Self.newer)&base=\(Self.older)", method: .get, headers: server.cookie)
+            let diff = try await client.view("/api/flamegraph.svg?f=\(Self.newer)&base=\(Self.older)", headers: server.cookie)
             #expect(diff.text.contains("Memory growth"))
 
             for (format, check) in [("svg", "<svg"), ("folded", "main;leak_cache 30000"), ("json", "heapsnap.profile"),
@@ -217,8 +218,8 @@ struct ServeAPITests {
             #expect((state.json["symbolizing"] as? [Any])?.count == 1, "the page shows the job in flight")
             server.symbolizer.open()
             var statuses: [HTTPResponse.Status] = []
-            for _ in 0..<100 {
-                let statusesNow = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+            try await Wait.poll(every: 0.1) {
+                statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
                     for _ in 0..<8 {
                         group.addTask {
                             try await client.execute(uri: "/api/report?f=\(Self.newer)", method: .get, headers: server.cookie).status
@@ -226,22 +227,18 @@ struct ServeAPITests {
                     }
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
-                statuses = statusesNow
-                if statuses.allSatisfy({ $0 == .ok }) { break }
-                try await Task.sleep(for: .milliseconds(100))
+                return statuses.allSatisfy { $0 == .ok }
             }
             #expect(statuses == Array(repeating: .ok, count: 8))
             #expect(server.symbolizer.calls.withLock { $0 } == 1)
             // A changed file is a new stamp: symbolized again.
             try SnapshotWriter.write(Files.snapshot(pid: 4242, seq: 1, leak: 90_000), to: server.directory + "/heapsnap.4242.1.heapsnap")
             var total: Double?
-            for _ in 0..<100 {
+            try await Wait.poll(every: 0.1) {
                 let response = try await client.execute(uri: "/api/report?f=\(Self.newer)", method: .get, headers: server.cookie)
-                if response.status == .ok {
-                    total = ((response.json["total"] as? [String: Any])?["inuseBytes"] as? [String: Any])?["value"] as? Double
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(100))
+                guard response.status == .ok else { return false }
+                total = ((response.json["total"] as? [String: Any])?["inuseBytes"] as? [String: Any])?["value"] as? Double
+                return true
             }
             #expect(total == 91_000)
         }
@@ -318,9 +315,9 @@ struct ServeAPITests {
                 return ((list.json["processes"] as? [[String: Any]]) ?? []).first { $0["pid"] as? Int == Int(pid) }
             }
             var listed: [String: Any]?
-            for _ in 0..<300 where listed == nil {
+            try await Wait.poll(every: 0.1) {
                 listed = try await process()
-                if listed == nil { try await Task.sleep(for: .milliseconds(100)) }
+                return listed != nil
             }
             let idle = try #require(listed)
             #expect(idle["state"] as? String == "idle")

@@ -4,6 +4,7 @@
 
 import Foundation
 import HeapSnapKit
+import HeapSnapTestSupport
 @testable import HeapSnapServe
 import HTTPTypes
 import Hummingbird
@@ -199,6 +200,17 @@ struct TestClient: Sendable {
             }
             throw ServeTestError("\(method) \(uri): the connection closed before the whole answer")
         }
+    }
+
+    /// GET `uri` as the page does: asked again while the server answers "pending" (202: symbolizing a
+    /// file outlasted the server's wait, as on a busy machine), for up to two minutes; the other answer.
+    func view(_ uri: String, headers: HTTPFields) async throws -> TestResponse {
+        var response: TestResponse?
+        try await Wait.poll(timeout: 120, every: 0.2) {
+            response = try await execute(uri: uri, method: .get, headers: headers)
+            return response?.status != .accepted
+        }
+        return response!
     }
 }
 

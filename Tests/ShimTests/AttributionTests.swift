@@ -47,13 +47,7 @@ struct AttributionTests {
 
     @Test("Swift: Array and String growth is attributed to grow and names, not to libswiftCore or specialised stdlib code")
     func swift() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("heapsnap-attribution-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let program = dir + "/runtime_sites"
-        let built = try run(swiftCompiler(), ["-O", "-g", "-module-name", "runtimesites", "-o", program,
-                                              Shim.packageRoot + "/Tests/Programs/runtime_sites.swift"], preload: false, timeout: 300)
-        try #require(built.status == 0, "\(built.stderr)")
-        let file = try profiled(program)
+        let file = try profiled(try UnwindBuilds.shared.swift())
         defer { unlink(file) }
         let rows = try functions(file)
         let top = rows.prefix(2).map(\.name)

@@ -21,9 +21,6 @@ enum FlaskService {
             ?? Shim.packageRoot + "/.build/service-venv"
     }
 
-    /// The heapsnap executable beside the preload library.
-    static var heapsnap: String { (Shim.library as NSString).deletingLastPathComponent + "/heapsnap" }
-
     struct Run {
         var directory: Scratch
         var master: Int32
@@ -42,7 +39,8 @@ enum FlaskService {
         let reason = ProcessInfo.processInfo.environment["HEAPSNAP_SERVICE_VENV_ERROR"] ?? "run Scripts/test, or `source Scripts/lib.sh; ensure_service_venv`"
         try #require(FileManager.default.isExecutableFile(atPath: venv + "/bin/gunicorn"),
                      "no virtual environment with gunicorn and Flask at \(venv): \(reason)")
-        try #require(FileManager.default.isExecutableFile(atPath: heapsnap), "\(heapsnap) is missing: build the release products (Scripts/test)")
+        let heapsnap = heapsnapTool()
+        try #require(FileManager.default.isExecutableFile(atPath: heapsnap), "\(heapsnap) is missing: build it (Scripts/test)")
         let scratch = try Scratch()
         var arguments = [Shim.packageRoot + "/Tests/Programs/flask_service_run.py", "--venv", venv, "--heapsnap", heapsnap,
                          "--lib", Shim.library, "--dir", scratch.path, "--seconds", "18"]
@@ -59,18 +57,12 @@ enum FlaskService {
                    started: pids("started"), stopped: pids("stopped"), requests: summary["ok"] as? Int ?? 0, leaks: report)
     }
 
+    /// Runs a command to its end from a clean signal state (Background, as from a shell): with the mask
+    /// of the test thread, which blocks SIGTERM, gunicorn's master never saw the driver's SIGTERM and was
+    /// killed only after the driver's 30 s wait.
     static func runCommand(_ path: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        let r = try Background.run(path, arguments, preload: false, timeout: 300)
+        return (r.status, r.stdout, r.stderr)
     }
 
     /// The line of `marker` in Tests/Programs/flask_service.py.
@@ -106,7 +98,7 @@ enum FlaskService {
 
         let leakLine = try FlaskService.line(of: "LEAK-SITE"), churnLine = try FlaskService.line(of: "CHURN-SITE")
         // top over the directory: the newest snapshot of the master and of each worker, merged; the leak holds the most.
-        let top = try FlaskService.runCommand(FlaskService.heapsnap, ["top", run.directory.path, "--limit", "3"])
+        let top = try FlaskService.runCommand(heapsnapTool(), ["top", run.directory.path, "--limit", "3"])
         #expect(top.status == 0, "\(top.stderr)")
         #expect(top.stdout.hasPrefix("heapsnap top  \(run.workers.count + 1) processes of gunicorn merged, the newest snapshot of each"),
                 "\(top.stdout.prefix(300))")

@@ -6,6 +6,7 @@
 
 import Foundation
 import HeapSnapKit
+import HeapSnapTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -245,17 +246,26 @@ struct PythonTests {
         _ = try service.line("ready")
         try #require(service.waitUntilHandled(), "the shim's handlers are not installed")
         let base = Shim.signalBase + 1
-        func settle(_ count: Int) {
-            let deadline = Date().addingTimeInterval(20)
-            while dir.snapshots.count < count && Date() < deadline { usleep(10_000) }
+        func settle(_ count: Int) throws {
+            try Wait.until("\(count) snapshots: \(dir.entries)", every: 0.01) { dir.snapshots.count >= count || !service.isRunning }
+        }
+        /// The service's resident bytes, which its leak grows (about 4 MB a second of 1 KiB blocks, written).
+        func resident() -> Int {
+            let statm = ((try? String(contentsOfFile: "/proc/\(service.pid)/statm", encoding: .utf8)) ?? "").split(separator: " ")
+            return statm.count > 1 ? (Int(statm[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+        }
+        /// Until the leak has grown by 2 MiB (some 500 samples at 4 KiB), however slowly the machine runs the service.
+        func grow() throws {
+            let from = resident()
+            try Wait.until("the service's leak to grow by 2 MiB (\(resident() - from) bytes)") { resident() - from >= 2 << 20 || !service.isRunning }
         }
         kill(service.pid, base)             // start
-        usleep(400_000)
+        try grow()
         kill(service.pid, base + 2)         // snapshot
-        settle(1)
-        usleep(400_000)
+        try settle(1)
+        try grow()
         kill(service.pid, base + 1)         // stop: final snapshot
-        settle(2)
+        try settle(2)
         service.closeInput()
         #expect(try service.wait() == 0, "\(service.stderr)")
         let files = dir.snapshots

@@ -10,6 +10,7 @@
 
 import Foundation
 import HeapSnapKit
+import HeapSnapTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -183,11 +184,9 @@ final class Background: @unchecked Sendable {
     /// A process still running after `timeout` seconds is killed and the test fails.
     @discardableResult
     func wait(timeout: Double = 90) throws -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while isRunning && Date() < deadline { usleep(2000) }
-        if isRunning {
+        if !Wait.poll(timeout: timeout, { !isRunning }) {
             kill(pid, SIGKILL)
-            while isRunning { usleep(1000) }
+            try Wait.until("\(command) to die of SIGKILL") { !isRunning }
             throw ShimTestError("\(command) did not finish in \(timeout) s (a hang); stderr: \(stderr.suffix(1000))")
         }
         let st = status!
@@ -204,13 +203,13 @@ final class Background: @unchecked Sendable {
 
     /// The first stdout line starting with `prefix`, waiting for it.
     func line(_ prefix: String, timeout: Double = 60) throws -> String {
-        let deadline = Date().addingTimeInterval(timeout)
-        repeat {
-            if let l = stdout.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) { return String(l) }
-            if !isRunning { break }
-            usleep(2000)
-        } while Date() < deadline
-        if let l = stdout.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) { return String(l) }
+        func printed() -> String? { stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }.map(String.init) }
+        var found: String?
+        Wait.poll(timeout: timeout) {
+            found = printed()
+            return found != nil || !isRunning
+        }
+        if let l = found ?? printed() { return l }     // or printed just before it exited
         throw ShimTestError("\(command): no line \"\(prefix)\" (running: \(isRunning)); stderr: \(stderr)")
     }
 
@@ -218,17 +217,25 @@ final class Background: @unchecked Sendable {
     /// process `pid` (SigCgt in /proc): before that a real-time signal would
     /// kill it by its default action. False if the process ended first.
     static func waitUntilHandled(_ pid: Int32, while alive: () -> Bool, timeout: Double = 60) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
         let mask = Command.allCases.reduce(UInt64(0)) { $0 | 1 << UInt64($1.signal - 1) }
-        while Date() < deadline && alive() {
-            if let caught = signalMask(pid, "SigCgt"), caught & mask == mask { return true }
-            usleep(1000)
+        var handled = false
+        Wait.poll(timeout: timeout) {
+            guard alive() else { return true }
+            handled = signalMask(pid, "SigCgt").map { $0 & mask == mask } ?? false
+            return handled
         }
-        return false
+        return handled
     }
 
     func waitUntilHandled(timeout: Double = 60) -> Bool {
         Background.waitUntilHandled(pid, while: { isRunning }, timeout: timeout)
+    }
+
+    /// True when process `pid` has the shim's writer thread (named "heapsnap"): a fork child
+    /// makes its own at its first allocation.
+    static func hasWriter(_ pid: Int32) -> Bool {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.contains { (try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8)) == "heapsnap\n" }
     }
 
     /// Sends up to `count` seeded random commands, one every `gap` microseconds
@@ -239,7 +246,7 @@ final class Background: @unchecked Sendable {
         var sent = 0
         while sent < count && isRunning {
             let pause = gap.lowerBound + UInt32(rng.next() % UInt64(gap.upperBound - gap.lowerBound + 1))
-            if pause > 0 { usleep(pause) }
+            if pause > 0 { usleep(pause) }          // the gap is the test's input, not a wait
             guard isRunning else { break }
             if kill(pid, Command.random(&rng).signal) == 0 { sent += 1 }
         }
@@ -308,9 +315,12 @@ func fileState(_ path: String) -> (kind: mode_t, uid: uid_t, mode: mode_t, conte
     return (st.st_mode & S_IFMT, st.st_uid, st.st_mode & 0o7777, FileManager.default.contents(atPath: path))
 }
 
+/// The heapsnap executable: in $HEAPSNAP_BIN (Scripts/test sets it), else beside the test bundle
+/// (any `swift build --build-tests` builds it there).
 func heapsnapTool() -> String {
     if let bin = ProcessInfo.processInfo.environment["HEAPSNAP_BIN"], !bin.isEmpty { return bin + "/heapsnap" }
-    return URL(fileURLWithPath: Shim.library).deletingLastPathComponent().appendingPathComponent("heapsnap").path
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+    return (exe as NSString).deletingLastPathComponent + "/heapsnap"
 }
 
 /// The toolchain's swiftc (as Tests/HeapSnapKitTests/Symbolize does it).
@@ -529,9 +539,9 @@ struct RobustRealProgramTests {
             try run("/usr/bin/redis-cli", ["-h", "127.0.0.1", "-p", "\(port)"] + args, preload: false, timeout: 30)
         }
         var up = false
-        for _ in 0..<2000 where server.isRunning {
-            if (try? cli("ping"))?.stdout == "PONG\n" { up = true; break }
-            usleep(10_000)
+        Wait.poll(every: 0.01) {
+            up = (try? cli("ping"))?.stdout == "PONG\n"
+            return up || !server.isRunning
         }
         try #require(up, "redis-server did not answer on port \(port): \(server.stdout)")
         let bench = try Background("/usr/bin/redis-benchmark",
@@ -539,7 +549,7 @@ struct RobustRealProgramTests {
                                    preload: false)
         var sent = 0
         while bench.isRunning && server.isRunning {
-            usleep(UInt32(2000 + rng.next() % 20000))
+            usleep(UInt32(2000 + rng.next() % 20000))       // seeded gaps between signals: the storm under test
             if kill(server.pid, Command.random(&rng).signal) == 0 { sent += 1 }
         }
         #expect(try bench.wait() == 0, "\(bench.stderr)")
@@ -587,22 +597,13 @@ struct RobustPreforkTests {
             let before = files(pid).count
             for _ in 0..<100 where files(pid).count == before {
                 kill(pid, command.signal)
-                for _ in 0..<500 where files(pid).count == before { usleep(1000) }
+                Wait.poll(timeout: 0.5) { files(pid).count > before }     // then ask again
             }
             return try SnapshotReader.read(path: try #require(files(pid).last, "\(pid) wrote nothing; \(dir.entries); stderr: \(host.stderr); worker: \((try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "gone")"))
         }
-        /// A fork child sets up its channel and writer thread ("heapsnap") at its
-        /// first allocation; signal it only after that (see "right after fork").
-        func waitForWriter(_ pid: Int32) -> Bool {
-            for _ in 0..<20_000 {
-                let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-                if tasks.contains(where: { (try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8)) == "heapsnap\n" }) {
-                    return true
-                }
-                usleep(1000)
-            }
-            return false
-        }
+        /// A fork child sets up its channel and writer thread at its first
+        /// allocation; signal it only after that (see "right after fork").
+        func waitForWriter(_ pid: Int32) -> Bool { Wait.poll { Background.hasWriter(pid) } }
         let own = ["worker0", "worker1", "worker2"]
         for (k, pid) in workers.enumerated() {
             #expect(waitForWriter(pid), "worker \(k) never started its writer thread")
@@ -696,13 +697,12 @@ struct RobustDoubleCloseTests {
         try #require(host.waitUntilHandled())
         func settled() -> Int { dir.snapshots.count + host.stderr.split(separator: "\n").filter { $0.contains("cannot write") }.count }
         // Each request ends in a file or a "cannot write" line; one that ends in
-        // neither within 2 s counts as lost (the writer can lose its channel too).
+        // neither within 10 s counts as lost (the writer can lose its channel too).
         var lost = 0
         for _ in 1...100 {
             let before = settled()
             kill(host.pid, Command.snapshot.signal)
-            var waited = 0
-            while settled() == before && host.isRunning && waited < 4000 { usleep(500); waited += 1 }
+            Wait.poll(timeout: 10, every: 0.0005) { settled() != before || !host.isRunning }
             if settled() == before { lost += 1 }
         }
         host.closeInput()
@@ -732,7 +732,8 @@ struct RobustStormTests {
         _ = try host.line("pid ")
         let sent = host.sendRandomCommands(&rng, count: 2500, gap: 0...400)
         #expect(sent == 2500, "the host died after \(sent) signals: \(host.stderr.suffix(500))")
-        usleep(300_000)         // let the writer drain (not asserted: an exit mid-write may leave a temporary)
+        // Let the writer finish the snapshot it is writing (not asserted: an exit mid-write may leave a temporary).
+        Wait.poll(timeout: 10) { !dir.entries.contains { $0.hasPrefix(".heapsnap.") } }
         host.closeInput()
         #expect(try host.wait(timeout: 120) == 0)
         #expect(host.stdout.hasSuffix("done\n"))
@@ -843,9 +844,9 @@ struct RobustDirectoryTests {
         try #require(host.waitUntilHandled())
         func failures() -> Int { host.stderr.split(separator: "\n").filter { $0.hasSuffix(": File too large") }.count }
         kill(host.pid, Command.snapshot.signal)
-        for _ in 0..<20_000 where failures() < 1 && host.isRunning { usleep(1000) }
+        Wait.poll { failures() >= 1 || !host.isRunning }
         kill(host.pid, Command.stop.signal)
-        for _ in 0..<20_000 where failures() < 2 && host.isRunning { usleep(1000) }
+        Wait.poll { failures() >= 2 || !host.isRunning }
         #expect(host.isRunning, "the host died: \(host.stderr)")
         host.closeInput()
         #expect(try host.wait() == 6)
@@ -883,7 +884,7 @@ struct RobustCommandOrderTests {
         func settled(_ h: Background) -> Bool {
             FileManager.default.fileExists(atPath: "\(dir.path)/heapsnap.\(h.pid).0.heapsnap") || h.stderr.contains("snapshot ignored")
         }
-        for _ in 0..<30_000 where !hosts.allSatisfy(settled) { usleep(1000) }
+        Wait.poll { hosts.allSatisfy(settled) }
         let ignored = hosts.filter { $0.stderr.contains("snapshot ignored") }.count
         for h in hosts {
             h.closeInput()
@@ -933,10 +934,9 @@ struct RobustExitTests {
         for _ in 0..<5 where !writing {
             let before = dir.snapshots.count
             kill(host.pid, Command.snapshot.signal)
-            for _ in 0..<60_000 where host.isRunning {
-                if dir.entries.contains(where: { $0.hasPrefix(".heapsnap.\(host.pid).") }) { writing = true; break }
-                if dir.snapshots.count > before { break }
-                usleep(200)
+            Wait.poll(every: 0.0002) {
+                writing = dir.entries.contains { $0.hasPrefix(".heapsnap.\(host.pid).") }
+                return writing || dir.snapshots.count > before || !host.isRunning
             }
         }
         try #require(writing, "never saw the temporary file: \(dir.entries)")

@@ -6,6 +6,7 @@
 
 import Foundation
 import HeapSnapKit
+import HeapSnapTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -37,6 +38,8 @@ struct ServiceTests {
         try #require(sites["worker"] != nil && sites["master"] != nil, "\(host.stdout)")
         var workers = [try Self.pid(host, "worker 0 ", field: 2), try Self.pid(host, "worker 1 ", field: 2)]
         try #require(Background.waitUntilHandled(master, while: { host.isRunning }))
+        // An absence has no moment to wait for: one and a half intervals, in which a sampling
+        // process would have written a periodic snapshot.
         usleep(300_000)
         #expect(dir.entries.isEmpty, "written before start: \(dir.entries)")
 
@@ -46,10 +49,7 @@ struct ServiceTests {
                 "\(start.stderr)")
 
         func files(_ pid: Int32) -> [String] { dir.snapshots.filter { $0.contains("/heapsnap.\(pid).") } }
-        func waitForFiles(_ pids: [Int32]) {
-            let deadline = Date().addingTimeInterval(30)
-            while pids.contains(where: { files($0).count < 2 }) && Date() < deadline { usleep(20_000) }
-        }
+        func waitForFiles(_ pids: [Int32]) { Wait.poll(every: 0.02) { pids.allSatisfy { files($0).count >= 2 } } }
         waitForFiles([workers[0]])
         // Forked after sampling started, and nobody signals them: a new worker, and a
         // replacement for worker 0 (a recycled worker).
@@ -80,6 +80,9 @@ struct ServiceTests {
         // Forked after stop: idle, nothing written.
         host.send("spawn\n")
         let idle = try Self.pid(host, "worker 4 ", field: 2)
+        // Once its writer thread runs (made at its first allocation), an absence again: four
+        // intervals in which a sampling worker would have written periodic snapshots.
+        try Wait.until("worker 4's writer thread") { Background.hasWriter(idle) }
         usleep(800_000)
         #expect(files(idle).isEmpty, "a worker forked while its master was idle wrote \(files(idle))")
         host.closeInput()
@@ -141,9 +144,9 @@ struct ServiceTests {
                                    preload: false)
         func mapsShim(_ pid: Int32) -> Bool { (try? TargetProcess.inspect(pid: pid)) != nil }
         var members: [Int32] = []
-        for _ in 0..<5000 where members.count < 3 || !members.contains(where: mapsShim) {  // until both children have exec'd
+        Wait.poll {      // until both children have exec'd
             members = ProcessTree.members(of: shell.pid)
-            usleep(2000)
+            return members.count >= 3 && members.contains(where: mapsShim)
         }
         try #require(members.count == 3 && members[0] == shell.pid, "\(members)")
         let withShim = try #require(members.first(where: mapsShim))
@@ -193,23 +196,19 @@ struct ServiceTests {
         func request(_ command: Command) throws -> String {
             let before = Set(look())
             kill(host.pid, command.signal)
-            let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline {
-                if let new = look().first(where: { !before.contains($0) && !isPeriodic($0) }) { return new }
-                usleep(10_000)
+            return try Wait.for("a snapshot after \(command): \(dir.entries); \(host.stderr)", every: 0.01) {
+                look().first { !before.contains($0) && !isPeriodic($0) }
             }
-            throw ShimTestError("no snapshot after \(command): \(dir.entries); \(host.stderr)")
         }
         func written() -> UInt64 {
             look().compactMap { try? SnapshotReader.read(path: $0).retention?.written }.max() ?? 0
         }
         var requested: [String] = []
-        let deadline = Date().addingTimeInterval(60)
-        while written() < 15 && Date() < deadline { usleep(20_000) }
-        requested.append(try request(.snapshot))
-        while written() < 30 && Date() < deadline { usleep(20_000) }
-        requested.append(try request(.snapshot))
-        while written() < 50 && Date() < deadline { usleep(20_000) }
+        for count in [15, 30] {
+            try Wait.until("\(count) periodic snapshots written: \(dir.entries)", every: 0.02) { written() >= count }
+            requested.append(try request(.snapshot))
+        }
+        try Wait.until("50 periodic snapshots written: \(dir.entries)", every: 0.02) { written() >= 50 }
         let final = try request(.stop)
         kill(host.pid, SIGKILL)
         _ = try? host.wait()

@@ -5,6 +5,7 @@
 
 import Foundation
 import HeapSnapKit
+import HeapSnapTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -349,16 +350,14 @@ struct ShimTests {
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         try process.run()
         let pid = process.processIdentifier
+        /// Work for the program at a steady pace (a byte, 100 allocations, every 5 ms): its load, not a wait.
         func feed(_ ms: Int) {
             for _ in 0..<(ms / 5) {
                 input.fileHandleForWriting.write(Data([1]))
                 usleep(5000)
             }
         }
-        func waitFor(_ count: Int) -> Bool {
-            for _ in 0..<1000 where dir.snapshots.count < count { usleep(5000) }
-            return dir.snapshots.count >= count
-        }
+        func waitFor(_ count: Int) -> Bool { Wait.poll { dir.snapshots.count >= count } }
         feed(100)
         #expect(dir.snapshots.isEmpty)                       // idle: nothing written
         #expect(kill(pid, Shim.signalBase + 1) == 0)
@@ -547,8 +546,7 @@ struct ShimTests {
         // schedules the writer; only a hang (none within 60 s) fails.
         let host = try Background("/bin/sleep", ["600"],
                                   env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_START": "1", "HEAPSNAP_INTERVAL": "0.1"])
-        let deadline = Date().addingTimeInterval(60)
-        while dir.snapshots.count < 3 && host.isRunning && Date() < deadline { usleep(10_000) }
+        Wait.poll(every: 0.01) { dir.snapshots.count >= 3 || !host.isRunning }
         #expect(host.isRunning, "\(host.stderr)")
         kill(host.pid, SIGKILL)
         _ = try? host.wait()

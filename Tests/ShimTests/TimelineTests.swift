@@ -176,9 +176,13 @@ struct TimelineTests {
         if exact {     // every block counted: the program's own 224 MiB and stdio's buffer
             #expect(high.inuseBytes.value >= most && high.inuseBytes.value < most + 64 * 1024, "maximum \(high.inuseBytes.value) B")
         }
-        // The copy lags the maximum by at most a step, and is never above it.
-        #expect(peak.inuseBytes.value <= high.inuseBytes.value && peak.inuseBytes.value >= high.inuseBytes.value - step,
-                "copy \(peak.inuseBytes.value / MiB) MiB, maximum \(high.inuseBytes.value / MiB) MiB")
+        // The copy is never above the maximum, and lags it by less than the copy's own step: after the
+        // last copy C the estimate never reached C + max(C/20, 2 x rate), or a publish would have taken
+        // another (CShim/DESIGN.md, "A held peak"). The step is 5% of the copy's estimate, not of the
+        // 224 MiB the program held: sampling noise puts that estimate above 224 MiB in some runs.
+        let copy = peak.inuseBytes.value
+        #expect(copy <= high.inuseBytes.value && high.inuseBytes.value - copy <= max(copy / 20, 2 * Double(rate)!),
+                "copy \(copy / MiB) MiB, maximum \(high.inuseBytes.value / MiB) MiB")
         // When: the copy before the program's maximum ended, the maximum itself at it (within the run).
         let peakNs = try #require(r.number("peak_ns")), dropNs = try #require(r.number("drop_ns"))
         #expect(peak.timeNanoseconds <= dropNs && high.timeNanoseconds <= dropNs + 50 * ms && high.timeNanoseconds + 5000 * ms >= peakNs,

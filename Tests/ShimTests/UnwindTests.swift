@@ -93,7 +93,7 @@ struct UnwindProgram: CustomTestStringConvertible, Sendable {
     }
 }
 
-/// The Swift test program, built once per run.
+/// The Swift test program (Tests/Programs/runtime_sites.swift), built once per run for these tests and AttributionTests.
 final class UnwindBuilds: @unchecked Sendable {
     static let shared = UnwindBuilds()
     private let lock = NSLock()
@@ -104,7 +104,7 @@ final class UnwindBuilds: @unchecked Sendable {
         return d
     }()
 
-    /// Tests/Programs/runtime_sites.swift, as AttributionTests builds it.
+    /// Tests/Programs/runtime_sites.swift, compiled with swiftc -O -g.
     func swift() throws -> String {
         lock.lock()
         defer { lock.unlock() }

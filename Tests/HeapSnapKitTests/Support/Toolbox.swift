@@ -1,6 +1,7 @@
 // Helpers for tests that compile programs and run commands.
 
 import Foundation
+import HeapSnapTestSupport
 @testable import HeapSnapKit
 
 enum Toolbox {
@@ -50,14 +51,15 @@ enum Toolbox {
     /// last dump. A wait on what the test can see: `heapsnap start` only sends a signal, so the process
     /// starts sampling, and meets its next allocations, on its own time.
     static func dump(_ arguments: [String], timeout: Double = 30, until done: (Snapshot) -> Bool) throws -> Result {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
+        var last: Result?
+        try Wait.poll(timeout: timeout, every: 0.02) {
             let dump = try run(heapsnap, ["dump"] + arguments)
+            last = dump
             let path = dump.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard dump.status == 0, let snapshot = try? SnapshotReader.read(path: path), !done(snapshot),
-                  Date() < deadline else { return dump }
-            usleep(20_000)
+            guard dump.status == 0, let snapshot = try? SnapshotReader.read(path: path) else { return true }
+            return done(snapshot)
         }
+        return last!
     }
 
     /// The 1-based line of `marker` in a file.

@@ -29,6 +29,22 @@ class Failure(Exception):
     pass
 
 
+def resident(pid):
+    """The resident bytes of process `pid`."""
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def grow(pid, amount, what, timeout=60):
+    """Waits until process `pid` holds `amount` bytes more than now: demo-app's session cache leaks
+    a few MB a second, so this is work done, however slowly the machine runs it."""
+    start, deadline = resident(pid), time.monotonic() + timeout
+    while resident(pid) - start < amount:
+        if time.monotonic() > deadline:
+            raise Failure(f"timed out after {timeout} s waiting for {what} ({resident(pid) - start} bytes)")
+        time.sleep(0.05)
+
+
 class Chromium:
     """One headless Chromium and a session attached to its page, over the DevTools pipe."""
 
@@ -189,14 +205,14 @@ def main():
         browser.wait(f"document.querySelector(\"{row}\")?.dataset.state === 'sampling'", "state sampling after Start")
         log("Start: state is sampling")
 
-        time.sleep(1.0)
+        grow(pid, 4 << 20, "the program to allocate while sampling")
         for n in (1, 2):
             browser.js(f"document.querySelector(\"{row} button[data-action=snapshot]\").click()")
             browser.wait(f"document.querySelectorAll(\"tr.snapshot[data-id^='0/heapsnap.{pid}.']\").length === {n}",
                          f"snapshot {n} listed")
             browser.wait(f"document.querySelector(\"{row}\")?.children[4].textContent === '{n}'", f"count {n}")
             if n == 1:
-                time.sleep(1.2)
+                grow(pid, 8 << 20, "the leak to grow between the snapshots")
         if not browser.js("window.__sameDocument === true"):
             raise Failure("the page reloaded")
         points = browser.js(f"document.querySelectorAll(\".group[data-pid='{pid}'] svg.timeline circle.point\").length")
@@ -255,7 +271,7 @@ def main():
         row2 = f"#processes tr[data-pid='{app2.pid}']"
         browser.js(f"document.querySelector(\"{row2} button[data-action=start]\").click()")
         browser.wait(f"document.querySelector(\"{row2}\")?.dataset.state === 'sampling'", "the second process sampling")
-        time.sleep(0.5)
+        grow(app2.pid, 1 << 20, "the second process to allocate while sampling")
         browser.js(f"document.querySelector(\"{row2} button[data-action=snapshot]\").click()")
         browser.wait(f"document.querySelectorAll(\"tr.snapshot[data-id^='0/heapsnap.{app2.pid}.']\").length === 1", "its snapshot")
         for p in (pid, app2.pid):

@@ -1,4 +1,6 @@
-// Number, size, time and text formatting shared by the renderers.
+// Values as the text people read: sizes, counts, percentages, durations, times, and a snapshot's
+// command line, flags, Python and retention notes, shared by the renderers and the web view.
+// (The snapshot file's own format is SnapshotFile/SnapshotFormat.swift.)
 
 #if canImport(Glibc)
 import Glibc
@@ -6,7 +8,7 @@ import Glibc
 import Musl
 #endif
 
-/// Formatting helpers (pure functions, locale-independent, deterministic).
+/// Values as text (pure functions, locale-independent, deterministic): `Format.bytes(1536)` is `1.50 KiB`.
 public enum Format {
     /// Bytes in binary units with three significant digits: `512 B`, `1.50 KiB`, `12.3 MiB`, `-4.00 GiB`.
     public static func bytes(_ value: Double, signed: Bool = false) -> String {
