@@ -62,9 +62,7 @@ struct ShimTests {
         #expect(!loaded.contains("libunwind") && !loaded.contains("liblzma") && !loaded.contains("libm.so"), "\(loaded)")
 
         #expect(kill(pid, Command.start.signal) == 0)
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline && !maps(pid).contains("libunwind") { usleep(2000) }
-        #expect(maps(pid).contains("libunwind"), "libunwind not loaded after start")
+        try Wait.until("libunwind loaded after start") { maps(pid).contains("libunwind") }
         // The start runs after the load; until then a snapshot request finds sampling off and says so.
         let snap = try snapshotWithSamples(h, pid, dir)
         #expect(snap.header.flags == [.exact] && snap.header.session == 1)
@@ -79,17 +77,14 @@ struct ShimTests {
     /// `robust idle` after a start request: makes it allocate and asks for snapshots
     /// until one holds samples of its site (the start runs when the writer gets to it).
     func snapshotWithSamples(_ h: Background, _ pid: Int32, _ dir: Scratch) throws -> Snapshot {
-        for _ in 0..<300 where h.isRunning {
+        try Wait.for("a snapshot with samples: \(dir.entries); \(h.stderr)", every: 0) {
             let before = dir.snapshots.count
             h.send("more\n")
             kill(pid, Command.snapshot.signal)
-            for _ in 0..<100 where dir.snapshots.count == before { usleep(2000) }
-            if let last = dir.snapshots.last, dir.snapshots.count > before,
-               try dir.read(last).site(h.sites["serve"]).alloc.samples > 0 {
-                return try dir.read(last)
-            }
+            guard Wait.poll(timeout: 0.5, { dir.snapshots.count > before }), let last = dir.snapshots.last else { return nil }
+            let snap = try dir.read(last)
+            return snap.site(h.sites["serve"]).alloc.samples > 0 ? snap : nil
         }
-        throw ShimTestError("no snapshot with samples: \(dir.entries); \(h.stderr)")
     }
 
     @Test("idle costs one jump: each exported allocation function only jumps through its route; the sampling paths of malloc and free set up no frame")
