@@ -31,10 +31,14 @@ static inline double hs_expm1(double x)
     double kf = x * HS_INV_LN2;
     int k = (int)(kf < 0 ? kf - 0.5 : kf + 0.5);
     double r = (x - k * HS_LN2_HI) - k * HS_LN2_LO;
-    double sum = 0.0;
-    for (int n = 14; n >= 2; n--)
-        sum = (sum + 1.0) * r / n;
-    double em1 = r * (1.0 + sum);       /* e^r - 1 = r (1 + r/2 (1 + r/3 (...))) */
+    static const double inv_factorial[] = {     /* 1/2!, 1/3!, ..., 1/14! */
+        1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
+        1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0, 1.0 / 87178291200.0,
+    };
+    double sum = 0.0;                   /* e^r - 1 = r + r^2/2! + ... + r^14/14! (Horner) */
+    for (int n = 12; n >= 0; n--)
+        sum = (sum + inv_factorial[n]) * r;
+    double em1 = r + r * sum;
     if (k == 0)
         return em1;
     uint64_t bits = (uint64_t)(1023 + k) << 52;
@@ -58,9 +62,12 @@ static inline double hs_log(double x)
         m *= 0.5;
         e++;
     }
+    static const double inv_odd[] = {   /* 1/3, 1/5, ..., 1/23 */
+        1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17, 1.0 / 19, 1.0 / 21, 1.0 / 23,
+    };
     double s = (m - 1.0) / (m + 1.0), s2 = s * s, sum = 0.0;
-    for (int n = 23; n >= 3; n -= 2)
-        sum = (sum + 1.0 / n) * s2;
+    for (int n = 10; n >= 0; n--)
+        sum = (sum + inv_odd[n]) * s2;
     return 2.0 * s * (1.0 + sum) + e * HS_LN2_HI + e * HS_LN2_LO;
 }
 

@@ -318,6 +318,10 @@ static void run(int cmd)
 
 static void open_signalfd(void);
 
+/* fd while it is still the descriptor opened as `id` (the host did not
+ * close it, nor reuse its number), else -1. */
+static int ours(int fd, struct hs_fdid id) { return hs_fd_is(fd, id) ? fd : -1; }
+
 /* Gives the writer thread a descriptor table of its own (unshare(2)
  * CLONE_FILES) holding only the channel and the stderr dup. Descriptors it
  * opens for a snapshot then never take numbers in the host's table, so a
@@ -335,8 +339,6 @@ static void open_signalfd(void);
  * falls back as it does later on (the handler's tgkill to the writer, the
  * signalfd reopened here, see writer_main). Context: writer thread, at its
  * start. */
-static int ours(int fd, struct hs_fdid id) { return hs_fd_is(fd, id) ? fd : -1; }
-
 static void private_fd_table(void)
 {
     if (unshare(CLONE_FILES) != 0)
@@ -366,20 +368,17 @@ static void private_fd_table(void)
 #define HS_GRACE_NS (20 * 1000 * 1000ull)
 
 /* libunwind (unwind.c) is loaded on the first request, so that a process
- * that is never sampled does not map it: by the writer as a command
- * arrives, before it takes ctl_lock, since dlopen takes the loader's lock
- * and a host thread in dlopen may fork (whose prepare handler takes
- * ctl_lock) from a library's constructor; by HEAPSNAP_START's synchronous
- * start before anything else. Here, a request found in pending[] with
- * ctl_lock held: it is let go for the load (nothing in between relies on
- * it). Context: writer thread, ctl_lock held. */
-static void load_unwinder(void)
+ * that is never sampled does not map it: by the writer before it takes
+ * ctl_lock to run a request, since dlopen takes the loader's lock and a
+ * host thread in dlopen may fork (whose prepare handler takes ctl_lock)
+ * from a library's constructor; by HEAPSNAP_START's synchronous start
+ * before anything else. Context: writer thread, no lock held. */
+static bool request_waiting(void)
 {
-    if (hs_unwind_loaded())
-        return;
-    pthread_mutex_unlock(&ctl_lock);
-    hs_unwind_load();
-    pthread_mutex_lock(&ctl_lock);
+    for (int c = 0; c < HS_CMD_COUNT; c++)
+        if (__atomic_load_n(&pending[c], __ATOMIC_ACQUIRE))
+            return true;
+    return false;
 }
 
 /* The writer thread. It also wakes every 2 s to run requests that could not
@@ -394,6 +393,8 @@ static void *writer_main(void *arg)
     __atomic_store_n(&ctl.writer_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
     for (;;) {
         int timeout = 2000;
+        if (request_waiting())
+            hs_unwind_load();           /* see request_waiting */
         pthread_mutex_lock(&ctl_lock);
         if (ctl.writer_exit) {
             ctl.writer_exit = false;
@@ -409,10 +410,8 @@ static void *writer_main(void *arg)
         /* Requests made before this thread existed (a fork child's first
          * signals) or whose byte could not be written. */
         for (int c = 0; c < HS_CMD_COUNT; c++)
-            if (__atomic_exchange_n(&pending[c], 0, __ATOMIC_ACQ_REL)) {
-                load_unwinder();
+            if (__atomic_exchange_n(&pending[c], 0, __ATOMIC_ACQ_REL))
                 run(c);
-            }
         if (ctl.next_periodic_ns && __atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1) {
             uint64_t now = hs_now_ns(CLOCK_MONOTONIC);
             if (now >= ctl.next_periodic_ns) {
@@ -428,7 +427,7 @@ static void *writer_main(void *arg)
             hs_timeline_tick(&timeout);
         /* poll() skips negative descriptors: one the host closed (only
          * possible if unshare failed) is not polled, so it cannot spin us. */
-        int rfd = hs_fd_is(ctl.rfd, ctl.pipe_id) ? ctl.rfd : -1, sfd = ctl.sfd;
+        int rfd = ours(ctl.rfd, ctl.pipe_id), sfd = ctl.sfd;
         pthread_mutex_unlock(&ctl_lock);
 
         struct pollfd pfd[2] = { { .fd = rfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
@@ -459,7 +458,7 @@ static void *writer_main(void *arg)
                 !memchr(cmds, HS_CMD_STOP, (size_t)n))
                 continue;
         }
-        /* A command: libunwind before the lock (see load_unwinder), within
+        /* A command: libunwind before the lock (see request_waiting), within
          * the grace, so that the first request's burst is not longer. */
         uint64_t woke = hs_now_ns(CLOCK_MONOTONIC);
         hs_unwind_load();

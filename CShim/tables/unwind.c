@@ -780,7 +780,6 @@ void hs_unwind_reset_child(void)
 
 /* libunwind's unw_backtrace, loaded on the first request (hs_unwind_load). */
 static int (*unw_backtrace_fn)(void **buf, int size);
-static int unwind_loaded;               /* the load was tried (and is over) */
 static pthread_once_t unwind_once = PTHREAD_ONCE_INIT;
 
 static void load_libunwind(void)
@@ -791,13 +790,10 @@ static void load_libunwind(void)
         hs_say("cannot load " HS_LIBUNWIND " (", dlerror(),
                "): a stack the fast walk cannot follow is recorded without frames", NULL);
     __atomic_store_n(&unw_backtrace_fn, (int (*)(void **, int))fn, __ATOMIC_RELEASE);
-    __atomic_store_n(&unwind_loaded, 1, __ATOMIC_RELEASE);
 }
 
 /* A second caller waits until the first one's load is over. */
 void hs_unwind_load(void) { pthread_once(&unwind_once, load_libunwind); }
-
-bool hs_unwind_loaded(void) { return __atomic_load_n(&unwind_loaded, __ATOMIC_ACQUIRE); }
 
 /* unw_backtrace as if called by hs_unwind's caller: the frame of the
  * call made here is dropped, so libunwind and the fast walk agree frame for

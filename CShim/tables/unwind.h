@@ -42,7 +42,6 @@ void hs_unwind_init(void);
  * held; not inside malloc. */
 #define HS_LIBUNWIND "libunwind.so.8"
 void hs_unwind_load(void);
-bool hs_unwind_loaded(void);
 
 /* The shim's own text, [lo, hi): written once by hs_unwind_init. */
 extern uintptr_t hs_shim_text_lo __attribute__((visibility("hidden")));
