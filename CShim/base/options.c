@@ -162,21 +162,24 @@ static int store_in_range(const struct option *opt, int err, uint64_t v)
 static int parse_bytes(const struct option *opt, const char *value)
 {
     uint64_t v = 0;
-    return store_in_range(opt, parse_size(value, true, &v), v);
+    int err = parse_size(value, true, &v);     /* before v is read: C leaves arguments' order open */
+    return store_in_range(opt, err, v);
 }
 
 /* A plain decimal number. */
 static int parse_count(const struct option *opt, const char *value)
 {
     uint64_t v = 0;
-    return store_in_range(opt, parse_size(value, false, &v), v);
+    int err = parse_size(value, false, &v);
+    return store_in_range(opt, err, v);
 }
 
 /* Decimal seconds, stored as nanoseconds. */
 static int parse_interval(const struct option *opt, const char *value)
 {
     uint64_t v = 0;
-    return store_in_range(opt, parse_seconds(value, &v), v);
+    int err = parse_seconds(value, &v);
+    return store_in_range(opt, err, v);
 }
 
 static int parse_flag(const struct option *opt, const char *value)
