@@ -554,9 +554,12 @@ void hs_py_lock(void) { hs_lock(&fn_lock); }
 void hs_py_unlock(void) { hs_unlock(&fn_lock); }
 
 /* Context: fork child, single-threaded. */
+static void recents_reset_child(void);
+
 void hs_py_reset_child(void)
 {
     hs_lock_init(&fn_lock);
+    recents_reset_child();
     hs_py_release();
 }
 
@@ -804,6 +807,117 @@ static uint32_t resolve(const struct frame_key *k, uint64_t deaths, uint32_t *li
     return fn_intern(name, nlen, file, flen, k->first > 0 ? (uint32_t)k->first : 0);
 }
 
+/* --------------------------------------------------- the recent frames */
+
+/* Consecutive allocations of a thread mostly share their outer Python
+ * frames: only the innermost one or two run another line. So each thread
+ * keeps the frames it resolved last, in a small table indexed by the
+ * frame's address (frames live in the thread's own data stack, so a frame
+ * that is still there has the same address): a frame whose entry holds the
+ * same code object and instruction gets the entry's function and line,
+ * without reading the code object's fields or the shared memo's slot.
+ * Like the memo's stamp, this trusts a code object's address only while no
+ * code object has died and within one epoch of function ids; either moving
+ * empties the table.
+ *
+ * Which thread owns which table matters only to how often it hits: an
+ * entry's answer does not depend on the thread or the frame's address.
+ * Tables are chosen by the thread state's address and taken with a
+ * try-lock (a thread that finds its table busy walks without it), so two
+ * threads never write one entry at the same time. A fork child's tables
+ * are cleared with the rest (one caught busy would stay busy). */
+#define RECENT_TABLES 64
+#define RECENT_BITS 7
+
+struct recent {
+    uint32_t busy;                      /* try-lock: 0 free, 1 taken */
+    uint64_t epoch, deaths;             /* what the entries were checked in */
+    struct {
+        const char *frame, *code, *instr;
+        uint32_t fn, line;
+    } f[1 << RECENT_BITS];
+};
+
+static struct recent *recents;          /* mapped once (under fn_lock), never unmapped */
+static bool recents_refused;
+
+/* The calling thread's table, taken; NULL when it is busy or unmapped. */
+static struct recent *recent_take(const char *ts, uint64_t epoch, uint64_t deaths)
+{
+    struct recent *all = __atomic_load_n(&recents, __ATOMIC_ACQUIRE);
+    if (!all) {
+        if (__atomic_load_n(&recents_refused, __ATOMIC_RELAXED))
+            return NULL;
+        hs_lock(&fn_lock);
+        if (!(all = recents) && !recents_refused) {
+            all = hs_map(RECENT_TABLES * sizeof *all, true);
+            __atomic_store_n(&recents, all, __ATOMIC_RELEASE);
+            __atomic_store_n(&recents_refused, all == NULL, __ATOMIC_RELAXED);
+        }
+        hs_unlock(&fn_lock);
+        if (!all)
+            return NULL;
+    }
+    struct recent *r = &all[((uintptr_t)ts * 0x9E3779B97F4A7C15ull) >> (64 - 6)];
+    uint32_t free_ = 0;
+    if (__atomic_load_n(&r->busy, __ATOMIC_RELAXED) ||
+        !__atomic_compare_exchange_n(&r->busy, &free_, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return NULL;
+    if (r->epoch != epoch || r->deaths != deaths) {
+        memset(r->f, 0, sizeof r->f);
+        r->epoch = epoch;
+        r->deaths = deaths;
+    }
+    return r;
+}
+
+static void recent_give(struct recent *r) { __atomic_store_n(&r->busy, 0, __ATOMIC_RELEASE); }
+
+static inline unsigned recent_slot(const char *frame)
+{
+    return (unsigned)(((uintptr_t)frame * 0x9E3779B97F4A7C15ull) >> (64 - RECENT_BITS));
+}
+
+/* Context: fork child, single-threaded. */
+static void recents_reset_child(void)
+{
+    if (recents)
+        memset(recents, 0, RECENT_TABLES * sizeof *recents);
+}
+
+/* One frame's function and line through the shared memo, resolved and put
+ * there on a miss. NO_ID when the function table's budget is full. */
+static uint32_t frame_via_memo(struct frame_memo *m, const char *code, const char *instr, uint64_t epoch,
+                               uint64_t deaths, uint32_t *line)
+{
+    const struct hs_py_layout *l = &py.l;
+    struct frame_key k = {
+        .instr = instr,
+        .code = code,
+        .qualname = AT(code, l->co_qualname, const char *),
+        .filename = AT(code, l->co_filename, const char *),
+        .linetable = AT(code, l->co_linetable, const char *),
+        .first = AT(code, l->co_firstlineno, int32_t),
+    };
+    struct frame_memo *e = m ? memo_slot(m, k.instr) : NULL;
+    uint32_t id;
+    if (e && deaths && memo_get(e, &k, epoch, deaths, &id, line))
+        return id;
+    k.qualname_hash = str_hash(k.qualname);
+    k.filename_hash = str_hash(k.filename);
+    if (k.qualname_hash == -1 || k.filename_hash == -1)
+        e = NULL;
+    bool hit = e && memo_get(e, &k, epoch, 0, &id, line);
+    if (!hit) {
+        id = resolve(&k, deaths, line);
+        if (id == NO_ID)
+            return NO_ID;
+    }
+    if (e && (!hit || deaths))
+        memo_put(e, &k, epoch, deaths, id, *line);  /* checked now: stamped with the count read before */
+    return id;
+}
+
 /* The calling thread's Python frames, innermost first; *more is set when
  * frames were left out (more than max). */
 static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
@@ -819,10 +933,13 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
     }
     if (__builtin_expect(__atomic_load_n(&hs_py_wanted, __ATOMIC_RELAXED), 0) && hs_py_on_thread)
         hs_py_on_thread();
-    const char *frame = innermost_frame(ts);
     uint64_t epoch = __atomic_load_n(&memo_epoch, __ATOMIC_ACQUIRE);    /* before anything is interned */
     uint64_t deaths = __atomic_load_n(&code_deaths, __ATOMIC_ACQUIRE);  /* before any key is hashed */
+    /* With no count of deaths (the wrapper not in place) an address proves
+     * nothing: only the memo, which checks the strings, is used. */
+    struct recent *r = deaths ? recent_take(ts, epoch, deaths) : NULL;
     struct frame_memo *m = memo_table();
+    const char *frame = innermost_frame(ts);
     uint32_t n = 0;
     for (int steps = 0; frame && steps < 4096 && n < max; steps++, frame = AT(frame, l->fr_previous, const char *)) {
         if (l->owner_cstack >= 0 && AT(frame, l->fr_owner, int8_t) == l->owner_cstack) {
@@ -831,37 +948,36 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
             continue;
         }
         const char *code = AT(frame, l->fr_code, const char *);
-        if (!code || AT(code, l->ob_type, const void *) != py.code_type)
-            continue;                   /* 3.13: an entry frame's f_executable is None */
-        struct frame_key k = {
-            .instr = AT(frame, l->fr_instr, const char *),
-            .code = code,
-            .qualname = AT(code, l->co_qualname, const char *),
-            .filename = AT(code, l->co_filename, const char *),
-            .linetable = AT(code, l->co_linetable, const char *),
-            .first = AT(code, l->co_firstlineno, int32_t),
-        };
-        struct frame_memo *e = m ? memo_slot(m, k.instr) : NULL;
+        const char *instr = AT(frame, l->fr_instr, const char *);
+        unsigned s = recent_slot(frame);
         uint32_t id, line;
-        if (!e || !deaths || !memo_get(e, &k, epoch, deaths, &id, &line)) {
-            k.qualname_hash = str_hash(k.qualname);
-            k.filename_hash = str_hash(k.filename);
-            if (k.qualname_hash == -1 || k.filename_hash == -1)
-                e = NULL;
-            bool hit = e && memo_get(e, &k, epoch, 0, &id, &line);
-            if (!hit) {
-                id = resolve(&k, deaths, &line);
-                if (id == NO_ID)
-                    return 0;           /* budget full: keep the native stack */
+        if (r && r->f[s].frame == frame && r->f[s].code == code && r->f[s].instr == instr) {
+            id = r->f[s].fn;            /* a code object checked alive, none died since: the same one */
+            line = r->f[s].line;
+        } else {
+            if (!code || AT(code, l->ob_type, const void *) != py.code_type)
+                continue;               /* 3.13: an entry frame's f_executable is None */
+            id = frame_via_memo(m, code, instr, epoch, deaths, &line);
+            if (id == NO_ID) {
+                if (r)
+                    recent_give(r);     /* its entries were checked: they stay */
+                return 0;               /* budget full: keep the native stack */
             }
-            if (e && (!hit || deaths))
-                memo_put(e, &k, epoch, deaths, id, line);   /* checked now: stamped with the count read before */
+            if (r) {
+                r->f[s].frame = frame;
+                r->f[s].code = code;
+                r->f[s].instr = instr;
+                r->f[s].fn = id;
+                r->f[s].line = line;
+            }
         }
         out[n].fn = id;
         out[n].line = line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line;
         out[n].last = l->fr_entry != HS_NO_FIELD && AT(frame, l->fr_entry, bool);
         n++;
     }
+    if (r)
+        recent_give(r);
     *more = frame != NULL && n == max;
     return n;
 }
