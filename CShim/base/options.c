@@ -8,6 +8,11 @@
  *
  * Every variable is one row of `options` (name, parser, field in hs_opt,
  * range, the line's texts); hs_options_parse reads them in its order.
+ *
+ * HEAPSNAP_MAX_MEMORY's default depends on HEAPSNAP_RATE, read before it:
+ * exact mode keeps a live-table entry for every live block (~70 bytes
+ * each), so its default is HS_EXACT_MAX_MEMORY; a value the user sets is
+ * always used as it is.
  */
 #define _GNU_SOURCE
 #include "base/options.h"
@@ -21,7 +26,7 @@
 #include <unistd.h>
 
 struct hs_options hs_opt = {
-    .rate = 524288, .max_depth = 64, .max_memory = (size_t)64 << 20,
+    .rate = 524288, .max_depth = 64, .max_memory = HS_MAX_MEMORY,
     .signal_base = 1, .python = true, .keep = HS_KEEP_DEFAULT, .dir = "/tmp",
 };
 
@@ -225,6 +230,16 @@ static int parse_dir(const struct option *opt, const char *value)
     return 0;
 }
 
+/* Exact mode's budget, once HEAPSNAP_RATE=1 is read (and before HEAPSNAP_MAX_MEMORY,
+ * which replaces it when set and valid; a bad value's line names this default). */
+static void default_budget_for_rate(struct option *max_memory)
+{
+    if (hs_opt.rate != 1)
+        return;
+    hs_opt.max_memory = HS_EXACT_MAX_MEMORY;
+    max_memory->fallback = HS_EXACT_MAX_MEMORY_TEXT " (exact mode's default)";
+}
+
 static const char *const unwind_modes[] = { [HS_UNWIND_FAST] = "fast", [HS_UNWIND_LIBUNWIND] = "libunwind",
                                             [HS_UNWIND_CHECK] = "check", NULL };
 static const char *const free_lists_modes[] = { "empty", "keep", NULL };     /* py_free_lists: keep them */
@@ -315,7 +330,9 @@ void hs_options_parse(void)
 {
     bound_signal_base();
     for (size_t i = 0; i < OPTION_COUNT; i++) {
-        const struct option *opt = &options[i];
+        struct option *opt = &options[i];
+        if (opt->field == &hs_opt.max_memory)
+            default_budget_for_rate(opt);
         const char *value = getenv(opt->name);
         if (!value || opt->parse(opt, value) == 0)
             continue;

@@ -20,6 +20,14 @@ enum hs_unwind_mode {
     HS_UNWIND_CHECK,        /* both on every capture, compared; a report at exit */
 };
 
+/* HEAPSNAP_MAX_MEMORY's defaults: 64 MiB when sampling, more in exact mode
+ * (HEAPSNAP_RATE=1), which keeps an entry for every live block: 64 MiB held
+ * ~1.1 million live blocks of a Python program, 512 MiB holds ~7.5 million
+ * (CShim/DESIGN.md, "Memory budget"). */
+#define HS_MAX_MEMORY ((size_t)64 << 20)
+#define HS_EXACT_MAX_MEMORY ((size_t)512 << 20)
+#define HS_EXACT_MAX_MEMORY_TEXT "512M"
+
 /* HEAPSNAP_KEEP: its default and its largest value. */
 #define HS_KEEP_DEFAULT 100
 #define HS_KEEP_MAX 10000

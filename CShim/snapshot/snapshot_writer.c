@@ -22,6 +22,10 @@
  * snapshot first makes room for itself under HEAPSNAP_KEEP, so the record
  * counts the directory as it is once this file is renamed into it.
  *
+ * The first snapshot a process writes with dropped samples (the budget was
+ * full) says so in one line on stderr, naming the budget; the snapshot says
+ * it too (PROC's dropped), and every heapsnap output reading it warns.
+ *
  * Memory: all buffers are mmap'd here and unmapped before returning (not
  * counted in the budget: they exist only while a snapshot is written).
  * The file is written through a 64 KiB buffer that also computes the CRC-32.
@@ -818,6 +822,44 @@ static int commit_file(struct snapshot *s)
     return 0;
 }
 
+/* HEAPSNAP_MAX_MEMORY as it is spelled: 64M, 1G, 1536K or bytes. */
+static char *append_budget(char *d, const char *end, uint64_t v)
+{
+    static const char suffix[] = { 'G', 'M', 'K' };
+    for (int i = 0; i < 3; i++) {
+        unsigned shift = 30 - 10 * (unsigned)i;
+        if (v && !(v & ((1ull << shift) - 1))) {
+            d = append_u64(d, end, v >> shift);
+            char unit[2] = { suffix[i], 0 };
+            return append(d, end, unit);
+        }
+    }
+    return append_u64(d, end, v);
+}
+
+/* Pid of the process that said its samples were dropped: one line per
+ * process (a fork child has a pid of its own, and counters of its own). */
+static uint32_t dropped_said;
+
+/* After a snapshot is committed: the one line, the first time a snapshot
+ * of this process counts dropped samples. Context: the writer (or the
+ * thread writing the at-exit snapshot); no allocation. */
+static void report_dropped(const struct snapshot *s)
+{
+    if (!s->dropped || __atomic_exchange_n(&dropped_said, s->pid, __ATOMIC_RELAXED) == s->pid)
+        return;
+    char line[512];
+    char *e = line + sizeof line, *d = append_u64(line, e, s->dropped);
+    d = append(d, e, " of ");
+    d = append_u64(d, e, s->samples);
+    d = append(d, e, " samples were dropped because HEAPSNAP_MAX_MEMORY=");
+    d = append_budget(d, e, hs_opt.max_memory);
+    d = append(d, e, " was full; ");
+    d = append(d, e, s->name);
+    append(d, e, "'s figures are low, as are those of later snapshots this session (raise HEAPSNAP_MAX_MEMORY, or HEAPSNAP_RATE to sample less)");
+    hs_say(line, NULL, NULL, NULL);
+}
+
 /* The one line on stderr: the file's name and what failed. */
 static void report_failure(struct snapshot *s, int err)
 {
@@ -876,6 +918,8 @@ int hs_snapshot_write(struct hs_snap_info *info)
         err = commit_file(&s);
     if (err)
         report_failure(&s, err);
+    else
+        report_dropped(&s);
     release(&s);
     info->seq = s.info.seq;
     return err ? -err : 0;

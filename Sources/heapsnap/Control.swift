@@ -55,7 +55,8 @@ struct Run: ParsableCommand {
 }
 
 extension Run {
-    /// Prints the peak and the totals of an at-exit snapshot (else the last one) when it carries a peak.
+    /// Prints the peak and the totals of an at-exit snapshot (else the last one) when it carries a peak,
+    /// and, whether or not it does, the warning when that snapshot dropped samples (its figures are low).
     /// When several processes wrote one (a launcher such as pyenv's shims, or a program that forks),
     /// the summary is the process that allocated the most, named with its pid and command.
     /// A file that cannot be read is left to the commands that read it.
@@ -66,13 +67,16 @@ extension Run {
         }
         let atExit = candidates.filter { $0.snapshot.header.flags.contains(.atExit) }
         let busiest = atExit.max { MemorySummary($0.snapshot).allocBytes.value < MemorySummary($1.snapshot).allocBytes.value }
-        guard let chosen = busiest ?? candidates.last, chosen.snapshot.peak != nil else { return }
-        if Set(atExit.map { $0.snapshot.header.pid }).count > 1 {
-            let command = chosen.snapshot.header.commandLine.joined(separator: " ")
-            note("heapsnap: \(atExit.count) processes wrote at-exit snapshots; below, pid \(chosen.snapshot.header.pid) (\(command)), which allocated the most")
+        guard let chosen = busiest ?? candidates.last else { return }
+        if chosen.snapshot.peak != nil {
+            if Set(atExit.map { $0.snapshot.header.pid }).count > 1 {
+                let command = chosen.snapshot.header.commandLine.joined(separator: " ")
+                note("heapsnap: \(atExit.count) processes wrote at-exit snapshots; below, pid \(chosen.snapshot.header.pid) (\(command)), which allocated the most")
+            }
+            let lines = TableRenderer().renderExitSummary(MemorySummary(chosen.snapshot), file: chosen.path, estimated: chosen.snapshot.header.rate > 1)
+            for line in lines { note("heapsnap: " + line) }
         }
-        let lines = TableRenderer().renderExitSummary(MemorySummary(chosen.snapshot), file: chosen.path, estimated: chosen.snapshot.header.rate > 1)
-        for line in lines { note("heapsnap: " + line) }
+        if let warning = chosen.snapshot.header.droppedWarning { note("heapsnap: warning: " + warning) }
     }
 }
 

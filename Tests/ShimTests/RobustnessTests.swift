@@ -789,7 +789,8 @@ struct RobustBudgetTests {
         // The user is told.
         let info = try run(heapsnapTool(), ["info", try #require(dir.snapshots.first)], preload: false)
         #expect(info.status == 0)
-        #expect(info.stdout.contains("\(h.dropped) samples were dropped"), "\(info.stdout)")
+        #expect(info.stdout.contains("\(Format.grouped(h.dropped)) of \(Format.grouped(h.samples)) samples ("), "\(info.stdout)")
+        #expect(info.stdout.contains("were dropped because HEAPSNAP_MAX_MEMORY=4M was full"), "\(info.stdout)")
     }
 }
 

@@ -485,6 +485,33 @@ struct ShimTests {
         #expect(snap.header.flags == [.atExit])
     }
 
+    /// HEAPSNAP_MAX_MEMORY's default follows the mode: exact mode keeps an entry per live block, so
+    /// its default is 512M; a value set is used as set (1M, the smallest, and 2G); a bad one in exact
+    /// mode falls back to exact mode's default and says so.
+    @Test("the budget: 64M when sampling, 512M in exact mode, a value set is obeyed", arguments: [
+        (rate: "2", budget: nil as String?, expected: UInt64(64) << 20),
+        (rate: "1", budget: nil, expected: UInt64(512) << 20),
+        (rate: "1", budget: "1M", expected: UInt64(1) << 20),
+        (rate: "1", budget: "64M", expected: UInt64(64) << 20),
+        (rate: "2", budget: "2G", expected: UInt64(2) << 30),
+        (rate: "1", budget: "12Q", expected: UInt64(512) << 20),
+    ])
+    func budgetDefault(rate: String, budget: String?, expected: UInt64) throws {
+        let dir = try Scratch()
+        var env = ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": rate, "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1"]
+        if let budget { env["HEAPSNAP_MAX_MEMORY"] = budget }
+        let r = try run(Programs.shared.path(sites), ["exit", "0"], env: env)
+        #expect(r.status == 0, "\(r.stderr)")
+        let snap = try dir.read(try #require(dir.snapshots.first))
+        #expect(snap.header.budget == expected && snap.header.rate == UInt64(rate)!)
+        if budget == "12Q" {
+            #expect(r.stderr == "heapsnap: HEAPSNAP_MAX_MEMORY=\"12Q\" is not valid (expected bytes for the shim's tables, 1M to 1T, e.g. 64M); "
+                    + "using 512M (exact mode's default)\n", "\(r.stderr)")
+        } else {
+            #expect(r.stderr.isEmpty, "\(r.stderr)")
+        }
+    }
+
     @Test("missing or unusable directory: one line, no file, host exit code unchanged", arguments: ["missing", "file"])
     func unwritableDirectory(kind: String) throws {
         let dir = try Scratch()

@@ -59,9 +59,7 @@ public struct InfoReport: Sendable, Hashable {
         }
         if let warning = snapshot.python?.reuseWarning { warnings.append(warning) }
         let h = snapshot.header
-        if h.dropped > 0 {
-            warnings.append("\(h.dropped) samples were dropped because the shim's memory budget (\(h.budget) bytes) was full; estimates are low (raise HEAPSNAP_MAX_MEMORY)")
-        }
+        if let warning = h.droppedWarning { warnings.append(warning) }
         if h.truncated > 0 {
             warnings.append("\(h.truncated) samples had stacks deeper than \(h.maxDepth) frames, cut at the outer end (raise HEAPSNAP_MAX_DEPTH)")
         }

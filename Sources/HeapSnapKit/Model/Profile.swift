@@ -190,6 +190,13 @@ public struct ProfileSource: Sendable, Hashable {
 
     /// When the profile's values were taken: the peak's time, else the snapshot's.
     public var momentNanoseconds: UInt64 { peakNanoseconds ?? header.timeNanoseconds }
+
+    /// The dropped-samples warning of each side that dropped (`SnapshotHeader.droppedWarning`),
+    /// old side first; in a diff each starts with "old: " or "new: ", as the table's header lines do.
+    public static func droppedWarnings(_ source: ProfileSource, base: ProfileSource?) -> [String] {
+        guard let base else { return source.header.droppedWarning.map { [$0] } ?? [] }
+        return [("old: ", base), ("new: ", source)].compactMap { side, s in s.header.droppedWarning.map { side + $0 } }
+    }
 }
 
 /// A symbolized profile: distinct frames, samples indexing them, and where it came from.
@@ -221,6 +228,9 @@ public struct Profile: Sendable, Hashable {
 
     /// Whether this profile is `new - old`.
     public var isDiff: Bool { base != nil }
+
+    /// The dropped-samples warnings of its sides (`ProfileSource.droppedWarnings`).
+    public var droppedWarnings: [String] { ProfileSource.droppedWarnings(source, base: base) }
 
     /// `self - old`: this profile's samples plus `old`'s samples negated and
     /// labelled `isBase`, over one merged frame table.

@@ -72,12 +72,15 @@ public struct ProfileQuery: Sendable, Hashable {
     }
 
     /// The last stages, once each side is a symbolized profile (`Pipeline.profile(of:)`):
-    /// trim each side, subtract the base, filter.
+    /// trim each side, subtract the base, filter. A side whose snapshot dropped samples puts its
+    /// warning first among the profile's warnings, so every output of the answer says it.
     /// - Complexity: O(samples × depth) of both sides.
     public func result(new: Profile, base old: Profile?) -> ProfileResult {
         let trimming = effectiveTrimming
         var profile = trimming.apply(new)
         if let old { profile = profile.subtracting(trimming.apply(old)) }
+        let dropped = profile.droppedWarnings
+        profile.warnings = dropped + profile.warnings.filter { !dropped.contains($0) }
         return ProfileResult(query: self, profile: filter.apply(profile))
     }
 }

@@ -29,6 +29,9 @@ public struct TableRenderer: Renderer, Sendable {
     public func render(_ report: Report) -> String {
         var out = ""
         out += header(report)
+        // Dropped samples make every figure below low: said under the header, before the rows.
+        let dropped = ProfileSource.droppedWarnings(report.source, base: report.base)
+        for warning in dropped { out += paint("warning: " + warning, "33") + "\n" }
         if let split = report.split { out += processes(split, metric: report.options.metric) }
         let metric = report.options.metric
         let bytesMetric = metric.bytesMetric, objectsMetric = metric.objectsMetric
@@ -122,7 +125,7 @@ public struct TableRenderer: Renderer, Sendable {
         } else if estimated {
             out += "± is the \(Confidence.level) interval (±\(Confidence.z)σ) of each estimate of \(metric.isBytes ? "bytes" : "objects") \(kind)\n"
         }
-        for warning in report.warnings { out += paint("warning: " + warning, "33") + "\n" }
+        for warning in report.warnings where !dropped.contains(warning) { out += paint("warning: " + warning, "33") + "\n" }
         return out
     }
 

@@ -29,6 +29,15 @@ public enum Units {
         return value
     }
 
+    /// `bytes` as the HEAPSNAP_* variables spell it, with the largest suffix that divides it
+    /// exactly: `64M`, `1G`, `1536K`, `1000`. `bytes(spelled(n)) == n`.
+    public static func spelled(_ bytes: UInt64) -> String {
+        for unit in sizeSuffixes.reversed() where bytes > 0 && bytes & ((1 << UInt64(unit.shift)) - 1) == 0 {
+            return "\(bytes >> UInt64(unit.shift))\(unit.letter.uppercased())"
+        }
+        return String(bytes)
+    }
+
     /// Nanoseconds from `text` in seconds: decimal digits with an optional
     /// decimal point (`10`, `0.5`, `.25`, `2.`), digits past the ninth decimal
     /// ignored; nil for anything else (signs, exponents, spaces, units) and above 10⁹ s.

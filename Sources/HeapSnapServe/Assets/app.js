@@ -314,6 +314,7 @@ async function loadView() {
   $("#view-table thead").replaceChildren();
   $("#view-table tbody").replaceChildren();
   $("#view-omitted").textContent = "";
+  $("#view-warning").textContent = "";
   const flame = $("#flame");
   flame.dataset.loaded = "";
   const query = viewQuery(spec);
@@ -396,8 +397,9 @@ function renderReport(report) {
     }
   }
   if (report.rows.length === 0) body.append(el("tr", {}, el("td", { colspan: 5, className: "muted" }, "No allocations match.")));
-  $("#view-omitted").textContent = (report.omittedRows ? `${report.omittedRows} more rows (set Rows to 0 for all). ` : "") +
-    report.warnings.map((w) => "warning: " + w).join(" ");
+  $("#view-omitted").textContent = report.omittedRows ? `${report.omittedRows} more rows (set Rows to 0 for all).` : "";
+  // Above the table, under the header: dropped samples (first) make every figure low.
+  $("#view-warning").textContent = report.warnings.map((w) => "warning: " + w).join(" ");
 }
 
 // ---- leak suspects: heapsnap leaks over the snapshots of a program's processes ----

@@ -29,6 +29,28 @@ import Testing
         return Aggregator(options: options).aggregate(new.subtracting(old))
     }
 
+    /// The fixture as a snapshot whose shim dropped samples: 7 of its 120, with the default budget.
+    static func dropping(_ snapshot: Snapshot = Fixture.snapshot(), dropped: UInt64 = 7) -> Snapshot {
+        var snapshot = snapshot
+        snapshot.header.dropped = dropped
+        return snapshot
+    }
+
+    /// `top` of a snapshot that dropped samples, as the query's result builds it (with its warnings).
+    static var droppedTop: Report {
+        let file = "/tmp/heapsnap.4242.3.heapsnap"
+        let query = ProfileQuery(SnapshotSelection(files: [file]))
+        return query.result(new: Fixture.trimmedProfile(dropping(), file: file), base: nil).report
+    }
+
+    /// `diff OLD NEW` where both sides dropped samples (3 and 7).
+    static var droppedDiff: Report {
+        let oldFile = "/tmp/heapsnap.4242.1.heapsnap", newFile = "/tmp/heapsnap.4242.3.heapsnap"
+        let query = ProfileQuery(SnapshotSelection(files: [newFile]), base: SnapshotSelection(files: [oldFile]))
+        return query.result(new: Fixture.trimmedProfile(dropping(Fixture.snapshot(scale: 1.02, extraLeak: 3_000_000)), file: newFile),
+                            base: Fixture.trimmedProfile(dropping(dropped: 3), file: oldFile)).report
+    }
+
     static var info: InfoReport {
         var snapshot = Fixture.snapshot()
         snapshot.header.dropped = 7
@@ -77,6 +99,9 @@ import Testing
         case "info-peak.json": JSONRenderer().render(peakInfo)
         case "top-peak.txt": wide.render(peakTop)
         case "diff-peak.txt": wide.render(peakDiff)
+        case "top-dropped.txt": wide.render(droppedTop)
+        case "top-dropped.json": JSONRenderer().render(droppedTop)
+        case "diff-dropped.txt": wide.render(droppedDiff)
         default: "unknown golden \(name)"
         }
     }
@@ -85,6 +110,7 @@ import Testing
         "top-line.txt", "top-line-narrow.txt", "top-function-cumulative.txt", "top-traceback.txt", "top-line.json",
         "top-traceback.json", "top-line.csv", "top-traceback.csv", "diff-line.txt", "diff-line-color.txt", "diff-line.json",
         "diff-line.csv", "info.txt", "info.json", "info.csv", "info-peak.txt", "info-peak.json", "top-peak.txt", "diff-peak.txt",
+        "top-dropped.txt", "top-dropped.json", "diff-dropped.txt",
     ])
     func golden(name: String) throws {
         try Self.check(name, Self.render(name))
@@ -109,6 +135,23 @@ import Testing
         }
     }
 
+    /// The warning says how many, what share and the budget in force, once, under the header and
+    /// before the rows; a snapshot that dropped nothing has no such line.
+    @Test func droppedSamplesWarnOnceAboveTheRows() throws {
+        let expected = "warning: 7 of 120 samples (5.8%) were dropped because HEAPSNAP_MAX_MEMORY=64M was full: "
+            + "figures are low; raise HEAPSNAP_MAX_MEMORY, or sample less often (a larger HEAPSNAP_RATE)"
+        let lines = Self.wide.render(Self.droppedTop).split(separator: "\n").map(String.init)
+        #expect(lines.filter { $0.contains("were dropped") } == [expected])
+        let warning = try #require(lines.firstIndex(of: expected))
+        let columns = try #require(lines.firstIndex { $0.hasPrefix("    Size") })
+        #expect(warning < columns)
+        #expect(Self.droppedTop.warnings.first == String(expected.dropFirst("warning: ".count)))
+        let diff = Self.wide.render(Self.droppedDiff).split(separator: "\n")
+        #expect(diff.filter { $0.contains("were dropped") }.map { $0.prefix(36) } == ["warning: old: 3 of 120 samples (2.5%", "warning: new: 7 of 120 samples (5.8%"])
+        #expect(!Self.wide.render(Self.top()).contains("were dropped"))
+        #expect(Self.top().warnings.allSatisfy { !$0.contains("dropped") })
+    }
+
     @Test func noColorWithoutBeingAsked() {
         #expect(!Self.wide.render(Self.diff()).contains("\u{1B}["))
         #expect(TableRenderer(options: RenderOptions(color: true)).render(Self.diff()).contains("\u{1B}[31m"))
@@ -122,6 +165,14 @@ import Testing
     ])
     func bytes(value: Double, text: String) {
         #expect(Format.bytes(value) == text)
+    }
+
+    /// A budget as HEAPSNAP_MAX_MEMORY spells it, the largest exact suffix, read back the same.
+    @Test(arguments: [(UInt64(64) << 20, "64M"), (UInt64(1) << 30, "1G"), (UInt64(1536) << 10, "1536K"), (UInt64(1000), "1000"),
+                      (UInt64(3) << 29, "1536M"), (UInt64(0), "0")])
+    func spelledSizes(value: UInt64, text: String) {
+        #expect(Units.spelled(value) == text)
+        #expect(Units.bytes(text) == value)
     }
 
     @Test func commandLineQuotesAndDropsTitlePadding() {

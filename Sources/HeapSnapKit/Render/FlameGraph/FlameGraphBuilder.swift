@@ -61,6 +61,7 @@ public struct FlameGraphBuilder: Sendable {
         options.title = (profile.isDiff ? "Memory growth: " : atPeak ? "Memory at the peak: " : "Memory: ") + metric.rawValue.split(separator: "-").joined(separator: " ")
             + (inverted ? " by allocation site" : "")
         options.subtitle = subtitle(profile, tree: tree)
+        options.warning = profile.droppedWarnings.map { "warning: " + $0 }.joined(separator: " · ")
         return options
     }
 
@@ -89,7 +90,6 @@ public struct FlameGraphBuilder: Sendable {
             parts.append("total \(format(tree.root.value.value)) ± \(format(Confidence.z * tree.root.value.standardDeviation))")
         }
         parts.append(h.rate == 1 ? "exact" : "sampled every \(Format.bytes(Double(h.rate)))")
-        if h.dropped > 0 { parts.append("\(h.dropped) samples dropped") }
         return parts.joined(separator: " · ")
     }
 }

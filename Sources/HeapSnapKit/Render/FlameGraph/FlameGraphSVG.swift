@@ -16,6 +16,9 @@ public struct FlameGraphOptions: Sendable {
     public var title: String = "Memory flamegraph"
     /// Second line (process, times, totals).
     public var subtitle: String = ""
+    /// A third line, drawn in a warning colour above the frames when not empty (samples the
+    /// snapshot dropped); cut to the width, whole in its tooltip.
+    public var warning: String = ""
     /// Formats a value of the drawn metric ("12.3 MiB", "1,234 objects").
     public var formatValue: @Sendable (Double) -> String = { String(Int($0)) }
     /// Formats the companion count ("1,234 objects" for a bytes metric).
@@ -69,7 +72,18 @@ public enum FlameGraphSVG {
                    options: options, into: &boxes)
         }
         let maxDepth = boxes.map(\.depth).max() ?? 0
+        let top = options.warning.isEmpty ? Self.top : Self.top + frameHeight
         let height = top + Double(maxDepth + 1) * frameHeight + bottom
+        // Whole when it fits, squeezed up to a quarter to fit, else cut (whole in its tooltip).
+        let natural = Double(options.warning.count) * charWidth
+        let squeeze = natural > drawable && natural * 0.75 <= drawable
+            ? " textLength=\"\(Format.fixed(drawable, decimals: 0))\" lengthAdjust=\"spacingAndGlyphs\"" : ""
+        let shown = natural > drawable && squeeze.isEmpty ? fit(options.warning, pixels: drawable) : options.warning
+        let warning = options.warning.isEmpty ? "" : """
+            <text id="warning" x="\(Format.fixed(Double(options.width) / 2, decimals: 0))" y="60"\(squeeze) style="text-anchor:middle;fill:rgb(170,80,0);font-weight:bold">\
+            <title>\(escape(options.warning))</title>\(escape(shown))</text>
+
+            """
 
         var svg = """
         <?xml version="1.0" standalone="no"?>
@@ -90,7 +104,7 @@ public enum FlameGraphSVG {
         <rect x="0" y="0" width="100%" height="100%" fill="rgb(250,250,247)"/>
         <text id="title" x="\(Format.fixed(Double(options.width) / 2, decimals: 0))" y="24">\(escape(options.title))</text>
         <text id="subtitle" x="\(Format.fixed(Double(options.width) / 2, decimals: 0))" y="42">\(escape(options.subtitle))</text>
-        <text id="unzoom" class="button" x="\(Format.fixed(padding, decimals: 0))" y="24" style="opacity:0">Reset zoom</text>
+        \(warning)<text id="unzoom" class="button" x="\(Format.fixed(padding, decimals: 0))" y="24" style="opacity:0">Reset zoom</text>
         <text id="search" class="button" x="\(Format.fixed(Double(options.width) - padding, decimals: 0))" y="24" style="text-anchor:end">Search (Ctrl-F)</text>
         <text id="matched" x="\(Format.fixed(Double(options.width) - padding, decimals: 0))" y="\(Format.fixed(height - 10, decimals: 0))" style="text-anchor:end"> </text>
         <text id="details" x="\(Format.fixed(padding, decimals: 0))" y="\(Format.fixed(height - 10, decimals: 0))"> </text>
