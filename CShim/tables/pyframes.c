@@ -939,23 +939,30 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
      * nothing: only the memo, which checks the strings, is used. */
     struct recent *r = deaths ? recent_take(ts, epoch, deaths) : NULL;
     struct frame_memo *m = memo_table();
+    /* The layout's offsets in locals: the stores to out (uint32_t) could
+     * alias the layout's fields, which the compiler would load again for
+     * every frame. */
+    const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr, owner_at = l->fr_owner,
+                   entry_at = l->fr_entry, type_at = l->ob_type;
+    const int cstack = l->owner_cstack;
+    const void *const code_type = py.code_type;
     const char *frame = innermost_frame(ts);
     uint32_t n = 0;
-    for (int steps = 0; frame && steps < 4096 && n < max; steps++, frame = AT(frame, l->fr_previous, const char *)) {
-        if (l->owner_cstack >= 0 && AT(frame, l->fr_owner, int8_t) == l->owner_cstack) {
+    for (int steps = 0; frame && steps < 4096 && n < max; steps++, frame = AT(frame, previous, const char *)) {
+        if (cstack >= 0 && AT(frame, owner_at, int8_t) == cstack) {
             if (n)
                 out[n - 1].last = true;
             continue;
         }
-        const char *code = AT(frame, l->fr_code, const char *);
-        const char *instr = AT(frame, l->fr_instr, const char *);
+        const char *code = AT(frame, code_at, const char *);
+        const char *instr = AT(frame, instr_at, const char *);
         unsigned s = recent_slot(frame);
         uint32_t id, line;
         if (r && r->f[s].frame == frame && r->f[s].code == code && r->f[s].instr == instr) {
             id = r->f[s].fn;            /* a code object checked alive, none died since: the same one */
             line = r->f[s].line;
         } else {
-            if (!code || AT(code, l->ob_type, const void *) != py.code_type)
+            if (!code || AT(code, type_at, const void *) != code_type)
                 continue;               /* 3.13: an entry frame's f_executable is None */
             id = frame_via_memo(m, code, instr, epoch, deaths, &line);
             if (id == NO_ID) {
@@ -973,7 +980,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
         }
         out[n].fn = id;
         out[n].line = line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line;
-        out[n].last = l->fr_entry != HS_NO_FIELD && AT(frame, l->fr_entry, bool);
+        out[n].last = entry_at != HS_NO_FIELD && AT(frame, entry_at, bool);
         n++;
     }
     if (r)
@@ -982,18 +989,16 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
     return n;
 }
 
-static bool in_eval(uintptr_t ret)
-{
-    uintptr_t pc = ret - 1;             /* a return address is after its call */
-    return pc >= py.eval_lo && pc < py.eval_hi;
-}
-
 uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut)
 {
     if (hs_py_status() != HS_PY_FRAMES || !depth)
         return depth;
+    /* In the eval loop: a return address is after its call. In locals: the
+     * stores to frames could alias py's fields. */
+    const uintptr_t eval = py.eval_lo + 1, eval_size = py.eval_hi - py.eval_lo;
+#define IN_EVAL(ret) ((ret) - eval < eval_size)
     uint32_t first = 0;                 /* the innermost activation: the frames before it stay */
-    while (first < depth && !in_eval(frames[first]))
+    while (first < depth && !IN_EVAL(frames[first]))
         first++;
     if (first == depth)
         return depth;                   /* no interpreter on this stack */
@@ -1009,11 +1014,12 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
     uint32_t k = first, p = 0;
     bool full = false;
     for (uint32_t i = first; i < depth && !full; i++) {
-        if (!in_eval(native[i]) || p == np) {
+        uintptr_t ret = native[i];
+        if (!IN_EVAL(ret) || p == np) {
             if (k == room)
                 full = true;
             else
-                frames[k++] = native[i];
+                frames[k++] = ret;
             continue;
         }
         do {                            /* this activation's frames */
@@ -1024,6 +1030,7 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
             frames[k++] = HEAPSNAP_PYFRAME(pf[p].fn, pf[p].line);
         } while (!pf[p++].last && p < np);
     }
+#undef IN_EVAL
     /* Frames of activations the native walk did not reach (it stopped
      * early): outermost, after everything else, unless the stack was cut. */
     for (; !*cut && !full && p < np; p++) {

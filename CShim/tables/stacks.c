@@ -95,17 +95,17 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
      * the sampler) and in the middle (a wrapper of Python's allocator
      * domains between the interpreter and pymalloc, which hands large
      * blocks on to malloc). */
+    uintptr_t *f = (uintptr_t *)buf, lo = hs_shim_text_lo, size = hs_shim_text_hi - lo;
     uint32_t got = 0;
-    bool cut = false;
-    for (int i = 0; i < n; i++) {
-        if (hs_unwind_in_shim((uintptr_t)buf[i]))
-            continue;
-        if (got == max) {
-            cut = true;
-            break;
-        }
-        frames[got++] = (uintptr_t)buf[i];
+    for (int i = 0; i < n; i++) {       /* compacted in place, without a branch a frame */
+        uintptr_t pc = f[i];
+        f[got] = pc;
+        got += pc - lo >= size;         /* !hs_unwind_in_shim(pc) */
     }
+    bool cut = got > max;
+    if (cut)
+        got = max;
+    memcpy(frames, f, got * sizeof *f);
     got = hs_py_merge(frames, got, max, &cut);     /* Python frames, when the thread runs Python */
     *truncated = cut;
     return got;
