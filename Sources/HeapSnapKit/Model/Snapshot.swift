@@ -100,21 +100,6 @@ public struct SnapshotHeader: Sendable, Hashable {
 }
 
 extension SnapshotHeader {
-    /// One line when the shim dropped samples because its memory budget was full: how many,
-    /// their share, that every figure of this snapshot is therefore low, and the fix (naming
-    /// the budget that was in force). Nil when nothing was dropped. Every output that shows
-    /// figures of this snapshot shows this line once (`ProfileSource.droppedWarnings`).
-    public var droppedWarning: String? {
-        guard dropped > 0 else { return nil }
-        let share = samples >= dropped && samples > 0 ? Double(dropped) / Double(samples) : 1
-        let percent = share < 0.0005 ? "<0.1%" : Format.fixed(100 * share, decimals: 1) + "%"
-        let full = budget > 0 ? "HEAPSNAP_MAX_MEMORY=\(Units.spelled(budget)) was full" : "the shim's memory budget (HEAPSNAP_MAX_MEMORY) was full"
-        return "\(Format.grouped(dropped)) of \(Format.grouped(samples)) samples (\(percent)) were dropped because \(full): "
-            + "figures are low; raise HEAPSNAP_MAX_MEMORY, or sample less often (a larger HEAPSNAP_RATE)"
-    }
-}
-
-extension SnapshotHeader {
     /// The program's name as people call it: argv[0]'s file name (up to a space:
     /// servers such as redis rewrite it into a process title), else the
     /// executable's. `redis-server`, where the executable is the
