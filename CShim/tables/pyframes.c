@@ -617,7 +617,7 @@ struct frame_memo {
     struct frame_key key;
 };
 
-static struct frame_memo *memo;         /* mapped once (under fn_lock), never unmapped */
+static void *memo;                      /* struct frame_memo[MEMO_SLOTS]: mapped once (map_once) */
 static bool memo_refused;               /* the budget said no: resolve without it */
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -674,20 +674,27 @@ static void memo_put(struct frame_memo *e, const struct frame_key *k, uint64_t e
     __atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
-/* The memo, mapped by the first caller; NULL when the budget refused it. */
-static struct frame_memo *memo_table(void)
+/* A table mapped by its first caller (under fn_lock) and never unmapped;
+ * NULL once the budget refused it. */
+static void *map_once(void **table, bool *refused, size_t size)
 {
-    struct frame_memo *m = __atomic_load_n(&memo, __ATOMIC_ACQUIRE);
-    if (m || __atomic_load_n(&memo_refused, __ATOMIC_RELAXED))
-        return m;
+    void *t = __atomic_load_n(table, __ATOMIC_ACQUIRE);
+    if (t || __atomic_load_n(refused, __ATOMIC_RELAXED))
+        return t;
     hs_lock(&fn_lock);
-    if (!(m = memo) && !memo_refused) {
-        m = hs_map(MEMO_SLOTS * sizeof *m, true);
-        __atomic_store_n(&memo, m, __ATOMIC_RELEASE);
-        __atomic_store_n(&memo_refused, m == NULL, __ATOMIC_RELAXED);
+    if (!(t = *table) && !*refused) {
+        t = hs_map(size, true);
+        __atomic_store_n(table, t, __ATOMIC_RELEASE);
+        __atomic_store_n(refused, t == NULL, __ATOMIC_RELAXED);
     }
     hs_unlock(&fn_lock);
-    return m;
+    return t;
+}
+
+/* The memo; NULL when the budget refused it. */
+static struct frame_memo *memo_table(void)
+{
+    return map_once(&memo, &memo_refused, MEMO_SLOTS * sizeof(struct frame_memo));
 }
 
 /* Code objects' deaths, counted by a wrapper in PyCode_Type's tp_dealloc
@@ -838,26 +845,15 @@ struct recent {
     } f[1 << RECENT_BITS];
 };
 
-static struct recent *recents;          /* mapped once (under fn_lock), never unmapped */
+static void *recents;                   /* struct recent[RECENT_TABLES]: mapped once (map_once) */
 static bool recents_refused;
 
 /* The calling thread's table, taken; NULL when it is busy or unmapped. */
 static struct recent *recent_take(const char *ts, uint64_t epoch, uint64_t deaths)
 {
-    struct recent *all = __atomic_load_n(&recents, __ATOMIC_ACQUIRE);
-    if (!all) {
-        if (__atomic_load_n(&recents_refused, __ATOMIC_RELAXED))
-            return NULL;
-        hs_lock(&fn_lock);
-        if (!(all = recents) && !recents_refused) {
-            all = hs_map(RECENT_TABLES * sizeof *all, true);
-            __atomic_store_n(&recents, all, __ATOMIC_RELEASE);
-            __atomic_store_n(&recents_refused, all == NULL, __ATOMIC_RELAXED);
-        }
-        hs_unlock(&fn_lock);
-        if (!all)
-            return NULL;
-    }
+    struct recent *all = map_once(&recents, &recents_refused, RECENT_TABLES * sizeof(struct recent));
+    if (!all)
+        return NULL;
     struct recent *r = &all[((uintptr_t)ts * 0x9E3779B97F4A7C15ull) >> (64 - 6)];
     uint32_t free_ = 0;
     if (__atomic_load_n(&r->busy, __ATOMIC_RELAXED) ||
@@ -882,7 +878,7 @@ static inline unsigned recent_slot(const char *frame)
 static void recents_reset_child(void)
 {
     if (recents)
-        memset(recents, 0, RECENT_TABLES * sizeof *recents);
+        memset(recents, 0, RECENT_TABLES * sizeof(struct recent));
 }
 
 /* One frame's function and line through the shared memo, resolved and put
