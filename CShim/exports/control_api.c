@@ -16,6 +16,7 @@
 #include "include/heapsnap.h"
 #include "base/got.h"
 #include "base/forward.h"
+#include "base/options.h"
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -76,7 +77,15 @@ static void *routed_dlopen(const char *file, int mode)
  * it stopped at a safe point: see hs_attach. `spec` holds the attach's
  * settings. 0, -EALREADY (set up before: start through the signal), or
  * -errno. */
+HS_EXPORT struct heapsnap_attach_info heapsnap_attach_info;
+
 HS_EXPORT int heapsnap_attach(const char *spec)
 {
-    return hs_attach(spec ? spec : "", (void *)routed_dlopen);
+    int err = hs_attach(spec ? spec : "", (void *)routed_dlopen);
+    if (err == 0) {
+        heapsnap_attach_info.signal_base = hs_opt.signal_base;
+        memcpy(heapsnap_attach_info.dir, hs_opt.dir, sizeof heapsnap_attach_info.dir);
+        __atomic_store_n(&heapsnap_attach_info.magic, HEAPSNAP_ATTACH_MAGIC, __ATOMIC_RELEASE);
+    }
+    return err;
 }

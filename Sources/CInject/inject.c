@@ -800,3 +800,48 @@ int hs_inject(int pid, const char *library, const char *spec, double timeout, st
     res->seconds = now_s() - t0;
     return rc;
 }
+
+/* ------------------------------------------------- the published state */
+
+int hs_read_attach_info(int pid, int *signal_base, char *dir, unsigned long dir_size)
+{
+    char fn[64];
+    snprintf(fn, sizeof fn, "/proc/%d/maps", pid);
+    char *maps = read_file(fn, NULL);
+    if (!maps)
+        return -1;
+    char path[PATH_MAX] = "";
+    unsigned long base = 0;
+    for (char *line = strtok(maps, "\n"); line; line = strtok(NULL, "\n")) {
+        unsigned long lo, hi, off;
+        char perms[8];
+        int pos = 0;
+        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &lo, &hi, perms, &off, &pos) < 4 || !pos)
+            continue;
+        const char *p = line + pos;
+        size_t n = strlen(p);
+        if (off == 0 && n >= 23 && strcmp(p + n - 23, "/libheapsnap_preload.so") == 0) {
+            snprintf(path, sizeof path, "%s", p);
+            base = lo;
+            break;
+        }
+    }
+    free(maps);
+    if (!path[0])
+        return 0;
+    char file[PATH_MAX + 64];
+    snprintf(file, sizeof file, "/proc/%d/root%s", pid, path);
+    long off = hs_elf_symbol_offset(file, "heapsnap_attach_info");
+    if (off < 0)
+        return 0;                   /* an older library: nothing published */
+    struct { uint64_t magic; int32_t base; uint32_t reserved; char dir[4096]; } info;
+    struct iovec local = { &info, sizeof info }, remote = { (void *)(base + (unsigned long)off), sizeof info };
+    if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof info)
+        return -1;
+    if (info.magic != 0x6865617061747431ull)
+        return 0;
+    info.dir[sizeof info.dir - 1] = 0;
+    *signal_base = info.base;
+    snprintf(dir, dir_size, "%s", info.dir);
+    return 1;
+}

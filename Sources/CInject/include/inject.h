@@ -36,4 +36,10 @@ int hs_inject(int pid, const char *library, const char *spec, double timeout, st
  * `path` (for reading the shim's published state); -1 when absent. */
 long hs_elf_symbol_offset(const char *path, const char *name);
 
+/* Reads heapsnap_attach_info (include/heapsnap.h) from process `pid`:
+ * 1 when the library there was attached (signal base and directory, as the
+ * process sees it, filled in), 0 when it was not (preloaded, or never set
+ * up), -1 when it cannot be read. */
+int hs_read_attach_info(int pid, int *signal_base, char *dir, unsigned long dir_size);
+
 #endif

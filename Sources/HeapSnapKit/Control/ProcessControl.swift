@@ -78,9 +78,11 @@ public struct TargetProcess: Sendable, Equatable {
             throw .permissionDenied(pid: pid)
         }
         let environment = parseEnvironment(readSmallFile("/proc/\(pid)/environ") ?? "")
+        // An attached library (heapsnap attach) says what it uses in its memory; its environment does not.
+        let attached = AttachedSettings.read(pid: pid)
         return TargetProcess(pid: pid,
-                             environmentSignalBase: environment["HEAPSNAP_SIGNAL_BASE"].flatMap(parseSignalBase),
-                             environmentDirectory: environment["HEAPSNAP_DIR"].flatMap { $0.isEmpty ? nil : $0 },
+                             environmentSignalBase: attached?.signalBase ?? environment["HEAPSNAP_SIGNAL_BASE"].flatMap(parseSignalBase),
+                             environmentDirectory: attached?.directory ?? environment["HEAPSNAP_DIR"].flatMap { $0.isEmpty ? nil : $0 },
                              caughtSignals: caughtSignals(status: status))
     }
 
