@@ -277,7 +277,11 @@ struct Detach: ParsableCommand {
         discussion: controlDiscussion + "Example:\n  heapsnap detach 4242")
     @OptionGroup var control: ControlOptions
     func run() throws {
+        let attached = control.pids.map { AttachedSettings.read(pid: $0) != nil }
         try control.perform(.stop)
-        for pid in control.pids { note("heapsnap: detached from process \(pid): allocation functions restored, library idle") }
+        for (pid, attached) in zip(control.pids, attached) {
+            note(attached ? "heapsnap: detached from process \(pid): allocation functions restored, library loaded and idle"
+                          : "heapsnap: process \(pid): sampling stopped (its library was preloaded, not attached: it stays in place)")
+        }
     }
 }
