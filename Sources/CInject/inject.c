@@ -335,10 +335,13 @@ static void read_str(pid_t tid, uintptr_t a, char *out, size_t n)
     out[i] = 0;
 }
 
+/* One of our breakpoint addresses (set now, or set earlier in this attach:
+ * a thread that trapped on one before it was removed still has its
+ * instruction pointer one byte past it). */
 static bool is_bp(uintptr_t a)
 {
     for (int i = 0; i < N_BPS; i++)
-        if (bps[i].set && bps[i].addr == a)
+        if (bps[i].addr && bps[i].addr == a)
             return true;
     return false;
 }
@@ -478,7 +481,9 @@ static void resume(struct thread *t)
 }
 
 /* A thread that stopped on one of our breakpoints (rip just past it) is
- * moved back onto the instruction, and its SIGTRAP is dropped. */
+ * moved back onto the instruction, and its SIGTRAP is dropped. Only for a
+ * thread known to have trapped (K_BP): past a one-byte first instruction,
+ * rip = address + 1 is also where a thread that ran it stands. */
 static void rewind_bp(struct thread *t)
 {
     struct user_regs_struct r;
@@ -715,11 +720,12 @@ int hs_inject(int pid, const char *library, const char *spec, double timeout, st
         resume(t);                  /* hand back signals, run new threads */
     }
     if (!chosen) {
-        stop_all(NULL, now_s() + 5);
-        clear_bps(th[0].tid);
+        stop_all(NULL, now_s() + 5);        /* a thread that trapped meanwhile is rewound there */
         for (int i = 0; i < n_th; i++)
-            if (!th[i].gone && th[i].sig == SIGTRAP)
-                rewind_bp(&th[i]);
+            if (!th[i].gone) {
+                clear_bps(th[i].tid);
+                break;
+            }
         detach_all();
         res->status = HS_INJECT_NO_SAFE_POINT;
         res->seconds = now_s() - t0;
@@ -731,8 +737,8 @@ int hs_inject(int pid, const char *library, const char *spec, double timeout, st
 
     /* Step 4. */
     stop_all(chosen, now_s() + 5);
-    clear_bps(chosen->tid);
     rewind_bp(chosen);
+    clear_bps(chosen->tid);
     struct saved *sv = calloc(1, sizeof *sv);
     ptrace(PTRACE_GETREGS, chosen->tid, NULL, &sv->regs);
     sv->xiov = (struct iovec){ sv->xstate, sizeof sv->xstate };
