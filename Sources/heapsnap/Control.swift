@@ -251,7 +251,7 @@ struct Attach: ParsableCommand {
     }
 
     func run() throws {
-        do {
+        do throws(HeapSnapError) {
             let library = try Launcher.findLibrary(environment: environment)
             let request = AttachRequest(pid: pid, library: library, rate: rate, directory: dir, signalBase: signalBase,
                                         startSampling: !noStart, timeout: timeout)
@@ -265,7 +265,7 @@ struct Attach: ParsableCommand {
                 note("heapsnap: process \(pid) has libheapsnap_preload.so already: \(noStart ? "left as it is" : "sampling started through its signal"); "
                      + "snapshots in \(report.directory)")
             }
-        } catch let error as HeapSnapError {
+        } catch {
             throw fail(error)
         }
     }

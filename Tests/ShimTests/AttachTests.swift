@@ -177,8 +177,12 @@ struct AttachTests {
         let timedOut = try tool(["attach", "--timeout", "0.5", "\(idle.pid)"])
         #expect(timedOut.status == 1 && timedOut.stderr.contains("did not call malloc") && timedOut.stderr.split(separator: "\n").count == 1,
                 "\(timedOut.stderr)")
-        let status = (try? String(contentsOfFile: "/proc/\(idle.pid)/status", encoding: .utf8)) ?? ""
-        #expect(status.contains("TracerPid:\t0") && state(idle.pid) == "S" && !maps(idle.pid).contains("libheapsnap_preload"))
+        // Detached: it leaves its tracing stop as soon as the kernel runs it again.
+        let untouched = Wait.poll(timeout: 5) {
+            let status = (try? String(contentsOfFile: "/proc/\(idle.pid)/status", encoding: .utf8)) ?? ""
+            return status.contains("TracerPid:\t0") && state(idle.pid) == "S"
+        }
+        #expect(untouched && idle.isRunning && !maps(idle.pid).contains("libheapsnap_preload"))
 
         let source = try Scratch()
         try "int main(void) { for (;;) __asm__ volatile(\"pause\"); }\n".write(toFile: source.path + "/spin.c", atomically: true, encoding: .utf8)
@@ -229,6 +233,48 @@ struct AttachTests {
         #expect(!maps(target.pid).contains("libheapsnap_preload"))
         target.askQuit()
         #expect(try target.wait() == 7)
+    }
+}
+
+/// The process `unshare --fork` runs: unshare's child (found through /proc's children lists).
+private func unsharedChild(of pid: pid_t) -> pid_t? {
+    let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+    return children.split(separator: " ").first.flatMap { pid_t($0) }
+}
+
+@Suite("Attach: a process in a container (mount and pid namespaces of its own, its own /tmp)", .serialized)
+struct AttachContainerTests {
+    @Test("the library reaches it through its /dev/shm, its snapshots in its own /tmp are found through /proc/PID/root, under the pid it sees",
+          .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), "needs root and unshare (util-linux)"))
+    func container() throws {
+        // The program must stay visible once the container mounts its own /tmp over ours.
+        let dir = "/var/tmp/heapsnap-attach-test-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let program = dir + "/attach_target"
+        try? FileManager.default.removeItem(atPath: program)
+        try FileManager.default.copyItem(atPath: try Programs.shared.path("attach_target.c"), toPath: program)
+        let box = try Background("/usr/bin/unshare", ["--mount", "--pid", "--fork", "--mount-proc", "/bin/sh", "-c",
+                                                      "mount -t tmpfs tmpfs /tmp && exec \(program) 2"],
+                                 preload: false, interactive: true)
+        try Wait.until("ready in the container; \(box.stderr)") { box.stdout.contains("ready\n") || !box.isRunning }
+        let pid = try #require(unsharedChild(of: box.pid))
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        #expect(status.contains("NSpid:\t\(pid)\t1"), "pid 1 in its own namespace")
+
+        let attach = try tool(["attach", "--rate", "1", "\(pid)"])
+        #expect(attach.status == 0 && attach.stderr.contains("snapshots in /proc/\(pid)/root/tmp"), "\(attach.stderr)")
+        #expect(maps(pid).contains("/dev/shm/heapsnap.0/libheapsnap_preload.so"))
+        try box.ask("leak 10 100", "leaked")
+        let dump = try tool(["dump", "\(pid)"])
+        let file = dump.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(dump.status == 0 && file == "/proc/\(pid)/root/tmp/heapsnap.1.0.heapsnap", "\(dump.stdout) \(dump.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/heapsnap.1.0.heapsnap"), "written in the container's /tmp, not ours")
+        let snap = try SnapshotReader.read(path: file)
+        #expect(snap.site(box.sites["leak"]).inuse.bytes.value == 1000)
+        #expect(try tool(["detach", "\(pid)"]).status == 0)
+        box.askQuit()
+        #expect(try box.wait() == 7)
     }
 }
 
