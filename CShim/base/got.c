@@ -85,6 +85,7 @@ static pthread_mutex_t route_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slot *slots;              /* mmap'ed, MAX_SLOTS */
 static size_t n_slots;
 static bool full_said;
+static bool routing;                    /* between a start's hs_got_route(true) and hs_got_restore */
 static unsigned long long last_adds;    /* dlpi_adds at the last routing */
 
 bool hs_got_enabled(void) { return __atomic_load_n(&enabled, __ATOMIC_ACQUIRE); }
@@ -504,11 +505,17 @@ static int route_cb(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-int hs_got_route(void)
+int hs_got_route(bool start)
 {
     if (!hs_got_enabled())
         return -ENODEV;
     pthread_mutex_lock(&route_lock);
+    if (start)
+        routing = true;
+    if (!routing) {                     /* a dlopen racing a stop: stay restored */
+        pthread_mutex_unlock(&route_lock);
+        return 0;
+    }
     struct pass p = { .first = true };
     dl_iterate_phdr(route_cb, &p);
     __atomic_store_n(&last_adds, p.adds, __ATOMIC_RELAXED);
@@ -524,6 +531,7 @@ void hs_got_restore(void)
     if (!hs_got_enabled())
         return;
     pthread_mutex_lock(&route_lock);
+    routing = false;
     while (n_slots) {
         struct slot *s = &slots[--n_slots];
         if (__atomic_load_n(s->at, __ATOMIC_ACQUIRE) == s->to)

@@ -47,9 +47,12 @@ bool hs_got_enabled(void);
  * relocation (REL, RELA, JMPREL) naming a route gets the route's address;
  * the value found is kept for hs_got_restore. Idempotent (slots already
  * routed are left as they are), so it also routes objects loaded since.
+ * `start`: a session starts (the writer); otherwise (a dlopen, the
+ * writer's tick) it routes only between a start and the next restore, so
+ * that a dlopen racing a stop does not leave slots routed after it.
  * Returns the number of slots changed, or -errno. Context: no shim lock
  * but the caller's; takes the route lock, then the loader's list lock. */
-int hs_got_route(void);
+int hs_got_route(bool start);
 
 /* Writes back every slot hs_got_route changed (those that still hold our
  * route), newest first; forgets them. Context: as hs_got_route. */

@@ -287,11 +287,11 @@ static void py_on_thread(void)
  * since (the writer's tick) for those dlopen'ed without our dlopen route
  * (glibc's own, for NSS or iconv). Preloaded: nothing to do.
  * Context: ctl_lock held. */
-static void route_objects(void)
+static void route_objects(bool start)
 {
     if (!hs_got_enabled())
         return;
-    int n = hs_got_route();
+    int n = hs_got_route(start);
     if (n < 0)
         hs_say_errno("cannot route every allocation function of the process to heapsnap", -n);
 }
@@ -301,7 +301,7 @@ static void run(int cmd)
 {
     switch (cmd) {
     case HS_CMD_START:
-        route_objects();
+        route_objects(true);
         hs_sampler_start();
         hs_timeline_start();
         ctl.start_ns = hs_now_ns(CLOCK_REALTIME);
@@ -440,7 +440,7 @@ static void *writer_main(void *arg)
                 timeout = (int)wait_ms;
         }
         if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1 && hs_got_enabled() && hs_got_objects_added())
-            route_objects();
+            route_objects(false);
         hs_pysetup_tick(&timeout);
         if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1)
             hs_timeline_tick(&timeout);

@@ -68,8 +68,8 @@ static void *routed_dlopen(const char *file, int mode)
         h = next(path, mode);
     if (!h)
         h = next(file, mode);
-    if (h && __atomic_load_n(&hs_active, __ATOMIC_ACQUIRE) == 1)
-        (void)hs_got_route();
+    if (h)
+        (void)hs_got_route(false);     /* only while routed (got.h) */
     return h;
 }
 
