@@ -2,7 +2,9 @@
  * attach_target.c - a program started without heapsnap, for AttachTests:
  * `heapsnap attach` loads the shim into it while it runs.
  *
- * Usage: attach_target THREADS. THREADS threads allocate and free in a
+ * Usage: attach_target THREADS [seccomp]. With "seccomp", the process first
+ * installs a seccomp filter that allows everything (Seccomp: 2 in
+ * /proc/PID/status), which attach must refuse. THREADS threads allocate and free in a
  * storm (malloc, calloc, realloc, posix_memalign, free), each checking the
  * pattern it wrote into every block (a routed call that returned a wrong or
  * shared block shows up as "errors N"). Before it says "ready", the main
@@ -19,7 +21,10 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +81,12 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 4;
+    if (argc > 2 && strcmp(argv[2], "seccomp") == 0) {
+        struct sock_filter allow[] = { BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW) };
+        struct sock_fprog prog = { 1, allow };
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+            perror("seccomp");
+    }
     printf("site pre %p\nsite leak %p\nsite freed %p\n", (void *)site_pre, (void *)site_leak, (void *)site_freed);
     for (int i = 0; i < 50; i++)
         site_pre(i, 2000);

@@ -169,7 +169,7 @@ struct AttachTests {
         #expect(try target.wait() == 7)
     }
 
-    @Test("refused, one line and exit status 1, nothing touched: no safe point in time (idle process), statically linked program, no such process")
+    @Test("refused, one line and exit status 1, nothing touched: no safe point in time (idle process), statically linked program, seccomp, no such process")
     func refusals() throws {
         // An idle process never enters malloc: the attach gives up and leaves it running as it was.
         let idle = try Background("/bin/sleep", ["30"], preload: false)
@@ -195,6 +195,14 @@ struct AttachTests {
         } else {
             Issue.record("no static libc to build a static program (libc6-dev's libc.a): \(cc.stderr)")
         }
+
+        // A seccomp filter (one that allows everything): we cannot know its rules.
+        let filtered = try start(try Programs.shared.path("attach_target.c"), ["1", "seccomp"])
+        let sec = try tool(["attach", "\(filtered.pid)"])
+        #expect(sec.status == 1 && sec.stderr.contains("runs under seccomp"), "\(sec.stderr)")
+        #expect(!maps(filtered.pid).contains("libheapsnap_preload"))
+        filtered.askQuit()
+        #expect(try filtered.wait() == 7)
 
         let none = try tool(["attach", "2147483000"])
         #expect(none.status == 1 && none.stderr == "heapsnap: process 2147483000: no such process\n", "\(none.stderr)")
