@@ -24,6 +24,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,12 @@ int main(int argc, char **argv)
     printf("site pre %p\nsite leak %p\nsite freed %p\n", (void *)site_pre, (void *)site_leak, (void *)site_freed);
     for (int i = 0; i < 50; i++)
         site_pre(i, 2000);
+    /* SIGUSR2 blocked in every thread: one sent before an attach must still be
+     * pending after it (AttachTests compare /proc/PID/task/ANY/status). */
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &usr2, NULL);
     pthread_t t[64];
     for (long i = 0; i < threads && i < 64; i++)
         pthread_create(&t[i], NULL, worker, (void *)i);

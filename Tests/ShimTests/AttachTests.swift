@@ -49,6 +49,19 @@ private func state(_ pid: pid_t) -> Character? {
     return stat[stat.index(close, offsetBy: 2)...].first
 }
 
+/// ShdPnd of the process, and SigBlk of each thread, from /proc.
+private func signalState(_ pid: pid_t) -> (shared: String, blocked: [String: String]) {
+    func field(_ name: String, _ text: String) -> String {
+        text.split(separator: "\n").first { $0.hasPrefix(name) }.map { String($0.dropFirst(name.count)).trimmingCharacters(in: .whitespaces) } ?? ""
+    }
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    var blocked: [String: String] = [:]
+    for tid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+        blocked[tid] = field("SigBlk:", (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)) ?? "")
+    }
+    return (field("ShdPnd:", status), blocked)
+}
+
 private func maps(_ pid: pid_t) -> String { (try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? "" }
 
 @Suite("Attach: heapsnap attach, dump and detach on processes started without the preload", .serialized)
@@ -60,9 +73,17 @@ struct AttachTests {
         let pid = target.pid
         #expect(try target.ask("where", "malloc in ").hasSuffix("/libc.so.6"))
 
+        // A signal pending before the attach (blocked in every thread) stays pending; every
+        // thread's mask is what it was.
+        kill(pid, SIGUSR2)
+        let masks = signalState(pid)
+        #expect(masks.shared.contains("800"), "SIGUSR2 pending: \(masks.shared)")
         let attach = try tool(["attach", "--rate", "1", "--dir", dir.path, "\(pid)"])
         #expect(attach.status == 0 && attach.stderr.contains("heapsnap: attached to process \(pid) in "), "\(attach.stderr)")
         #expect(attach.stderr.split(separator: "\n").count == 1, "one line: \(attach.stderr)")
+        let after = signalState(pid)
+        #expect(after.shared == masks.shared)
+        for (tid, mask) in masks.blocked { #expect(after.blocked[tid] == mask, "thread \(tid)'s signal mask") }
         #expect(try target.ask("where", "malloc in ", count: 2).hasSuffix("/libheapsnap_preload.so"))
 
         // Blocks allocated before the attach (site_pre) are freed now, through the shim.
