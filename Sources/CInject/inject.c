@@ -708,12 +708,15 @@ int hs_inject(int pid, const char *library, const char *spec, double timeout, st
                     r.rip -= 1;
                     ptrace(PTRACE_SETREGS, t->tid, NULL, &r);
                     poke(t->tid, bps[i].addr, bps[i].saved);
-                    int st;
+                    int st = 0;
+                    t->sig = 0;
                     ptrace(PTRACE_SINGLESTEP, t->tid, NULL, NULL);
-                    waitpid(t->tid, &st, __WALL);
+                    if (waitpid(t->tid, &st, __WALL) == t->tid && WIFSTOPPED(st) && WSTOPSIG(st) != SIGTRAP &&
+                        !(st >> 16))
+                        t->sig = WSTOPSIG(st);  /* a signal came instead of the step: handed back below */
                     poke(t->tid, bps[i].addr, (bps[i].saved & ~0xffL) | 0xcc);
                 }
-            t->sig = 0;
+            t->running = false;
             resume(t);
             continue;
         }
