@@ -73,12 +73,15 @@ static void *routed_dlopen(const char *file, int mode)
     return h;
 }
 
+/* What an attached library uses, for the tool (include/heapsnap.h). Written
+ * once by heapsnap_attach, magic last; read by the tool with
+ * process_vm_readv. */
+HS_EXPORT struct heapsnap_attach_info heapsnap_attach_info;
+
 /* The injector's second call (after dlopen of this library), on the thread
  * it stopped at a safe point: see hs_attach. `spec` holds the attach's
  * settings. 0, -EALREADY (set up before: start through the signal), or
  * -errno. */
-HS_EXPORT struct heapsnap_attach_info heapsnap_attach_info;
-
 HS_EXPORT int heapsnap_attach(const char *spec)
 {
     int err = hs_attach(spec ? spec : "", (void *)routed_dlopen);
