@@ -66,7 +66,7 @@
 #endif
 
 #define MAX_THREADS 4096
-#define N_BPS 4
+#define N_BPS 8         /* libc's four, and malloc/free of up to two other allocators */
 
 struct thread {
     pid_t tid;
@@ -282,6 +282,41 @@ static char proc_state(pid_t pid)
     char c = p && p[1] ? p[2] : 0;
     free(s);
     return c;
+}
+
+/* Breakpoints from `first` on at malloc and free of other objects that
+ * define them (an allocator linked into the program, or preloaded, such as
+ * jemalloc): its threads may never enter libc's. */
+static void other_allocators(pid_t pid, const char *libc, int first)
+{
+    char fn[64];
+    snprintf(fn, sizeof fn, "/proc/%d/maps", pid);
+    char *maps = read_file(fn, NULL);
+    if (!maps)
+        return;
+    int next = first;
+    for (char *line = strtok(maps, "\n"); line && next + 1 < N_BPS; line = strtok(NULL, "\n")) {
+        unsigned long lo, hi, off;
+        char perms[8];
+        int pos = 0;
+        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &lo, &hi, perms, &off, &pos) < 4 || !pos || off != 0)
+            continue;
+        const char *p = line + pos;
+        const char *b = strrchr(p, '/');
+        if (*p != '/' || strcmp(p, libc) == 0 || strncmp(b + 1, "ld-linux", 8) == 0 ||
+            strstr(b, "libheapsnap_preload"))
+            continue;
+        char file[PATH_MAX + 64];
+        snprintf(file, sizeof file, "/proc/%d/root%s", pid, p);
+        static const char *const names[] = { "malloc", "free" };
+        long o[2];
+        char why[300];
+        if (elf_offsets(file, names, o, 2, why, sizeof why) != 0 || o[0] < 0 || o[1] < 0)
+            continue;
+        bps[next++].addr = lo + (uintptr_t)o[0];
+        bps[next++].addr = lo + (uintptr_t)o[1];
+    }
+    free(maps);
 }
 
 /* ------------------------------------------------------------ ptrace */
@@ -649,8 +684,9 @@ int hs_inject(int pid, const char *library, const char *spec, double timeout, st
             say(res, "process %d: %s has no %s", pid, libc, names[i]);
             return res->status;
         }
-    for (int i = 0; i < N_BPS; i++)
+    for (int i = 0; i < 4; i++)
         bps[i].addr = libc_base + (uintptr_t)off[i];
+    other_allocators(pid, libc, 4);
     uintptr_t f_dlopen = libc_base + (uintptr_t)off[4], f_dlsym = libc_base + (uintptr_t)off[5],
               f_dlerror = libc_base + (uintptr_t)off[6];
     res->was_stopped = proc_state(pid) == 'T';

@@ -20,8 +20,8 @@ private func tool(_ args: [String]) throws -> RunResult {
 }
 
 /// An interactive program started without the shim, waited for until it says "ready".
-private func start(_ path: String, _ args: [String]) throws -> Background {
-    let target = try Background(path, args, preload: false, interactive: true)
+private func start(_ path: String, _ args: [String], env: [String: String] = [:]) throws -> Background {
+    let target = try Background(path, args, env: env, preload: false, interactive: true)
     try Wait.until("\(path) to say ready; stderr: \(target.stderr)") { target.stdout.contains("ready\n") || !target.isRunning }
     return target
 }
@@ -169,6 +169,26 @@ struct AttachTests {
         #expect(site.inuse.objects.value == 30 && site.inuse.bytes.value == 30_000)
         target.askQuit()
         #expect(try target.wait() == 7)
+    }
+
+    static let jemalloc = ["/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2"]
+        .first { FileManager.default.fileExists(atPath: $0) }
+
+    @Test("a program allocating with jemalloc (preloaded, not heapsnap): the safe point is jemalloc's malloc, blocks counted exactly, jemalloc's slot restored",
+          .enabled(if: jemalloc != nil, "libjemalloc2 is not installed"))
+    func jemallocProgram() throws {
+        let dir = try Scratch()
+        let target = try start(try Programs.shared.path("attach_target.c"), ["2"], env: ["LD_PRELOAD": Self.jemalloc!])
+        #expect(try target.ask("where", "malloc in ").hasSuffix("/libjemalloc.so.2 weak null"))
+        #expect(try tool(["attach", "--rate", "1", "--dir", dir.path, "\(target.pid)"]).status == 0)
+        try target.ask("leak 10 100", "leaked")
+        let detach = try tool(["detach", "\(target.pid)"])
+        let snap = try dir.read(detach.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(snap.site(target.sites["leak"]).inuse.bytes.value == 1000)
+        #expect(try target.ask("where", "malloc in ", count: 2).hasSuffix("/libjemalloc.so.2 weak null"))
+        target.askQuit()
+        #expect(try target.wait() == 7)
+        #expect(target.lines("errors ") == ["errors 0"])
     }
 
     @Test("a stopped process (SIGSTOP) is attached and stays stopped; after SIGCONT it samples")
