@@ -266,6 +266,27 @@ struct AttachTests {
         #expect(try target.wait() == 7)
     }
 
+    @Test("a user attaches to their own process without root (no Yama here)", .enabled(if: getuid() == 0, "needs root to run as nobody"))
+    func ownProcessAsUser() throws {
+        let dir = try Scratch()
+        let nobody = try #require(getpwnam("nobody")?.pointee.pw_uid)
+        chown(dir.path, nobody, gid_t.max)
+        let setpriv = "/usr/bin/setpriv"
+        try #require(FileManager.default.isExecutableFile(atPath: setpriv), "setpriv (util-linux) is missing")
+        let asNobody = ["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
+        let target = try start(setpriv, asNobody + [try Programs.shared.path("attach_target.c"), "2"])
+        let r = try run(setpriv, asNobody + [heapsnapTool(), "attach", "--rate", "1", "--dir", dir.path, "\(target.pid)"],
+                        env: ["HEAPSNAP_LIB": Shim.library], preload: false)
+        #expect(r.status == 0, "\(r.stderr)")
+        try target.ask("leak 5 100", "leaked")
+        let detach = try run(setpriv, asNobody + [heapsnapTool(), "detach", "\(target.pid)"], preload: false)
+        #expect(detach.status == 0, "\(detach.stderr)")
+        let snap = try dir.read(detach.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(snap.site(target.sites["leak"]).inuse.bytes.value == 500)
+        target.askQuit()
+        #expect(try target.wait() == 7)
+    }
+
     @Test("another user's process is refused before anything is touched", .enabled(if: getuid() == 0, "needs root to run as nobody"))
     func anotherUser() throws {
         // heapsnap runs as nobody against a root process.
