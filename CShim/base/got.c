@@ -90,6 +90,10 @@ static unsigned long long last_adds;    /* dlpi_adds at the last routing */
 
 bool hs_got_enabled(void) { return __atomic_load_n(&enabled, __ATOMIC_ACQUIRE); }
 
+/* A fork child: another thread of the parent may have held the route lock
+ * (a routed dlopen) when it forked; the child has no such thread. */
+void hs_got_fork_child(void) { pthread_mutex_init(&route_lock, NULL); }
+
 /* ------------------------------------------------------------ one object */
 
 /* What PT_DYNAMIC says about one loaded object. */

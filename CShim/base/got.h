@@ -43,6 +43,9 @@ int hs_got_init(const void *self, const char *const *skip_prefixes, const struct
 /* Attach mode is on (hs_got_init succeeded). */
 bool hs_got_enabled(void);
 
+/* Fresh route lock in a fork child. Context: fork child, single-threaded. */
+void hs_got_fork_child(void);
+
 /* Routes every loaded object but the loader, the vDSO and the shim: each
  * relocation (REL, RELA, JMPREL) naming a route gets the route's address;
  * the value found is kept for hs_got_restore. Idempotent (slots already

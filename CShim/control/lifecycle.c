@@ -77,6 +77,7 @@ static void fork_child(void)
     hs_sampler_fork_child();
     hs_writer_fork_child(sampling);
     hs_unwind_reset_child();
+    hs_got_fork_child();
     if (!hs_ctl_inert())
         hs_sampler_expect_setup();
 }
