@@ -69,6 +69,8 @@ let package = Package(
                               "-Xlinker", "-z", "-Xlinker", "defs"]),
             ]
         ),
+        // `heapsnap attach`'s injector: ptrace from C (the calls are variadic, which Swift cannot make).
+        .target(name: "CInject", path: "Sources/CInject"),
         // zlib, for gzip-compressed pprof files (Debian zlib1g-dev).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // The SVGs' scripts are .js files beside their renderers, embedded at build time
@@ -76,7 +78,7 @@ let package = Package(
         // and `node --check` read.
         .target(
             name: "HeapSnapKit",
-            dependencies: ["CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["CZlib", "CInject", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Export/pprof.proto"],
             resources: [.embedInCode("Render/FlameGraph/flamegraph.js"), .embedInCode("Render/Timeline/timeline.js")]
         ),

@@ -174,8 +174,24 @@ static void *synth_calloc(size_t a, size_t b)
 
 static size_t synth_usable(void *p) { (void)p; return 0; }
 
+static void *rtld_next(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+/* How the next definitions are found: dlsym(RTLD_NEXT) while preloaded;
+ * attach mode sets a lookup that never lands on a PLT stub (got.c). */
+static void *(*lookup)(const char *) = rtld_next;
+
+void *hs_next_symbol(const char *name) { return lookup(name); }
+
 #define RESOLVE(field, name) \
-    do { void *f = dlsym(RTLD_NEXT, name); if (f) { *(void **)&r.field = f; } } while (0)
+    do { void *f = lookup(name); if (f) { *(void **)&r.field = f; } } while (0)
+
+void hs_forward_reinit(void *(*fn)(const char *))
+{
+    lookup = fn;
+    __atomic_store_n(&resolved, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&resolving, 0, __ATOMIC_RELEASE);
+    hs_forward_init();
+}
 
 void hs_forward_init(void)
 {

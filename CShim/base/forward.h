@@ -89,6 +89,17 @@ static inline bool hs_is_boot(const void *p)
 /* Resolves hs_real (idempotent). Context: constructor or first allocation. */
 void hs_forward_init(void);
 
+/* The next definition of `name` (dlsym(RTLD_NEXT) while preloaded; after
+ * hs_forward_reinit, that lookup). Context: any thread, not inside malloc
+ * while preloaded (dlsym may allocate). */
+void *hs_next_symbol(const char *name);
+
+/* Resolves hs_real and the idle routes again with `lookup` (attach mode:
+ * got.c's hs_got_lookup, which never lands on a PLT stub), and uses it for
+ * hs_next_symbol from then on. Context: attach, before anything is routed
+ * to the shim. */
+void hs_forward_reinit(void *(*lookup)(const char *));
+
 /* realloc / usable size for a bootstrap pointer. */
 void *hs_boot_realloc(void *p, size_t n);
 

@@ -326,18 +326,56 @@ static void bound_signal_base(void)
         }
 }
 
-void hs_options_parse(void)
+/* Reads every option through `get` (getenv, or an attach's settings). */
+static void parse_with(const char *(*get)(const char *name))
 {
     bound_signal_base();
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         struct option *opt = &options[i];
         if (opt->field == &hs_opt.max_memory)
             default_budget_for_rate(opt);
-        const char *value = getenv(opt->name);
+        const char *value = get(opt->name);
         if (!value || opt->parse(opt, value) == 0)
             continue;
         char number[24];
         bad(opt->name, value, opt->expected, opt->fallback ? opt->fallback : hs_u64s(number, stored(opt)));
     }
+}
+
+static const char *env_get(const char *name) { return getenv(name); }
+
+void hs_options_parse(void)
+{
+    parse_with(env_get);
     report_unknown();
+}
+
+/* The attach's settings: "NAME=value" lines, kept for spec_get. */
+static const char *spec_text;
+
+/* The value of `name` in spec_text, copied into a static buffer (one option
+ * is parsed at a time). */
+static const char *spec_get(const char *name)
+{
+    static char value[4096];
+    size_t len = strlen(name);
+    for (const char *line = spec_text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        if (n > len && strncmp(line, name, len) == 0 && line[len] == '=') {
+            size_t v = n - len - 1 < sizeof value - 1 ? n - len - 1 : sizeof value - 1;
+            memcpy(value, line + len + 1, v);
+            value[v] = 0;
+            return value;
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+void hs_options_parse_spec(const char *spec)
+{
+    spec_text = spec;
+    parse_with(spec_get);
+    spec_text = NULL;
 }

@@ -54,6 +54,10 @@ extern struct hs_options hs_opt;
 /* Reads every HEAPSNAP_* variable into hs_opt. A bad value gets one line on
  * stderr and its default; an unknown HEAPSNAP_* name gets one line too.
  * Context: constructor. */
+/* The same options from an attach's settings instead of the environment:
+ * "HEAPSNAP_RATE=64K\nHEAPSNAP_DIR=/tmp\n..." (heapsnap attach writes
+ * them); unnamed options keep their defaults. Context: hs_attach. */
+void hs_options_parse_spec(const char *spec);
 void hs_options_parse(void);
 
 #endif

@@ -43,6 +43,7 @@
 #include "base/options.h"
 #include "base/stderr.h"
 #include "base/forward.h"
+#include "base/got.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -76,6 +77,7 @@ static void fork_child(void)
     hs_sampler_fork_child();
     hs_writer_fork_child(sampling);
     hs_unwind_reset_child();
+    hs_got_fork_child();
     if (!hs_ctl_inert())
         hs_sampler_expect_setup();
 }
@@ -133,25 +135,40 @@ void hs_setxid_end(bool stopped)
 
 /* ------------------------------------------------------------- load/exit */
 
+/* The set-up shared by load and attach. 0 or -errno. Context: the
+ * constructor, or hs_attach; guard held. */
+static int init_control(void)
+{
+    hs_stacks_init();
+    hs_sampler_on_child_setup(hs_child_setup);
+    int err = hs_writer_init();
+    if (err)
+        return err;
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    hs_ctl_set_ready();
+    return 0;
+}
+
 __attribute__((constructor(102))) static void hs_init(void)
 {
     hs_forward_init();
     if (getauxval(AT_SECURE))
         return;                         /* setuid/setgid: stay inert, forward only */
+    /* Loaded by dlopen into a running process (heapsnap attach, or a
+     * program that dlopens us): nothing here; heapsnap_attach does the
+     * set-up with the attach's settings, not the process's environment. */
+    if (hs_got_loaded_late((const void *)hs_init))
+        return;
     hs_say_init();
     bool guarded = hs_guard_enter();
     hs_options_parse();
-    hs_stacks_init();
-    hs_sampler_on_child_setup(hs_child_setup);
-    int err = hs_writer_init();
+    int err = init_control();
     if (err) {
         hs_say_errno("cannot set up signal control; heapsnap stays inactive", -err);
         hs_ctl_set_inert();
         hs_guard_leave(guarded);
         return;
     }
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
-    hs_ctl_set_ready();
     if (hs_opt.start)
         hs_writer_start_now();
     hs_guard_leave(guarded);
@@ -207,6 +224,36 @@ void hs_exit_called(void)
 {
     if (__atomic_load_n(&host_main, __ATOMIC_RELAXED))     /* main wrapped: HEAPSNAP_AT_EXIT */
         at_exit();
+}
+
+/* Names the shim exports that are not routed: the control API, and
+ * __libc_start_main (it ran long ago). */
+static const char *const not_routed[] = { "heapsnap_", "__libc_start_main", NULL };
+
+int hs_attach(const char *spec, void *dlopen_route)
+{
+    if (getauxval(AT_SECURE))
+        return -EPERM;
+    if (hs_ctl_ready() || hs_got_enabled())
+        return -EALREADY;               /* preloaded, or attached before: the signals start it */
+    bool guarded = hs_guard_enter();
+    hs_say_init();
+    hs_options_parse_spec(spec);
+    struct hs_got_extra extra[] = { { "dlopen", dlopen_route } };
+    int err = hs_got_init((const void *)hs_attach, not_routed, extra, 1);
+    if (!err) {
+        hs_forward_reinit(hs_got_lookup);
+        err = init_control();
+    }
+    if (err) {
+        hs_say_errno("cannot attach; the process is left as it was", -err);
+        hs_guard_leave(guarded);
+        return err;
+    }
+    if (hs_opt.start)
+        hs_writer_start_now();
+    hs_guard_leave(guarded);
+    return 0;
 }
 
 __attribute__((destructor(101))) static void hs_fini(void)

@@ -40,4 +40,18 @@ int hs_start_main(hs_start_main_fn next, hs_main_fn main, int argc, char **argv,
  * thread, possibly a signal handler (see at_exit in lifecycle.c). */
 void hs_exit_called(void);
 
+/* heapsnap attach: the library was just dlopen'ed into a running process
+ * (its constructor did nothing, see hs_init) and the injector calls this,
+ * on the thread it stopped at a safe point (the entry of an allocation
+ * function: no allocator or loader lock held). Parses `spec` (options.h,
+ * hs_options_parse_spec), prepares the routes (got.h), starts the writer
+ * thread and installs the handlers; with HEAPSNAP_START=1 in `spec`, routes
+ * every loaded object to the shim and starts sampling before it returns.
+ * `dlopen_route` is what dlopen's slots get. 0, -EALREADY when the library
+ * was set up before (preloaded, or attached earlier: the signals drive it
+ * then), or -errno with nothing changed but the writer thread.
+ * Context: the stopped thread, called by the injector; nothing of ours
+ * held. */
+int hs_attach(const char *spec, void *dlopen_route);
+
 #endif

@@ -36,6 +36,7 @@
 #include "base/stderr.h"
 #include "base/options.h"
 #include "base/forward.h"
+#include "base/got.h"
 #include "sampling/sampler.h"
 #include "snapshot/snapshot_writer.h"
 #include "snapshot/retention.h"
@@ -281,11 +282,26 @@ static void py_on_thread(void)
     pthread_mutex_unlock(&ctl_lock);
 }
 
+/* Attached (got.h): the process's calls reach the shim only through the
+ * slots routed here, at each start, and again when objects were loaded
+ * since (the writer's tick) for those dlopen'ed without our dlopen route
+ * (glibc's own, for NSS or iconv). Preloaded: nothing to do.
+ * Context: ctl_lock held. */
+static void route_objects(bool start)
+{
+    if (!hs_got_enabled())
+        return;
+    int n = hs_got_route(start);
+    if (n < 0)
+        hs_say_errno("cannot route every allocation function of the process to heapsnap", -n);
+}
+
 /* Context: ctl_lock held. */
 static void run(int cmd)
 {
     switch (cmd) {
     case HS_CMD_START:
+        route_objects(true);
         hs_sampler_start();
         hs_timeline_start();
         ctl.start_ns = hs_now_ns(CLOCK_REALTIME);
@@ -305,6 +321,7 @@ static void run(int cmd)
         hs_sampler_release();
         hs_timeline_release();
         ctl.next_periodic_ns = 0;
+        hs_got_restore();               /* attached: every slot back as it was found */
         break;
     case HS_CMD_SNAPSHOT:
         if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1) {
@@ -422,6 +439,8 @@ static void *writer_main(void *arg)
             if (wait_ms < (uint64_t)timeout)
                 timeout = (int)wait_ms;
         }
+        if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1 && hs_got_enabled() && hs_got_objects_added())
+            route_objects(false);
         hs_pysetup_tick(&timeout);
         if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1)
             hs_timeline_tick(&timeout);

@@ -60,7 +60,7 @@ static struct next_op {
 static __attribute__((noinline)) void *resolve(enum op op)
 {
     hs_forward_init();
-    void *fn = dlsym(RTLD_NEXT, op_name[op]);
+    void *fn = hs_next_symbol(op_name[op]);
     if (!fn) {
         /* No C++ runtime after us, yet someone called the operator: a
          * program that brings its own runtime statically still resolves to

@@ -26,6 +26,8 @@
 #include "control/writer.h"
 #include "control/lifecycle.h"
 #include "tables/unwind.h"
+#include "base/forward.h"
+#include "base/got.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -51,7 +53,7 @@ HS_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 HS_EXPORT int __libc_start_main(hs_main_fn main, int argc, char **argv, void *init, void *fini,
                                 void *rtld_fini, void *stack_end)
 {
-    hs_start_main_fn next = (hs_start_main_fn)dlsym(RTLD_NEXT, "__libc_start_main");
+    hs_start_main_fn next = (hs_start_main_fn)hs_next_symbol("__libc_start_main");
     if (!next)
         abort();                    /* no libc to start the program with */
     return hs_start_main(next, main, argc, argv, init, fini, rtld_fini, stack_end);
@@ -67,7 +69,7 @@ HS_EXPORT void exit(int status)
 {
     static void (*next)(int);
     if (!__atomic_load_n(&next, __ATOMIC_ACQUIRE))
-        __atomic_store_n(&next, (void (*)(int))dlsym(RTLD_NEXT, "exit"), __ATOMIC_RELEASE);
+        __atomic_store_n(&next, (void (*)(int))hs_next_symbol("exit"), __ATOMIC_RELEASE);
     hs_exit_called();
     if (next)
         next(status);               /* does not return */
@@ -82,12 +84,13 @@ HS_EXPORT int dlclose(void *handle)
 {
     static int (*next)(void *);
     if (!__atomic_load_n(&next, __ATOMIC_ACQUIRE))
-        __atomic_store_n(&next, (int (*)(void *))dlsym(RTLD_NEXT, "dlclose"), __ATOMIC_RELEASE);
+        __atomic_store_n(&next, (int (*)(void *))hs_next_symbol("dlclose"), __ATOMIC_RELEASE);
     if (!next)
         return -1;                  /* no libdl to close with: cannot happen with glibc */
     hs_unwind_forget();
     int ret = next(handle);
     hs_unwind_forget();
+    hs_got_forget_unloaded();       /* attached: no slot kept in memory another object may get */
     return ret;
 }
 
@@ -97,7 +100,7 @@ HS_EXPORT int dlclose(void *handle)
     {                                                                         \
         static int (*next) params;                                            \
         if (!__atomic_load_n(&next, __ATOMIC_ACQUIRE))                        \
-            __atomic_store_n(&next, (int (*) params)dlsym(RTLD_NEXT, #name), __ATOMIC_RELEASE); \
+            __atomic_store_n(&next, (int (*) params)hs_next_symbol(#name), __ATOMIC_RELEASE); \
         if (!next) {                                                          \
             errno = ENOSYS;                                                   \
             return -1;                                                        \

@@ -62,6 +62,20 @@ int heapsnap_start(void);     /* like SIGRTMIN+1: start sampling with fresh stat
 int heapsnap_stop(void);      /* like SIGRTMIN+2: final snapshot, stop, release memory */
 int heapsnap_snapshot(void);  /* like SIGRTMIN+3: write a snapshot, keep sampling */
 int heapsnap_sampling(void);  /* 1 while sampling, 0 otherwise (requests are asynchronous) */
+
+/* heapsnap attach: the injector calls heapsnap_attach("NAME=value\n...")
+ * once the library is loaded (0, -EALREADY, or -errno). What an attached
+ * library uses is then published in heapsnap_attach_info, which the tool
+ * reads from the process's memory (its environment does not say): magic is
+ * HEAPSNAP_ATTACH_MAGIC once set; written once, before magic. */
+#define HEAPSNAP_ATTACH_MAGIC 0x6865617061747431ull   /* "heapatt1" */
+struct heapsnap_attach_info {
+    uint64_t magic;
+    int32_t signal_base;
+    uint32_t reserved;
+    char dir[4096];
+};
+int heapsnap_attach(const char *spec);
 #ifdef __cplusplus
 }
 #endif

@@ -200,3 +200,92 @@ struct Dump: ParsableCommand {
     @OptionGroup var control: ControlOptions
     func run() throws { try control.perform(.dump) }
 }
+
+struct Attach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load heapsnap into a running process started without it, and start sampling (no gdb needed).",
+        discussion: """
+            The process is traced (ptrace) until one of its threads enters malloc, free,
+            calloc or realloc: there, holding no allocator or loader lock, it loads
+            libheapsnap_preload.so and returns to exactly where it was (registers, signal
+            mask, pending signals; a stopped process stays stopped). The library then
+            routes the process's allocation functions to itself. From then on `dump`,
+            `stop`, `start` and `detach` work on the process as on a preloaded one.
+            A process that has the library already (preloaded, or attached before) is
+            only started, through its signal.
+
+            Refused, with nothing touched: another user's process, kernel.yama.ptrace_scope
+            forbidding it, a statically linked program, a process under seccomp or traced
+            by a debugger, and a process that calls none of those functions within
+            --timeout (it is left running as it was).
+
+            Examples:
+              heapsnap attach 4242
+              heapsnap attach --rate 64K --dir /var/tmp/snaps 4242
+              heapsnap dump 4242; heapsnap detach 4242
+            """)
+
+    @Argument(help: "The process id.")
+    var pid: Int32
+
+    @Option(name: .long, help: "Mean bytes between samples, as HEAPSNAP_RATE spells it (65536, 64K, 1M; 1 records every allocation).",
+            transform: parseBytes)
+    var rate: UInt64?
+
+    @Option(name: .long, help: "Directory for snapshots, as the process sees it (default /tmp); created (mode 0700) when missing.")
+    var dir: String?
+
+    @Option(name: .long, help: ArgumentHelp("The signal base the library uses (HEAPSNAP_SIGNAL_BASE, default 1): move it if the process uses SIGRTMIN+1..3.",
+                                            valueName: "n"))
+    var signalBase: Int32?
+
+    @Flag(name: .long, help: "Load the library but do not start sampling; start it later with `heapsnap start PID`.")
+    var noStart = false
+
+    @Option(name: .long, help: "Seconds to wait for the process to enter an allocation function.", transform: parseSeconds)
+    var timeout: Double = 5
+
+    func validate() throws {
+        if pid <= 0 { throw ValidationError("a process id must be positive") }
+        if let rate, rate == 0 { throw ValidationError("--rate must be at least 1") }
+        if timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if let signalBase, !ControlAction.signalBases.contains(signalBase) {
+            throw ValidationError("--signal-base must be \(ControlAction.signalBases.lowerBound) to \(ControlAction.signalBases.upperBound)")
+        }
+    }
+
+    func run() throws {
+        do throws(HeapSnapError) {
+            let library = try Launcher.findLibrary(environment: environment)
+            let request = AttachRequest(pid: pid, library: library, rate: rate, directory: dir, signalBase: signalBase,
+                                        startSampling: !noStart, timeout: timeout)
+            let report = try Attacher.attach(request)
+            let what = noStart ? "loaded, not sampling (heapsnap start \(pid))" : "sampling"
+            if report.loadedNow {
+                let ms = { (s: Double) in String(format: "%.1f ms", s * 1000) }
+                note("heapsnap: attached to process \(pid) in \(ms(report.seconds)) (safe point after \(ms(report.safePointSeconds)), "
+                     + "\(report.threads) threads\(report.wasStopped ? ", left stopped" : "")): \(what); snapshots in \(report.directory)")
+            } else {
+                note("heapsnap: process \(pid) has libheapsnap_preload.so already: \(noStart ? "left as it is" : "sampling started through its signal"); "
+                     + "snapshots in \(report.directory)")
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Detach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the final snapshot of an attached process and restore its allocation functions (the library stays loaded, idle).",
+        discussion: controlDiscussion + "Example:\n  heapsnap detach 4242")
+    @OptionGroup var control: ControlOptions
+    func run() throws {
+        let attached = control.pids.map { AttachedSettings.read(pid: $0) != nil }
+        try control.perform(.stop)
+        for (pid, attached) in zip(control.pids, attached) {
+            note(attached ? "heapsnap: detached from process \(pid): allocation functions restored, library loaded and idle"
+                          : "heapsnap: process \(pid): sampling stopped (its library was preloaded, not attached: it stays in place)")
+        }
+    }
+}

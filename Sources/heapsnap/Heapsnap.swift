@@ -24,7 +24,7 @@ struct Heapsnap: AsyncParsableCommand {
             64 usage, 127 a command `run` cannot start.
             """,
         subcommands: [Top.self, Diff.self, Info.self, FlameGraph.self, TimelineCommand.self, Export.self, Merge.self,
-                      Leaks.self, Run.self, Start.self, Stop.self, Dump.self, Serve.self]
+                      Leaks.self, Run.self, Attach.self, Detach.self, Start.self, Stop.self, Dump.self, Serve.self]
     )
 }
 
@@ -38,7 +38,7 @@ extension HeapSnapError {
              .noSnapshots, .severalPrograms, .noSuchProgram: 2
         case .cannotRun: 127
         case .noSuchProcess, .permissionDenied, .notProfiled, .signalNotCaught, .exitedBeforeSnapshot, .timedOut,
-             .libraryNotFound, .cannotCreateDirectory, .cannotWrite, .diffNotExportable, .cannotEncode: 1
+             .libraryNotFound, .cannotCreateDirectory, .cannotWrite, .diffNotExportable, .cannotEncode, .attachFailed: 1
         }
     }
 }

@@ -78,9 +78,11 @@ public struct TargetProcess: Sendable, Equatable {
             throw .permissionDenied(pid: pid)
         }
         let environment = parseEnvironment(readSmallFile("/proc/\(pid)/environ") ?? "")
+        // An attached library (heapsnap attach) says what it uses in its memory; its environment does not.
+        let attached = AttachedSettings.read(pid: pid)
         return TargetProcess(pid: pid,
-                             environmentSignalBase: environment["HEAPSNAP_SIGNAL_BASE"].flatMap(parseSignalBase),
-                             environmentDirectory: environment["HEAPSNAP_DIR"].flatMap { $0.isEmpty ? nil : $0 },
+                             environmentSignalBase: attached?.signalBase ?? environment["HEAPSNAP_SIGNAL_BASE"].flatMap(parseSignalBase),
+                             environmentDirectory: attached?.directory ?? environment["HEAPSNAP_DIR"].flatMap { $0.isEmpty ? nil : $0 },
                              caughtSignals: caughtSignals(status: status))
     }
 
@@ -217,18 +219,28 @@ public struct ProcessController: Sendable {
             throw .signalNotCaught(pid: pid, signal: signal, rtOffset: base + action.offset, base: base, origin: origin)
         }
         let dir = directory ?? target.environmentDirectory ?? "/tmp"
-        let before = Self.highestSeq(pid: pid, in: dir)
+        let filePid = Self.namespacePid(pid)
+        let before = Self.highestSeq(pid: filePid, in: dir)
         guard kill(pid, signal) == 0 else {
             if errno == ESRCH { throw .noSuchProcess(pid: pid) }
             throw .permissionDenied(pid: pid)
         }
-        return SentSignal(pid: pid, directory: dir, before: before ?? -1)
+        return SentSignal(pid: pid, directory: dir, filePid: filePid, before: before ?? -1)
     }
 
     static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// The process's pid as it sees it (the last `NSpid:` field of /proc/PID/status): its
+    /// snapshot files carry that one when it runs in a pid namespace of its own.
+    static func namespacePid(_ pid: Int32) -> Int32 {
+        guard let status = readSmallFile("/proc/\(pid)/status"),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("NSpid:") }),
+              let inner = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).last.flatMap({ Int32($0) }) else { return pid }
+        return inner
     }
 
     /// The highest snapshot sequence number of `pid` in `dir`, if any.
@@ -288,6 +300,8 @@ public struct ControlOutcome: Sendable {
 struct SentSignal: Sendable {
     var pid: Int32
     var directory: String
+    /// The pid in the process's own pid namespace, which names its files (`pid` outside a container).
+    var filePid: Int32
     /// The process's highest sequence number in `directory` before the signal.
     var before: Int
 
@@ -310,7 +324,7 @@ struct SentSignal: Sendable {
     }
 
     private func answer() -> String? {
-        for file in snapshotFiles(in: directory) where file.pid == pid && file.seq > before {
+        for file in snapshotFiles(in: directory) where file.pid == filePid && file.seq > before {
             let path = "\(directory)/\(file.name)"
             if !SnapshotFileName.isPeriodic(path: path) { return path }
         }

@@ -49,6 +49,9 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
     case severalPrograms([String])
     /// `--program NAME` names none of the programs found.
     case noSuchProgram(name: String, programs: [String])
+    /// `heapsnap attach` refused, or found no safe point, or failed inside the process; the
+    /// reason names the process and what to do. The process was left as it was.
+    case attachFailed(pid: Int32, reason: String)
 
     public var description: String {
         switch self {
@@ -96,6 +99,7 @@ public enum HeapSnapError: Error, Sendable, Equatable, CustomStringConvertible {
             "snapshots of \(programs.count) programs: \(programs.joined(separator: "; ")); pick one with --program NAME"
         case .noSuchProgram(let name, let programs):
             "--program \(name): no snapshots of that program (found: \(programs.joined(separator: ", ")))"
+        case .attachFailed(_, let reason): reason
         }
     }
 }
