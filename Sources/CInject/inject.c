@@ -34,7 +34,12 @@
  *    with, if any; a process that was stopped stays stopped (the kernel
  *    re-enters the group stop on detach).
  * On a timeout at step 3 the breakpoints are removed and every thread is
- * let go unchanged.
+ * let go unchanged. The calls of step 5 are waited for however long they
+ * take (a line on stderr after 10 s), never abandoned: their thread would
+ * be left inside dlopen. From the seize to the detach, SIGINT, SIGTERM,
+ * SIGHUP and SIGQUIT are ignored by heapsnap itself: a tracer that dies
+ * mid-call detaches its tracees, and the call's return to address 0 would
+ * then kill the process.
  */
 #define _GNU_SOURCE
 #include "inject.h"
@@ -597,12 +602,22 @@ static int remote_call(struct thread *t, const struct saved *sv, uintptr_t sp, u
     }
     t->sig = 0;
     resume(t);
+    bool noted = false;
     for (;;) {
         struct thread *w = NULL;
         enum stop_kind k = wait_any(deadline, &w);
         if (k == K_NONE) {
-            say(res, "the call into the process did not return within the timeout");
-            return -1;
+            /* Never given up: putting the registers back while the call runs
+             * would leave the process inside dlopen, holding the loader's
+             * lock. The other threads run meanwhile, so a lock dlopen waits
+             * for is released; a process that never lets it go was stuck
+             * before we came. */
+            if (!noted)
+                fprintf(stderr, "heapsnap: process %d: still waiting for the library to load in thread %d\n", target,
+                        t->tid);
+            noted = true;
+            deadline = now_s() + 86400;
+            continue;
         }
         if (!w) {
             say(res, "the process exited during the attach");
@@ -638,7 +653,21 @@ static int remote_call(struct thread *t, const struct saved *sv, uintptr_t sp, u
 
 /* ------------------------------------------------------------ hs_inject */
 
+static int inject(int pid, const char *library, const char *spec, double timeout, struct hs_inject_result *res);
+
 int hs_inject(int pid, const char *library, const char *spec, double timeout, struct hs_inject_result *res)
+{
+    static const int held[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+    struct sigaction ignore = { .sa_handler = SIG_IGN }, old[4];
+    for (int i = 0; i < 4; i++)
+        sigaction(held[i], &ignore, &old[i]);
+    int rc = inject(pid, library, spec, timeout, res);
+    for (int i = 0; i < 4; i++)
+        sigaction(held[i], &old[i], NULL);
+    return rc;
+}
+
+static int inject(int pid, const char *library, const char *spec, double timeout, struct hs_inject_result *res)
 {
     memset(res, 0, sizeof *res);
     double t0 = now_s();
