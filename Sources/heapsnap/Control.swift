@@ -264,7 +264,7 @@ struct Attach: ParsableCommand {
             if report.loadedNow {
                 let ms = { (s: Double) in String(format: "%.1f ms", s * 1000) }
                 note("heapsnap: attached to process \(pid) in \(ms(report.seconds)) (safe point after \(ms(report.safePointSeconds)), "
-                     + "\(report.threads) threads\(report.wasStopped ? ", left stopped" : "")): \(what); snapshots in \(report.directory)")
+                     + "\(report.threads) thread\(report.threads == 1 ? "" : "s")\(report.wasStopped ? ", left stopped" : "")): \(what); snapshots in \(report.directory)")
             } else {
                 note("heapsnap: process \(pid) has libheapsnap_preload.so already: \(noStart ? "left as it is" : "sampling started through its signal"); "
                      + "snapshots in \(report.directory)")
