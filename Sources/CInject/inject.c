@@ -224,12 +224,29 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-/* libc's path and load base, and the loader's range, from /proc/PID/maps. */
-static bool find_libc(pid_t pid, char *path, size_t plen, uintptr_t *base)
+/* /proc/PID/maps, read whole (free it), or NULL. */
+static char *read_maps(pid_t pid)
 {
     char fn[64];
     snprintf(fn, sizeof fn, "/proc/%d/maps", pid);
-    char *maps = read_file(fn, NULL);
+    return read_file(fn, NULL);
+}
+
+/* One line of /proc/PID/maps: its range, permissions and file offset; the
+ * rest of the line (the mapped file's path, or "" for an anonymous
+ * mapping), or NULL for a line that does not parse. */
+static const char *maps_line(char *line, unsigned long *lo, unsigned long *hi, char perms[8], unsigned long *off)
+{
+    int pos = 0;
+    if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", lo, hi, perms, off, &pos) < 4 || !pos)
+        return NULL;
+    return line + pos;
+}
+
+/* libc's path and load base, and the loader's range, from /proc/PID/maps. */
+static bool find_libc(pid_t pid, char *path, size_t plen, uintptr_t *base)
+{
+    char *maps = read_maps(pid);
     if (!maps)
         return false;
     bool found = false;
@@ -238,11 +255,8 @@ static bool find_libc(pid_t pid, char *path, size_t plen, uintptr_t *base)
     for (char *line = strtok(maps, "\n"); line; line = strtok(NULL, "\n")) {
         unsigned long lo, hi, off;
         char perms[8];
-        int pos = 0;
-        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &lo, &hi, perms, &off, &pos) < 4 || !pos)
-            continue;
-        const char *p = line + pos;
-        if (*p != '/')
+        const char *p = maps_line(line, &lo, &hi, perms, &off);
+        if (!p || *p != '/')
             continue;
         const char *b = strrchr(p, '/') + 1;
         if (strncmp(b, "ld-linux", 8) == 0) {
@@ -294,21 +308,18 @@ static char proc_state(pid_t pid)
  * jemalloc): its threads may never enter libc's. */
 static void other_allocators(pid_t pid, const char *libc, int first)
 {
-    char fn[64];
-    snprintf(fn, sizeof fn, "/proc/%d/maps", pid);
-    char *maps = read_file(fn, NULL);
+    char *maps = read_maps(pid);
     if (!maps)
         return;
     int next = first;
     for (char *line = strtok(maps, "\n"); line && next + 1 < N_BPS; line = strtok(NULL, "\n")) {
         unsigned long lo, hi, off;
         char perms[8];
-        int pos = 0;
-        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &lo, &hi, perms, &off, &pos) < 4 || !pos || off != 0)
+        const char *p = maps_line(line, &lo, &hi, perms, &off);
+        if (!p || off != 0 || *p != '/')
             continue;
-        const char *p = line + pos;
         const char *b = strrchr(p, '/');
-        if (*p != '/' || strcmp(p, libc) == 0 || strncmp(b + 1, "ld-linux", 8) == 0 ||
+        if (strcmp(p, libc) == 0 || strncmp(b + 1, "ld-linux", 8) == 0 ||
             strstr(b, "libheapsnap_preload"))
             continue;
         char file[PATH_MAX + 64];
@@ -879,9 +890,7 @@ static int inject(int pid, const char *library, const char *spec, double timeout
 
 int hs_read_attach_info(int pid, int *signal_base, char *dir, unsigned long dir_size)
 {
-    char fn[64];
-    snprintf(fn, sizeof fn, "/proc/%d/maps", pid);
-    char *maps = read_file(fn, NULL);
+    char *maps = read_maps(pid);
     if (!maps)
         return -1;
     char path[PATH_MAX] = "";
@@ -889,10 +898,9 @@ int hs_read_attach_info(int pid, int *signal_base, char *dir, unsigned long dir_
     for (char *line = strtok(maps, "\n"); line; line = strtok(NULL, "\n")) {
         unsigned long lo, hi, off;
         char perms[8];
-        int pos = 0;
-        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &lo, &hi, perms, &off, &pos) < 4 || !pos)
+        const char *p = maps_line(line, &lo, &hi, perms, &off);
+        if (!p)
             continue;
-        const char *p = line + pos;
         size_t n = strlen(p);
         if (off == 0 && n >= 23 && strcmp(p + n - 23, "/libheapsnap_preload.so") == 0) {
             snprintf(path, sizeof path, "%s", p);
