@@ -78,6 +78,7 @@ static struct {
     bool writer_alive;          /* a writer thread runs in this process */
     bool writer_exit;           /* asked to exit (setxid, see hs_writer_leave) */
     bool at_exit_done;          /* this session's AT_EXIT snapshot was written (Python's atexit) */
+    bool exiting;               /* the process is exiting (its at-exit ran): no new session */
 } ctl = { .rfd = -1, .wfd = -1, .wfd_parent = -1, .sfd = -1 };
 
 /* Requests that could not be passed on: set (atomic store) by a signal
@@ -301,6 +302,13 @@ static void run(int cmd)
 {
     switch (cmd) {
     case HS_CMD_START:
+        if (ctl.exiting) {
+            /* A start after the at-exit snapshot would sample, and write
+             * snapshots, in a process that is going away: a file the exit
+             * cuts off mid-write would stay behind under its temporary name. */
+            hs_say("start ignored: the process is exiting", NULL, NULL, NULL);
+            break;
+        }
         route_objects(true);
         hs_sampler_start();
         hs_timeline_start();
@@ -606,13 +614,15 @@ int hs_writer_start(void)
     return err ? err : spawn_writer();
 }
 
+static void python_at_exit(void);
+
 int hs_writer_init(void)
 {
     ctl.sig0 = SIGRTMIN + hs_opt.signal_base;
     ctl.pid = getpid();
     hs_py_first_seen = py_first_seen;
     hs_py_on_thread = py_on_thread;
-    hs_pysetup_at_exit = hs_writer_at_exit;
+    hs_pysetup_at_exit = python_at_exit;
     int err = hs_writer_start();
     return err ? err : install_handlers();
 }
@@ -651,7 +661,10 @@ bool hs_writer_leave(void)
     return true;
 }
 
-void hs_writer_at_exit(void)
+/* The AT_EXIT snapshot; process_exit: the process is going away (not
+ * Python's atexit stage, after which an embedding host may go on and start
+ * again), so no session starts after it. */
+static void writer_at_exit(bool process_exit)
 {
     pthread_mutex_lock(&ctl_lock);
     if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1 && !ctl.at_exit_done) {
@@ -660,8 +673,13 @@ void hs_writer_at_exit(void)
             snapshot_blocking_sigxfsz(HEAPSNAP_FLAG_AT_EXIT);
         ctl.at_exit_done = true;
     }
+    ctl.exiting |= process_exit;
     pthread_mutex_unlock(&ctl_lock);
 }
+
+void hs_writer_at_exit(void) { writer_at_exit(true); }
+
+static void python_at_exit(void) { writer_at_exit(false); }
 
 void hs_writer_send(enum hs_cmd cmd)
 {
@@ -687,7 +705,7 @@ void hs_writer_fork_child(bool sampling)
 {
     pthread_mutex_init(&ctl_lock, NULL);
     forget_channel();                   /* the parent's */
-    ctl.writer_alive = ctl.writer_exit = false;
+    ctl.writer_alive = ctl.writer_exit = ctl.exiting = false;
     ctl.writer_tid = 0;
     __atomic_store_n(&ctl.pid, getpid(), __ATOMIC_RELAXED);
     ctl.seq = 0;

@@ -48,7 +48,8 @@ bool hs_writer_leave(void);
 void hs_writer_start_now(void);
 
 /* Normal exit: quiesce and, with HEAPSNAP_AT_EXIT, write the AT_EXIT
- * snapshot. Context: the exiting thread, guard set, no shim lock held. */
+ * snapshot; a start that comes after it is ignored (the process is going
+ * away). Context: the exiting thread, guard set, no shim lock held. */
 void hs_writer_at_exit(void);
 
 /* Fork: prepare/parent take and release the control lock; child gives the

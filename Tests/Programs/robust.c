@@ -211,6 +211,20 @@ static int worker(int k, int rfd)
     }
 }
 
+/* latestart's exit handler: a start, then a snapshot, each given time to be
+ * handled (the sleeps are the thing under test: the writer acting while the
+ * process exits). */
+static void late_start(void)
+{
+    kill(getpid(), sig(0));
+    for (int i = 0; i < 200; i++) {
+        free(malloc(64));
+        sleep_ms(1);
+    }
+    kill(getpid(), sig(2));
+    sleep_ms(200);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -409,6 +423,14 @@ int main(int argc, char **argv)
         if (strcmp(how, "abort") == 0)
             abort();
         return 5;
+    } else if (strcmp(mode, "latestart") == 0) {
+        /* 100 blocks at site exit, then exit(3); a handler of the program's
+         * own, run after the shim's at-exit snapshot, asks for a start and a
+         * snapshot while the process is going away. */
+        for (int i = 0; i < 100; i++)
+            site_exit(i, 200);
+        atexit(late_start);
+        exit(3);
     } else if (strcmp(mode, "waitstdin") == 0) {
         /* umask 000, 100 blocks at site exit, then waits for stdin to close. */
         umask(0);

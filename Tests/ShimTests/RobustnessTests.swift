@@ -926,6 +926,23 @@ struct RobustExitTests {
         }
     }
 
+    @Test("a start and a snapshot asked for after the at-exit snapshot are ignored: one file, none left half-written")
+    func startAfterAtExit() throws {
+        let dir = try Scratch()
+        let r = try Background.run(Programs.shared.path("robust.c"), ["latestart"],
+                        env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1", "HEAPSNAP_RATE": "1"],
+                        timeout: 60)
+        #expect(r.status == 3, "\(r.stderr)")
+        // The start is refused in so many words; the snapshot then finds nothing sampling.
+        #expect(r.stderr.split(separator: "\n") == ["heapsnap: start ignored: the process is exiting",
+                                                    "heapsnap: snapshot ignored: not sampling"], "\(r.stderr)")
+        let found = try SnapshotDirectory(dir.path)
+        #expect(found.temporaries.isEmpty && found.others.isEmpty, "\(dir.entries)")
+        let snap = try #require(found.files.first?.snapshot)
+        #expect(found.files.count == 1 && snap.header.flags == [.exact, .atExit], "\(dir.entries)")
+        #expect(snap.site(r.sites["exit"]).inuse.objects.value == 100)
+    }
+
     @Test("a fatal signal while a large snapshot is being written: no hang, no corrupt file under a final name",
           arguments: [SIGKILL, SIGSEGV, SIGABRT, SIGTERM])
     func fatalDuringSnapshot(signal: Int32) throws {
