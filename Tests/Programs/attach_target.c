@@ -26,6 +26,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <stdio.h>
@@ -48,9 +49,12 @@ SITE void site_pre(int i, size_t n) { pre[i] = malloc(n); }
 SITE void site_leak(int i, size_t n) { kept[i] = malloc(n); }
 SITE void site_freed(size_t n) { void *volatile p = malloc(n); free(p); }
 
+static int started;                     /* workers that reached their own code */
+
 static void *worker(void *arg)
 {
     long me = (long)arg;
+    __atomic_add_fetch(&started, 1, __ATOMIC_RELEASE);
     unsigned char *slot[32] = { 0 };
     size_t len[32] = { 0 };
     for (unsigned long i = 0; !stopping; i++) {
@@ -106,6 +110,11 @@ int main(int argc, char **argv)
     pthread_t t[64];
     for (long i = 0; i < threads && i < 64; i++)
         pthread_create(&t[i], NULL, worker, (void *)i);
+    /* Every worker running its own code: until then a new thread has every
+     * signal blocked (pthread_create's window), which a test reading the
+     * masks would take for the thread's own. */
+    while (__atomic_load_n(&started, __ATOMIC_ACQUIRE) < (threads < 64 ? threads : 64))
+        sched_yield();
     printf("ready\n");
     fflush(stdout);
     char line[4200];
