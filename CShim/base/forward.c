@@ -152,11 +152,7 @@ static int synth_posix_memalign(void **out, size_t al, size_t n)
 static void *synth_reallocarray(void *p, size_t a, size_t b)
 {
     size_t n;
-    if (__builtin_mul_overflow(a, b, &n)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return hs_real.realloc_fn(p, n);
+    return hs_array_bytes(a, b, &n) ? hs_real.realloc_fn(p, n) : NULL;
 }
 
 static void *synth_calloc(size_t a, size_t b)

@@ -14,6 +14,7 @@
 #ifndef HS_FORWARD_H
 #define HS_FORWARD_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -84,6 +85,16 @@ extern char hs_boot_buf[] __attribute__((visibility("hidden")));
 static inline bool hs_is_boot(const void *p)
 {
     return (uintptr_t)p - (uintptr_t)hs_boot_buf < HS_BOOT_SIZE;
+}
+
+/* a * b bytes, as reallocarray(3) computes them: false, with errno ENOMEM,
+ * when the product overflows. */
+static inline bool hs_array_bytes(size_t a, size_t b, size_t *n)
+{
+    if (!__builtin_mul_overflow(a, b, n))
+        return true;
+    errno = ENOMEM;
+    return false;
 }
 
 /* Resolves hs_real (idempotent). Context: constructor or first allocation. */

@@ -196,11 +196,7 @@ HS_EXPORT void *pvalloc(size_t n) { return hs_route.pvalloc_fn(n); }
 HS_EXPORT void *reallocarray(void *old, size_t a, size_t b)
 {
     size_t n;
-    if (__builtin_mul_overflow(a, b, &n)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return hs_route.realloc_fn(old, n);
+    return hs_array_bytes(a, b, &n) ? hs_route.realloc_fn(old, n) : NULL;
 }
 
 HS_EXPORT size_t malloc_usable_size(void *p)
