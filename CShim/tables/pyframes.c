@@ -836,6 +836,30 @@ static uint32_t resolve(const struct frame_key *k, uint64_t deaths, uint32_t *li
 #define RECENT_TABLES 64
 #define RECENT_BITS 7
 
+/* The thread's last stack (below): what a walk compares its frames with. */
+#define LAST_PY 128                     /* Python frames of a kept stack, at most */
+#define LAST_NATIVE 128                 /* native and merged frames of a kept stack, at most */
+
+struct raw_frame {
+    const char *frame, *code, *instr;
+    uintptr_t last;                     /* outermost of its activation: 1 (a word: compared with memcmp) */
+};
+
+struct last_stack {
+    const char *owner;                  /* the thread state whose stack it is */
+    uint32_t np;                        /* its Python frames; 0: none kept */
+    uint32_t span;                      /* its natives from the innermost activation on; 0: no merge kept */
+    uint32_t k;                         /* its merged frames */
+    bool cut_in;                        /* the merge was entered cut: no frames after the natives */
+    /* Each aligned on its outer end, where consecutive stacks agree: the
+     * x-th from the end is at [LAST_PY - x] or [LAST_NATIVE - x]. */
+    struct raw_frame raw[LAST_PY];
+    struct pyframe pf[LAST_PY];
+    uintptr_t native[LAST_NATIVE], out[LAST_NATIVE];
+    /* At the native d from the end: the Python frames and merged frames the merge had left. */
+    uint16_t p_left[LAST_NATIVE + 1], k_left[LAST_NATIVE + 1];
+};
+
 struct recent {
     uint32_t busy;                      /* try-lock: 0 free, 1 taken */
     uint64_t epoch, deaths;             /* what the entries were checked in */
@@ -843,6 +867,7 @@ struct recent {
         const char *frame, *code, *instr;
         uint32_t fn, line;
     } f[1 << RECENT_BITS];
+    struct last_stack last;             /* checked in the same epoch and count of deaths */
 };
 
 static void *recents;                   /* struct recent[RECENT_TABLES]: mapped once (map_once) */
@@ -861,6 +886,7 @@ static struct recent *recent_take(const char *ts, uint64_t epoch, uint64_t death
         return NULL;
     if (r->epoch != epoch || r->deaths != deaths) {
         memset(r->f, 0, sizeof r->f);
+        r->last.np = r->last.span = 0;
         r->epoch = epoch;
         r->deaths = deaths;
     }
@@ -914,11 +940,76 @@ static uint32_t frame_via_memo(struct frame_memo *m, const char *code, const cha
     return id;
 }
 
+/* A frame's function and line: from the recent table when it holds this
+ * frame running the same instruction of the same code object, else
+ * through the memo (and put in the table). NO_ID when the function
+ * table's budget is full. */
+static inline uint32_t frame_fn(struct recent *r, struct frame_memo *m, const char *frame, const char *code,
+                                const char *instr, uint64_t epoch, uint64_t deaths, uint32_t *line)
+{
+    unsigned s = recent_slot(frame);
+    if (r && r->f[s].frame == frame && r->f[s].code == code && r->f[s].instr == instr) {
+        *line = r->f[s].line;           /* a code object checked alive, none died since: the same one */
+        return r->f[s].fn;
+    }
+    uint32_t id = frame_via_memo(m, code, instr, epoch, deaths, line);
+    if (id != NO_ID && r) {
+        r->f[s].frame = frame;
+        r->f[s].code = code;
+        r->f[s].instr = instr;
+        r->f[s].fn = id;
+        r->f[s].line = *line;
+    }
+    return id;
+}
+
+/* --------------------------------------------------- the thread's last stack */
+
+/* A loop that allocates makes stack after stack that differ only at their
+ * inner end, and the recent table still costs a lookup a frame and the
+ * merge a step a frame for the outer ones. So the table also keeps the
+ * last stack merged through it: its Python frames (address, code object,
+ * instruction, outermost of its activation or not) with their functions
+ * and lines, its natives from the innermost activation on, and its merged
+ * frames, all aligned on their outer end.
+ *
+ * The walk reads the chain's frames, then compares them with the last
+ * stack's from the outer end: the frames both share take the last stack's
+ * functions and lines, under the rule of the table's entries (the same
+ * frame running the same instruction of the same code object, no code
+ * object died since, the same epoch). The merge runs from the inner end
+ * until every Python frame it has left is shared; if there the natives it
+ * has left are the last stack's last ones and the last merge had as many
+ * Python frames left at that native, the rest of the merge is a function
+ * of the same inputs, and its frames are the last merged stack's, copied.
+ * Only the inner part of each array is written for the next stack.
+ * Context: the table taken (recent_take), so one thread at a time. */
+
+/* How many frames at the outer ends of a (n) and b (m) are the same. Most
+ * often all but the innermost one or two: a compare of all but the
+ * innermost first, in one memcmp. */
+static uint32_t shared_frames(const struct raw_frame *a, uint32_t n, const struct raw_frame *b, uint32_t m)
+{
+    uint32_t c = n < m ? n : m, s = c > 1 ? c - 1 : c;
+    a += n - c;
+    b += m - c;
+    if (memcmp(a + c - s, b + c - s, s * sizeof *a) != 0)
+        s = 0;
+    for (const struct raw_frame *x = a + c - 1 - s, *y = b + c - 1 - s; s < c; s++, x--, y--)
+        if (x->frame != y->frame || x->code != y->code || x->instr != y->instr || x->last != y->last)
+            break;
+    return s;
+}
+
 /* The calling thread's Python frames, innermost first; *more is set when
- * frames were left out (more than max). */
-static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
+ * frames were left out (more than max). *taken is the thread's recent
+ * table, still taken (the merge gives it back), *shared how many of the
+ * outermost frames the table's last stack has too. */
+static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recent **taken, uint32_t *shared)
 {
     const struct hs_py_layout *l = &py.l;
+    *taken = NULL;
+    *shared = 0;
     const char *ts = current_tstate();
     if (!ts)
         return 0;
@@ -943,46 +1034,77 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more)
     const int cstack = l->owner_cstack;
     const void *const code_type = py.code_type;
     const char *frame = innermost_frame(ts);
+    struct last_stack *last = r ? &r->last : NULL;
+    if (last && last->owner != ts) {
+        last->owner = ts;
+        last->np = last->span = 0;
+    }
     uint32_t n = 0;
-    for (int steps = 0; frame && steps < 4096 && n < max; steps++, frame = AT(frame, previous, const char *)) {
+    if (max > LAST_PY)
+        max = LAST_PY;
+    struct raw_frame raw[LAST_PY];
+    int steps = 0;
+    for (; frame && steps < 4096 && n < max; steps++, frame = AT(frame, previous, const char *)) {
         if (cstack >= 0 && AT(frame, owner_at, int8_t) == cstack) {
             if (n)
-                out[n - 1].last = true;
+                raw[n - 1].last = 1;
             continue;
         }
         const char *code = AT(frame, code_at, const char *);
-        const char *instr = AT(frame, instr_at, const char *);
-        unsigned s = recent_slot(frame);
-        uint32_t id, line;
-        if (r && r->f[s].frame == frame && r->f[s].code == code && r->f[s].instr == instr) {
-            id = r->f[s].fn;            /* a code object checked alive, none died since: the same one */
-            line = r->f[s].line;
-        } else {
-            if (!code || AT(code, type_at, const void *) != code_type)
-                continue;               /* 3.13: an entry frame's f_executable is None */
-            id = frame_via_memo(m, code, instr, epoch, deaths, &line);
-            if (id == NO_ID) {
-                if (r)
-                    recent_give(r);     /* its entries were checked: they stay */
-                return 0;               /* budget full: keep the native stack */
-            }
-            if (r) {
-                r->f[s].frame = frame;
-                r->f[s].code = code;
-                r->f[s].instr = instr;
-                r->f[s].fn = id;
-                r->f[s].line = line;
-            }
+        if (!code || AT(code, type_at, const void *) != code_type)
+            continue;                   /* 3.13: an entry frame's f_executable is None */
+        raw[n] = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *),
+                                     entry_at != HS_NO_FIELD && AT(frame, entry_at, bool) };
+        n++;
+    }
+    /* Past LAST_PY frames: the rest is walked but not kept, nor compared. */
+    bool deep = frame && steps < 4096;
+    uint32_t s = last && !deep ? shared_frames(raw, n, last->raw + LAST_PY - last->np, last->np) : 0;
+    for (uint32_t i = 0; i < n - s; i++) {
+        out[i].last = raw[i].last;
+        uint32_t line, id = frame_fn(r, m, raw[i].frame, raw[i].code, raw[i].instr, epoch, deaths, &line);
+        if (id == NO_ID)
+            goto full;
+        out[i].fn = id;
+        out[i].line = line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line;
+    }
+    if (s)
+        memcpy(out + n - s, last->pf + LAST_PY - s, s * sizeof *out);
+    if (last && !deep) {
+        memcpy(last->raw + LAST_PY - n, raw, (n - s) * sizeof *raw);
+        memcpy(last->pf + LAST_PY - n, out, (n - s) * sizeof *out);
+        last->np = n;
+    } else if (last) {
+        last->np = last->span = 0;
+    }
+    /* Deeper than LAST_PY: the rest, one frame at a time. */
+    for (max = MAX_PY_FRAMES; deep && frame && steps < 4096 && n < max;
+         steps++, frame = AT(frame, previous, const char *)) {
+        if (cstack >= 0 && AT(frame, owner_at, int8_t) == cstack) {
+            out[n - 1].last = true;
+            continue;
         }
+        const char *code = AT(frame, code_at, const char *);
+        if (!code || AT(code, type_at, const void *) != code_type)
+            continue;
+        uint32_t line, id = frame_fn(r, m, frame, code, AT(frame, instr_at, const char *), epoch, deaths, &line);
+        if (id == NO_ID)
+            goto full;
         out[n].fn = id;
         out[n].line = line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line;
         out[n].last = entry_at != HS_NO_FIELD && AT(frame, entry_at, bool);
         n++;
     }
-    if (r)
-        recent_give(r);
     *more = frame != NULL && n == max;
+    *taken = r;
+    *shared = s;
     return n;
+full:                                   /* the budget is full: keep the native stack */
+    if (last)
+        last->np = last->span = 0;
+    if (r)
+        recent_give(r);                 /* its entries were checked: they stay */
+    return 0;
 }
 
 uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut)
@@ -1000,17 +1122,46 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
         return depth;                   /* no interpreter on this stack */
     struct pyframe pf[MAX_PY_FRAMES];
     bool more = false;
-    uint32_t np = walk(pf, MAX_PY_FRAMES, &more);
-    if (!np)
+    struct recent *r;
+    uint32_t shared;
+    uint32_t np = walk(pf, MAX_PY_FRAMES, &more, &r, &shared);
+    if (!np) {
+        if (r)
+            recent_give(r);
         return depth;
+    }
     if (more)
         *cut = true;                    /* deeper than MAX_PY_FRAMES Python frames */
+    const bool cut_in = *cut;
+    struct last_stack *last = r ? &r->last : NULL;
     uintptr_t native[depth];
+    uint16_t p_left[depth], k_at[depth];    /* at each native merged here: Python frames left, frames made */
     memcpy(native + first, frames + first, (depth - first) * sizeof *frames);
-    uint32_t k = first, p = 0;
+    uint32_t k = first, p = 0, i, copied = 0;
     bool full = false;
-    for (uint32_t i = first; i < depth && !full; i++) {
+    /* Where the Python frames left are all the last stack's, its merge may
+     * be joined (two tries: each is a compare of the natives left). */
+    const uint32_t p_shared = np - shared;
+    int tries = last && last->span && last->cut_in == cut_in && shared ? 2 : 0;
+    for (i = first; i < depth && !full; i++) {
         uintptr_t ret = native[i];
+        if (tries && p >= p_shared) {
+            uint32_t d = depth - i;
+            if (d <= last->span && last->p_left[d] == np - p) {
+                tries--;
+                if (memcmp(native + i, last->native + LAST_NATIVE - d, d * sizeof *native) == 0) {
+                    uint32_t tail = last->k_left[d];
+                    copied = tail < room - k ? tail : room - k;
+                    full = tail > room - k;
+                    memcpy(frames + k, last->out + LAST_NATIVE - tail, copied * sizeof *frames);
+                    k += copied;
+                    p = np;
+                    break;
+                }
+            }
+        }
+        p_left[i] = (uint16_t)(np - p);
+        k_at[i] = (uint16_t)k;
         if (!IN_EVAL(ret) || p == np) {
             if (k == room)
                 full = true;
@@ -1037,5 +1188,23 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
     }
     if (full)
         *cut = true;
+    if (last) {
+        /* Kept for the next stack when all of its merge is here (not cut
+         * by room) and fits; only what was merged here is written. */
+        if (!full && depth <= LAST_NATIVE && room <= LAST_NATIVE && np <= LAST_PY && last->np == np) {
+            for (uint32_t j = first; j < i; j++) {
+                last->p_left[depth - j] = p_left[j];
+                last->k_left[depth - j] = (uint16_t)(k - k_at[j]);
+            }
+            memcpy(last->native + LAST_NATIVE - (depth - first), native + first, (i - first) * sizeof *native);
+            memcpy(last->out + LAST_NATIVE - k, frames, (k - copied) * sizeof *frames);
+            last->span = depth - first;
+            last->k = k;
+            last->cut_in = cut_in;
+        } else {
+            last->span = 0;
+        }
+        recent_give(r);
+    }
     return k;
 }
