@@ -1001,6 +1001,46 @@ static uint32_t shared_frames(const struct raw_frame *a, uint32_t n, const struc
     return s;
 }
 
+/* Reads the chain from *frame into raw, at most max frames of code and
+ * 4096 links in all (*steps counts them): its own function, two loops
+ * without the other version's tests, the offsets in registers. */
+static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps, struct raw_frame *raw, uint32_t max)
+{
+    const struct hs_py_layout *l = &py.l;
+    const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr, type_at = l->ob_type;
+    const void *const code_type = py.code_type;
+    const char *frame = *at;
+    int k = *steps;
+    uint32_t n = 0;
+    if (l->owner_cstack < 0) {          /* 3.11: the activation's outermost frame says so itself */
+        const uint32_t entry_at = l->fr_entry;
+        for (; frame && k < 4096 && n < max; k++, frame = AT(frame, previous, const char *)) {
+            const char *code = AT(frame, code_at, const char *);
+            if (!code || AT(code, type_at, const void *) != code_type)
+                continue;
+            raw[n++] = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *),
+                                           entry_at != HS_NO_FIELD && AT(frame, entry_at, bool) };
+        }
+    } else {                            /* 3.12+: an entry frame of the C stack follows it */
+        const uint32_t owner_at = l->fr_owner;
+        const int8_t cstack = (int8_t)l->owner_cstack;
+        for (; frame && k < 4096 && n < max; k++, frame = AT(frame, previous, const char *)) {
+            if (AT(frame, owner_at, int8_t) == cstack) {
+                if (n)
+                    raw[n - 1].last = 1;
+                continue;
+            }
+            const char *code = AT(frame, code_at, const char *);
+            if (!code || AT(code, type_at, const void *) != code_type)
+                continue;               /* 3.13: an entry frame's f_executable is None */
+            raw[n++] = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *), 0 };
+        }
+    }
+    *at = frame;
+    *steps = k;
+    return n;
+}
+
 /* The calling thread's Python frames, innermost first; *more is set when
  * frames were left out (more than max). *taken is the thread's recent
  * table, still taken (the merge gives it back), *shared how many of the
@@ -1026,37 +1066,15 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
      * nothing: only the memo, which checks the strings, is used. */
     struct recent *r = deaths ? recent_take(ts, epoch, deaths) : NULL;
     struct frame_memo *m = memo_table();
-    /* The layout's offsets in locals: the stores to out (uint32_t) could
-     * alias the layout's fields, which the compiler would load again for
-     * every frame. */
-    const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr, owner_at = l->fr_owner,
-                   entry_at = l->fr_entry, type_at = l->ob_type;
-    const int cstack = l->owner_cstack;
-    const void *const code_type = py.code_type;
     const char *frame = innermost_frame(ts);
     struct last_stack *last = r ? &r->last : NULL;
     if (last && last->owner != ts) {
         last->owner = ts;
         last->np = last->span = 0;
     }
-    uint32_t n = 0;
-    if (max > LAST_PY)
-        max = LAST_PY;
     struct raw_frame raw[LAST_PY];
     int steps = 0;
-    for (; frame && steps < 4096 && n < max; steps++, frame = AT(frame, previous, const char *)) {
-        if (cstack >= 0 && AT(frame, owner_at, int8_t) == cstack) {
-            if (n)
-                raw[n - 1].last = 1;
-            continue;
-        }
-        const char *code = AT(frame, code_at, const char *);
-        if (!code || AT(code, type_at, const void *) != code_type)
-            continue;                   /* 3.13: an entry frame's f_executable is None */
-        raw[n] = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *),
-                                     entry_at != HS_NO_FIELD && AT(frame, entry_at, bool) };
-        n++;
-    }
+    uint32_t n = read_chain(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY);
     /* Past LAST_PY frames: the rest is walked but not kept, nor compared. */
     bool deep = frame && steps < 4096;
     uint32_t s = last && !deep ? shared_frames(raw, n, last->raw + LAST_PY - last->np, last->np) : 0;
@@ -1077,7 +1095,13 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     } else if (last) {
         last->np = last->span = 0;
     }
-    /* Deeper than LAST_PY: the rest, one frame at a time. */
+    /* Deeper than LAST_PY: the rest, one frame at a time. The layout's
+     * offsets in locals: the stores to out (uint32_t) could alias the
+     * layout's fields, which the compiler would load again for every frame. */
+    const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr, owner_at = l->fr_owner,
+                   entry_at = l->fr_entry, type_at = l->ob_type;
+    const int cstack = l->owner_cstack;
+    const void *const code_type = py.code_type;
     for (max = MAX_PY_FRAMES; deep && frame && steps < 4096 && n < max;
          steps++, frame = AT(frame, previous, const char *)) {
         if (cstack >= 0 && AT(frame, owner_at, int8_t) == cstack) {
@@ -1190,7 +1214,9 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
         *cut = true;
     if (last) {
         /* Kept for the next stack when all of its merge is here (not cut
-         * by room) and fits; only what was merged here is written. */
+         * by room: a stack cut short is most often cut before its shared
+         * part, and keeping it costs more than its next stack gains) and
+         * fits; only what was merged here is written. */
         if (!full && depth <= LAST_NATIVE && room <= LAST_NATIVE && np <= LAST_PY && last->np == np) {
             for (uint32_t j = first; j < i; j++) {
                 last->p_left[depth - j] = p_left[j];
