@@ -61,8 +61,11 @@ static struct stripe stripes[HS_STACK_STRIPES];
 static uint32_t next_id;                                /* atomic fetch_add */
 static uint64_t epoch = 1;      /* bumped by hs_stacks_release: memo entries of older epochs are stale */
 
-/* Each thread remembers the stacks it interned last, one per slot chosen by
- * the two innermost frames, so that a stack the thread just recorded is matched
+/* Each thread remembers the stacks it interned last, two in each pair of
+ * slots, the pair chosen by the four innermost frames and the depth (with
+ * one slot a stack and two frames, two of the sites storm's eight stacks
+ * could take turns in one slot, and json_loads' stacks of one site at
+ * other depths did), so that a stack the thread just recorded is matched
  * by comparing its frames, without hashing them or probing the table. In
  * exact mode most allocations repeat the previous stack from the same site
  * (a loop that allocates). An entry is dereferenced only while its epoch
@@ -111,14 +114,26 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
     return got;
 }
 
+/* Four multiply chains, each over every fourth frame, run side by side:
+ * one chain waited a multiply's latency at every frame, and the hash of a
+ * ~60-frame stack was the largest part of interning one in wall time. */
 static uint64_t hash_frames(const uintptr_t *f, uint32_t depth, bool truncated)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ depth ^ ((uint64_t)truncated << 40);
-    for (uint32_t i = 0; i < depth; i++) {
-        h ^= f[i];
-        h *= 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
+    const uint64_t m = 0xff51afd7ed558ccdull;
+    uint64_t a = 0x9E3779B97F4A7C15ull ^ depth ^ ((uint64_t)truncated << 40), b = 0x243F6A8885A308D3ull,
+             c = 0x13198A2E03707344ull, d = 0xA4093822299F31D0ull;
+#define MIX(h, x) (h ^= (x), h *= m, h ^= h >> 32)
+    uint32_t i = 0;
+    for (; i + 4 <= depth; i += 4) {
+        MIX(a, f[i]);
+        MIX(b, f[i + 1]);
+        MIX(c, f[i + 2]);
+        MIX(d, f[i + 3]);
     }
+    for (; i < depth; i++)
+        MIX(a, f[i]);
+#undef MIX
+    uint64_t h = a ^ ((b << 16) | (b >> 48)) ^ ((c << 32) | (c >> 32)) ^ ((d << 48) | (d >> 16));
     h ^= h >> 29;
     h *= 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 32;
@@ -200,10 +215,18 @@ static bool assign_id(struct hs_stack *s)
     return true;
 }
 
+/* The pair of slots a stack may be in: the first holds the newer. */
 static inline struct memo *memo_slot(const uintptr_t *frames, uint32_t depth)
 {
-    uint64_t k = depth ? frames[0] ^ (depth > 1 ? frames[1] << 17 : 0) : 0;
-    return &memo[(k * 0x9E3779B97F4A7C15ull) >> (64 - HS_MEMO_BITS)];
+    uint64_t k = (uint64_t)depth << 40 ^ (depth > 0 ? frames[0] : 0) ^ (depth > 1 ? frames[1] << 13 : 0) ^
+                 (depth > 2 ? frames[2] << 26 : 0) ^ (depth > 3 ? frames[3] << 39 : 0);
+    return &memo[((k * 0x9E3779B97F4A7C15ull) >> (64 - HS_MEMO_BITS)) & ~1u];
+}
+
+static inline void memo_put(struct memo *m, const struct hs_stack *s)
+{
+    m[1] = m[0];
+    m[0] = (struct memo){ s, __atomic_load_n(&epoch, __ATOMIC_RELAXED) };
 }
 
 /* Is the remembered stack this one? Context: inside record (quiesce holds off release). */
@@ -214,10 +237,7 @@ static inline bool memo_matches(const struct memo *m, const uintptr_t *frames, u
     const struct hs_stack *s = m->stack;
     if (s->depth != depth || (s->flags & HEAPSNAP_STACK_TRUNCATED) != (truncated ? HEAPSNAP_STACK_TRUNCATED : 0))
         return false;
-    for (uint32_t i = 0; i < depth; i++)
-        if (s->frames[i] != frames[i])
-            return false;
-    return true;
+    return memcmp(s->frames, frames, depth * sizeof *frames) == 0;
 }
 
 uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated)
@@ -225,11 +245,13 @@ uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated
     struct memo *m = memo_slot(frames, depth);
     if (memo_matches(m, frames, depth, truncated))
         return m->stack->id;
+    if (memo_matches(m + 1, frames, depth, truncated))
+        return m[1].stack->id;
     uint64_t h = hash_frames(frames, depth, truncated);
     struct stripe *st = &stripes[h & (HS_STACK_STRIPES - 1)];
     struct hs_stack *s = find(__atomic_load_n(&st->table, __ATOMIC_ACQUIRE), h, frames, depth, truncated);
     if (__builtin_expect(s != NULL, 1)) {
-        *m = (struct memo){ s, __atomic_load_n(&epoch, __ATOMIC_RELAXED) };
+        memo_put(m, s);
         return s->id;
     }
     uint32_t id = HS_NO_STACK;
@@ -257,7 +279,7 @@ uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated
     __atomic_store_n(&t->slots[j], s, __ATOMIC_RELEASE);
     st->count++;
     id = s->id;
-    *m = (struct memo){ s, __atomic_load_n(&epoch, __ATOMIC_RELAXED) };
+    memo_put(m, s);
 out:
     hs_unlock(&st->lock);
     return id;
