@@ -48,8 +48,15 @@
 struct table {
     struct table *retired;              /* the table this one replaced */
     size_t cap;
-    struct hs_stack *slots[];           /* NULL = empty; stores with release */
+    uintptr_t slots[];                  /* a stack's address, its hash's top 16 bits above; 0 = empty; stores with release */
 };
+
+/* A slot's word: the stack's address (below 2^48, checked when it is
+ * made) and its hash's top 16 bits, so that a probe passes a stack of
+ * another hash without reading it (each such read was a cache miss:
+ * probing was interning's largest cost in wall time). */
+#define SLOT_TAG(h) ((uintptr_t)((h) >> 48) << 48)
+#define SLOT_STACK(v) ((struct hs_stack *)((v) & (((uintptr_t)1 << 48) - 1)))
 
 struct stripe {
     hs_lock_t lock;
@@ -146,7 +153,7 @@ static bool same(const struct hs_stack *s, uint64_t h, const uintptr_t *f, uint3
            memcmp(s->frames, f, depth * sizeof *f) == 0;
 }
 
-static size_t table_bytes(size_t cap) { return sizeof(struct table) + cap * sizeof(struct hs_stack *); }
+static size_t table_bytes(size_t cap) { return sizeof(struct table) + cap * sizeof(uintptr_t); }
 
 /* Doubles a stripe's table; the old one stays mapped for readers until
  * release. Context: stripe lock held. 0 or -ENOMEM. */
@@ -160,13 +167,13 @@ static int grow(struct stripe *st)
     t->retired = old;
     t->cap = ncap;
     for (size_t i = 0; i < cap; i++) {
-        struct hs_stack *s = old->slots[i];
-        if (!s)
+        uintptr_t v = old->slots[i];
+        if (!v)
             continue;
-        size_t j = (s->hash >> 8) & (ncap - 1);
+        size_t j = (SLOT_STACK(v)->hash >> 8) & (ncap - 1);
         while (t->slots[j])
             j = (j + 1) & (ncap - 1);
-        t->slots[j] = s;
+        t->slots[j] = v;
     }
     __atomic_store_n(&st->table, t, __ATOMIC_RELEASE);
     return 0;
@@ -178,10 +185,13 @@ static struct hs_stack *find(const struct table *t, uint64_t h, const uintptr_t 
 {
     if (!t)
         return NULL;
+    const uintptr_t tag = SLOT_TAG(h);
     for (size_t j = (h >> 8) & (t->cap - 1);; j = (j + 1) & (t->cap - 1)) {
-        struct hs_stack *s = __atomic_load_n(&t->slots[j], __ATOMIC_ACQUIRE);
-        if (!s || same(s, h, frames, depth, truncated))
-            return s;
+        uintptr_t v = __atomic_load_n(&t->slots[j], __ATOMIC_ACQUIRE);
+        if (!v)
+            return NULL;
+        if ((v & ~(((uintptr_t)1 << 48) - 1)) == tag && same(SLOT_STACK(v), h, frames, depth, truncated))
+            return SLOT_STACK(v);
     }
 }
 
@@ -267,8 +277,8 @@ uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated
     while (t->slots[j])
         j = (j + 1) & (t->cap - 1);
     s = hs_arena_alloc(sizeof *s + depth * sizeof *frames);
-    if (!s)
-        goto out;
+    if (!s || (uintptr_t)s >> 48)
+        goto out;                       /* no room, or an address no slot holds (never seen: mmap stays below 2^47) */
     memset(s, 0, sizeof *s);
     s->hash = h;
     s->depth = (uint16_t)depth;
@@ -276,7 +286,7 @@ uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated
     memcpy(s->frames, frames, depth * sizeof *frames);
     if (!assign_id(s))
         goto out;               /* the arena keeps the bytes; counted as dropped */
-    __atomic_store_n(&t->slots[j], s, __ATOMIC_RELEASE);
+    __atomic_store_n(&t->slots[j], (uintptr_t)s | SLOT_TAG(h), __ATOMIC_RELEASE);
     st->count++;
     id = s->id;
     memo_put(m, s);
