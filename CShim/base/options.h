@@ -42,6 +42,7 @@ struct hs_options {
     bool python;            /* HEAPSNAP_PYTHON (default 1): Python frames, pymalloc, Python's atexit */
     bool py_free_lists;     /* HEAPSNAP_PYTHON_FREE_LISTS=keep: leave CPython's free lists on while sampling (pyreuse.c) */
     enum hs_unwind_mode unwind; /* HEAPSNAP_UNWIND: fast (default), libunwind, check */
+    bool native_inner;      /* HEAPSNAP_NATIVE=inner: on a thread running Python, natives only below its innermost Python frame */
     uint64_t interval_ns;   /* HEAPSNAP_INTERVAL: periodic snapshots; 0 = off */
     uint32_t keep;          /* HEAPSNAP_KEEP: periodic snapshots kept on disk per process (retention.c); 0 = all */
     char dir[4096];         /* HEAPSNAP_DIR: absolute, no trailing slash */

@@ -1131,6 +1131,13 @@ full:                                   /* the budget is full: keep the native s
     return 0;
 }
 
+void hs_py_eval_returns(uintptr_t *lo, uintptr_t *size)
+{
+    bool on = hs_py_status() == HS_PY_FRAMES;
+    *lo = on ? py.eval_lo + 1 : 0;
+    *size = on ? py.eval_hi - py.eval_lo : 0;
+}
+
 uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut)
 {
     if (hs_py_status() != HS_PY_FRAMES || !depth)
@@ -1159,16 +1166,23 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
     const bool cut_in = *cut;
     struct last_stack *last = r ? &r->last : NULL;
     uintptr_t native[depth];
-    uint16_t p_left[depth], k_at[depth];    /* at each native merged here: Python frames left, frames made */
+    /* At each native merged here, and after the last (i == depth): the
+     * Python frames left, and the frames made. */
+    uint16_t p_left[depth + 1], k_at[depth + 1];
     memcpy(native + first, frames + first, (depth - first) * sizeof *frames);
-    uint32_t k = first, p = 0, i, copied = 0;
+    uint32_t k = first, p = 0, i, copied = 0, end;
     bool full = false;
     /* Where the Python frames left are all the last stack's, its merge may
-     * be joined (two tries: each is a compare of the natives left). */
+     * be joined (two tries: each is a compare of the natives left), at a
+     * native or after the last one (the Python frames of activations the
+     * walk did not reach: all of them under HEAPSNAP_NATIVE=inner). */
     const uint32_t p_shared = np - shared;
     int tries = last && last->span && last->cut_in == cut_in && shared ? 2 : 0;
-    for (i = first; i < depth && !full; i++) {
-        uintptr_t ret = native[i];
+    for (i = first;; i++) {
+        if (full) {
+            end = i;
+            break;
+        }
         if (tries && p >= p_shared) {
             uint32_t d = depth - i;
             if (d <= last->span && last->p_left[d] == np - p) {
@@ -1180,12 +1194,18 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
                     memcpy(frames + k, last->out + LAST_NATIVE - tail, copied * sizeof *frames);
                     k += copied;
                     p = np;
+                    end = i;
                     break;
                 }
             }
         }
         p_left[i] = (uint16_t)(np - p);
         k_at[i] = (uint16_t)k;
+        if (i == depth) {
+            end = depth + 1;
+            break;
+        }
+        uintptr_t ret = native[i];
         if (!IN_EVAL(ret) || p == np) {
             if (k == room)
                 full = true;
@@ -1218,11 +1238,12 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
          * part, and keeping it costs more than its next stack gains) and
          * fits; only what was merged here is written. */
         if (!full && depth <= LAST_NATIVE && room <= LAST_NATIVE && np <= LAST_PY && last->np == np) {
-            for (uint32_t j = first; j < i; j++) {
+            for (uint32_t j = first; j < end; j++) {
                 last->p_left[depth - j] = p_left[j];
                 last->k_left[depth - j] = (uint16_t)(k - k_at[j]);
             }
-            memcpy(last->native + LAST_NATIVE - (depth - first), native + first, (i - first) * sizeof *native);
+            uint32_t merged = end < depth ? end : depth;    /* the natives merged here */
+            memcpy(last->native + LAST_NATIVE - (depth - first), native + first, (merged - first) * sizeof *native);
             memcpy(last->out + LAST_NATIVE - k, frames, (k - copied) * sizeof *frames);
             last->span = depth - first;
             last->k = k;

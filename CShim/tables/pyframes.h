@@ -51,6 +51,12 @@ uint32_t hs_py_version(void);
  * the function table's lock, then the arena lock. */
 uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut);
 
+/* The return addresses into the interpreter's eval loop, [*lo, *lo + *size):
+ * where a native walk may stop under HEAPSNAP_NATIVE=inner, the merge then
+ * adding every Python frame of the thread after it. Size 0 when Python
+ * frames are not read. Context: any. */
+void hs_py_eval_returns(uintptr_t *lo, uintptr_t *size);
+
 /* One entry of the function table, immutable once published. */
 struct hs_py_function {
     uint32_t firstlineno;

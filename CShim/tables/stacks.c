@@ -100,7 +100,13 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
     uint32_t max = hs_opt.max_depth;
     int want = (int)max + 1 + HS_SKIP_SLACK;
     void *buf[want];
-    int n = hs_unwind(buf, want, entry);   /* unw_backtrace's frames, mostly without it (unwind.c) */
+    /* HEAPSNAP_NATIVE=inner: on a thread running Python the natives end at
+     * the innermost activation of the eval loop; the merge adds every
+     * Python frame after it. */
+    struct hs_unwind_stop stop = { 0, 0 };
+    if (hs_opt.native_inner)
+        hs_py_eval_returns(&stop.lo, &stop.size);
+    int n = hs_unwind(buf, want, entry, stop);   /* unw_backtrace's frames, mostly without it (unwind.c) */
     /* The shim's own frames go wherever they are: at the top (the hooks and
      * the sampler) and in the middle (a wrapper of Python's allocator
      * domains between the interpreter and pymalloc, which hands large
@@ -112,6 +118,11 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
         f[got] = pc;
         got += pc - lo >= size;         /* !hs_unwind_in_shim(pc) */
     }
+    for (uint32_t i = 0; stop.size && i < got; i++)
+        if (f[i] - stop.lo < stop.size) {
+            got = i + 1;                /* the walk may have gone on (libunwind does): cut at the stop */
+            break;
+        }
     bool cut = got > max;
     if (cut)
         got = max;

@@ -745,7 +745,7 @@ static inline __attribute__((always_inline)) int step(uintptr_t look, uint64_t g
  * bp) with n frames recorded: the same steps, kept in the thread's record,
  * and the last walk's rest copied where it is still on the stack. */
 static __attribute__((noinline)) int walk_on(void **buf, int max, int n, uintptr_t look, uintptr_t sp, uintptr_t bp,
-                                             uint64_t gen)
+                                             uint64_t gen, struct hs_unwind_stop stop)
 {
     struct last_walk *r = last_take(gen);
     const struct step *last = r ? r->s[r->cur] : NULL;
@@ -769,6 +769,13 @@ static __attribute__((noinline)) int walk_on(void **buf, int max, int n, uintptr
                     frames = max - n;
                     low = false;
                 }
+                bool stopped = false;
+                for (int i = 0; stop.size && i < frames; i++)
+                    if (t[i].ra - stop.lo < stop.size) {
+                        frames = i + 1;     /* the walk ends at its stop: copied no further */
+                        low = false;
+                        stopped = true;
+                    }
                 int taken = frames + low;
                 for (int i = 0; i < frames; i++)
                     buf[n + i] = (void *)t[i].ra;
@@ -779,6 +786,8 @@ static __attribute__((noinline)) int walk_on(void **buf, int max, int n, uintptr
                 sp = t[taken - 1].cfa;
                 bp = t[taken - 1].bp_next;
                 look = t[taken - 1].ra - 1;
+                if (stopped)
+                    break;              /* not ended: the record is this walk's first steps */
                 if (low || (at + taken == last_steps && r->ended[r->cur])) {
                     ended = true;
                     break;              /* the last walk's end: the same now */
@@ -807,6 +816,8 @@ static __attribute__((noinline)) int walk_on(void **buf, int max, int n, uintptr
         }
         look = ra - 1;
         buf[n++] = (void *)ra;
+        if (ra - stop.lo < stop.size)
+            break;                      /* the stop: not ended, the record is this walk's first steps */
     }
     if (r) {
         r->cur = !r->cur;
@@ -821,7 +832,7 @@ static __attribute__((noinline)) int walk_on(void **buf, int max, int n, uintptr
  * addresses, the first one into that caller): the first two frames (walk,
  * hs_unwind) are stepped over unrecorded. Returns the count, or -1 when a
  * frame is beyond the fast walk. Context: inside malloc. */
-static __attribute__((noinline)) int walk(void **buf, int max, const uintptr_t *entry)
+static __attribute__((noinline)) int walk(void **buf, int max, const uintptr_t *entry, struct hs_unwind_stop stop)
 {
     uintptr_t ip, sp, bp;
     /* rbp first: an output register may be rbp itself. ip is the address
@@ -849,10 +860,12 @@ static __attribute__((noinline)) int walk(void **buf, int max, const uintptr_t *
         buf[0] = (void *)ra;
         n = 1;
         look = ra - 1;
+        if (ra - stop.lo < stop.size)
+            return n;
     }
     /* The first LAST_SKIP steps here; a deeper stack goes on with the last walk. */
-    int stop = max - n > LAST_SKIP ? n + LAST_SKIP : max;
-    while (n < stop) {
+    int first = max - n > LAST_SKIP ? n + LAST_SKIP : max;
+    while (n < first) {
         uintptr_t ra, bp_at;
         int how = step(look, gen, &sp, &bp, &ra, &bp_at);
         if (how == BEYOND)
@@ -860,12 +873,15 @@ static __attribute__((noinline)) int walk(void **buf, int max, const uintptr_t *
         if (how == OUTERMOST || ra < 0x4000)
             return n < 0 ? 0 : n;       /* the outermost frame (recorded), or tdep_trace's stop (unrecorded) */
         look = ra - 1;
-        if (n >= 0)
+        if (n >= 0) {
             buf[n] = (void *)ra;
+            if (ra - stop.lo < stop.size)
+                return n + 1;
+        }
         n++;
     }
     if (n < max)
-        return walk_on(buf, max, n, look, sp, bp, gen);
+        return walk_on(buf, max, n, look, sp, bp, gen, stop);
     return n < 0 ? 0 : n;
 }
 
@@ -1008,7 +1024,7 @@ static int user_start(void *const *f, int n)
     return i;
 }
 
-int hs_unwind(void **buf, int max, const void *entry)
+int hs_unwind(void **buf, int max, const void *entry, struct hs_unwind_stop stop)
 {
     if (hs_opt.unwind == HS_UNWIND_LIBUNWIND) {
         int n = libunwind(buf, max);
@@ -1019,7 +1035,7 @@ int hs_unwind(void **buf, int max, const void *entry)
         /* Nothing counted here: only check mode reports counts, and an
          * atomic add per stack is a locked instruction per allocation in
          * exact mode. */
-        int n = walk(buf, max, entry);
+        int n = walk(buf, max, entry, stop);
         if (__builtin_expect(n >= 0, 1))
             return n;
         n = libunwind(buf, max);
@@ -1030,7 +1046,7 @@ int hs_unwind(void **buf, int max, const void *entry)
      * past the shim's frames at the top, which the fast walk skips when it
      * starts at the entry. */
     void *mine[max];
-    int n = walk(mine, max, entry);
+    int n = walk(mine, max, entry, (struct hs_unwind_stop){ 0, 0 });  /* compared whole */
     int m = libunwind(buf, max);
     COUNT(compared);
     if (n < 0) {

@@ -25,10 +25,17 @@
  * The fast walk then starts there. If it was not reached that way, the walk
  * starts in the shim's frames, which callers drop anyway (hs_unwind_in_shim);
  * libunwind always walks from here.
+ *
+ * `stop` (size 0: none) lets the walk end after the first frame whose
+ * address is in [stop.lo, stop.lo + stop.size): the fast walk then stops
+ * there; frames past it may be in buf or not (callers cut at it).
  * Context: inside malloc, reentrancy guard held, no shim lock held: no
  * allocation; a rule cache miss takes the loader's lock (dl_iterate_phdr),
  * as libunwind does. Never from a signal handler. */
-int hs_unwind(void **buf, int max, const void *entry);
+struct hs_unwind_stop {
+    uintptr_t lo, size;
+};
+int hs_unwind(void **buf, int max, const void *entry, struct hs_unwind_stop stop);
 
 /* Finds the shim's own text (hs_unwind_in_shim). Context: constructor. */
 void hs_unwind_init(void);

@@ -220,6 +220,50 @@ struct PythonTests {
         #expect(wholeFrames.contains { $0.contains("python3") }, "interpreter frames kept with --keep-runtime-frames")
     }
 
+    /// HEAPSNAP_NATIVE=inner walks the native stack only down to the innermost Python
+    /// frame: each stack is the natives below it (the C code that allocated), then
+    /// every Python frame. Both runs are exact, so every site's stacks are there in
+    /// both; the natives before the first Python frame and the Python frames must be
+    /// the whole walk's, and no native may follow a Python frame (the whole walk has
+    /// them: the interpreter between activations, then main and the C library).
+    @Test("HEAPSNAP_NATIVE=inner: the natives below the innermost Python frame, then the whole walk's Python frames",
+          arguments: Interpreter.supported)
+    func innerNatives(_ interpreter: Interpreter) throws {
+        let python = try interpreter.required()
+        let dir = try Scratch(), innerDir = try Scratch()
+        let exact = ["HEAPSNAP_RATE": "1", "HEAPSNAP_MAX_DEPTH": "256"]
+        let whole = try PythonSites.profile(try atExitSnapshot(python, dir, env: exact), keepRuntimeFrames: true)
+        let inner = try PythonSites.profile(try atExitSnapshot(python, innerDir, env: exact.merging(["HEAPSNAP_NATIVE": "inner"]) { $1 }),
+                                            keepRuntimeFrames: true)
+        func isPython(_ f: Frame) -> Bool { f.module == PythonFrame.module }
+        /// Per site line of python_sites.py: each stack as (natives before the first
+        /// Python frame, the Python frames), and whether a native follows a Python frame.
+        func shapes(_ profile: Profile) -> (stacks: [Int: Set<[String]>], nativeAfterPython: Int) {
+            var stacks: [Int: Set<[String]>] = [:]
+            var after = 0
+            for sample in profile.samples where !sample.truncated {
+                let frames = sample.frames.map { profile.frames[$0] }
+                guard let site = frames.first(where: isPython), site.file == PythonSites.path,
+                      let start = frames.firstIndex(where: isPython) else { continue }
+                if frames[start...].contains(where: { !isPython($0) }) { after += 1 }
+                let below = frames[..<start].map { "\($0.function) \($0.module)" }
+                let pythonFrames = frames.filter(isPython).map { "\($0.function):\($0.line)" }
+                stacks[site.line, default: []].insert(below + ["|"] + pythonFrames)
+            }
+            return (stacks, after)
+        }
+        let a = shapes(whole), b = shapes(inner)
+        #expect(a.nativeAfterPython > 0, "the whole walk has natives after Python frames: else this test proves nothing")
+        #expect(b.nativeAfterPython == 0, "\(b.nativeAfterPython) stacks have a native after a Python frame")
+        for site in PythonSites.built {
+            let line = PythonSites.lines[site]!
+            let wanted = a.stacks[line] ?? [], got = b.stacks[line] ?? []
+            #expect(!wanted.isEmpty && got == wanted, "\(site): \(wanted.subtracting(got)) missing, \(got.subtracting(wanted)) extra")
+        }
+        let bad = try run(python, ["-c", "pass"], env: ["HEAPSNAP_NATIVE": "some"])
+        #expect(bad.status == 0 && bad.stderr.contains("HEAPSNAP_NATIVE") && bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
+    }
+
     @Test("the CLI's outputs carry Python frames: top, folded and pprof exports", arguments: [Interpreter.pyenv(12)])
     func outputsCarryPythonFrames(_ interpreter: Interpreter) throws {
         let python = try interpreter.required()
