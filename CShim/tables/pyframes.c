@@ -849,7 +849,6 @@ struct last_stack {
     const char *owner;                  /* the thread state whose stack it is */
     uint32_t np;                        /* its Python frames; 0: none kept */
     uint32_t span;                      /* its natives from the innermost activation on; 0: no merge kept */
-    uint32_t k;                         /* its merged frames */
     bool cut_in;                        /* the merge was entered cut: no frames after the natives */
     /* Each aligned on its outer end, where consecutive stacks agree: the
      * x-th from the end is at [LAST_PY - x] or [LAST_NATIVE - x]. */
@@ -1105,7 +1104,8 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     for (max = MAX_PY_FRAMES; deep && frame && steps < 4096 && n < max;
          steps++, frame = AT(frame, previous, const char *)) {
         if (cstack >= 0 && AT(frame, owner_at, int8_t) == cstack) {
-            out[n - 1].last = true;
+            if (n)
+                out[n - 1].last = true;
             continue;
         }
         const char *code = AT(frame, code_at, const char *);
@@ -1246,7 +1246,6 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
             memcpy(last->native + LAST_NATIVE - (depth - first), native + first, (merged - first) * sizeof *native);
             memcpy(last->out + LAST_NATIVE - k, frames, (k - copied) * sizeof *frames);
             last->span = depth - first;
-            last->k = k;
             last->cut_in = cut_in;
         } else {
             last->span = 0;

@@ -57,6 +57,9 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
  * frames are not read. Context: any. */
 void hs_py_eval_returns(uintptr_t *lo, uintptr_t *size);
 
+/* PYTH.flags bit 3: the stacks were taken under HEAPSNAP_NATIVE=inner. */
+#define HS_PY_NATIVE_INNER 8u
+
 /* One entry of the function table, immutable once published. */
 struct hs_py_function {
     uint32_t firstlineno;

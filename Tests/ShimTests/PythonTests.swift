@@ -232,9 +232,14 @@ struct PythonTests {
         let python = try interpreter.required()
         let dir = try Scratch(), innerDir = try Scratch()
         let exact = ["HEAPSNAP_RATE": "1", "HEAPSNAP_MAX_DEPTH": "256"]
-        let whole = try PythonSites.profile(try atExitSnapshot(python, dir, env: exact), keepRuntimeFrames: true)
-        let inner = try PythonSites.profile(try atExitSnapshot(python, innerDir, env: exact.merging(["HEAPSNAP_NATIVE": "inner"]) { $1 }),
-                                            keepRuntimeFrames: true)
+        let wholeFile = try atExitSnapshot(python, dir, env: exact)
+        let whole = try PythonSites.profile(wholeFile, keepRuntimeFrames: true)
+        #expect(try dir.read(wholeFile).python?.flags.contains(.nativeInner) == false)
+        let innerFile = try atExitSnapshot(python, innerDir, env: exact.merging(["HEAPSNAP_NATIVE": "inner"]) { $1 })
+        let inner = try PythonSites.profile(innerFile, keepRuntimeFrames: true)
+        #expect(try innerDir.read(innerFile).python?.flags.contains(.nativeInner) == true, "PYTH says nothing of it")
+        let info = try run(heapsnapTool(), ["info", innerFile], preload: false)
+        #expect(info.stdout.contains("HEAPSNAP_NATIVE=inner"), "\(info.stdout)")
         func isPython(_ f: Frame) -> Bool { f.module == PythonFrame.module }
         /// Per site line of python_sites.py: each stack as (natives before the first
         /// Python frame, the Python frames), and whether a native follows a Python frame.

@@ -28,6 +28,10 @@ public struct PythonInfo: Sendable, Hashable {
         /// The interpreter's free lists of lists, dicts, tuples and floats were kept empty while
         /// sampling: every such object is a fresh allocation, charged to the line that created it.
         public static let freeListsOff = Flags(rawValue: 1 << 2)
+        /// HEAPSNAP_NATIVE=inner: on threads running Python, only the natives below the
+        /// innermost Python frame were walked (no interpreter frames between Python frames,
+        /// none below the outermost).
+        public static let nativeInner = Flags(rawValue: 1 << 3)
     }
 
     public var status: Status

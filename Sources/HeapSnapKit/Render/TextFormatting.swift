@@ -131,6 +131,7 @@ public enum Format {
             s += "; pymalloc not seen (objects of 512 bytes or less are missing)"
         }
         if p.flags.contains(.freeListsOff) { s += "; free lists off: objects charged to the line that created them" }
+        if p.flags.contains(.nativeInner) { s += "; HEAPSNAP_NATIVE=inner: natives only below the innermost Python frame" }
         return s
     }
 

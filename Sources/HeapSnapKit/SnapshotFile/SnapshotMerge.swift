@@ -43,6 +43,8 @@ public enum SnapshotMerge {
                 if info.status == .frames { python!.status = .frames }
                 // Charged where created only if every process had its free lists off.
                 if !info.flags.contains(.freeListsOff) { python!.flags.remove(.freeListsOff) }
+                // Natives cut below the innermost Python frame if any process's were.
+                if info.flags.contains(.nativeInner) { python!.flags.insert(.nativeInner) }
                 for function in info.functions {
                     if let known = functionIndex[function] {
                         functionMap.append(known)
