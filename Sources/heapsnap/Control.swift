@@ -28,6 +28,10 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Do not start sampling at launch; start it later with `heapsnap start PID`.")
     var noStart = false
 
+    @Option(name: .long, help: ArgumentHelp("Native frames on threads running Python (HEAPSNAP_NATIVE): all, or inner (only those below the innermost Python frame; cheaper).",
+                                            valueName: "all|inner"))
+    var native: NativeFrames?
+
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
     var command: [String] = []
 
@@ -42,7 +46,7 @@ struct Run: ParsableCommand {
     func run() throws {
         do {
             let library = try Launcher.findLibrary(environment: environment)
-            let launcher = Launcher(library: library, rate: rate, directory: dir, startSampling: !noStart)
+            let launcher = Launcher(library: library, rate: rate, directory: dir, startSampling: !noStart, nativeFrames: native)
             let outcome = try launcher.run(argv, environment: environment)
             for path in outcome.snapshots { note("heapsnap: wrote \(path)") }
             if outcome.snapshots.isEmpty { note("heapsnap: no snapshot was written") }
@@ -242,6 +246,10 @@ struct Attach: ParsableCommand {
     @Flag(name: .long, help: "Load the library but do not start sampling; start it later with `heapsnap start PID`.")
     var noStart = false
 
+    @Option(name: .long, help: ArgumentHelp("Native frames on threads running Python (HEAPSNAP_NATIVE): all, or inner (only those below the innermost Python frame; cheaper).",
+                                            valueName: "all|inner"))
+    var native: NativeFrames?
+
     @Option(name: .long, help: "Seconds to wait for the process to enter an allocation function.", transform: parseSeconds)
     var timeout: Double = 5
 
@@ -258,7 +266,7 @@ struct Attach: ParsableCommand {
         do throws(HeapSnapError) {
             let library = try Launcher.findLibrary(environment: environment)
             let request = AttachRequest(pid: pid, library: library, rate: rate, directory: dir, signalBase: signalBase,
-                                        startSampling: !noStart, timeout: timeout)
+                                        startSampling: !noStart, timeout: timeout, nativeFrames: native)
             let report = try Attacher.attach(request)
             let what = noStart ? "loaded, not sampling (heapsnap start \(pid))" : "sampling"
             if report.loadedNow {
@@ -289,3 +297,5 @@ struct Detach: ParsableCommand {
         }
     }
 }
+
+extension NativeFrames: ExpressibleByArgument {}

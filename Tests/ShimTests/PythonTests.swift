@@ -265,6 +265,15 @@ struct PythonTests {
             let wanted = a.stacks[line] ?? [], got = b.stacks[line] ?? []
             #expect(!wanted.isEmpty && got == wanted, "\(site): \(wanted.subtracting(got)) missing, \(got.subtracting(wanted)) extra")
         }
+        // `heapsnap run --native inner` sets it for the command.
+        let runDir = try Scratch()
+        let viaRun = try run(heapsnapTool(), ["run", "--rate", "1", "--native", "inner", "--dir", runDir.path, "--",
+                                              python, "-c", "kept = [str(i) * 3 for i in range(1000)]"],
+                         env: ["HEAPSNAP_LIB": Shim.library], preload: false)
+        #expect(viaRun.status == 0, "\(viaRun.stderr)")
+        let ran = try #require(runDir.snapshots.compactMap { try? runDir.read($0) }.first { $0.python != nil },
+                               "heapsnap run wrote no snapshot of Python: \(viaRun.stderr)")
+        #expect(ran.python?.flags.contains(.nativeInner) == true, "\(viaRun.stderr)")
         let bad = try run(python, ["-c", "pass"], env: ["HEAPSNAP_NATIVE": "some"])
         #expect(bad.status == 0 && bad.stderr.contains("HEAPSNAP_NATIVE") && bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
     }

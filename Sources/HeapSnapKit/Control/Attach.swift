@@ -31,9 +31,11 @@ public struct AttachRequest: Sendable {
     public var startSampling: Bool
     /// Seconds to wait for the process to reach a safe point.
     public var timeout: Double
+    /// HEAPSNAP_NATIVE; nil for the shim's default.
+    public var nativeFrames: NativeFrames?
 
     public init(pid: Int32, library: String, rate: UInt64? = nil, directory: String? = nil, signalBase: Int32? = nil,
-                startSampling: Bool = true, timeout: Double = 5) {
+                startSampling: Bool = true, timeout: Double = 5, nativeFrames: NativeFrames? = nil) {
         self.pid = pid
         self.library = library
         self.rate = rate
@@ -41,6 +43,7 @@ public struct AttachRequest: Sendable {
         self.signalBase = signalBase
         self.startSampling = startSampling
         self.timeout = timeout
+        self.nativeFrames = nativeFrames
     }
 
     /// The settings heapsnap_attach parses (the shim's HEAPSNAP_* names, one a line).
@@ -48,6 +51,7 @@ public struct AttachRequest: Sendable {
         var lines = ["HEAPSNAP_START=\(startSampling ? 1 : 0)", "HEAPSNAP_DIR=\(directory ?? "/tmp")"]
         if let rate { lines.append("HEAPSNAP_RATE=\(rate)") }
         if let signalBase { lines.append("HEAPSNAP_SIGNAL_BASE=\(signalBase)") }
+        if let nativeFrames { lines.append("HEAPSNAP_NATIVE=\(nativeFrames.rawValue)") }
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -12,6 +12,14 @@ import Musl
 /// The child being run, for the signal handler (written before handlers are installed).
 nonisolated(unsafe) private var forwardTo: pid_t = 0
 
+/// Which native frames a thread running Python records (HEAPSNAP_NATIVE).
+public enum NativeFrames: String, Sendable, CaseIterable {
+    /// Every native frame, each activation of the eval loop replaced by its Python frames.
+    case all
+    /// Only the natives below the innermost Python frame, then every Python frame.
+    case inner
+}
+
 /// Runs commands under the shim.
 public struct Launcher: Sendable {
     /// Path of libheapsnap_preload.so.
@@ -22,12 +30,16 @@ public struct Launcher: Sendable {
     public var directory: String?
     /// Start sampling at once (HEAPSNAP_START=1); false waits for `heapsnap start`.
     public var startSampling: Bool
+    /// HEAPSNAP_NATIVE; nil for the environment's or the shim's default.
+    public var nativeFrames: NativeFrames?
 
-    public init(library: String, rate: UInt64? = nil, directory: String? = nil, startSampling: Bool = true) {
+    public init(library: String, rate: UInt64? = nil, directory: String? = nil, startSampling: Bool = true,
+                nativeFrames: NativeFrames? = nil) {
         self.library = library
         self.rate = rate
         self.directory = directory
         self.startSampling = startSampling
+        self.nativeFrames = nativeFrames
     }
 
     /// The preload library: `$HEAPSNAP_LIB`, else beside this executable
@@ -58,6 +70,7 @@ public struct Launcher: Sendable {
         env["HEAPSNAP_AT_EXIT"] = "1"
         if let rate { env["HEAPSNAP_RATE"] = String(rate) }
         if let directory { env["HEAPSNAP_DIR"] = directory }
+        if let nativeFrames { env["HEAPSNAP_NATIVE"] = nativeFrames.rawValue }
         return env
     }
 

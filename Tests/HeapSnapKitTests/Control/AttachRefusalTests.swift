@@ -41,5 +41,7 @@ import Glibc
         let request = AttachRequest(pid: 1, library: "/lib.so", rate: 65536, directory: "/var/tmp/s", signalBase: 5, startSampling: false)
         #expect(request.spec == "HEAPSNAP_START=0\nHEAPSNAP_DIR=/var/tmp/s\nHEAPSNAP_RATE=65536\nHEAPSNAP_SIGNAL_BASE=5\n")
         #expect(AttachRequest(pid: 1, library: "/lib.so").spec == "HEAPSNAP_START=1\nHEAPSNAP_DIR=/tmp\n")
+        #expect(AttachRequest(pid: 1, library: "/lib.so", nativeFrames: .inner).spec
+                == "HEAPSNAP_START=1\nHEAPSNAP_DIR=/tmp\nHEAPSNAP_NATIVE=inner\n")
     }
 }
