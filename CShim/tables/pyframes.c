@@ -1000,10 +1000,13 @@ static uint32_t shared_frames(const struct raw_frame *a, uint32_t n, const struc
     return s;
 }
 
-/* Reads the chain from *frame into raw, at most max frames of code and
- * 4096 links in all (*steps counts them): its own function, two loops
- * without the other version's tests, the offsets in registers. */
-static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps, struct raw_frame *raw, uint32_t max)
+/* Reads the chain from *at into raw, at most max frames of code and 4096
+ * links in all (*steps counts them), leaving *at where it stopped; *lead
+ * says an entry frame came before the first frame read (the previous read's
+ * last frame is then the outermost of its activation). Its own function,
+ * two loops without the other version's tests, the offsets in registers. */
+static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps, struct raw_frame *raw, uint32_t max,
+                                                     bool *lead)
 {
     const struct hs_py_layout *l = &py.l;
     const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr, type_at = l->ob_type;
@@ -1011,6 +1014,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
     const char *frame = *at;
     int k = *steps;
     uint32_t n = 0;
+    *lead = false;
     if (l->owner_cstack < 0) {          /* 3.11: the activation's outermost frame says so itself */
         const uint32_t entry_at = l->fr_entry;
         for (; frame && k < 4096 && n < max; k++, frame = AT(frame, previous, const char *)) {
@@ -1027,6 +1031,8 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
             if (AT(frame, owner_at, int8_t) == cstack) {
                 if (n)
                     raw[n - 1].last = 1;
+                else
+                    *lead = true;       /* the frame before the first read is the outermost of its activation */
                 continue;
             }
             const char *code = AT(frame, code_at, const char *);
@@ -1040,13 +1046,27 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
     return n;
 }
 
+/* The functions and lines of n frames read by read_chain, into out; false
+ * when the function table's budget is full. */
+static bool resolve_frames(struct pyframe *out, const struct raw_frame *raw, uint32_t n, struct recent *r,
+                           struct frame_memo *m, uint64_t epoch, uint64_t deaths)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t line, id = frame_fn(r, m, raw[i].frame, raw[i].code, raw[i].instr, epoch, deaths, &line);
+        if (id == NO_ID)
+            return false;
+        out[i] = (struct pyframe){ id, line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line,
+                                   raw[i].last != 0 };
+    }
+    return true;
+}
+
 /* The calling thread's Python frames, innermost first; *more is set when
  * frames were left out (more than max). *taken is the thread's recent
  * table, still taken (the merge gives it back), *shared how many of the
  * outermost frames the table's last stack has too. */
 static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recent **taken, uint32_t *shared)
 {
-    const struct hs_py_layout *l = &py.l;
     *taken = NULL;
     *shared = 0;
     const char *ts = current_tstate();
@@ -1071,20 +1091,16 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
         last->owner = ts;
         last->np = last->span = 0;
     }
+    /* The chain LAST_PY frames at a time: the first part is compared with
+     * the last stack and kept; a chain longer than that is neither. */
     struct raw_frame raw[LAST_PY];
     int steps = 0;
-    uint32_t n = read_chain(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY);
-    /* Past LAST_PY frames: the rest is walked but not kept, nor compared. */
+    bool lead;
+    uint32_t n = read_chain(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, &lead);
     bool deep = frame && steps < 4096;
     uint32_t s = last && !deep ? shared_frames(raw, n, last->raw + LAST_PY - last->np, last->np) : 0;
-    for (uint32_t i = 0; i < n - s; i++) {
-        out[i].last = raw[i].last;
-        uint32_t line, id = frame_fn(r, m, raw[i].frame, raw[i].code, raw[i].instr, epoch, deaths, &line);
-        if (id == NO_ID)
-            goto full;
-        out[i].fn = id;
-        out[i].line = line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line;
-    }
+    if (!resolve_frames(out, raw, n - s, r, m, epoch, deaths))
+        goto full;
     if (s)
         memcpy(out + n - s, last->pf + LAST_PY - s, s * sizeof *out);
     if (last && !deep) {
@@ -1094,30 +1110,14 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     } else if (last) {
         last->np = last->span = 0;
     }
-    /* Deeper than LAST_PY: the rest, one frame at a time. The layout's
-     * offsets in locals: the stores to out (uint32_t) could alias the
-     * layout's fields, which the compiler would load again for every frame. */
-    const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr, owner_at = l->fr_owner,
-                   entry_at = l->fr_entry, type_at = l->ob_type;
-    const int cstack = l->owner_cstack;
-    const void *const code_type = py.code_type;
-    for (max = MAX_PY_FRAMES; deep && frame && steps < 4096 && n < max;
-         steps++, frame = AT(frame, previous, const char *)) {
-        if (cstack >= 0 && AT(frame, owner_at, int8_t) == cstack) {
-            if (n)
-                out[n - 1].last = true;
-            continue;
-        }
-        const char *code = AT(frame, code_at, const char *);
-        if (!code || AT(code, type_at, const void *) != code_type)
-            continue;
-        uint32_t line, id = frame_fn(r, m, frame, code, AT(frame, instr_at, const char *), epoch, deaths, &line);
-        if (id == NO_ID)
+    while (deep && n < max) {
+        uint32_t got = read_chain(&frame, &steps, raw, max - n < LAST_PY ? max - n : LAST_PY, &lead);
+        if (lead)
+            out[n - 1].last = true;
+        if (!resolve_frames(out + n, raw, got, r, m, epoch, deaths))
             goto full;
-        out[n].fn = id;
-        out[n].line = line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line;
-        out[n].last = entry_at != HS_NO_FIELD && AT(frame, entry_at, bool);
-        n++;
+        n += got;
+        deep = frame && steps < 4096;
     }
     *more = frame != NULL && n == max;
     *taken = r;

@@ -56,7 +56,7 @@ struct table {
  * another hash without reading it (each such read was a cache miss:
  * probing was interning's largest cost in wall time). */
 #define SLOT_TAG(h) ((uintptr_t)((h) >> 48) << 48)
-#define SLOT_STACK(v) ((struct hs_stack *)((v) & (((uintptr_t)1 << 48) - 1)))
+#define SLOT_STACK(v) ((struct hs_stack *)((v) & ~SLOT_TAG(UINT64_MAX)))
 
 struct stripe {
     hs_lock_t lock;
@@ -118,11 +118,6 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
         f[got] = pc;
         got += pc - lo >= size;         /* !hs_unwind_in_shim(pc) */
     }
-    for (uint32_t i = 0; stop.size && i < got; i++)
-        if (f[i] - stop.lo < stop.size) {
-            got = i + 1;                /* the walk may have gone on (libunwind does): cut at the stop */
-            break;
-        }
     bool cut = got > max;
     if (cut)
         got = max;
@@ -201,7 +196,7 @@ static struct hs_stack *find(const struct table *t, uint64_t h, const uintptr_t 
         uintptr_t v = __atomic_load_n(&t->slots[j], __ATOMIC_ACQUIRE);
         if (!v)
             return NULL;
-        if ((v & ~(((uintptr_t)1 << 48) - 1)) == tag && same(SLOT_STACK(v), h, frames, depth, truncated))
+        if ((v & SLOT_TAG(UINT64_MAX)) == tag && same(SLOT_STACK(v), h, frames, depth, truncated))
             return SLOT_STACK(v);
     }
 }

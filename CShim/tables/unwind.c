@@ -771,7 +771,7 @@ static __attribute__((noinline)) int walk_on(void **buf, int max, int n, uintptr
                 }
                 bool stopped = false;
                 for (int i = 0; stop.size && i < frames; i++)
-                    if (t[i].ra - stop.lo < stop.size) {
+                    if (hs_unwind_at_stop(stop, t[i].ra)) {
                         frames = i + 1;     /* the walk ends at its stop: copied no further */
                         low = false;
                         stopped = true;
@@ -816,7 +816,7 @@ static __attribute__((noinline)) int walk_on(void **buf, int max, int n, uintptr
         }
         look = ra - 1;
         buf[n++] = (void *)ra;
-        if (ra - stop.lo < stop.size)
+        if (hs_unwind_at_stop(stop, ra))
             break;                      /* the stop: not ended, the record is this walk's first steps */
     }
     if (r) {
@@ -860,7 +860,7 @@ static __attribute__((noinline)) int walk(void **buf, int max, const uintptr_t *
         buf[0] = (void *)ra;
         n = 1;
         look = ra - 1;
-        if (ra - stop.lo < stop.size)
+        if (hs_unwind_at_stop(stop, ra))
             return n;
     }
     /* The first LAST_SKIP steps here; a deeper stack goes on with the last walk. */
@@ -875,7 +875,7 @@ static __attribute__((noinline)) int walk(void **buf, int max, const uintptr_t *
         look = ra - 1;
         if (n >= 0) {
             buf[n] = (void *)ra;
-            if (ra - stop.lo < stop.size)
+            if (hs_unwind_at_stop(stop, ra))
                 return n + 1;
         }
         n++;
@@ -1024,12 +1024,21 @@ static int user_start(void *const *f, int n)
     return i;
 }
 
+/* libunwind's list ends where the fast walk would have stopped. */
+static int cut_at_stop(void *const *buf, int n, struct hs_unwind_stop stop)
+{
+    for (int i = 0; stop.size && i < n; i++)
+        if (hs_unwind_at_stop(stop, (uintptr_t)buf[i]))
+            return i + 1;
+    return n;
+}
+
 int hs_unwind(void **buf, int max, const void *entry, struct hs_unwind_stop stop)
 {
     if (hs_opt.unwind == HS_UNWIND_LIBUNWIND) {
         int n = libunwind(buf, max);
         KEEP_FRAME(n);
-        return n;
+        return cut_at_stop(buf, n, stop);
     }
     if (hs_opt.unwind == HS_UNWIND_FAST) {
         /* Nothing counted here: only check mode reports counts, and an
@@ -1040,7 +1049,7 @@ int hs_unwind(void **buf, int max, const void *entry, struct hs_unwind_stop stop
             return n;
         n = libunwind(buf, max);
         KEEP_FRAME(n);
-        return n;
+        return cut_at_stop(buf, n, stop);
     }
     /* check: both; libunwind's frames are the ones kept. Both are compared
      * past the shim's frames at the top, which the fast walk skips when it
@@ -1051,7 +1060,7 @@ int hs_unwind(void **buf, int max, const void *entry, struct hs_unwind_stop stop
     COUNT(compared);
     if (n < 0) {
         COUNT(fallback);
-        return m;
+        return cut_at_stop(buf, m, stop);
     }
     COUNT(fast);
     int a = user_start(mine, n), b = user_start(buf, m);
@@ -1064,7 +1073,7 @@ int hs_unwind(void **buf, int max, const void *entry, struct hs_unwind_stop stop
         COUNT(differed);
         keep_diff(mine + a, n - a, buf + b, m - b);
     }
-    return m;
+    return cut_at_stop(buf, m, stop);
 }
 
 /* ------------------------------------------------------ check report */

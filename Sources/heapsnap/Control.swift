@@ -18,19 +18,13 @@ struct Run: ParsableCommand {
               heapsnap run --no-start -- ./batch-job    # then: heapsnap start PID
             """)
 
-    @Option(name: .long, help: "Mean bytes between samples, as HEAPSNAP_RATE spells it (65536, 64K, 1M; 1 records every allocation).",
-            transform: parseBytes)
-    var rate: UInt64?
+    @OptionGroup var sampling: SamplingOptions
 
     @Option(name: .long, help: "Directory for snapshots (HEAPSNAP_DIR; default $HEAPSNAP_DIR or /tmp); created (mode 0700) when missing.")
     var dir: String?
 
     @Flag(name: .long, help: "Do not start sampling at launch; start it later with `heapsnap start PID`.")
     var noStart = false
-
-    @Option(name: .long, help: ArgumentHelp("Native frames on threads running Python (HEAPSNAP_NATIVE): all, or inner (only those below the innermost Python frame; cheaper).",
-                                            valueName: "all|inner"))
-    var native: NativeFrames?
 
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
     var command: [String] = []
@@ -40,13 +34,13 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         if argv.isEmpty { throw ValidationError("give the command to run after --, e.g. heapsnap run -- ./server") }
-        if let rate, rate == 0 { throw ValidationError("--rate must be at least 1") }
     }
 
     func run() throws {
         do {
             let library = try Launcher.findLibrary(environment: environment)
-            let launcher = Launcher(library: library, rate: rate, directory: dir, startSampling: !noStart, nativeFrames: native)
+            let launcher = Launcher(library: library, rate: sampling.rate, directory: dir, startSampling: !noStart,
+                                    nativeFrames: sampling.native)
             let outcome = try launcher.run(argv, environment: environment)
             for path in outcome.snapshots { note("heapsnap: wrote \(path)") }
             if outcome.snapshots.isEmpty { note("heapsnap: no snapshot was written") }
@@ -232,9 +226,7 @@ struct Attach: ParsableCommand {
     @Argument(help: "The process id.")
     var pid: Int32
 
-    @Option(name: .long, help: "Mean bytes between samples, as HEAPSNAP_RATE spells it (65536, 64K, 1M; 1 records every allocation).",
-            transform: parseBytes)
-    var rate: UInt64?
+    @OptionGroup var sampling: SamplingOptions
 
     @Option(name: .long, help: "Directory for snapshots, as the process sees it (default /tmp); created (mode 0700) when missing.")
     var dir: String?
@@ -246,16 +238,11 @@ struct Attach: ParsableCommand {
     @Flag(name: .long, help: "Load the library but do not start sampling; start it later with `heapsnap start PID`.")
     var noStart = false
 
-    @Option(name: .long, help: ArgumentHelp("Native frames on threads running Python (HEAPSNAP_NATIVE): all, or inner (only those below the innermost Python frame; cheaper).",
-                                            valueName: "all|inner"))
-    var native: NativeFrames?
-
     @Option(name: .long, help: "Seconds to wait for the process to enter an allocation function.", transform: parseSeconds)
     var timeout: Double = 5
 
     func validate() throws {
         if pid <= 0 { throw ValidationError("a process id must be positive") }
-        if let rate, rate == 0 { throw ValidationError("--rate must be at least 1") }
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if let signalBase, !ControlAction.signalBases.contains(signalBase) {
             throw ValidationError("--signal-base must be \(ControlAction.signalBases.lowerBound) to \(ControlAction.signalBases.upperBound)")
@@ -265,8 +252,8 @@ struct Attach: ParsableCommand {
     func run() throws {
         do throws(HeapSnapError) {
             let library = try Launcher.findLibrary(environment: environment)
-            let request = AttachRequest(pid: pid, library: library, rate: rate, directory: dir, signalBase: signalBase,
-                                        startSampling: !noStart, timeout: timeout, nativeFrames: native)
+            let request = AttachRequest(pid: pid, library: library, rate: sampling.rate, directory: dir, signalBase: signalBase,
+                                        startSampling: !noStart, timeout: timeout, nativeFrames: sampling.native)
             let report = try Attacher.attach(request)
             let what = noStart ? "loaded, not sampling (heapsnap start \(pid))" : "sampling"
             if report.loadedNow {
@@ -299,3 +286,18 @@ struct Detach: ParsableCommand {
 }
 
 extension NativeFrames: ExpressibleByArgument {}
+
+/// How `run` and `attach` sample: the rate and, for Python, which native frames.
+struct SamplingOptions: ParsableArguments {
+    @Option(name: .long, help: "Mean bytes between samples, as HEAPSNAP_RATE spells it (65536, 64K, 1M; 1 records every allocation).",
+            transform: parseBytes)
+    var rate: UInt64?
+
+    @Option(name: .long, help: ArgumentHelp("Native frames on threads running Python (HEAPSNAP_NATIVE): all, or inner (only those below the innermost Python frame; cheaper).",
+                                            valueName: "all|inner"))
+    var native: NativeFrames?
+
+    func validate() throws {
+        if let rate, rate == 0 { throw ValidationError("--rate must be at least 1") }
+    }
+}
