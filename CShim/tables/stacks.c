@@ -103,10 +103,14 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
     /* HEAPSNAP_NATIVE=inner: on a thread running Python the natives end at
      * the innermost activation of the eval loop; the merge adds every
      * Python frame after it. */
-    struct hs_unwind_stop stop = { 0, 0 };
-    if (hs_opt.native_inner)
+    int n;
+    if (__builtin_expect(hs_opt.native_inner, 0)) {
+        struct hs_unwind_stop stop;
         hs_py_eval_returns(&stop.lo, &stop.size);
-    int n = hs_unwind(buf, want, entry, stop);   /* unw_backtrace's frames, mostly without it (unwind.c) */
+        n = hs_unwind_to(buf, want, entry, stop);
+    } else {
+        n = hs_unwind(buf, want, entry);    /* unw_backtrace's frames, mostly without it (unwind.c) */
+    }
     /* The shim's own frames go wherever they are: at the top (the hooks and
      * the sampler) and in the middle (a wrapper of Python's allocator
      * domains between the interpreter and pymalloc, which hands large

@@ -744,8 +744,8 @@ static inline __attribute__((always_inline)) int step(uintptr_t look, uint64_t g
 /* The walk past its first LAST_SKIP steps, from the frame at (look, sp,
  * bp) with n frames recorded: the same steps, kept in the thread's record,
  * and the last walk's rest copied where it is still on the stack. */
-static __attribute__((noinline)) int walk_on(void **buf, int max, int n, uintptr_t look, uintptr_t sp, uintptr_t bp,
-                                             uint64_t gen, struct hs_unwind_stop stop)
+static inline __attribute__((always_inline)) int walk_on_from(void **buf, int max, int n, uintptr_t look, uintptr_t sp,
+                                                              uintptr_t bp, uint64_t gen, struct hs_unwind_stop stop)
 {
     struct last_walk *r = last_take(gen);
     const struct step *last = r ? r->s[r->cur] : NULL;
@@ -832,7 +832,22 @@ static __attribute__((noinline)) int walk_on(void **buf, int max, int n, uintptr
  * addresses, the first one into that caller): the first two frames (walk,
  * hs_unwind) are stepped over unrecorded. Returns the count, or -1 when a
  * frame is beyond the fast walk. Context: inside malloc. */
-static __attribute__((noinline)) int walk(void **buf, int max, const uintptr_t *entry, struct hs_unwind_stop stop)
+/* A walk with no stop and one with a stop: each its own function, so that
+ * the walk of every stack pays nothing for HEAPSNAP_NATIVE=inner. */
+static __attribute__((noinline)) int walk_on(void **buf, int max, int n, uintptr_t look, uintptr_t sp, uintptr_t bp,
+                                             uint64_t gen)
+{
+    return walk_on_from(buf, max, n, look, sp, bp, gen, (struct hs_unwind_stop){ 0, 0 });
+}
+
+static __attribute__((noinline)) int walk_on_to(void **buf, int max, int n, uintptr_t look, uintptr_t sp, uintptr_t bp,
+                                                uint64_t gen, struct hs_unwind_stop stop)
+{
+    return walk_on_from(buf, max, n, look, sp, bp, gen, stop);
+}
+
+static inline __attribute__((always_inline)) int walk_from(void **buf, int max, const uintptr_t *entry,
+                                                           struct hs_unwind_stop stop)
 {
     uintptr_t ip, sp, bp;
     /* rbp first: an output register may be rbp itself. ip is the address
@@ -881,8 +896,18 @@ static __attribute__((noinline)) int walk(void **buf, int max, const uintptr_t *
         n++;
     }
     if (n < max)
-        return walk_on(buf, max, n, look, sp, bp, gen, stop);
+        return stop.size ? walk_on_to(buf, max, n, look, sp, bp, gen, stop) : walk_on(buf, max, n, look, sp, bp, gen);
     return n < 0 ? 0 : n;
+}
+
+static __attribute__((noinline)) int walk(void **buf, int max, const uintptr_t *entry)
+{
+    return walk_from(buf, max, entry, (struct hs_unwind_stop){ 0, 0 });
+}
+
+static __attribute__((noinline)) int walk_to(void **buf, int max, const uintptr_t *entry, struct hs_unwind_stop stop)
+{
+    return walk_from(buf, max, entry, stop);
 }
 
 /* --------------------------------------------------- the shim's own text */
@@ -1033,7 +1058,8 @@ static int cut_at_stop(void *const *buf, int n, struct hs_unwind_stop stop)
     return n;
 }
 
-int hs_unwind(void **buf, int max, const void *entry, struct hs_unwind_stop stop)
+static inline __attribute__((always_inline)) int unwind_from(void **buf, int max, const void *entry,
+                                                             struct hs_unwind_stop stop)
 {
     if (hs_opt.unwind == HS_UNWIND_LIBUNWIND) {
         int n = libunwind(buf, max);
@@ -1044,7 +1070,7 @@ int hs_unwind(void **buf, int max, const void *entry, struct hs_unwind_stop stop
         /* Nothing counted here: only check mode reports counts, and an
          * atomic add per stack is a locked instruction per allocation in
          * exact mode. */
-        int n = walk(buf, max, entry, stop);
+        int n = stop.size ? walk_to(buf, max, entry, stop) : walk(buf, max, entry);
         if (__builtin_expect(n >= 0, 1))
             return n;
         n = libunwind(buf, max);
@@ -1055,7 +1081,7 @@ int hs_unwind(void **buf, int max, const void *entry, struct hs_unwind_stop stop
      * past the shim's frames at the top, which the fast walk skips when it
      * starts at the entry. */
     void *mine[max];
-    int n = walk(mine, max, entry, (struct hs_unwind_stop){ 0, 0 });  /* compared whole */
+    int n = walk(mine, max, entry);     /* compared whole */
     int m = libunwind(buf, max);
     COUNT(compared);
     if (n < 0) {
@@ -1074,6 +1100,16 @@ int hs_unwind(void **buf, int max, const void *entry, struct hs_unwind_stop stop
         keep_diff(mine + a, n - a, buf + b, m - b);
     }
     return cut_at_stop(buf, m, stop);
+}
+
+int hs_unwind(void **buf, int max, const void *entry)
+{
+    return unwind_from(buf, max, entry, (struct hs_unwind_stop){ 0, 0 });
+}
+
+int hs_unwind_to(void **buf, int max, const void *entry, struct hs_unwind_stop stop)
+{
+    return unwind_from(buf, max, entry, stop);
 }
 
 /* ------------------------------------------------------ check report */

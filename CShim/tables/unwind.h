@@ -26,18 +26,20 @@
  * starts in the shim's frames, which callers drop anyway (hs_unwind_in_shim);
  * libunwind always walks from here.
  *
- * `stop` (size 0: none) ends the frames after the first whose address is
- * in [stop.lo, stop.lo + stop.size): the fast walk stops there, libunwind's
- * list is cut there.
  * Context: inside malloc, reentrancy guard held, no shim lock held: no
  * allocation; a rule cache miss takes the loader's lock (dl_iterate_phdr),
  * as libunwind does. Never from a signal handler. */
+int hs_unwind(void **buf, int max, const void *entry);
+
+/* hs_unwind, the frames ending after the first whose address is in
+ * [stop.lo, stop.lo + stop.size) (size 0: none): the fast walk stops there,
+ * libunwind's list is cut there (HEAPSNAP_NATIVE=inner). */
 struct hs_unwind_stop {
     uintptr_t lo, size;
 };
 
 static inline bool hs_unwind_at_stop(struct hs_unwind_stop stop, uintptr_t pc) { return pc - stop.lo < stop.size; }
-int hs_unwind(void **buf, int max, const void *entry, struct hs_unwind_stop stop);
+int hs_unwind_to(void **buf, int max, const void *entry, struct hs_unwind_stop stop);
 
 /* Finds the shim's own text (hs_unwind_in_shim). Context: constructor. */
 void hs_unwind_init(void);
