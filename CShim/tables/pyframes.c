@@ -1138,19 +1138,26 @@ void hs_py_eval_returns(uintptr_t *lo, uintptr_t *size)
     *size = on ? py.eval_hi - py.eval_lo : 0;
 }
 
-uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut)
+/* The natives as they are: no Python frames to merge. */
+static uint32_t natives_only(const uintptr_t *native, uint32_t depth, uintptr_t *frames)
+{
+    memcpy(frames, native, depth * sizeof *frames);
+    return depth;
+}
+
+uint32_t hs_py_merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames, uint32_t room, bool *cut)
 {
     if (hs_py_status() != HS_PY_FRAMES || !depth)
-        return depth;
+        return natives_only(native, depth, frames);
     /* In the eval loop: a return address is after its call. In locals: the
      * stores to frames could alias py's fields. */
     const uintptr_t eval = py.eval_lo + 1, eval_size = py.eval_hi - py.eval_lo;
 #define IN_EVAL(ret) ((ret) - eval < eval_size)
-    uint32_t first = 0;                 /* the innermost activation: the frames before it stay */
-    while (first < depth && !IN_EVAL(frames[first]))
+    uint32_t first = 0;                 /* the innermost activation: the frames before it are copied as they are */
+    while (first < depth && !IN_EVAL(native[first]))
         first++;
     if (first == depth)
-        return depth;                   /* no interpreter on this stack */
+        return natives_only(native, depth, frames);     /* no interpreter on this stack */
     struct pyframe pf[MAX_PY_FRAMES];
     bool more = false;
     struct recent *r;
@@ -1159,17 +1166,16 @@ uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut
     if (!np) {
         if (r)
             recent_give(r);
-        return depth;
+        return natives_only(native, depth, frames);
     }
     if (more)
         *cut = true;                    /* deeper than MAX_PY_FRAMES Python frames */
     const bool cut_in = *cut;
     struct last_stack *last = r ? &r->last : NULL;
-    uintptr_t native[depth];
     /* At each native merged here, and after the last (i == depth): the
      * Python frames left, and the frames made. */
     uint16_t p_left[depth + 1], k_at[depth + 1];
-    memcpy(native + first, frames + first, (depth - first) * sizeof *frames);
+    memcpy(frames, native, first * sizeof *frames);
     uint32_t k = first, p = 0, i, copied = 0, end;
     bool full = false;
     /* Where the Python frames left are all the last stack's, its merge may

@@ -42,14 +42,15 @@ enum hs_py_status hs_py_status(void);
 const char *hs_py_note(void);
 uint32_t hs_py_version(void);
 
-/* Rewrites a captured native stack in place into the merged one: each frame
- * inside _PyEval_EvalFrameDefault is replaced by the Python frames of that
- * activation. `frames` holds `depth` native frames and has room for `room`;
- * returns the new depth and sets *cut when frames had to be left out.
- * Does nothing (returns depth) on threads that run no Python.
+/* Writes the merged stack of `depth` captured native frames into `frames`
+ * (room for `room`, at least `depth`): each frame inside
+ * _PyEval_EvalFrameDefault is replaced by the Python frames of that
+ * activation. Returns the merged depth and sets *cut when frames had to be
+ * left out. On threads that run no Python, frames gets the natives as they
+ * are. `native` and `frames` do not overlap.
  * Context: inside malloc, reentrancy guard held, no shim lock held; takes
  * the function table's lock, then the arena lock. */
-uint32_t hs_py_merge(uintptr_t *frames, uint32_t depth, uint32_t room, bool *cut);
+uint32_t hs_py_merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames, uint32_t room, bool *cut);
 
 /* The return addresses into the interpreter's eval loop, [*lo, *lo + *size):
  * where a native walk may stop under HEAPSNAP_NATIVE=inner, the merge then

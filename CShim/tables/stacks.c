@@ -125,8 +125,7 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
     bool cut = got > max;
     if (cut)
         got = max;
-    memcpy(frames, f, got * sizeof *f);
-    got = hs_py_merge(frames, got, max, &cut);     /* Python frames, when the thread runs Python */
+    got = hs_py_merge(f, got, frames, max, &cut);  /* with Python frames, when the thread runs Python */
     *truncated = cut;
     return got;
 }
