@@ -247,9 +247,15 @@ static void apply(bool may_register)
     if (!ts || AT(ts, l->ts_interp, char *) != interp)
         return;                         /* a subinterpreter's thread: the main one's lists are not ours to touch */
     bool to_off = want_off();
-    bool guarded = hs_guard_enter();    /* our own objects are not sampled */
-    if (to_off && !off && may_register)
+    if (to_off && !off && may_register) {
+        bool guarded = hs_guard_enter();    /* our own objects are not sampled */
         register_gc_callback();
+        hs_guard_leave(guarded);
+    }
+    /* The objects drained are freed without the guard: a free under it is
+     * not looked up, and a sampled object that died onto a list before it
+     * went off would stay in the live table, charged to its line, after its
+     * block went back to pymalloc (and on to the next object made there). */
     if (minor_13()) {
         drain_array(interp, l->fl_list_items, l->fl_list_numfree);
         drain_array(interp, l->fl_dict_items, l->fl_dict_numfree);
@@ -268,7 +274,6 @@ static void apply(bool may_register)
     __atomic_store_n(&off, to_off, __ATOMIC_RELAXED);
     if (to_off)
         __atomic_store_n(&flags, HS_PYREUSE_OFF, __ATOMIC_RELAXED);
-    hs_guard_leave(guarded);
 }
 
 void hs_pyreuse_sync(void)
