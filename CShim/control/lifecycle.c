@@ -76,7 +76,8 @@ static void fork_child(void)
     bool sampling = hs_sampler_forked_sampling();
     hs_sampler_fork_child();
     hs_writer_fork_child(sampling);
-    hs_unwind_reset_child();
+    if (hs_sampler_forked_tables())
+        hs_unwind_reset_child();        /* the last walks: only sessions walk */
     hs_got_fork_child();
     if (!hs_ctl_inert())
         hs_sampler_expect_setup();

@@ -177,7 +177,9 @@ void hs_sampler_halt(void);
 /* fork, from control's atfork handlers (control lock held around them).
  * prepare: quiesce, remember whether sampling ran, take every table lock;
  * parent: release them and resume; child: clean, idle state (fresh locks,
- * no tables, no counters). Context: the forking thread / the fork child. */
+ * no tables, no counters). A process that has had no session since it was
+ * loaded or forked skips all of it but the counters: its tables are as made.
+ * Context: the forking thread / the fork child. */
 void hs_sampler_fork_prepare(void);
 void hs_sampler_fork_parent(void);
 void hs_sampler_fork_child(void);
@@ -192,6 +194,9 @@ void hs_sampler_on_child_setup(void (*fn)(void));
  * control's child handler, before hs_sampler_fork_child's reset is seen
  * anywhere else). */
 bool hs_sampler_forked_sampling(void);
+/* In a fork child: whether the parent's tables had been used (a session
+ * since load or its own fork), so that the child's must be made anew. */
+bool hs_sampler_forked_tables(void);
 void hs_sampler_expect_setup(void);
 void hs_sampler_setup_done(void);
 
