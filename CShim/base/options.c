@@ -244,6 +244,7 @@ static const char *const unwind_modes[] = { [HS_UNWIND_FAST] = "fast", [HS_UNWIN
                                             [HS_UNWIND_CHECK] = "check", NULL };
 static const char *const free_lists_modes[] = { "empty", "keep", NULL };     /* py_free_lists: keep them */
 static const char *const native_modes[] = { "all", "inner", NULL };            /* native_inner: inner */
+static const char *const writer_modes[] = { "load", "on-demand", NULL };       /* writer_on_demand: on-demand */
 
 /* Read in this order, so their lines come in it too. HEAPSNAP_SIGNAL_BASE's
  * range depends on the running system's SIGRTMIN and SIGRTMAX: its max and
@@ -265,6 +266,8 @@ static struct option options[] = {
       .expected = "fast, libunwind or check", .fallback = "fast" },
     { "HEAPSNAP_NATIVE", parse_word, FIELD(native_inner), .words = native_modes,
       .expected = "all or inner", .fallback = "all" },
+    { "HEAPSNAP_WRITER", parse_word, FIELD(writer_on_demand), .words = writer_modes,
+      .expected = "load or on-demand", .fallback = "load" },
     { "HEAPSNAP_INTERVAL", parse_interval, FIELD(interval_ns), .min = 1000000, .max = UINT64_MAX, .zero_too = true,
       .expected = "seconds between snapshots, e.g. 60 or 0.5; 0 = off", .fallback = "off" },
     { "HEAPSNAP_KEEP", parse_count, FIELD(keep), .min = 2, .max = HS_KEEP_MAX, .zero_too = true,

@@ -43,6 +43,7 @@ struct hs_options {
     bool py_free_lists;     /* HEAPSNAP_PYTHON_FREE_LISTS=keep: leave CPython's free lists on while sampling (pyreuse.c) */
     enum hs_unwind_mode unwind; /* HEAPSNAP_UNWIND: fast (default), libunwind, check */
     bool native_inner;      /* HEAPSNAP_NATIVE=inner: on a thread running Python, natives only below its innermost Python frame */
+    bool writer_on_demand;  /* HEAPSNAP_WRITER=on-demand: the writer thread made at the first allocation after the first command */
     uint64_t interval_ns;   /* HEAPSNAP_INTERVAL: periodic snapshots; 0 = off */
     uint32_t keep;          /* HEAPSNAP_KEEP: periodic snapshots kept on disk per process (retention.c); 0 = all */
     char dir[4096];         /* HEAPSNAP_DIR: absolute, no trailing slash */

@@ -12,7 +12,10 @@
  * (so no thread is inside libunwind or holds a stripe lock on our behalf) and
  * takes every table lock; the parent releases them and resumes; the child
  * gets fresh locks, no tables, sampling off, seq 0, and makes its own pipe
- * and writer thread on its first allocation (hs_child_setup). A child forked
+ * and writer thread on its first allocation (hs_child_setup; under
+ * HEAPSNAP_WRITER=on-demand, on the first after its first command, unless
+ * its parent was sampling). A process with no session since it was loaded
+ * or forked skips the table locks and resets (sampler.h). A child forked
  * while its parent sampled then starts a session of its own at once (a
  * start request queued for its writer), so the workers a pre-fork server
  * forks later sample as its first ones do. Children made without fork
@@ -79,7 +82,9 @@ static void fork_child(void)
     if (hs_sampler_forked_tables())
         hs_unwind_reset_child();        /* the last walks: only sessions walk */
     hs_got_fork_child();
-    if (!hs_ctl_inert())
+    /* HEAPSNAP_WRITER=on-demand: a child of a parent that was not sampling
+     * waits for its first command too. */
+    if (!hs_ctl_inert() && (sampling || !hs_opt.writer_on_demand))
         hs_sampler_expect_setup();
 }
 
@@ -92,7 +97,7 @@ void hs_child_setup(void)
     if (hs_child_setup_pending()) {
         int err = hs_writer_start();
         if (err) {
-            hs_say_errno("cannot start the writer thread in a fork child; signals are ignored", -err);
+            hs_say_errno("cannot start the writer thread; signals are ignored", -err);
             hs_ctl_set_inert();
         }
         hs_sampler_setup_done();

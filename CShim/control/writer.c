@@ -7,8 +7,12 @@
  * (hosts close and reuse descriptors) and writes the command byte into the
  * non-blocking pipe. Only if that write fails does it send the signal on to
  * the writer thread (tgkill, read back from the writer's signalfd) or, with
- * no writer, make one atomic store (pending[cmd] = 1). Nothing else: no
- * locks, no allocation, no unwinding; errno preserved.
+ * no writer, make one atomic store (pending[cmd] = 1); under
+ * HEAPSNAP_WRITER=on-demand, whose process has no writer until its first
+ * command, it then also asks for one (hs_sampler_ask_setup: a
+ * compare-and-swap of hs_active and the routes' stores), which the next
+ * allocation makes. Nothing else: no locks, no allocation, no unwinding;
+ * errno preserved.
  *
  * The writer thread runs in a descriptor table of its own, takes each burst
  * of commands, sorts it (start, snapshot, stop) and runs it under ctl_lock.
@@ -118,8 +122,13 @@ static int cmd_of(int sig)
 static void notify_writer(pid_t pid, int sig, int cmd)
 {
     pid_t tid = __atomic_load_n(&ctl.writer_tid, __ATOMIC_ACQUIRE);
-    if (!tid || syscall(SYS_tgkill, pid, tid, sig) != 0)
+    if (!tid || syscall(SYS_tgkill, pid, tid, sig) != 0) {
         __atomic_store_n(&pending[cmd], 1, __ATOMIC_RELEASE);
+        /* HEAPSNAP_WRITER=on-demand: no writer yet; the next allocation of
+         * any thread makes it, as a fork child's does. */
+        if (hs_opt.writer_on_demand && !tid)
+            hs_sampler_ask_setup();
+    }
 }
 
 /* Passes our signal to the writer: one write(2) of the command byte; only
@@ -627,7 +636,9 @@ int hs_writer_init(void)
     hs_py_first_seen = py_first_seen;
     hs_py_on_thread = py_on_thread;
     hs_pysetup_at_exit = python_at_exit;
-    int err = hs_writer_start();
+    /* HEAPSNAP_WRITER=on-demand: no thread (and no channel) until the first
+     * command; then the first allocation makes them (notify_writer). */
+    int err = hs_opt.writer_on_demand && !hs_opt.start ? 0 : hs_writer_start();
     return err ? err : install_handlers();
 }
 

@@ -35,6 +35,8 @@ static int request(enum hs_cmd cmd)
     if (hs_child_setup_pending())
         hs_child_setup();
     hs_writer_send(cmd);
+    if (hs_child_setup_pending())
+        hs_child_setup();       /* HEAPSNAP_WRITER=on-demand: the send asked for the writer */
     return 0;
 }
 

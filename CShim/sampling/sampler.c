@@ -348,6 +348,13 @@ bool hs_sampler_forked_sampling(void) { return fork_was_active == 1; }
 bool hs_sampler_forked_tables(void) { return fork_tables; }
 void hs_sampler_on_child_setup(void (*fn)(void)) { child_setup = fn; }
 void hs_sampler_expect_setup(void) { set_active(HS_CHILD_SETUP); }
+
+void hs_sampler_ask_setup(void)
+{
+    int idle = 0;
+    if (__atomic_compare_exchange_n(&hs_active, &idle, HS_CHILD_SETUP, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+        route();
+}
 void hs_sampler_setup_done(void) { set_active(0); }
 
 /* Context: fork child, single-threaded, after the parent's fork locks. */

@@ -199,5 +199,13 @@ bool hs_sampler_forked_sampling(void);
 bool hs_sampler_forked_tables(void);
 void hs_sampler_expect_setup(void);
 void hs_sampler_setup_done(void);
+/* The same from a signal handler, for a process with no writer yet
+ * (HEAPSNAP_WRITER=on-demand): only from idle (a compare-and-swap of
+ * hs_active from 0), then the routes' stores. If it races a setup
+ * finishing or a route change, the routes may briefly mix idle and sampling
+ * paths, which is harmless while hs_active is not 1, and the next set_active
+ * or setup puts them right. Context: any, async-signal-safe once the
+ * constructor has resolved the next allocator (before handlers exist). */
+void hs_sampler_ask_setup(void);
 
 #endif

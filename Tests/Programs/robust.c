@@ -251,6 +251,38 @@ int main(int argc, char **argv)
             pthread_join(th[t], NULL);
         printf("done\n");
         return argc > 3 ? atoi(argv[3]) : 0;
+    } else if (strcmp(mode, "alone") == 0) {
+        /* alone [fork]: one thread and no other, freeing and allocating at
+         * site serve every 100 us until stdin closes; with "fork", a child
+         * forked first does the same (HEAPSNAP_WRITER=on-demand: no writer
+         * thread in either until its first command). */
+        pid_t child = -1;
+        if (argc > 2 && strcmp(argv[2], "fork") == 0) {
+            fflush(stdout);
+            child = fork();
+            if (child > 0)
+                printf("child %d\n", (int)child);
+        }
+        if (child != 0) {
+            printf("pid %d\n", (int)getpid());
+            fflush(stdout);
+        }
+        struct pollfd in = { 0, POLLIN, 0 };
+        for (int i = 0;; i = (i + 1) & 1023) {
+            site_serve(i, 32 + (size_t)(i & 63));
+            if (poll(&in, 1, 0) > 0) {
+                char buf[256];
+                if (read(0, buf, sizeof buf) <= 0)
+                    break;
+            }
+            usleep(100);
+        }
+        if (child == 0)
+            _exit(0);
+        if (child > 0)
+            waitpid(child, NULL, 0);
+        printf("done\n");
+        return 0;
     } else if (strcmp(mode, "prefork") == 0) {
         /* The parent keeps 100 blocks at site parent (sampled from load with
          * HEAPSNAP_START=1), forks 3 workers and waits for stdin to close. */

@@ -654,6 +654,69 @@ struct RobustPreforkTests {
     }
 }
 
+// MARK: - 2b. A writer made on demand
+
+@Suite("Robust: HEAPSNAP_WRITER=on-demand")
+struct OnDemandWriterTests {
+    static func threads(_ pid: Int32) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).count
+    }
+
+    @Test("no thread of ours until the first command, in the process and in its fork child; then start, snapshot and stop as usual")
+    func onDemand() throws {
+        let dir = try Scratch()
+        let host = try Background(try Programs.shared.path("robust.c"), ["alone", "fork"],
+                                  env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1", "HEAPSNAP_WRITER": "on-demand"],
+                                  interactive: true)
+        let child = Int32(try host.line("child ").split(separator: " ")[1])!
+        let pid = Int32(try host.line("pid ").split(separator: " ")[1])!
+        let serve = host.sites["serve"]
+        try #require(host.waitUntilHandled())
+        // Both allocate every 100 us and run one thread each: the library made none.
+        Thread.sleep(forTimeInterval: 0.3)
+        for p in [pid, child] {
+            #expect(Self.threads(p) == 1 && !Background.hasWriter(p), "\(p): \(Self.threads(p)) threads")
+        }
+        func files(_ p: Int32) -> [String] { dir.snapshots.filter { $0.contains("/heapsnap.\(p).") } }
+        for p in [pid, child] {
+            #expect(kill(p, Command.start.signal) == 0)
+            #expect(Wait.poll { Background.hasWriter(p) }, "\(p) made no writer after start")
+            // The start ran: a snapshot asked now has the site's blocks (asked again if it came first).
+            var snap: Snapshot?
+            for _ in 0..<50 where (snap?.site(serve).alloc.samples ?? 0) == 0 {
+                let before = files(p).count
+                kill(p, Command.snapshot.signal)
+                if Wait.poll(timeout: 2, { files(p).count > before }) {
+                    snap = try SnapshotReader.read(path: files(p).last!)
+                }
+            }
+            let s = try #require(snap, "\(p) wrote nothing: \(dir.entries); \(host.stderr)")
+            #expect(s.header.pid == UInt32(p) && s.site(serve).alloc.samples > 0)
+            let before = files(p).count
+            #expect(kill(p, Command.stop.signal) == 0)
+            #expect(Wait.poll { files(p).count > before })
+            let last = try SnapshotReader.read(path: try #require(files(p).last))
+            #expect(last.header.flags.contains(.final) && last.site(serve).inuse.objects.value > 0)
+            #expect(Self.threads(p) == 2, "\(p): the writer and the program's thread")
+        }
+        host.closeInput()
+        #expect(try host.wait() == 0 && host.stdout.contains("done"), "\(host.stderr)")
+        #expect(host.stderr.isEmpty, "\(host.stderr)")
+    }
+
+    @Test("a value it does not know: one line on stderr, and the writer made at load")
+    func badValue() throws {
+        let host = try Background(try Programs.shared.path("robust.c"), ["alone"], env: ["HEAPSNAP_WRITER": "lazy"],
+                                  interactive: true)
+        let pid = Int32(try host.line("pid ").split(separator: " ")[1])!
+        #expect(Wait.poll { Background.hasWriter(pid) }, "no writer at load")
+        host.closeInput()
+        #expect(try host.wait() == 0)
+        let lines = host.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].contains("HEAPSNAP_WRITER=\"lazy\"") && lines[0].contains("using load"), "\(host.stderr)")
+    }
+}
+
 // MARK: - 3. Hosts that take our signals
 
 @Suite("Robust: hosts that take our signals")
