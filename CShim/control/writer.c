@@ -406,9 +406,8 @@ static void private_fd_table(void)
  * that is never sampled does not map it: by the writer before it takes
  * ctl_lock to run a request, since dlopen takes the loader's lock and a
  * host thread in dlopen may fork (whose prepare handler takes ctl_lock)
- * from a library's constructor; after HEAPSNAP_START's synchronous start
- * by the writer too (before it with HEAPSNAP_UNWIND=libunwind or check).
- * Context: writer thread, no lock held. */
+ * from a library's constructor; by HEAPSNAP_START's synchronous start
+ * before anything else. Context: writer thread, no lock held. */
 static bool request_waiting(void)
 {
     for (int c = 0; c < HS_CMD_COUNT; c++)
@@ -433,8 +432,8 @@ static void *writer_main(void *arg)
     __atomic_store_n(&ctl.writer_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
     for (;;) {
         int timeout = 2000;
-        if (request_waiting() || __atomic_load_n(&hs_active, __ATOMIC_RELAXED) == 1)
-            hs_unwind_load();           /* see request_waiting; once loaded, one load of the once flag */
+        if (request_waiting())
+            hs_unwind_load();           /* see request_waiting */
         pthread_mutex_lock(&ctl_lock);
         if (ctl.writer_exit) {
             ctl.writer_exit = false;
@@ -646,14 +645,8 @@ int hs_writer_init(void)
 void hs_writer_start_now(void)
 {
     /* Synchronously, so nothing allocated after load is missed; then a
-     * no-op byte wakes the writer to arm the HEAPSNAP_INTERVAL timer, and
-     * to load libunwind: the fast walk does not wait for it (the loader's
-     * search and mapping were most of what sampling from load cost a short
-     * process). Until it is loaded a stack the fast walk cannot follow is
-     * recorded without frames; the other modes walk every stack with it,
-     * so they load it first. */
-    if (hs_opt.unwind != HS_UNWIND_FAST)
-        hs_unwind_load();
+     * no-op byte wakes the writer to arm the HEAPSNAP_INTERVAL timer. */
+    hs_unwind_load();
     pthread_mutex_lock(&ctl_lock);
     run(HS_CMD_START);
     pthread_mutex_unlock(&ctl_lock);
