@@ -1145,10 +1145,21 @@ static uint32_t natives_only(const uintptr_t *native, uint32_t depth, uintptr_t 
     return depth;
 }
 
+static __attribute__((noinline)) uint32_t merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames,
+                                                uint32_t room, bool *cut);
+
+/* The check, apart from the merge: a process without Python frames pays no
+ * prologue of the merge's (its saved registers and arrays, ~11 instructions
+ * a stack on the C sites storm). */
 uint32_t hs_py_merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames, uint32_t room, bool *cut)
 {
     if (hs_py_status() != HS_PY_FRAMES || !depth)
         return natives_only(native, depth, frames);
+    return merge(native, depth, frames, room, cut);
+}
+
+static uint32_t merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames, uint32_t room, bool *cut)
+{
     /* In the eval loop: a return address is after its call. In locals: the
      * stores to frames could alias py's fields. */
     const uintptr_t eval = py.eval_lo + 1, eval_size = py.eval_hi - py.eval_lo;
