@@ -25,8 +25,12 @@
 #include <string.h>
 #include <unistd.h>
 
+/* max_depth 128: a Python program's import-time stacks (importlib's frames
+ * and the C calls between them, ~14 frames a nested import) are often
+ * deeper than 64, and a stack cut at the outer end loses the program's own
+ * `import` line, where tracemalloc with enough frames charges them. */
 struct hs_options hs_opt = {
-    .rate = 524288, .max_depth = 64, .max_memory = HS_MAX_MEMORY,
+    .rate = 524288, .max_depth = 128, .max_memory = HS_MAX_MEMORY,
     .signal_base = 1, .python = true, .keep = HS_KEEP_DEFAULT, .dir = "/tmp",
 };
 

@@ -490,7 +490,7 @@ struct ShimTests {
             #expect(lines.contains { $0.hasPrefix("heapsnap: ") && $0.contains(v) }, "\(v)")
         }
         let snap = try dir.read(try #require(dir.snapshots.first))
-        #expect(snap.header.rate == 524_288 && snap.header.maxDepth == 64 && snap.header.budget == 64 << 20)
+        #expect(snap.header.rate == 524_288 && snap.header.maxDepth == 128 && snap.header.budget == 64 << 20)
         #expect(snap.header.flags == [.atExit])
     }
 
