@@ -1131,6 +1131,7 @@ full:                                   /* the budget is full: keep the native s
     return 0;
 }
 
+/* In the eval loop: a return address is after its call. */
 void hs_py_eval_returns(uintptr_t *lo, uintptr_t *size)
 {
     bool on = hs_py_status() == HS_PY_FRAMES;
@@ -1160,9 +1161,9 @@ uint32_t hs_py_merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames,
 
 static uint32_t merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames, uint32_t room, bool *cut)
 {
-    /* In the eval loop: a return address is after its call. In locals: the
-     * stores to frames could alias py's fields. */
-    const uintptr_t eval = py.eval_lo + 1, eval_size = py.eval_hi - py.eval_lo;
+    /* In locals: the stores to frames could alias py's fields. */
+    uintptr_t eval, eval_size;
+    hs_py_eval_returns(&eval, &eval_size);
 #define IN_EVAL(ret) ((ret) - eval < eval_size)
     uint32_t first = 0;                 /* the innermost activation: the frames before it are copied as they are */
     while (first < depth && !IN_EVAL(native[first]))

@@ -775,6 +775,7 @@ static inline __attribute__((always_inline)) int walk_on_from(void **buf, int ma
                         frames = i + 1;     /* the walk ends at its stop: copied no further */
                         low = false;
                         stopped = true;
+                        break;
                     }
                 int taken = frames + low;
                 for (int i = 0; i < frames; i++)
@@ -828,10 +829,6 @@ static inline __attribute__((always_inline)) int walk_on_from(void **buf, int ma
     return n;
 }
 
-/* Fills buf as unw_backtrace called from hs_unwind's caller would (return
- * addresses, the first one into that caller): the first two frames (walk,
- * hs_unwind) are stepped over unrecorded. Returns the count, or -1 when a
- * frame is beyond the fast walk. Context: inside malloc. */
 /* A walk with no stop and one with a stop: each its own function, so that
  * the walk of every stack pays nothing for HEAPSNAP_NATIVE=inner. */
 static __attribute__((noinline)) int walk_on(void **buf, int max, int n, uintptr_t look, uintptr_t sp, uintptr_t bp,
@@ -846,6 +843,12 @@ static __attribute__((noinline)) int walk_on_to(void **buf, int max, int n, uint
     return walk_on_from(buf, max, n, look, sp, bp, gen, stop);
 }
 
+/* Fills buf as unw_backtrace called from hs_unwind's caller would (return
+ * addresses, the first one into that caller): the first two frames (walk,
+ * hs_unwind) are stepped over unrecorded. Returns the count, or -1 when a
+ * frame is beyond the fast walk. With a stop (size > 0), the walk ends
+ * after the first return address in it, which is not its end: the record
+ * keeps this walk's first steps. Context: inside malloc. */
 static inline __attribute__((always_inline)) int walk_from(void **buf, int max, const uintptr_t *entry,
                                                            struct hs_unwind_stop stop)
 {
