@@ -51,7 +51,10 @@ static uint32_t flags;
  * SMALL: the domain is plain pymalloc, which serves 1..512 bytes from its
  * arenas and hands everything else to PyMem_RawMalloc, i.e. to our malloc
  * hook. So the wrapper counts only what pymalloc keeps, and costs a compare
- * and a tail call for the rest. realloc is the exception: the old block may
+ * and a tail call for the rest; a sampled block tail-jumps into
+ * *_sampled_malloc, whose return address is then the interpreter's, so the
+ * stack walk starts at its frame (HS_ENTRY_FRAME) without walking ours.
+ * realloc is the exception: the old block may
  * be pymalloc's or malloc's, so for a small new size the countdown is held
  * and the wrapper counts the block itself.
  * HOLD: any other chain (debug hooks, an allocator installed by the program):
@@ -63,11 +66,15 @@ static uint32_t flags;
 #define WRAPPERS(D, name)                                                          \
     static __attribute__((noinline, cold)) void *name##_sampled_malloc(void *ctx, size_t n) \
     {                                                                              \
-        return hs_sample_slow(orig[D].malloc(ctx, n), n, NULL);                          \
+        void *p = hs_sample_slow(orig[D].malloc(ctx, n), n, HS_ENTRY_FRAME());     \
+        HS_NO_TAIL(p);                                                             \
+        return p;                                                                  \
     }                                                                              \
     static __attribute__((noinline, cold)) void *name##_sampled_calloc(void *ctx, size_t a, size_t b) \
     {                                                                              \
-        return hs_sample_slow(orig[D].calloc(ctx, a, b), a * b, NULL);                   \
+        void *p = hs_sample_slow(orig[D].calloc(ctx, a, b), a * b, HS_ENTRY_FRAME()); \
+        HS_NO_TAIL(p);                                                             \
+        return p;                                                                  \
     }                                                                              \
     static void *name##_small_malloc(void *ctx, size_t n)                         \
     {                                                                              \
