@@ -1019,15 +1019,14 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
         const uint32_t entry_at = l->fr_entry;
         for (; frame && k < 4096 && n < max; k++, frame = AT(frame, previous, const char *)) {
             const char *code = AT(frame, code_at, const char *);
-            if (!code)
-                continue;               /* f_code is a code object in every frame of 3.11's chain */
+            if (!code || AT(code, type_at, const void *) != code_type)
+                continue;
             raw[n++] = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *),
                                            entry_at != HS_NO_FIELD && AT(frame, entry_at, bool) };
         }
     } else {                            /* 3.12+: an entry frame of the C stack follows it */
         const uint32_t owner_at = l->fr_owner;
         const int8_t cstack = (int8_t)l->owner_cstack;
-        const bool any_object = l->ts_frame != HS_NO_FIELD;    /* 3.13's f_executable; 3.12's f_code is code */
         for (; frame && k < 4096 && n < max; k++, frame = AT(frame, previous, const char *)) {
             if (AT(frame, owner_at, int8_t) == cstack) {
                 if (n)
@@ -1037,7 +1036,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
                 continue;
             }
             const char *code = AT(frame, code_at, const char *);
-            if (!code || (any_object && AT(code, type_at, const void *) != code_type))
+            if (!code || AT(code, type_at, const void *) != code_type)
                 continue;               /* 3.13: an entry frame's f_executable is None */
             raw[n++] = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *), 0 };
         }
