@@ -984,6 +984,20 @@ static inline uint32_t frame_fn(struct recent *r, struct frame_memo *m, const ch
  * Only the inner part of each array is written for the next stack.
  * Context: the table taken (recent_take), so one thread at a time. */
 
+/* A compare of words, the few inline: the shim is built with -fno-builtin,
+ * so memcmp is always a call into libc (~20 instructions before the first
+ * byte), and under HEAPSNAP_NATIVE=inner the natives a join compares are
+ * one or two. */
+static inline bool same_words(const uintptr_t *a, const uintptr_t *b, uint32_t n)
+{
+    if (n > 4)
+        return memcmp(a, b, n * sizeof *a) == 0;    /* every native below (HEAPSNAP_NATIVE=all): AVX's */
+    for (uint32_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
 /* How many frames at the outer ends of a (n) and b (m) are the same. Most
  * often all but the innermost one or two: a compare of all but the
  * innermost first, in one memcmp. */
@@ -1104,8 +1118,10 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     if (s)
         memcpy(out + n - s, last->pf + LAST_PY - s, s * sizeof *out);
     if (last && !deep) {
-        memcpy(last->raw + LAST_PY - n, raw, (n - s) * sizeof *raw);
-        memcpy(last->pf + LAST_PY - n, out, (n - s) * sizeof *out);
+        for (uint32_t i = 0; i < n - s; i++) {      /* most often one or two */
+            last->raw[LAST_PY - n + i] = raw[i];
+            last->pf[LAST_PY - n + i] = out[i];
+        }
         last->np = n;
     } else if (last) {
         last->np = last->span = 0;
@@ -1205,7 +1221,7 @@ static uint32_t merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames
             uint32_t d = depth - i;
             if (d <= last->span && last->p_left[d] == np - p) {
                 tries--;
-                if (memcmp(native + i, last->native + LAST_NATIVE - d, d * sizeof *native) == 0) {
+                if (same_words(native + i, last->native + LAST_NATIVE - d, d)) {
                     uint32_t tail = last->k_left[d];
                     copied = tail < room - k ? tail : room - k;
                     full = tail > room - k;
