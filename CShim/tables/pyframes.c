@@ -1182,8 +1182,11 @@ static uint32_t merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames
     hs_py_eval_returns(&eval, &eval_size);
 #define IN_EVAL(ret) ((ret) - eval < eval_size)
     uint32_t first = 0;                 /* the innermost activation: the frames before it are copied as they are */
-    while (first < depth && !IN_EVAL(native[first]))
-        first++;
+    if (hs_opt.native_inner && IN_EVAL(native[depth - 1]))
+        first = depth - 1;              /* HEAPSNAP_NATIVE=inner: where every walk stops (hs_unwind_to) */
+    else
+        while (first < depth && !IN_EVAL(native[first]))
+            first++;
     if (first == depth)
         return natives_only(native, depth, frames);     /* no interpreter on this stack */
     struct pyframe pf[MAX_PY_FRAMES];
