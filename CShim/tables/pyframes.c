@@ -1026,25 +1026,26 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
     const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr, type_at = l->ob_type;
     const void *const code_type = py.code_type;
     const char *frame = *at;
-    int k = *steps;
-    uint32_t n = 0;
+    /* Counted down and by pointer: the loop's tests are one a bound. */
+    int left = 4096 - *steps;
+    struct raw_frame *o = raw, *const end = raw + max;
     *lead = false;
     if (l->owner_cstack < 0) {          /* 3.11: the activation's outermost frame says so itself */
         const uint32_t entry_at = l->fr_entry;
-        for (; frame && k < 4096 && n < max; k++, frame = AT(frame, previous, const char *)) {
+        for (; frame && left > 0 && o < end; left--, frame = AT(frame, previous, const char *)) {
             const char *code = AT(frame, code_at, const char *);
             if (!code || AT(code, type_at, const void *) != code_type)
                 continue;
-            raw[n++] = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *),
-                                           entry_at != HS_NO_FIELD && AT(frame, entry_at, bool) };
+            *o++ = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *),
+                                       entry_at != HS_NO_FIELD && AT(frame, entry_at, bool) };
         }
     } else {                            /* 3.12+: an entry frame of the C stack follows it */
         const uint32_t owner_at = l->fr_owner;
         const int8_t cstack = (int8_t)l->owner_cstack;
-        for (; frame && k < 4096 && n < max; k++, frame = AT(frame, previous, const char *)) {
+        for (; frame && left > 0 && o < end; left--, frame = AT(frame, previous, const char *)) {
             if (AT(frame, owner_at, int8_t) == cstack) {
-                if (n)
-                    raw[n - 1].last = 1;
+                if (o > raw)
+                    o[-1].last = 1;
                 else
                     *lead = true;       /* the frame before the first read is the outermost of its activation */
                 continue;
@@ -1052,12 +1053,12 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
             const char *code = AT(frame, code_at, const char *);
             if (!code || AT(code, type_at, const void *) != code_type)
                 continue;               /* 3.13: an entry frame's f_executable is None */
-            raw[n++] = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *), 0 };
+            *o++ = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *), 0 };
         }
     }
     *at = frame;
-    *steps = k;
-    return n;
+    *steps = 4096 - left;
+    return (uint32_t)(o - raw);
 }
 
 /* The functions and lines of n frames read by read_chain, into out; false
