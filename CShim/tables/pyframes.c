@@ -1026,7 +1026,8 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
     const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr, type_at = l->ob_type;
     const void *const code_type = py.code_type;
     const char *frame = *at;
-    /* Counted down and by pointer: the loop's tests are one a bound. */
+    /* The links counted down and the frames written by pointer: no index to
+     * scale, one test for each bound (4096 links, max frames). */
     int left = 4096 - *steps;
     struct raw_frame *o = raw, *const end = raw + max;
     *lead = false;
