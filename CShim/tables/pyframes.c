@@ -763,6 +763,7 @@ static int64_t str_hash(const char *s)
 /* ------------------------------------------------------------ the walk */
 
 #define MAX_PY_FRAMES 256
+#define MAX_LINKS 4096                  /* links of a frame chain followed, at most: a cycle ends there */
 #define NAME_MAX_BYTES 256
 #define FILE_MAX_BYTES 1024
 
@@ -789,7 +790,7 @@ bool hs_py_in_importlib(void)
     if (!ts)
         return false;
     const char *frame = innermost_frame(ts);
-    for (int steps = 0; frame && steps < 4096; steps++, frame = AT(frame, l->fr_previous, const char *)) {
+    for (int steps = 0; frame && steps < MAX_LINKS; steps++, frame = AT(frame, l->fr_previous, const char *)) {
         const char *code = AT(frame, l->fr_code, const char *);
         if ((l->owner_cstack >= 0 && AT(frame, l->fr_owner, int8_t) == l->owner_cstack) ||
             !code || AT(code, l->ob_type, const void *) != py.code_type)
@@ -1014,7 +1015,7 @@ static uint32_t shared_frames(const struct raw_frame *a, uint32_t n, const struc
     return s;
 }
 
-/* Reads the chain from *at into raw, at most max frames of code and 4096
+/* Reads the chain from *at into raw, at most max frames of code and MAX_LINKS
  * links in all (*steps counts them), leaving *at where it stopped; *lead
  * says an entry frame came before the first frame read (the previous read's
  * last frame is then the outermost of its activation). Its own function,
@@ -1027,8 +1028,8 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
     const void *const code_type = py.code_type;
     const char *frame = *at;
     /* The links counted down and the frames written by pointer: no index to
-     * scale, one test for each bound (4096 links, max frames). */
-    int left = 4096 - *steps;
+     * scale, one test for each bound (MAX_LINKS links, max frames). */
+    int left = MAX_LINKS - *steps;
     struct raw_frame *o = raw, *const end = raw + max;
     *lead = false;
     if (l->owner_cstack < 0) {          /* 3.11: the activation's outermost frame says so itself */
@@ -1058,7 +1059,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
         }
     }
     *at = frame;
-    *steps = 4096 - left;
+    *steps = MAX_LINKS - left;
     return (uint32_t)(o - raw);
 }
 
@@ -1113,7 +1114,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     int steps = 0;
     bool lead;
     uint32_t n = read_chain(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, &lead);
-    bool deep = frame && steps < 4096;
+    bool deep = frame && steps < MAX_LINKS;
     uint32_t s = last && !deep ? shared_frames(raw, n, last->raw + LAST_PY - last->np, last->np) : 0;
     if (!resolve_frames(out, raw, n - s, r, m, epoch, deaths))
         goto full;
@@ -1135,7 +1136,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
         if (!resolve_frames(out + n, raw, got, r, m, epoch, deaths))
             goto full;
         n += got;
-        deep = frame && steps < 4096;
+        deep = frame && steps < MAX_LINKS;
     }
     *more = frame != NULL && n == max;
     *taken = r;
