@@ -1,7 +1,8 @@
 """`Scripts/bench --pyperformance`: pyperformance's allocation-heavy benchmarks,
 each run alone in one process (`run_benchmark.py --in-process`), under no
-profiler, heapsnap (idle, sampling, exact with every native frame and with
-the natives below the innermost Python frame), tracemalloc and memray.
+profiler, heapsnap (idle, sampling, exact with every native frame, with the
+natives below the innermost Python frame and with Python frames only),
+tracemalloc and memray (Python frames only, and with native frames).
 
 Every configuration of a benchmark runs interleaved with the others (A B C ...
 A B C), and the table gives the whole process's wall time: what a service pays,
@@ -66,10 +67,12 @@ def configurations(python, lib, out_dir):
         ("heapsnap sampling (512 KiB)", [python], sample),
         ("heapsnap exact", [python], dict(sample, HEAPSNAP_RATE="1")),
         ("heapsnap exact, HEAPSNAP_NATIVE=inner", [python], dict(sample, HEAPSNAP_RATE="1", HEAPSNAP_NATIVE="inner")),
+        ("heapsnap exact, HEAPSNAP_NATIVE=none", [python], dict(sample, HEAPSNAP_RATE="1", HEAPSNAP_NATIVE="none")),
         ("tracemalloc (1 frame)", [python, "-X", "tracemalloc=1"], {}),
         ("memray", memray, {}),
         ("memray --native", memray + ["--native"], {}),
         ("memray --trace-python-allocators", memray + ["--trace-python-allocators"], {}),
+        ("memray --native --trace-python-allocators", memray + ["--native", "--trace-python-allocators"], {}),
     ]
 
 

@@ -247,7 +247,8 @@ static void default_budget_for_rate(struct option *max_memory)
 static const char *const unwind_modes[] = { [HS_UNWIND_FAST] = "fast", [HS_UNWIND_LIBUNWIND] = "libunwind",
                                             [HS_UNWIND_CHECK] = "check", NULL };
 static const char *const free_lists_modes[] = { "empty", "keep", NULL };     /* py_free_lists: keep them */
-static const char *const native_modes[] = { "all", "inner", NULL };            /* native_inner: inner */
+static const char *const native_modes[] = { [HS_NATIVE_ALL] = "all", [HS_NATIVE_INNER] = "inner",
+                                            [HS_NATIVE_NONE] = "none", NULL };
 static const char *const writer_modes[] = { "load", "on-demand", NULL };       /* writer_on_demand: on-demand */
 
 /* Read in this order, so their lines come in it too. HEAPSNAP_SIGNAL_BASE's
@@ -268,8 +269,8 @@ static struct option options[] = {
       .expected = "empty or keep", .fallback = "empty" },
     { "HEAPSNAP_UNWIND", parse_word, FIELD(unwind), .words = unwind_modes,
       .expected = "fast, libunwind or check", .fallback = "fast" },
-    { "HEAPSNAP_NATIVE", parse_word, FIELD(native_inner), .words = native_modes,
-      .expected = "all or inner", .fallback = "all" },
+    { "HEAPSNAP_NATIVE", parse_word, FIELD(native), .words = native_modes,
+      .expected = "all, inner or none", .fallback = "all" },
     { "HEAPSNAP_WRITER", parse_word, FIELD(writer_on_demand), .words = writer_modes,
       .expected = "load or on-demand", .fallback = "load" },
     { "HEAPSNAP_INTERVAL", parse_interval, FIELD(interval_ns), .min = 1000000, .max = UINT64_MAX, .zero_too = true,

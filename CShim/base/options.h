@@ -20,6 +20,13 @@ enum hs_unwind_mode {
     HS_UNWIND_CHECK,        /* both on every capture, compared; a report at exit */
 };
 
+/* HEAPSNAP_NATIVE: which native frames a thread running Python records. */
+enum hs_native_mode {
+    HS_NATIVE_ALL,          /* every native, each activation of the eval loop replaced by its Python frames */
+    HS_NATIVE_INNER,        /* the natives below the innermost Python frame, then every Python frame */
+    HS_NATIVE_NONE,         /* the Python frames only (no native walk) */
+};
+
 /* HEAPSNAP_MAX_MEMORY's defaults: 64 MiB when sampling, more in exact mode
  * (HEAPSNAP_RATE=1), which keeps an entry for every live block: 64 MiB held
  * ~1.1 million live blocks of a Python program, 512 MiB holds ~7.5 million
@@ -42,7 +49,7 @@ struct hs_options {
     bool python;            /* HEAPSNAP_PYTHON (default 1): Python frames, pymalloc, Python's atexit */
     bool py_free_lists;     /* HEAPSNAP_PYTHON_FREE_LISTS=keep: leave CPython's free lists on while sampling (pyreuse.c) */
     enum hs_unwind_mode unwind; /* HEAPSNAP_UNWIND: fast (default), libunwind, check */
-    bool native_inner;      /* HEAPSNAP_NATIVE=inner: on a thread running Python, natives only below its innermost Python frame */
+    enum hs_native_mode native; /* HEAPSNAP_NATIVE: all (default), inner, none */
     bool writer_on_demand;  /* HEAPSNAP_WRITER=on-demand: the writer thread made at the first allocation after the first command */
     uint64_t interval_ns;   /* HEAPSNAP_INTERVAL: periodic snapshots; 0 = off */
     uint32_t keep;          /* HEAPSNAP_KEEP: periodic snapshots kept on disk per process (retention.c); 0 = all */

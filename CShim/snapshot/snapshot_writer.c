@@ -322,7 +322,8 @@ static void build_python_record(struct buffer *b)
     const char *note = hs_py_note();
     buffer_u32(b, (uint32_t)status);
     buffer_u32(b, hs_py_version());
-    buffer_u32(b, hs_pyalloc_flags() | hs_pyreuse_flags() | (hs_opt.native_inner ? HS_PY_NATIVE_INNER : 0));
+    buffer_u32(b, hs_pyalloc_flags() | hs_pyreuse_flags() | (hs_opt.native == HS_NATIVE_INNER ? HS_PY_NATIVE_INNER : 0) |
+               (hs_opt.native == HS_NATIVE_NONE ? HS_PY_NATIVE_NONE : 0));
     buffer_u32(b, 0);
     buffer_str(b, note, strlen(note));
     size_t at = b->len;

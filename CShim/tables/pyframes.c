@@ -850,6 +850,7 @@ struct last_stack {
     const char *owner;                  /* the thread state whose stack it is */
     uint32_t np;                        /* its Python frames; 0: none kept */
     uint32_t span;                      /* its natives from the innermost activation on; 0: no merge kept */
+    uint32_t enc;                       /* HEAPSNAP_NATIVE=none: its Python frames encoded at out's end */
     bool cut_in;                        /* the merge was entered cut: no frames after the natives */
     /* Each aligned on its outer end, where consecutive stacks agree: the
      * x-th from the end is at [LAST_PY - x] or [LAST_NATIVE - x]. */
@@ -886,7 +887,7 @@ static struct recent *recent_take(const char *ts, uint64_t epoch, uint64_t death
         return NULL;
     if (r->epoch != epoch || r->deaths != deaths) {
         memset(r->f, 0, sizeof r->f);
-        r->last.np = r->last.span = 0;
+        r->last.np = r->last.span = r->last.enc = 0;
         r->epoch = epoch;
         r->deaths = deaths;
     }
@@ -1081,8 +1082,10 @@ static bool resolve_frames(struct pyframe *out, const struct raw_frame *raw, uin
 /* The calling thread's Python frames, innermost first; *more is set when
  * frames were left out (more than max). *taken is the thread's recent
  * table, still taken (the merge gives it back), *shared how many of the
- * outermost frames the table's last stack has too. */
-static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recent **taken, uint32_t *shared)
+ * outermost frames the table's last stack has too; with `inner_only`,
+ * out holds only the others (the caller has the shared ones). */
+static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recent **taken, uint32_t *shared,
+                     bool inner_only)
 {
     *taken = NULL;
     *shared = 0;
@@ -1106,7 +1109,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     struct last_stack *last = r ? &r->last : NULL;
     if (last && last->owner != ts) {
         last->owner = ts;
-        last->np = last->span = 0;
+        last->np = last->span = last->enc = 0;
     }
     /* The chain LAST_PY frames at a time: the first part is compared with
      * the last stack and kept; a chain longer than that is neither. */
@@ -1118,7 +1121,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     uint32_t s = last && !deep ? shared_frames(raw, n, last->raw + LAST_PY - last->np, last->np) : 0;
     if (!resolve_frames(out, raw, n - s, r, m, epoch, deaths))
         goto full;
-    if (s)
+    if (s && !inner_only)
         memcpy(out + n - s, last->pf + LAST_PY - s, s * sizeof *out);
     if (last && !deep) {
         for (uint32_t i = 0; i < n - s; i++) {      /* most often one or two */
@@ -1127,7 +1130,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
         }
         last->np = n;
     } else if (last) {
-        last->np = last->span = 0;
+        last->np = last->span = last->enc = 0;
     }
     while (deep && n < max) {
         uint32_t got = read_chain(&frame, &steps, raw, max - n < LAST_PY ? max - n : LAST_PY, &lead);
@@ -1144,10 +1147,45 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     return n;
 full:                                   /* the budget is full: keep the native stack */
     if (last)
-        last->np = last->span = 0;
+        last->np = last->span = last->enc = 0;
     if (r)
         recent_give(r);                 /* its entries were checked: they stay */
     return 0;
+}
+
+static inline uintptr_t encode(const struct pyframe *f) { return HEAPSNAP_PYFRAME(f->fn, f->line); }
+
+/* HEAPSNAP_NATIVE=none. Consecutive stacks of a thread share their outer
+ * frames (the walk says how many): those are copied from the last stack's
+ * encoded frames, kept at the end of its `out`; only the others are
+ * encoded. */
+uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut)
+{
+    if (hs_py_status() != HS_PY_FRAMES)
+        return 0;
+    struct pyframe pf[MAX_PY_FRAMES];
+    bool more = false;
+    struct recent *r;
+    uint32_t shared;
+    uint32_t np = walk(pf, room < MAX_PY_FRAMES ? room : MAX_PY_FRAMES, &more, &r, &shared, true);
+    struct last_stack *last = r ? &r->last : NULL;
+    if (last && last->np == np && np) {  /* kept by the walk: np <= LAST_PY <= LAST_NATIVE */
+        uintptr_t *enc = last->out + LAST_NATIVE - np;
+        const struct pyframe *kept = last->pf + LAST_PY - np;     /* the walk's frames, all of them */
+        uint32_t fresh = np - (shared < last->enc ? shared : last->enc);
+        for (uint32_t i = 0; i < fresh; i++)
+            enc[i] = encode(&kept[i]);
+        for (uint32_t i = 0; i < np; i++)
+            frames[i] = enc[i];
+        last->enc = np;
+    } else {
+        for (uint32_t i = 0; i < np; i++)   /* not kept: walk gave them all */
+            frames[i] = encode(&pf[i]);
+    }
+    if (r)
+        recent_give(r);
+    *cut = more;
+    return np;
 }
 
 /* In the eval loop: a return address is after its call. */
@@ -1185,7 +1223,7 @@ static uint32_t merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames
     hs_py_eval_returns(&eval, &eval_size);
 #define IN_EVAL(ret) ((ret) - eval < eval_size)
     uint32_t first = 0;                 /* the innermost activation: the frames before it are copied as they are */
-    if (hs_opt.native_inner && IN_EVAL(native[depth - 1]))
+    if (hs_opt.native == HS_NATIVE_INNER && IN_EVAL(native[depth - 1]))
         first = depth - 1;              /* HEAPSNAP_NATIVE=inner: where every walk stops (hs_unwind_to) */
     else
         while (first < depth && !IN_EVAL(native[first]))
@@ -1196,7 +1234,7 @@ static uint32_t merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames
     bool more = false;
     struct recent *r;
     uint32_t shared;
-    uint32_t np = walk(pf, MAX_PY_FRAMES, &more, &r, &shared);
+    uint32_t np = walk(pf, MAX_PY_FRAMES, &more, &r, &shared, false);
     if (!np) {
         if (r)
             recent_give(r);

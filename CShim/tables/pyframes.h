@@ -52,14 +52,22 @@ uint32_t hs_py_version(void);
  * the function table's lock, then the arena lock. */
 uint32_t hs_py_merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames, uint32_t room, bool *cut);
 
+/* HEAPSNAP_NATIVE=none: the calling thread's Python frames, innermost
+ * first, into `frames` (room for `room`); *cut is set when frames were left
+ * out. 0 when the thread runs no Python frame (its stack is then walked as
+ * natives). Context: as hs_py_merge. */
+uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut);
+
 /* The return addresses into the interpreter's eval loop, [*lo, *lo + *size):
  * where a native walk may stop under HEAPSNAP_NATIVE=inner, the merge then
  * adding every Python frame of the thread after it. Size 0 when Python
  * frames are not read. Context: any. */
 void hs_py_eval_returns(uintptr_t *lo, uintptr_t *size);
 
-/* PYTH.flags bit 3: the stacks were taken under HEAPSNAP_NATIVE=inner. */
+/* PYTH.flags bit 3: the stacks were taken under HEAPSNAP_NATIVE=inner;
+ * bit 4: under HEAPSNAP_NATIVE=none. */
 #define HS_PY_NATIVE_INNER 8u
+#define HS_PY_NATIVE_NONE 16u
 
 /* One entry of the function table, immutable once published. */
 struct hs_py_function {

@@ -104,7 +104,17 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
      * the innermost activation of the eval loop; the merge adds every
      * Python frame after it. */
     int n;
-    if (__builtin_expect(hs_opt.native_inner, 0)) {
+    if (__builtin_expect(hs_opt.native == HS_NATIVE_NONE, 0)) {
+        /* HEAPSNAP_NATIVE=none: a thread running Python records its Python
+         * frames and walks no native; any other thread walks as `all`. */
+        bool cut = false;
+        uint32_t got = hs_py_frames_only(frames, max, &cut);
+        if (got) {
+            *truncated = cut;
+            return got;
+        }
+    }
+    if (__builtin_expect(hs_opt.native == HS_NATIVE_INNER, 0)) {
         struct hs_unwind_stop stop;
         hs_py_eval_returns(&stop.lo, &stop.size);
         n = hs_unwind_to(buf, want, entry, stop);

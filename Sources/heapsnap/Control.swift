@@ -293,8 +293,8 @@ struct SamplingOptions: ParsableArguments {
             transform: parseBytes)
     var rate: UInt64?
 
-    @Option(name: .long, help: ArgumentHelp("Native frames on threads running Python (HEAPSNAP_NATIVE): all, or inner (only those below the innermost Python frame; cheaper).",
-                                            valueName: "all|inner"))
+    @Option(name: .long, help: ArgumentHelp("Native frames on threads running Python (HEAPSNAP_NATIVE): all, inner (only those below the innermost Python frame; cheaper) or none (Python frames only, as tracemalloc records them; cheapest).",
+                                            valueName: "all|inner|none"))
     var native: NativeFrames?
 
     func validate() throws {

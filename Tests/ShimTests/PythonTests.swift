@@ -278,6 +278,62 @@ struct PythonTests {
         #expect(bad.status == 0 && bad.stderr.contains("HEAPSNAP_NATIVE") && bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
     }
 
+    /// HEAPSNAP_NATIVE=none walks no native frame on a thread running Python: each
+    /// of its stacks is the Python frames the whole walk has, and nothing else (what
+    /// tracemalloc and memray record). A stack taken where no Python frame runs (the
+    /// interpreter starting, before its first frame) is walked as natives.
+    @Test("HEAPSNAP_NATIVE=none: the whole walk's Python frames and no native, natives where no Python runs",
+          arguments: Interpreter.supported)
+    func noNatives(_ interpreter: Interpreter) throws {
+        let python = try interpreter.required()
+        let dir = try Scratch(), noneDir = try Scratch()
+        let exact = ["HEAPSNAP_RATE": "1", "HEAPSNAP_MAX_DEPTH": "256"]
+        let whole = try PythonSites.profile(try atExitSnapshot(python, dir, env: exact), keepRuntimeFrames: true)
+        let noneFile = try atExitSnapshot(python, noneDir, env: exact.merging(["HEAPSNAP_NATIVE": "none"]) { $1 })
+        let none = try PythonSites.profile(noneFile, keepRuntimeFrames: true)
+        let flags = try #require(try noneDir.read(noneFile).python?.flags)
+        #expect(flags.contains(.nativeNone) && !flags.contains(.nativeInner), "PYTH flags \(flags)")
+        let info = try run(heapsnapTool(), ["info", noneFile], preload: false)
+        #expect(info.stdout.contains("HEAPSNAP_NATIVE=none"), "\(info.stdout)")
+        func isPython(_ f: Frame) -> Bool { f.module == PythonFrame.module }
+        /// Per site line of python_sites.py, its stacks' Python frames; how many stacks
+        /// mix natives with Python frames, and how many have no Python frame.
+        func shapes(_ profile: Profile) -> (stacks: [Int: Set<[String]>], mixed: Int, nativeOnly: Int) {
+            var stacks: [Int: Set<[String]>] = [:]
+            var mixed = 0, nativeOnly = 0
+            for sample in profile.samples where !sample.truncated {
+                let frames = sample.frames.map { profile.frames[$0] }
+                guard let site = frames.first(where: isPython) else { nativeOnly += 1; continue }
+                if frames.contains(where: { !isPython($0) }) { mixed += 1 }
+                if site.file == PythonSites.path {
+                    stacks[site.line, default: []].insert(frames.filter(isPython).map { "\($0.function):\($0.line)" })
+                }
+            }
+            return (stacks, mixed, nativeOnly)
+        }
+        let a = shapes(whole), b = shapes(none)
+        #expect(a.mixed > 0, "the whole walk mixes natives with Python frames: else this test proves nothing")
+        #expect(b.mixed == 0, "\(b.mixed) stacks of HEAPSNAP_NATIVE=none have a native frame beside Python frames")
+        #expect(b.nativeOnly > 0, "no native stack: the allocations made before the first Python frame are missing")
+        for site in PythonSites.built {
+            let line = PythonSites.lines[site]!
+            let wanted = a.stacks[line] ?? [], got = b.stacks[line] ?? []
+            #expect(!wanted.isEmpty && got == wanted, "\(site): \(wanted.subtracting(got)) missing, \(got.subtracting(wanted)) extra")
+        }
+        // Every allocation is recorded whatever its stack: the two runs' totals in use agree.
+        let sum = { (p: Profile) in p.samples.reduce(0) { $0 + $1.values.inuseBytes.value } }
+        #expect(abs(sum(none) - sum(whole)) <= 0.1 * sum(whole), "in use: none \(sum(none)), all \(sum(whole))")
+        // `heapsnap run --native none` sets it for the command.
+        let runDir = try Scratch()
+        let viaRun = try run(heapsnapTool(), ["run", "--rate", "1", "--native", "none", "--dir", runDir.path, "--",
+                                              python, "-c", "kept = [str(i) * 3 for i in range(1000)]"],
+                             env: ["HEAPSNAP_LIB": Shim.library], preload: false)
+        #expect(viaRun.status == 0, "\(viaRun.stderr)")
+        let ran = try #require(runDir.snapshots.compactMap { try? runDir.read($0) }.first { $0.python != nil },
+                               "heapsnap run wrote no snapshot of Python: \(viaRun.stderr)")
+        #expect(ran.python?.flags.contains(.nativeNone) == true, "\(viaRun.stderr)")
+    }
+
     @Test("the CLI's outputs carry Python frames: top, folded and pprof exports", arguments: [Interpreter.pyenv(12)])
     func outputsCarryPythonFrames(_ interpreter: Interpreter) throws {
         let python = try interpreter.required()

@@ -18,6 +18,8 @@ public enum NativeFrames: String, Sendable, CaseIterable {
     case all
     /// Only the natives below the innermost Python frame, then every Python frame.
     case inner
+    /// Only the Python frames (no native walk), as tracemalloc and memray record them.
+    case none
 }
 
 /// Runs commands under the shim.

@@ -32,6 +32,9 @@ public struct PythonInfo: Sendable, Hashable {
         /// innermost Python frame were walked (no interpreter frames between Python frames,
         /// none below the outermost).
         public static let nativeInner = Flags(rawValue: 1 << 3)
+        /// HEAPSNAP_NATIVE=none: threads running Python recorded their Python frames only
+        /// (no native walk), as tracemalloc and memray record them.
+        public static let nativeNone = Flags(rawValue: 1 << 4)
     }
 
     public var status: Status

@@ -132,6 +132,7 @@ public enum Format {
         }
         if p.flags.contains(.freeListsOff) { s += "; free lists off: objects charged to the line that created them" }
         if p.flags.contains(.nativeInner) { s += "; HEAPSNAP_NATIVE=inner: natives only below the innermost Python frame" }
+        if p.flags.contains(.nativeNone) { s += "; HEAPSNAP_NATIVE=none: Python frames only on threads running Python" }
         return s
     }
 

@@ -45,6 +45,7 @@ public enum SnapshotMerge {
                 if !info.flags.contains(.freeListsOff) { python!.flags.remove(.freeListsOff) }
                 // Natives cut below the innermost Python frame if any process's were.
                 if info.flags.contains(.nativeInner) { python!.flags.insert(.nativeInner) }
+                if info.flags.contains(.nativeNone) { python!.flags.insert(.nativeNone) }
                 for function in info.functions {
                     if let known = functionIndex[function] {
                         functionMap.append(known)
