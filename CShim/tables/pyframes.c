@@ -851,6 +851,7 @@ struct last_stack {
     uint32_t np;                        /* its Python frames; 0: none kept */
     uint32_t span;                      /* its natives from the innermost activation on; 0: no merge kept */
     uint32_t enc;                       /* HEAPSNAP_NATIVE=none: its Python frames encoded at out's end */
+    uint64_t gen;                       /* HEAPSNAP_NATIVE=none: counts changes of those frames; never reset */
     bool cut_in;                        /* the merge was entered cut: no frames after the natives */
     /* Each aligned on its outer end, where consecutive stacks agree: the
      * x-th from the end is at [LAST_PY - x] or [LAST_NATIVE - x]. */
@@ -1158,9 +1159,12 @@ static inline uintptr_t encode(const struct pyframe *f) { return HEAPSNAP_PYFRAM
 /* HEAPSNAP_NATIVE=none. Consecutive stacks of a thread share their outer
  * frames (the walk says how many): those are copied from the last stack's
  * encoded frames, kept at the end of its `out`; only the others are
- * encoded. */
-uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut)
+ * encoded. A stack all of whose frames are the last one's (as many, all
+ * shared, all encoded) keeps the last one's token; any other gets a new
+ * one, so a token stands for one run of equal stacks of one thread. */
+uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut, struct hs_py_token *token)
 {
+    token->gen = 0;
     if (hs_py_status() != HS_PY_FRAMES)
         return 0;
     struct pyframe pf[MAX_PY_FRAMES];
@@ -1173,11 +1177,14 @@ uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut)
         uintptr_t *enc = last->out + LAST_NATIVE - np;
         const struct pyframe *kept = last->pf + LAST_PY - np;     /* the walk's frames, all of them */
         uint32_t fresh = np - (shared < last->enc ? shared : last->enc);
+        if (fresh || last->enc != np)
+            last->gen++;
         for (uint32_t i = 0; i < fresh; i++)
             enc[i] = encode(&kept[i]);
         for (uint32_t i = 0; i < np; i++)
             frames[i] = enc[i];
         last->enc = np;
+        *token = (struct hs_py_token){ last, last->gen };
     } else {
         for (uint32_t i = 0; i < np; i++)   /* not kept: walk gave them all */
             frames[i] = encode(&pf[i]);

@@ -52,11 +52,19 @@ uint32_t hs_py_version(void);
  * the function table's lock, then the arena lock. */
 uint32_t hs_py_merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames, uint32_t room, bool *cut);
 
+/* What a stack of hs_py_frames_only is the same as: two equal tokens
+ * (gen != 0) were given for equal frames. */
+struct hs_py_token {
+    const void *table;
+    uint64_t gen;                       /* 0: no token */
+};
+
 /* HEAPSNAP_NATIVE=none: the calling thread's Python frames, innermost
  * first, into `frames` (room for `room`); *cut is set when frames were left
- * out. 0 when the thread runs no Python frame (its stack is then walked as
- * natives). Context: as hs_py_merge. */
-uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut);
+ * out, *token says which earlier stacks had the same frames. 0 when the
+ * thread runs no Python frame (its stack is then walked as natives).
+ * Context: as hs_py_merge. */
+uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut, struct hs_py_token *token);
 
 /* The return addresses into the interpreter's eval loop, [*lo, *lo + *size):
  * where a native walk may stop under HEAPSNAP_NATIVE=inner, the merge then

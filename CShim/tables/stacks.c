@@ -86,6 +86,16 @@ struct memo {
     uint64_t epoch;
 };
 static __thread struct memo memo[HS_MEMO_SLOTS] __attribute__((tls_model("initial-exec")));
+
+/* HEAPSNAP_NATIVE=none: the token of the thread's last capture, and the
+ * stack interned last with its token. A capture whose token is the
+ * interned one's has its frames (pyframes.h): the stack is known without
+ * comparing them. */
+static __thread struct hs_py_token py_token __attribute__((tls_model("initial-exec")));
+static __thread struct {
+    struct hs_py_token token;
+    struct memo at;
+} py_last __attribute__((tls_model("initial-exec")));
 static struct hs_stack **dir[HS_DIR_CHUNKS];            /* atomic CAS per chunk */
 
 void hs_stacks_init(void)
@@ -108,7 +118,7 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
         /* HEAPSNAP_NATIVE=none: a thread running Python records its Python
          * frames and walks no native; any other thread walks as `all`. */
         bool cut = false;
-        uint32_t got = hs_py_frames_only(frames, max, &cut);
+        uint32_t got = hs_py_frames_only(frames, max, &cut, &py_token);
         if (got) {
             *truncated = cut;
             return got;
@@ -269,24 +279,45 @@ static inline bool memo_matches(const struct memo *m, const uintptr_t *frames, u
     return memcmp(s->frames, frames, depth * sizeof *frames) == 0;
 }
 
+static const struct hs_stack *lookup(const uintptr_t *frames, uint32_t depth, bool truncated);
+
 uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated)
+{
+    if (__builtin_expect(!py_token.gen, 1)) {
+        const struct hs_stack *s = lookup(frames, depth, truncated);
+        return s ? s->id : HS_NO_STACK;
+    }
+    const struct hs_stack *s = py_last.at.stack;
+    if (py_token.gen == py_last.token.gen && py_token.table == py_last.token.table &&
+        py_last.at.epoch == __atomic_load_n(&epoch, __ATOMIC_RELAXED) && s->depth == depth &&
+        (s->flags & HEAPSNAP_STACK_TRUNCATED) == (truncated ? HEAPSNAP_STACK_TRUNCATED : 0))
+        return s->id;
+    if (!(s = lookup(frames, depth, truncated)))
+        return HS_NO_STACK;
+    py_last.token = py_token;
+    py_last.at = (struct memo){ s, __atomic_load_n(&epoch, __ATOMIC_RELAXED) };
+    return s->id;
+}
+
+/* The stack's entry, found or made; NULL when the budget is full. */
+static const struct hs_stack *lookup(const uintptr_t *frames, uint32_t depth, bool truncated)
 {
     struct memo *m = memo_slot(frames, depth);
     if (memo_matches(m, frames, depth, truncated))
-        return m->stack->id;
+        return m->stack;
     if (memo_matches(m + 1, frames, depth, truncated))
-        return m[1].stack->id;
+        return m[1].stack;
     uint64_t h = hash_frames(frames, depth, truncated);
     struct stripe *st = &stripes[h & (HS_STACK_STRIPES - 1)];
     struct hs_stack *s = find(__atomic_load_n(&st->table, __ATOMIC_ACQUIRE), h, frames, depth, truncated);
     if (__builtin_expect(s != NULL, 1)) {
         memo_put(m, s);
-        return s->id;
+        return s;
     }
-    uint32_t id = HS_NO_STACK;
+    const struct hs_stack *found = NULL;
     hs_lock(&st->lock);
     if ((s = find(st->table, h, frames, depth, truncated)) != NULL) {
-        id = s->id;             /* another thread published it meanwhile */
+        found = s;              /* another thread published it meanwhile */
         goto out;
     }
     if ((!st->table || st->count * 4 >= st->table->cap * 3) && grow(st) != 0)
@@ -307,11 +338,11 @@ uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated
         goto out;               /* the arena keeps the bytes; counted as dropped */
     __atomic_store_n(&t->slots[j], (uintptr_t)s | SLOT_TAG(h), __ATOMIC_RELEASE);
     st->count++;
-    id = s->id;
+    found = s;
     memo_put(m, s);
 out:
     hs_unlock(&st->lock);
-    return id;
+    return found;
 }
 
 void hs_stack_add_alloc(const struct hs_stack *cs, const struct hs_group *g)

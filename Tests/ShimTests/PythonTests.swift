@@ -296,10 +296,12 @@ struct PythonTests {
         let info = try run(heapsnapTool(), ["info", noneFile], preload: false)
         #expect(info.stdout.contains("HEAPSNAP_NATIVE=none"), "\(info.stdout)")
         func isPython(_ f: Frame) -> Bool { f.module == PythonFrame.module }
-        /// Per site line of python_sites.py, its stacks' Python frames; how many stacks
-        /// mix natives with Python frames, and how many have no Python frame.
-        func shapes(_ profile: Profile) -> (stacks: [Int: Set<[String]>], mixed: Int, nativeOnly: Int) {
+        /// Per line of python_sites.py where a stack starts, the stacks' Python frames and
+        /// the bytes in use; how many stacks mix natives with Python frames, and how many
+        /// have no Python frame.
+        func shapes(_ profile: Profile) -> (stacks: [Int: Set<[String]>], bytes: [Int: Double], mixed: Int, nativeOnly: Int) {
             var stacks: [Int: Set<[String]>] = [:]
+            var bytes: [Int: Double] = [:]
             var mixed = 0, nativeOnly = 0
             for sample in profile.samples where !sample.truncated {
                 let frames = sample.frames.map { profile.frames[$0] }
@@ -307,9 +309,10 @@ struct PythonTests {
                 if frames.contains(where: { !isPython($0) }) { mixed += 1 }
                 if site.file == PythonSites.path {
                     stacks[site.line, default: []].insert(frames.filter(isPython).map { "\($0.function):\($0.line)" })
+                    bytes[site.line, default: 0] += sample.values.inuseBytes.value
                 }
             }
-            return (stacks, mixed, nativeOnly)
+            return (stacks, bytes, mixed, nativeOnly)
         }
         let a = shapes(whole), b = shapes(none)
         #expect(a.mixed > 0, "the whole walk mixes natives with Python frames: else this test proves nothing")
@@ -320,7 +323,12 @@ struct PythonTests {
             let wanted = a.stacks[line] ?? [], got = b.stacks[line] ?? []
             #expect(!wanted.isEmpty && got == wanted, "\(site): \(wanted.subtracting(got)) missing, \(got.subtracting(wanted)) extra")
         }
-        // Every allocation is recorded whatever its stack: the two runs' totals in use agree.
+        // Both runs are exact: each line's bytes in use agree (what differs between two
+        // runs of the program is dict and list growth, a few KiB), and so do the totals.
+        for (line, wanted) in a.bytes where wanted >= 64 * 1024 {
+            let got = b.bytes[line] ?? 0
+            #expect(abs(got - wanted) <= 0.02 * wanted + 16 * 1024, "python_sites.py:\(line): none \(got) B in use, all \(wanted) B")
+        }
         let sum = { (p: Profile) in p.samples.reduce(0) { $0 + $1.values.inuseBytes.value } }
         #expect(abs(sum(none) - sum(whole)) <= 0.1 * sum(whole), "in use: none \(sum(none)), all \(sum(whole))")
         // `heapsnap run --native none` sets it for the command.
