@@ -114,22 +114,22 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
      * the innermost activation of the eval loop; the merge adds every
      * Python frame after it. */
     int n;
-    if (__builtin_expect(hs_opt.native == HS_NATIVE_NONE, 0)) {
+    if (__builtin_expect(hs_opt.native == HS_NATIVE_ALL, 1)) {
+        n = hs_unwind(buf, want, entry);    /* unw_backtrace's frames, mostly without it (unwind.c) */
+    } else if (hs_opt.native == HS_NATIVE_INNER) {
+        struct hs_unwind_stop stop;
+        hs_py_eval_returns(&stop.lo, &stop.size);
+        n = hs_unwind_to(buf, want, entry, stop);
+    } else {
         /* HEAPSNAP_NATIVE=none: a thread running Python records its Python
-         * frames and walks no native; any other thread walks as `all`. */
+         * frames and walks no native; any other stack is walked as `all`. */
         bool cut = false;
         uint32_t got = hs_py_frames_only(frames, max, &cut, &py_token);
         if (got) {
             *truncated = cut;
             return got;
         }
-    }
-    if (__builtin_expect(hs_opt.native == HS_NATIVE_INNER, 0)) {
-        struct hs_unwind_stop stop;
-        hs_py_eval_returns(&stop.lo, &stop.size);
-        n = hs_unwind_to(buf, want, entry, stop);
-    } else {
-        n = hs_unwind(buf, want, entry);    /* unw_backtrace's frames, mostly without it (unwind.c) */
+        n = hs_unwind(buf, want, entry);
     }
     /* The shim's own frames go wherever they are: at the top (the hooks and
      * the sampler) and in the middle (a wrapper of Python's allocator
@@ -279,28 +279,44 @@ static inline bool memo_matches(const struct memo *m, const uintptr_t *frames, u
     return memcmp(s->frames, frames, depth * sizeof *frames) == 0;
 }
 
-static const struct hs_stack *lookup(const uintptr_t *frames, uint32_t depth, bool truncated);
+static inline __attribute__((always_inline)) const struct hs_stack *lookup(const uintptr_t *frames, uint32_t depth,
+                                                                           bool truncated);
 
-uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated)
+/* The thread's last interned stack, when this capture's token is its. */
+static inline const struct hs_stack *py_last_match(uint32_t depth, bool truncated)
 {
-    if (__builtin_expect(!py_token.gen, 1)) {
-        const struct hs_stack *s = lookup(frames, depth, truncated);
-        return s ? s->id : HS_NO_STACK;
-    }
     const struct hs_stack *s = py_last.at.stack;
     if (py_token.gen == py_last.token.gen && py_token.table == py_last.token.table &&
         py_last.at.epoch == __atomic_load_n(&epoch, __ATOMIC_RELAXED) && s->depth == depth &&
         (s->flags & HEAPSNAP_STACK_TRUNCATED) == (truncated ? HEAPSNAP_STACK_TRUNCATED : 0))
-        return s->id;
-    if (!(s = lookup(frames, depth, truncated)))
+        return s;
+    return NULL;
+}
+
+/* A capture with a token (HEAPSNAP_NATIVE=none) that is not the last
+ * interned one's: looked up, and remembered with it. */
+static __attribute__((noinline)) uint32_t intern_by_token(const uintptr_t *frames, uint32_t depth, bool truncated)
+{
+    const struct hs_stack *s = lookup(frames, depth, truncated);
+    if (!s)
         return HS_NO_STACK;
     py_last.token = py_token;
     py_last.at = (struct memo){ s, __atomic_load_n(&epoch, __ATOMIC_RELAXED) };
     return s->id;
 }
 
+uint32_t hs_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated)
+{
+    const struct hs_stack *s;
+    if (__builtin_expect(py_token.gen != 0, 0))     /* one test for any other capture */
+        return (s = py_last_match(depth, truncated)) ? s->id : intern_by_token(frames, depth, truncated);
+    s = lookup(frames, depth, truncated);
+    return s ? s->id : HS_NO_STACK;
+}
+
 /* The stack's entry, found or made; NULL when the budget is full. */
-static const struct hs_stack *lookup(const uintptr_t *frames, uint32_t depth, bool truncated)
+static inline __attribute__((always_inline)) const struct hs_stack *lookup(const uintptr_t *frames, uint32_t depth,
+                                                                           bool truncated)
 {
     struct memo *m = memo_slot(frames, depth);
     if (memo_matches(m, frames, depth, truncated))
