@@ -266,14 +266,7 @@ struct PythonTests {
             #expect(!wanted.isEmpty && got == wanted, "\(site): \(wanted.subtracting(got)) missing, \(got.subtracting(wanted)) extra")
         }
         // `heapsnap run --native inner` sets it for the command.
-        let runDir = try Scratch()
-        let viaRun = try run(heapsnapTool(), ["run", "--rate", "1", "--native", "inner", "--dir", runDir.path, "--",
-                                              python, "-c", "kept = [str(i) * 3 for i in range(1000)]"],
-                         env: ["HEAPSNAP_LIB": Shim.library], preload: false)
-        #expect(viaRun.status == 0, "\(viaRun.stderr)")
-        let ran = try #require(runDir.snapshots.compactMap { try? runDir.read($0) }.first { $0.python != nil },
-                               "heapsnap run wrote no snapshot of Python: \(viaRun.stderr)")
-        #expect(ran.python?.flags.contains(.nativeInner) == true, "\(viaRun.stderr)")
+        #expect(try pythonFlags(ofRun: python, native: .inner).contains(.nativeInner))
         let bad = try run(python, ["-c", "pass"], env: ["HEAPSNAP_NATIVE": "some"])
         #expect(bad.status == 0 && bad.stderr.contains("HEAPSNAP_NATIVE") && bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
     }
@@ -332,14 +325,19 @@ struct PythonTests {
         let sum = { (p: Profile) in p.samples.reduce(0) { $0 + $1.values.inuseBytes.value } }
         #expect(abs(sum(none) - sum(whole)) <= 0.1 * sum(whole), "in use: none \(sum(none)), all \(sum(whole))")
         // `heapsnap run --native none` sets it for the command.
+        #expect(try pythonFlags(ofRun: python, native: .none).contains(.nativeNone))
+    }
+
+    /// The PYTH flags of a snapshot `heapsnap run --rate 1 --native NATIVE` wrote of a short script.
+    private func pythonFlags(ofRun python: String, native: NativeFrames) throws -> PythonInfo.Flags {
         let runDir = try Scratch()
-        let viaRun = try run(heapsnapTool(), ["run", "--rate", "1", "--native", "none", "--dir", runDir.path, "--",
+        let viaRun = try run(heapsnapTool(), ["run", "--rate", "1", "--native", native.rawValue, "--dir", runDir.path, "--",
                                               python, "-c", "kept = [str(i) * 3 for i in range(1000)]"],
                              env: ["HEAPSNAP_LIB": Shim.library], preload: false)
         #expect(viaRun.status == 0, "\(viaRun.stderr)")
         let ran = try #require(runDir.snapshots.compactMap { try? runDir.read($0) }.first { $0.python != nil },
                                "heapsnap run wrote no snapshot of Python: \(viaRun.stderr)")
-        #expect(ran.python?.flags.contains(.nativeNone) == true, "\(viaRun.stderr)")
+        return try #require(ran.python).flags
     }
 
     @Test("the CLI's outputs carry Python frames: top, folded and pprof exports", arguments: [Interpreter.pyenv(12)])
