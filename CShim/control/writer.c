@@ -334,12 +334,15 @@ static void run(int cmd)
         }
         hs_pysetup_stop();
         hs_quiesce();                   /* exact final view, then free it all */
+        /* Attached: every slot back as it was found, before the final
+         * snapshot appears (what `heapsnap detach` waits for); the view
+         * does not change after the quiesce. */
+        hs_got_restore();
         snapshot(HEAPSNAP_FLAG_FINAL);
         hs_pysetup_undo();
         hs_sampler_release();
         hs_timeline_release();
         ctl.next_periodic_ns = 0;
-        hs_got_restore();               /* attached: every slot back as it was found */
         break;
     case HS_CMD_SNAPSHOT:
         if (__atomic_load_n(&hs_active, __ATOMIC_RELAXED) != 1) {

@@ -1130,6 +1130,8 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
             last->pf[LAST_PY - n + i] = out[i];
         }
         last->np = n;
+        if (!inner_only)
+            last->enc = 0;              /* a merge writes `out`: no encodings kept there */
     } else if (last) {
         last->np = last->span = last->enc = 0;
     }

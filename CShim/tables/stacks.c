@@ -110,13 +110,13 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
     uint32_t max = hs_opt.max_depth;
     int want = (int)max + 1 + HS_SKIP_SLACK;
     void *buf[want];
-    /* HEAPSNAP_NATIVE=inner: on a thread running Python the natives end at
-     * the innermost activation of the eval loop; the merge adds every
-     * Python frame after it. */
     int n;
     if (__builtin_expect(hs_opt.native == HS_NATIVE_ALL, 1)) {
         n = hs_unwind(buf, want, entry);    /* unw_backtrace's frames, mostly without it (unwind.c) */
     } else if (hs_opt.native == HS_NATIVE_INNER) {
+        /* HEAPSNAP_NATIVE=inner: on a thread running Python the natives end
+         * at the innermost activation of the eval loop; the merge adds
+         * every Python frame after it. */
         struct hs_unwind_stop stop;
         hs_py_eval_returns(&stop.lo, &stop.size);
         n = hs_unwind_to(buf, want, entry, stop);
