@@ -43,7 +43,7 @@ public enum SnapshotMerge {
                 if info.status == .frames { python!.status = .frames }
                 // Charged where created only if every process had its free lists off.
                 if !info.flags.contains(.freeListsOff) { python!.flags.remove(.freeListsOff) }
-                // Natives cut below the innermost Python frame if any process's were.
+                // Natives cut below the innermost Python frame, or not walked, if any process's were.
                 if info.flags.contains(.nativeInner) { python!.flags.insert(.nativeInner) }
                 if info.flags.contains(.nativeNone) { python!.flags.insert(.nativeNone) }
                 for function in info.functions {
