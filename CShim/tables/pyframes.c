@@ -772,6 +772,9 @@ struct pyframe {
     bool last;                          /* outermost frame of one eval activation */
 };
 
+/* A frame as a stack holds it. */
+static inline uintptr_t encode(const struct pyframe *f) { return HEAPSNAP_PYFRAME(f->fn, f->line); }
+
 static bool ends_with(const char *s, size_t n, const char *suffix)
 {
     size_t k = strlen(suffix);
@@ -862,6 +865,9 @@ struct last_stack {
     uint16_t p_left[LAST_NATIVE + 1], k_left[LAST_NATIVE + 1];
 };
 
+/* Nothing kept: no frames, no merge, no encodings to compare with. */
+static inline void forget(struct last_stack *last) { last->np = last->span = last->enc = 0; }
+
 struct recent {
     uint32_t busy;                      /* try-lock: 0 free, 1 taken */
     uint64_t epoch, deaths;             /* what the entries were checked in */
@@ -888,7 +894,7 @@ static struct recent *recent_take(const char *ts, uint64_t epoch, uint64_t death
         return NULL;
     if (r->epoch != epoch || r->deaths != deaths) {
         memset(r->f, 0, sizeof r->f);
-        r->last.np = r->last.span = r->last.enc = 0;
+        forget(&r->last);
         r->epoch = epoch;
         r->deaths = deaths;
     }
@@ -1110,7 +1116,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     struct last_stack *last = r ? &r->last : NULL;
     if (last && last->owner != ts) {
         last->owner = ts;
-        last->np = last->span = last->enc = 0;
+        forget(last);
     }
     /* The chain LAST_PY frames at a time: the first part is compared with
      * the last stack and kept; a chain longer than that is neither. */
@@ -1133,7 +1139,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
         if (!inner_only)
             last->enc = 0;              /* a merge writes `out`: no encodings kept there */
     } else if (last) {
-        last->np = last->span = last->enc = 0;
+        forget(last);
     }
     while (deep && n < max) {
         uint32_t got = read_chain(&frame, &steps, raw, max - n < LAST_PY ? max - n : LAST_PY, &lead);
@@ -1150,13 +1156,11 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     return n;
 full:                                   /* the budget is full: keep the native stack */
     if (last)
-        last->np = last->span = last->enc = 0;
+        forget(last);
     if (r)
         recent_give(r);                 /* its entries were checked: they stay */
     return 0;
 }
-
-static inline uintptr_t encode(const struct pyframe *f) { return HEAPSNAP_PYFRAME(f->fn, f->line); }
 
 /* HEAPSNAP_NATIVE=none. Consecutive stacks of a thread share their outer
  * frames (the walk says how many): those are copied from the last stack's
@@ -1305,7 +1309,7 @@ static uint32_t merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames
                 full = true;
                 break;
             }
-            frames[k++] = HEAPSNAP_PYFRAME(pf[p].fn, pf[p].line);
+            frames[k++] = encode(&pf[p]);
         } while (!pf[p++].last && p < np);
     }
 #undef IN_EVAL
@@ -1315,7 +1319,7 @@ static uint32_t merge(const uintptr_t *native, uint32_t depth, uintptr_t *frames
         if (k == room)
             full = true;
         else
-            frames[k++] = HEAPSNAP_PYFRAME(pf[p].fn, pf[p].line);
+            frames[k++] = encode(&pf[p]);
     }
     if (full)
         *cut = true;
