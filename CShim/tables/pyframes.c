@@ -1035,39 +1035,56 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
     const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr, type_at = l->ob_type;
     const void *const code_type = py.code_type;
     const char *frame = *at;
-    /* The links counted down and the frames written by pointer: no index to
-     * scale, one test for each bound (MAX_LINKS links, max frames). */
-    int left = MAX_LINKS - *steps;
-    struct raw_frame *o = raw, *const end = raw + max;
+    /* One count for both bounds: k links, each a frame unless skipped, and
+     * `spare` links more that only skipped links (3.12+'s entry frames)
+     * may take. The frames are written by pointer: no index to scale. */
+    const int left = MAX_LINKS - *steps;
+    int k = (int)max < left ? (int)max : left, spare = left - k;
+    struct raw_frame *o = raw;
     *lead = false;
+#define SKIPPED()                                                                                                      \
+    do {                                                                                                               \
+        if (spare > 0) {                                                                                               \
+            spare--;                                                                                                   \
+            k++;                                                                                                       \
+        }                                                                                                              \
+    } while (0)
     if (l->owner_cstack < 0) {          /* 3.11: the activation's outermost frame says so itself */
         const uint32_t entry_at = l->fr_entry;
-        for (; frame && left > 0 && o < end; left--, frame = AT(frame, previous, const char *)) {
+        for (; frame && k > 0; frame = AT(frame, previous, const char *)) {
+            k--;
             const char *code = AT(frame, code_at, const char *);
-            if (!code || AT(code, type_at, const void *) != code_type)
+            if (__builtin_expect(!code || AT(code, type_at, const void *) != code_type, 0)) {
+                SKIPPED();
                 continue;
+            }
             *o++ = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *),
                                        entry_at != HS_NO_FIELD && AT(frame, entry_at, bool) };
         }
     } else {                            /* 3.12+: an entry frame of the C stack follows it */
         const uint32_t owner_at = l->fr_owner;
         const int8_t cstack = (int8_t)l->owner_cstack;
-        for (; frame && left > 0 && o < end; left--, frame = AT(frame, previous, const char *)) {
+        for (; frame && k > 0; frame = AT(frame, previous, const char *)) {
+            k--;
             if (AT(frame, owner_at, int8_t) == cstack) {
                 if (o > raw)
                     o[-1].last = 1;
                 else
                     *lead = true;       /* the frame before the first read is the outermost of its activation */
+                SKIPPED();
                 continue;
             }
             const char *code = AT(frame, code_at, const char *);
-            if (!code || AT(code, type_at, const void *) != code_type)
+            if (!code || AT(code, type_at, const void *) != code_type) {
+                SKIPPED();
                 continue;               /* 3.13: an entry frame's f_executable is None */
+            }
             *o++ = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *), 0 };
         }
     }
+#undef SKIPPED
     *at = frame;
-    *steps = MAX_LINKS - left;
+    *steps = MAX_LINKS - (k + spare);
     return (uint32_t)(o - raw);
 }
 
@@ -1168,7 +1185,8 @@ full:                                   /* the budget is full: keep the native s
  * encoded. A stack all of whose frames are the last one's (as many, all
  * shared, all encoded) keeps the last one's token; any other gets a new
  * one, so a token stands for one run of equal stacks of one thread. */
-uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut, struct hs_py_token *token)
+uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut, struct hs_py_token *token,
+                           const struct hs_py_token *known)
 {
     token->gen = 0;
     if (hs_py_status() != HS_PY_FRAMES)
@@ -1187,10 +1205,11 @@ uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut, struct h
             last->gen++;
         for (uint32_t i = 0; i < fresh; i++)
             enc[i] = encode(&kept[i]);
-        for (uint32_t i = 0; i < np; i++)
-            frames[i] = enc[i];
         last->enc = np;
         *token = (struct hs_py_token){ last, last->gen };
+        if (!(known && known->gen == token->gen && known->table == token->table && !more))
+            for (uint32_t i = 0; i < np; i++)
+                frames[i] = enc[i];
     } else {
         for (uint32_t i = 0; i < np; i++)   /* not kept: walk gave them all */
             frames[i] = encode(&pf[i]);

@@ -61,10 +61,13 @@ struct hs_py_token {
 
 /* HEAPSNAP_NATIVE=none: the calling thread's Python frames, innermost
  * first, into `frames` (room for `room`); *cut is set when frames were left
- * out, *token says which earlier stacks had the same frames. 0 when the
- * thread runs no Python frame (its stack is then walked as natives).
+ * out, *token says which earlier stacks had the same frames. When that
+ * token is *known (may be NULL) and nothing was left out, the caller has
+ * the frames already and they are not written. 0 when the thread runs no
+ * Python frame (its stack is then walked as natives).
  * Context: as hs_py_merge. */
-uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut, struct hs_py_token *token);
+uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut, struct hs_py_token *token,
+                           const struct hs_py_token *known);
 
 /* The return addresses into the interpreter's eval loop, [*lo, *lo + *size):
  * where a native walk may stop under HEAPSNAP_NATIVE=inner, the merge then

@@ -105,6 +105,19 @@ void hs_stacks_init(void)
     hs_unwind_init();
 }
 
+/* The token whose frames the caller of hs_py_frames_only has already: the
+ * stack interned last, whole and of this epoch, which the intern then
+ * finds by its token (py_last_match) without reading frames. Its epoch
+ * holds until the intern: a recorder is inside the gate, which release
+ * waits for. */
+static inline const struct hs_py_token *py_known(void)
+{
+    const struct hs_stack *s = py_last.at.stack;
+    return s && py_last.at.epoch == __atomic_load_n(&epoch, __ATOMIC_RELAXED) && !(s->flags & HEAPSNAP_STACK_TRUNCATED)
+               ? &py_last.token
+               : NULL;
+}
+
 uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
 {
     uint32_t max = hs_opt.max_depth;
@@ -124,7 +137,7 @@ uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
         /* HEAPSNAP_NATIVE=none: a thread running Python records its Python
          * frames and walks no native; any other stack is walked as `all`. */
         bool cut = false;
-        uint32_t got = hs_py_frames_only(frames, max, &cut, &py_token);
+        uint32_t got = hs_py_frames_only(frames, max, &cut, &py_token, py_known());
         if (got) {
             *truncated = cut;
             return got;
