@@ -844,10 +844,17 @@ static uint32_t resolve(const struct frame_key *k, uint64_t deaths, uint32_t *li
 #define LAST_PY 128                     /* Python frames of a kept stack, at most */
 #define LAST_NATIVE 128                 /* native and merged frames of a kept stack, at most */
 
+/* A frame as read from the chain: its code object and instruction, and
+ * in the instruction's bit 0 (code units are two bytes, aligned) whether
+ * it is the outermost of its activation. Two words, compared with memcmp;
+ * the function and line are a function of the two while no code object
+ * dies, whichever frame runs them. */
 struct raw_frame {
-    const char *frame, *code, *instr;
-    uintptr_t last;                     /* outermost of its activation: 1 (a word: compared with memcmp) */
+    const char *code;
+    uintptr_t at;
 };
+#define RAW_LAST 1u
+static inline const char *raw_instr(const struct raw_frame *f) { return (const char *)(f->at & ~(uintptr_t)RAW_LAST); }
 
 struct last_stack {
     const char *owner;                  /* the thread state whose stack it is */
@@ -872,7 +879,7 @@ struct recent {
     uint32_t busy;                      /* try-lock: 0 free, 1 taken */
     uint64_t epoch, deaths;             /* what the entries were checked in */
     struct {
-        const char *frame, *code, *instr;
+        const char *code, *instr;
         uint32_t fn, line;
     } f[1 << RECENT_BITS];
     struct last_stack last;             /* checked in the same epoch and count of deaths */
@@ -903,9 +910,9 @@ static struct recent *recent_take(const char *ts, uint64_t epoch, uint64_t death
 
 static void recent_give(struct recent *r) { __atomic_store_n(&r->busy, 0, __ATOMIC_RELEASE); }
 
-static inline unsigned recent_slot(const char *frame)
+static inline unsigned recent_slot(const char *instr)
 {
-    return (unsigned)(((uintptr_t)frame * 0x9E3779B97F4A7C15ull) >> (64 - RECENT_BITS));
+    return (unsigned)(((uintptr_t)instr * 0x9E3779B97F4A7C15ull) >> (64 - RECENT_BITS));
 }
 
 /* Context: fork child, single-threaded. */
@@ -948,21 +955,19 @@ static uint32_t frame_via_memo(struct frame_memo *m, const char *code, const cha
     return id;
 }
 
-/* A frame's function and line: from the recent table when it holds this
- * frame running the same instruction of the same code object, else
- * through the memo (and put in the table). NO_ID when the function
- * table's budget is full. */
-static inline uint32_t frame_fn(struct recent *r, struct frame_memo *m, const char *frame, const char *code,
-                                const char *instr, uint64_t epoch, uint64_t deaths, uint32_t *line)
+/* A frame's function and line: from the recent table when it holds the
+ * same instruction of the same code object, else through the memo (and
+ * put in the table). NO_ID when the function table's budget is full. */
+static inline uint32_t frame_fn(struct recent *r, struct frame_memo *m, const char *code, const char *instr,
+                                uint64_t epoch, uint64_t deaths, uint32_t *line)
 {
-    unsigned s = recent_slot(frame);
-    if (r && r->f[s].frame == frame && r->f[s].code == code && r->f[s].instr == instr) {
+    unsigned s = recent_slot(instr);
+    if (r && r->f[s].code == code && r->f[s].instr == instr) {
         *line = r->f[s].line;           /* a code object checked alive, none died since: the same one */
         return r->f[s].fn;
     }
     uint32_t id = frame_via_memo(m, code, instr, epoch, deaths, line);
     if (id != NO_ID && r) {
-        r->f[s].frame = frame;
         r->f[s].code = code;
         r->f[s].instr = instr;
         r->f[s].fn = id;
@@ -976,7 +981,7 @@ static inline uint32_t frame_fn(struct recent *r, struct frame_memo *m, const ch
 /* A loop that allocates makes stack after stack that differ only at their
  * inner end, and the recent table still costs a lookup a frame and the
  * merge a step a frame for the outer ones. So the table also keeps the
- * last stack merged through it: its Python frames (address, code object,
+ * last stack merged through it: its Python frames (code object,
  * instruction, outermost of its activation or not) with their functions
  * and lines, its natives from the innermost activation on, and its merged
  * frames, all aligned on their outer end.
@@ -984,12 +989,12 @@ static inline uint32_t frame_fn(struct recent *r, struct frame_memo *m, const ch
  * The walk reads the chain's frames, then compares them with the last
  * stack's from the outer end: the frames both share take the last stack's
  * functions and lines, under the rule of the table's entries (the same
- * frame running the same instruction of the same code object, no code
- * object died since, the same epoch). The merge runs from the inner end
- * until every Python frame it has left is shared; if there the natives it
- * has left are the last stack's last ones and the last merge had as many
- * Python frames left at that native, the rest of the merge is a function
- * of the same inputs, and its frames are the last merged stack's, copied.
+ * instruction of the same code object, no code object died since, the
+ * same epoch). The merge runs from the inner end until every Python frame
+ * it has left is shared; if there the natives it has left are the last
+ * stack's last ones and the last merge had as many Python frames left at
+ * that native, the rest of the merge is a function of the same inputs, and
+ * its frames are the last merged stack's, copied.
  * Only the inner part of each array is written for the next stack.
  * Context: the table taken (recent_take), so one thread at a time. */
 
@@ -1018,7 +1023,7 @@ static uint32_t shared_frames(const struct raw_frame *a, uint32_t n, const struc
     if (memcmp(a + c - s, b + c - s, s * sizeof *a) != 0)
         s = 0;
     for (const struct raw_frame *x = a + c - 1 - s, *y = b + c - 1 - s; s < c; s++, x--, y--)
-        if (x->frame != y->frame || x->code != y->code || x->instr != y->instr || x->last != y->last)
+        if (x->code != y->code || x->at != y->at)
             break;
     return s;
 }
@@ -1058,8 +1063,8 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
                 SKIPPED();
                 continue;
             }
-            *o++ = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *),
-                                       entry_at != HS_NO_FIELD && AT(frame, entry_at, bool) };
+            *o++ = (struct raw_frame){ code, AT(frame, instr_at, uintptr_t) |
+                                                 (entry_at != HS_NO_FIELD && AT(frame, entry_at, bool)) };
         }
     } else {                            /* 3.12+: an entry frame of the C stack follows it */
         const uint32_t owner_at = l->fr_owner;
@@ -1068,7 +1073,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
             k--;
             if (AT(frame, owner_at, int8_t) == cstack) {
                 if (o > raw)
-                    o[-1].last = 1;
+                    o[-1].at |= RAW_LAST;
                 else
                     *lead = true;       /* the frame before the first read is the outermost of its activation */
                 SKIPPED();
@@ -1079,7 +1084,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
                 SKIPPED();
                 continue;               /* 3.13: an entry frame's f_executable is None */
             }
-            *o++ = (struct raw_frame){ frame, code, AT(frame, instr_at, const char *), 0 };
+            *o++ = (struct raw_frame){ code, AT(frame, instr_at, uintptr_t) };
         }
     }
 #undef SKIPPED
@@ -1094,11 +1099,11 @@ static bool resolve_frames(struct pyframe *out, const struct raw_frame *raw, uin
                            struct frame_memo *m, uint64_t epoch, uint64_t deaths)
 {
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t line, id = frame_fn(r, m, raw[i].frame, raw[i].code, raw[i].instr, epoch, deaths, &line);
+        uint32_t line, id = frame_fn(r, m, raw[i].code, raw_instr(&raw[i]), epoch, deaths, &line);
         if (id == NO_ID)
             return false;
         out[i] = (struct pyframe){ id, line > HEAPSNAP_PYFRAME_MAX_LINE ? HEAPSNAP_PYFRAME_MAX_LINE : line,
-                                   raw[i].last != 0 };
+                                   (raw[i].at & RAW_LAST) != 0 };
     }
     return true;
 }

@@ -19,12 +19,14 @@ enum Shim {
     }()
 
     /// libheapsnap_preload.so: $HEAPSNAP_LIB (Scripts/test sets it), else the
-    /// package's release or debug build.
+    /// package's release or debug build; its real path (.build/release is a
+    /// symbolic link), as /proc/PID/maps names it.
     static let library: String = {
-        if let env = ProcessInfo.processInfo.environment["HEAPSNAP_LIB"], !env.isEmpty { return env }
+        func real(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
+        if let env = ProcessInfo.processInfo.environment["HEAPSNAP_LIB"], !env.isEmpty { return real(env) }
         for config in ["release", "debug"] {
             let path = "\(packageRoot)/.build/\(config)/libheapsnap_preload.so"
-            if FileManager.default.fileExists(atPath: path) { return path }
+            if FileManager.default.fileExists(atPath: path) { return real(path) }
         }
         return "\(packageRoot)/.build/release/libheapsnap_preload.so"
     }()

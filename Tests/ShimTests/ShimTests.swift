@@ -232,8 +232,9 @@ struct ShimTests {
         let dir = try Scratch()
         var also: String?
         if let allocator {
-            also = try #require(Self.systemLibrary(allocator),
-                                "\(allocator) is missing (Scripts/test installs its package, see Scripts/lib.sh)")
+            let found: String = try #require(Self.systemLibrary(allocator),
+                                             "\(allocator) is missing (Scripts/test installs its package, see Scripts/lib.sh)")
+            also = found
         }
         let r = try run(Programs.shared.path("cxx_sites.cpp"), [],
                         env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1", "HEAPSNAP_START": "1", "HEAPSNAP_AT_EXIT": "1"],
