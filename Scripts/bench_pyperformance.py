@@ -128,11 +128,17 @@ def geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
-def main(root, lib, runs, seconds, only, counts):
+def main(root, lib, runs, seconds, only, counts, chosen=()):
     python = venv_python(root)
     out_dir = tempfile.mkdtemp(prefix="heapsnap-bench-pp-")
     names = [b for b in BENCHMARKS if not only or any(k in b for k in only)]
     configs = configurations(python, lib, out_dir)
+    unknown = set(chosen) - {c[0] for c in configs}
+    if unknown:
+        raise SystemExit(f"bench: --config: no configuration named {', '.join(sorted(unknown))} "
+                         f"(there are: {', '.join(c[0] for c in configs)})")
+    if chosen:
+        configs = [c for c in configs if c[0] == "plain" or c[0] in chosen]
     wall, loops = {}, {}
     for name in names:
         script = benchmark_script(python, name)
@@ -166,13 +172,14 @@ def main(root, lib, runs, seconds, only, counts):
         print("\nInstructions under callgrind (a tenth of the loops), ratio to the plain interpreter:\n")
         print("| benchmark | plain | heapsnap idle | heapsnap sampling (512 KiB) |")
         print("|---|---|---|---|")
-        counted = {c[0]: [] for c in configs[:3]}
+        three = configurations(python, lib, out_dir)[:3]     # plain, idle, sampling, whatever --configs chose
+        counted = {c[0]: [] for c in three}
         for name in names:
             script = benchmark_script(python, name)
             argv_loops = pyperf_args(max(1, loops[name] // 10))
-            n = [instructions(prefix + [script] + argv_loops, env, lib, out_dir) for _, prefix, env in configs[:3]]
-            for (config, *_), value in zip(configs[:3], n):
+            n = [instructions(prefix + [script] + argv_loops, env, lib, out_dir) for _, prefix, env in three]
+            for (config, *_), value in zip(three, n):
                 counted[config].append(value / n[0])
             print(f"| {name} | {n[0]:,} | {n[1] / n[0]:.4f} | {n[2] / n[0]:.4f} |")
-        print("| geometric mean | | " + " | ".join(f"**{geomean(counted[c[0]]):.4f}**" for c in configs[1:3]) + " |")
+        print("| geometric mean | | " + " | ".join(f"**{geomean(counted[c[0]]):.4f}**" for c in three[1:]) + " |")
     shutil.rmtree(out_dir, ignore_errors=True)
