@@ -1148,7 +1148,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     uint32_t n = read_chain(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, &lead);
     bool deep = frame && steps < MAX_LINKS;
     uint32_t s = last && !deep ? shared_frames(raw, n, last->raw + LAST_PY - last->np, last->np) : 0;
-    if (!resolve_frames(out, raw, n - s, r, m, epoch, deaths))
+    if (n > s && !resolve_frames(out, raw, n - s, r, m, epoch, deaths))    /* most often all are shared */
         goto full;
     if (s && !inner_only)
         memcpy(out + n - s, last->pf + LAST_PY - s, s * sizeof *out);
