@@ -1212,7 +1212,7 @@ uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut, struct h
             enc[i] = encode(&kept[i]);
         last->enc = np;
         *token = (struct hs_py_token){ last, last->gen };
-        if (!(known && known->gen == token->gen && known->table == token->table && !more))
+        if (!(known && hs_py_same_token(known, token) && !more))
             for (uint32_t i = 0; i < np; i++)
                 frames[i] = enc[i];
     } else {

@@ -59,6 +59,11 @@ struct hs_py_token {
     uint64_t gen;                       /* 0: no token */
 };
 
+static inline bool hs_py_same_token(const struct hs_py_token *a, const struct hs_py_token *b)
+{
+    return a->gen == b->gen && a->table == b->table;
+}
+
 /* HEAPSNAP_NATIVE=none: the calling thread's Python frames, innermost
  * first, into `frames` (room for `room`); *cut is set when frames were left
  * out, *token says which earlier stacks had the same frames. When that

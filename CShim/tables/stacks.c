@@ -105,6 +105,13 @@ void hs_stacks_init(void)
     hs_unwind_init();
 }
 
+/* The stack interned last with a token, while its epoch lasts (its arena
+ * is freed only after the epoch moves on); NULL otherwise. */
+static inline const struct hs_stack *py_last_current(void)
+{
+    return py_last.at.epoch == __atomic_load_n(&epoch, __ATOMIC_RELAXED) ? py_last.at.stack : NULL;
+}
+
 /* The token whose frames the caller of hs_py_frames_only has already: the
  * stack interned last, whole and of this epoch, which the intern then
  * finds by its token (py_last_match) without reading frames. Its epoch
@@ -112,10 +119,8 @@ void hs_stacks_init(void)
  * waits for. */
 static inline const struct hs_py_token *py_known(void)
 {
-    const struct hs_stack *s = py_last.at.stack;
-    return s && py_last.at.epoch == __atomic_load_n(&epoch, __ATOMIC_RELAXED) && !(s->flags & HEAPSNAP_STACK_TRUNCATED)
-               ? &py_last.token
-               : NULL;
+    const struct hs_stack *s = py_last_current();
+    return s && !(s->flags & HEAPSNAP_STACK_TRUNCATED) ? &py_last.token : NULL;
 }
 
 uint32_t hs_stack_capture(uintptr_t *frames, bool *truncated, const void *entry)
@@ -298,9 +303,8 @@ static inline __attribute__((always_inline)) const struct hs_stack *lookup(const
 /* The thread's last interned stack, when this capture's token is its. */
 static inline const struct hs_stack *py_last_match(uint32_t depth, bool truncated)
 {
-    const struct hs_stack *s = py_last.at.stack;
-    if (py_token.gen == py_last.token.gen && py_token.table == py_last.token.table &&
-        py_last.at.epoch == __atomic_load_n(&epoch, __ATOMIC_RELAXED) && s->depth == depth &&
+    const struct hs_stack *s;
+    if (hs_py_same_token(&py_token, &py_last.token) && (s = py_last_current()) && s->depth == depth &&
         (s->flags & HEAPSNAP_STACK_TRUNCATED) == (truncated ? HEAPSNAP_STACK_TRUNCATED : 0))
         return s;
     return NULL;

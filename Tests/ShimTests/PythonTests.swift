@@ -260,11 +260,7 @@ struct PythonTests {
         let a = shapes(whole), b = shapes(inner)
         #expect(a.nativeAfterPython > 0, "the whole walk has natives after Python frames: else this test proves nothing")
         #expect(b.nativeAfterPython == 0, "\(b.nativeAfterPython) stacks have a native after a Python frame")
-        for site in PythonSites.built {
-            let line = PythonSites.lines[site]!
-            let wanted = a.stacks[line] ?? [], got = b.stacks[line] ?? []
-            #expect(!wanted.isEmpty && got == wanted, "\(site): \(wanted.subtracting(got)) missing, \(got.subtracting(wanted)) extra")
-        }
+        expectSameStacks(whole: a.stacks, other: b.stacks)
         // `heapsnap run --native inner` sets it for the command.
         #expect(try pythonFlags(ofRun: python, native: .inner).contains(.nativeInner))
         let bad = try run(python, ["-c", "pass"], env: ["HEAPSNAP_NATIVE": "some"])
@@ -311,11 +307,7 @@ struct PythonTests {
         #expect(a.mixed > 0, "the whole walk mixes natives with Python frames: else this test proves nothing")
         #expect(b.mixed == 0, "\(b.mixed) stacks of HEAPSNAP_NATIVE=none have a native frame beside Python frames")
         #expect(b.nativeOnly > 0, "no native stack: the allocations made before the first Python frame are missing")
-        for site in PythonSites.built {
-            let line = PythonSites.lines[site]!
-            let wanted = a.stacks[line] ?? [], got = b.stacks[line] ?? []
-            #expect(!wanted.isEmpty && got == wanted, "\(site): \(wanted.subtracting(got)) missing, \(got.subtracting(wanted)) extra")
-        }
+        expectSameStacks(whole: a.stacks, other: b.stacks)
         // Both runs are exact: each line's bytes in use agree (what differs between two
         // runs of the program is dict and list growth, a few KiB), and so do the totals.
         for (line, wanted) in a.bytes where wanted >= 64 * 1024 {
@@ -326,6 +318,16 @@ struct PythonTests {
         #expect(abs(sum(none) - sum(whole)) <= 0.1 * sum(whole), "in use: none \(sum(none)), all \(sum(whole))")
         // `heapsnap run --native none` sets it for the command.
         #expect(try pythonFlags(ofRun: python, native: .none).contains(.nativeNone))
+    }
+
+    /// Every site of python_sites.py has stacks in the whole walk's run, and the other
+    /// run has exactly those (per site line, as the test shaped them).
+    private func expectSameStacks(whole: [Int: Set<[String]>], other: [Int: Set<[String]>]) {
+        for site in PythonSites.built {
+            let line = PythonSites.lines[site]!
+            let wanted = whole[line] ?? [], got = other[line] ?? []
+            #expect(!wanted.isEmpty && got == wanted, "\(site): \(wanted.subtracting(got)) missing, \(got.subtracting(wanted)) extra")
+        }
     }
 
     /// The PYTH flags of a snapshot `heapsnap run --rate 1 --native NATIVE` wrote of a short script.
