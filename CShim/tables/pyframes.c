@@ -986,15 +986,17 @@ static inline uint32_t frame_fn(struct recent *r, struct frame_memo *m, const ch
  * and lines, its natives from the innermost activation on, and its merged
  * frames, all aligned on their outer end.
  *
- * The walk reads the chain's frames, then compares them with the last
- * stack's from the outer end: the frames both share take the last stack's
- * functions and lines, under the rule of the table's entries (the same
- * instruction of the same code object, no code object died since, the
- * same epoch). The merge runs from the inner end until every Python frame
- * it has left is shared; if there the natives it has left are the last
- * stack's last ones and the last merge had as many Python frames left at
- * that native, the rest of the merge is a function of the same inputs, and
- * its frames are the last merged stack's, copied.
+ * The walk compares the chain's frames with the last stack's as it reads
+ * them (from the inner end: the same place when the two are as deep, the
+ * most frequent case), or after reading them (from the outer end, when the
+ * depths differ): the frames at the outer end that both share take the
+ * last stack's functions and lines, under the rule of the table's entries
+ * (the same instruction of the same code object, no code object died
+ * since, the same epoch). The merge runs from the inner end until every
+ * Python frame it has left is shared; if there the natives it has left are
+ * the last stack's last ones and the last merge had as many Python frames
+ * left at that native, the rest of the merge is a function of the same
+ * inputs, and its frames are the last merged stack's, copied.
  * Only the inner part of each array is written for the next stack.
  * Context: the table taken (recent_take), so one thread at a time. */
 
@@ -1012,9 +1014,10 @@ static inline bool same_words(const uintptr_t *a, const uintptr_t *b, uint32_t n
     return true;
 }
 
-/* How many frames at the outer ends of a (n) and b (m) are the same. Most
- * often all but the innermost one or two: a compare of all but the
- * innermost first, in one memcmp. */
+/* How many frames at the outer ends of a (n) and b (m) are the same, for
+ * stacks of two depths (read_chain compares stacks as deep). Most often
+ * all but the innermost one or two: a compare of all but the innermost
+ * first, in one memcmp. */
 static uint32_t shared_frames(const struct raw_frame *a, uint32_t n, const struct raw_frame *b, uint32_t m)
 {
     uint32_t c = n < m ? n : m, s = c > 1 ? c - 1 : c;
@@ -1029,24 +1032,34 @@ static uint32_t shared_frames(const struct raw_frame *a, uint32_t n, const struc
 }
 
 /* Reads the chain from *at into raw, at most max frames of code and MAX_LINKS
- * links in all (*steps counts them), leaving *at where it stopped; *lead
- * says an entry frame came before the first frame read (the previous read's
- * last frame is then the outermost of its activation). Its own function,
- * two loops without the other version's tests, the offsets in registers. */
+ * links in all (*steps counts them), leaving *at where it stopped. A frame
+ * is the outermost of its activation when it says so itself (3.11) or when
+ * its previous link is an entry frame of the C stack (3.12+).
+ *
+ * Each frame is compared, as it is read, with expect[i], the frame at the
+ * same place from the inner end of the thread's last stack (ne of them), and
+ * *differ is one past the last place where they differed (0: none did). A
+ * stack as deep as the last one shares with it the frames from there on, and
+ * only raw[0, *differ) is written; a stack of another depth, or one read
+ * in parts (deeper than max), is written whole.
+ * So a stack all of whose frames are the last one's writes nothing. A frame
+ * that matches needs no check of its code object's type: that one was
+ * checked when the last stack was read, and no code object has died since
+ * (the recent table is reset when one does), so it is the same object.
+ * Its own function, two loops without the other version's tests, the
+ * offsets in registers. */
 static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps, struct raw_frame *raw, uint32_t max,
-                                                     bool *lead)
+                                                     const struct raw_frame *expect, uint32_t ne, uint32_t *differ)
 {
     const struct hs_py_layout *l = &py.l;
-    const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr, type_at = l->ob_type;
-    const void *const code_type = py.code_type;
+    const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr;
     const char *frame = *at;
     /* One count for both bounds: k links, each a frame unless skipped, and
      * `spare` links more that only skipped links (3.12+'s entry frames)
-     * may take. The frames are written by pointer: no index to scale. */
+     * may take. */
     const int left = MAX_LINKS - *steps;
     int k = (int)max < left ? (int)max : left, spare = left - k;
-    struct raw_frame *o = raw;
-    *lead = false;
+    uint32_t i = 0, d = 0;              /* frames read; one past the last that differed */
 #define SKIPPED()                                                                                                      \
     do {                                                                                                               \
         if (spare > 0) {                                                                                               \
@@ -1054,43 +1067,102 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
             k++;                                                                                                       \
         }                                                                                                              \
     } while (0)
-    if (l->owner_cstack < 0) {          /* 3.11: the activation's outermost frame says so itself */
+    /* A frame that differs (or lies past the last stack's depth) is kept
+     * unless its code is not a code object (3.13: an entry frame's
+     * f_executable is None), after the matching ones since the last that
+     * differed. */
+#define KEEP(code, a)                                                                                                  \
+    do {                                                                                                               \
+        if (!(code) || AT((code), l->ob_type, const void *) != py.code_type) {                                         \
+            SKIPPED();                                                                                                 \
+        } else {                                                                                                       \
+            for (; d < i; d++)                                                                                         \
+                raw[d] = expect[d];                                                                                    \
+            raw[i++] = (struct raw_frame){ (code), (a) };                                                              \
+            d = i;                                                                                                     \
+        }                                                                                                              \
+    } while (0)
+    /* Each turn: the frames that match, only counted, as many as k and the
+     * last stack allow (none past its depth); then one that does not. */
+#define RUN(e)                                                                                                         \
+    const uint32_t room = i < ne ? ne - i : 0;                                                                         \
+    const struct raw_frame *const from = expect + (i < ne ? i : ne), *const stop = from + ((uint32_t)k < room ? (uint32_t)k : room); \
+    const struct raw_frame *e = from
+#define RAN(e)                                                                                                         \
+    do {                                                                                                               \
+        uint32_t m = (uint32_t)(e - from);                                                                             \
+        i += m;                                                                                                        \
+        k -= (int)m;                                                                                                   \
+    } while (0)
+    if (l->owner_cstack < 0) {          /* 3.11 */
         const uint32_t entry_at = l->fr_entry;
-        for (; frame && k > 0; frame = AT(frame, previous, const char *)) {
-            k--;
-            const char *code = AT(frame, code_at, const char *);
-            if (__builtin_expect(!code || AT(code, type_at, const void *) != code_type, 0)) {
-                SKIPPED();
-                continue;
+#define READ(f, code, a)                                                                                               \
+    const char *code = AT(f, code_at, const char *);                                                                   \
+    uintptr_t a = AT(f, instr_at, uintptr_t) | AT(f, entry_at, bool)
+        while (frame && k > 0) {
+            RUN(e);
+            while (e < stop) {
+                READ(frame, code, a);
+                if (code != e->code || a != e->at)
+                    break;
+                e++;
+                if (!(frame = AT(frame, previous, const char *)))
+                    break;
             }
-            *o++ = (struct raw_frame){ code, AT(frame, instr_at, uintptr_t) |
-                                                 (entry_at != HS_NO_FIELD && AT(frame, entry_at, bool)) };
+            RAN(e);
+            if (!frame || k <= 0)
+                break;
+            k--;
+            READ(frame, code, a);
+            KEEP(code, a);
+            frame = AT(frame, previous, const char *);
         }
-    } else {                            /* 3.12+: an entry frame of the C stack follows it */
+#undef READ
+    } else {                            /* 3.12+ */
         const uint32_t owner_at = l->fr_owner;
         const int8_t cstack = (int8_t)l->owner_cstack;
-        for (; frame && k > 0; frame = AT(frame, previous, const char *)) {
+#define READ(f, next, code, a)                                                                                         \
+    const char *code = AT(f, code_at, const char *);                                                                   \
+    uintptr_t a = AT(f, instr_at, uintptr_t) | (next && AT(next, owner_at, int8_t) == cstack)
+        while (frame && k > 0) {
+            RUN(e);
+            while (e < stop) {
+                const char *next = AT(frame, previous, const char *);
+                if (AT(frame, owner_at, int8_t) == cstack)
+                    break;
+                READ(frame, next, code, a);
+                if (code != e->code || a != e->at)
+                    break;
+                e++;
+                if (!(frame = next))
+                    break;
+            }
+            RAN(e);
+            if (!frame || k <= 0)
+                break;
             k--;
+            const char *next = AT(frame, previous, const char *);
             if (AT(frame, owner_at, int8_t) == cstack) {
-                if (o > raw)
-                    o[-1].at |= RAW_LAST;
-                else
-                    *lead = true;       /* the frame before the first read is the outermost of its activation */
                 SKIPPED();
-                continue;
+            } else {
+                READ(frame, next, code, a);
+                KEEP(code, a);
             }
-            const char *code = AT(frame, code_at, const char *);
-            if (!code || AT(code, type_at, const void *) != code_type) {
-                SKIPPED();
-                continue;               /* 3.13: an entry frame's f_executable is None */
-            }
-            *o++ = (struct raw_frame){ code, AT(frame, instr_at, uintptr_t) };
+            frame = next;
         }
+#undef READ
     }
+#undef RAN
+#undef RUN
+#undef KEEP
 #undef SKIPPED
+    if (i != ne || frame)               /* another depth, or more to read: all of it (past ne, every frame differed) */
+        for (; d < i; d++)
+            raw[d] = expect[d];
     *at = frame;
     *steps = MAX_LINKS - (k + spare);
-    return (uint32_t)(o - raw);
+    *differ = d;
+    return i;
 }
 
 /* The functions and lines of n frames read by read_chain, into out; false
@@ -1144,10 +1216,11 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
      * the last stack and kept; a chain longer than that is neither. */
     struct raw_frame raw[LAST_PY];
     int steps = 0;
-    bool lead;
-    uint32_t n = read_chain(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, &lead);
+    const struct raw_frame *expect = last ? last->raw + LAST_PY - last->np : raw;
+    uint32_t ne = last ? last->np : 0, differ;
+    uint32_t n = read_chain(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, expect, ne, &differ);
     bool deep = frame && steps < MAX_LINKS;
-    uint32_t s = last && !deep ? shared_frames(raw, n, last->raw + LAST_PY - last->np, last->np) : 0;
+    uint32_t s = !last || deep ? 0 : n == ne ? n - differ : shared_frames(raw, n, expect, ne);
     if (n > s && !resolve_frames(out, raw, n - s, r, m, epoch, deaths))    /* most often all are shared */
         goto full;
     if (s && !inner_only)
@@ -1164,9 +1237,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
         forget(last);
     }
     while (deep && n < max) {
-        uint32_t got = read_chain(&frame, &steps, raw, max - n < LAST_PY ? max - n : LAST_PY, &lead);
-        if (lead)
-            out[n - 1].last = true;
+        uint32_t got = read_chain(&frame, &steps, raw, max - n < LAST_PY ? max - n : LAST_PY, raw, 0, &differ);
         if (!resolve_frames(out + n, raw, got, r, m, epoch, deaths))
             goto full;
         n += got;

@@ -218,6 +218,26 @@ struct PythonTests {
         let whole = try PythonSites.profile(file, keepRuntimeFrames: true)
         let wholeFrames = whole.samples.flatMap { $0.frames.map { whole.frames[$0].module } }
         #expect(wholeFrames.contains { $0.contains("python3") }, "interpreter frames kept with --keep-runtime-frames")
+        // Each activation's Python frames stand at its eval loop's native frame: the C
+        // builtin sorted() lies between the key function and its caller, while calls from
+        // Python to Python run in one activation, with no native frame between them.
+        /// Per stack of the site, the frames between its innermost Python frame and build's.
+        func gap(_ site: String) -> [[Frame]?] {
+            whole.samples.map { $0.frames.map { whole.frames[$0] } }
+                .compactMap { stack -> [Frame]?? in
+                    guard let i = stack.firstIndex(where: { $0.module == PythonFrame.module }),
+                          stack[i].file == PythonSites.path, stack[i].line == PythonSites.lines[site]! else { return nil }
+                    guard let o = stack.firstIndex(where: { $0.file == PythonSites.path && $0.function == "build" }),
+                          i < o else { return .some(nil) }
+                    return Array(stack[(i + 1)..<o])
+                }
+        }
+        let sortGaps = gap("sortkey")
+        #expect(!sortGaps.isEmpty && sortGaps.allSatisfy { $0?.contains { $0.module != PythonFrame.module } == true },
+                "\(interpreter.name): sort_key's stacks without a native frame before build: \(sortGaps.map { $0?.map(\.function) ?? [] })")
+        let plainGaps = gap("plain")
+        #expect(!plainGaps.isEmpty && plainGaps.allSatisfy { $0?.allSatisfy { $0.module == PythonFrame.module } == true },
+                "\(interpreter.name): the plain site's stacks with a native frame before build: \(plainGaps.map { $0?.map(\.function) ?? [] })")
     }
 
     /// HEAPSNAP_NATIVE=inner walks the native stack only down to the innermost Python
