@@ -858,6 +858,7 @@ static inline const char *raw_instr(const struct raw_frame *f) { return (const c
 
 struct last_stack {
     const char *owner;                  /* the thread state whose stack it is */
+    const char *inner;                  /* its innermost frame's address (read_chain's `compare`) */
     uint32_t np;                        /* its Python frames; 0: none kept */
     uint32_t span;                      /* its natives from the innermost activation on; 0: no merge kept */
     uint32_t enc;                       /* HEAPSNAP_NATIVE=none: its Python frames encoded at out's end */
@@ -1036,20 +1037,31 @@ static uint32_t shared_frames(const struct raw_frame *a, uint32_t n, const struc
  * is the outermost of its activation when it says so itself (3.11) or when
  * its previous link is an entry frame of the C stack (3.12+).
  *
- * Each frame is compared, as it is read, with expect[i], the frame at the
- * same place from the inner end of the thread's last stack (ne of them), and
- * *differ is one past the last place where they differed (0: none did). A
- * stack as deep as the last one shares with it the frames from there on, and
- * only raw[0, *differ) is written; a stack of another depth, or one read
- * in parts (deeper than max), is written whole.
- * So a stack all of whose frames are the last one's writes nothing. A frame
- * that matches needs no check of its code object's type: that one was
- * checked when the last stack was read, and no code object has died since
- * (the recent table is reset when one does), so it is the same object.
- * Its own function, two loops without the other version's tests, the
- * offsets in registers. */
+ * With `compare`, each frame is compared, as it is read, with expect[i],
+ * the frame at the same place from the inner end of the thread's last stack
+ * (ne of them), and *differ is one past the last place where they differed
+ * (0: none did). A stack as deep as the last one shares with it the frames
+ * from there on, and only raw[0, *differ) is written; a stack of another
+ * depth, or one read in parts (deeper than max), is written whole. So a
+ * stack all of whose frames are the last one's writes nothing. A frame that
+ * matches needs no check of its code object's type: that one was checked
+ * when the last stack was read, and no code object has died since (the
+ * recent table is reset when one does), so it is the same object.
+ *
+ * The compare pays only when the two stacks are as deep: for one of
+ * another depth every frame differs, and costs more than a plain read and
+ * the walk's compare from the outer end. The walk asks for it when the
+ * innermost frame is where the last stack's was (the frames below it take
+ * the same room on the thread's frame stack: most often the same callers);
+ * and three frames in a row that differ stop it. Without it, or once
+ * stopped, every frame is written and *differ is READ_STORED. Either way the
+ * result is a function of the chain and the last stack alone. Its own
+ * function, two loops without the other version's tests, the offsets in
+ * registers. */
+#define READ_STORED UINT32_MAX          /* *differ: not compared, all stored */
 static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps, struct raw_frame *raw, uint32_t max,
-                                                     const struct raw_frame *expect, uint32_t ne, uint32_t *differ)
+                                                     const struct raw_frame *expect, uint32_t ne, bool compare,
+                                                     uint32_t *differ)
 {
     const struct hs_py_layout *l = &py.l;
     const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr;
@@ -1060,6 +1072,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
     const int left = MAX_LINKS - *steps;
     int k = (int)max < left ? (int)max : left, spare = left - k;
     uint32_t i = 0, d = 0;              /* frames read; one past the last that differed */
+    int missed = compare ? 0 : 3;       /* frames that differed in a row */
 #define SKIPPED()                                                                                                      \
     do {                                                                                                               \
         if (spare > 0) {                                                                                               \
@@ -1083,7 +1096,11 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
         }                                                                                                              \
     } while (0)
     /* Each turn: the frames that match, only counted, as many as k and the
-     * last stack allow (none past its depth); then one that does not. */
+     * last stack allow (none past its depth); then one that does not. Three
+     * in a row that differ say the stacks are of two depths (in a stack as
+     * deep, the frames that differ are the innermost one or two): the rest
+     * is read without a compare (`stored`), and the walk compares from the
+     * outer end. */
 #define RUN(e)                                                                                                         \
     const uint32_t room = i < ne ? ne - i : 0;                                                                         \
     const struct raw_frame *const from = expect + (i < ne ? i : ne), *const stop = from + ((uint32_t)k < room ? (uint32_t)k : room); \
@@ -1093,13 +1110,21 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
         uint32_t m = (uint32_t)(e - from);                                                                             \
         i += m;                                                                                                        \
         k -= (int)m;                                                                                                   \
+        missed = m ? 0 : missed;                                                                                       \
+    } while (0)
+#define PUT(code, a)                                                                                                    \
+    do {                                                                                                               \
+        if (__builtin_expect(!(code) || AT((code), l->ob_type, const void *) != py.code_type, 0))                      \
+            SKIPPED();                                                                                                 \
+        else                                                                                                           \
+            raw[i++] = (struct raw_frame){ (code), (a) };                                                              \
     } while (0)
     if (l->owner_cstack < 0) {          /* 3.11 */
         const uint32_t entry_at = l->fr_entry;
 #define READ(f, code, a)                                                                                               \
     const char *code = AT(f, code_at, const char *);                                                                   \
     uintptr_t a = AT(f, instr_at, uintptr_t) | AT(f, entry_at, bool)
-        while (frame && k > 0) {
+        while (frame && k > 0 && missed < 3) {
             RUN(e);
             while (e < stop) {
                 READ(frame, code, a);
@@ -1113,9 +1138,15 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
             if (!frame || k <= 0)
                 break;
             k--;
+            missed++;
             READ(frame, code, a);
             KEEP(code, a);
             frame = AT(frame, previous, const char *);
+        }
+        for (; frame && k > 0; frame = AT(frame, previous, const char *)) {    /* stored */
+            k--;
+            READ(frame, code, a);
+            PUT(code, a);
         }
 #undef READ
     } else {                            /* 3.12+ */
@@ -1124,7 +1155,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
 #define READ(f, next, code, a)                                                                                         \
     const char *code = AT(f, code_at, const char *);                                                                   \
     uintptr_t a = AT(f, instr_at, uintptr_t) | (next && AT(next, owner_at, int8_t) == cstack)
-        while (frame && k > 0) {
+        while (frame && k > 0 && missed < 3) {
             RUN(e);
             while (e < stop) {
                 const char *next = AT(frame, previous, const char *);
@@ -1145,23 +1176,36 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
             if (AT(frame, owner_at, int8_t) == cstack) {
                 SKIPPED();
             } else {
+                missed++;
                 READ(frame, next, code, a);
                 KEEP(code, a);
             }
             frame = next;
         }
+        for (const char *next; frame && k > 0; frame = next) {                /* stored */
+            k--;
+            next = AT(frame, previous, const char *);
+            if (AT(frame, owner_at, int8_t) == cstack) {
+                SKIPPED();
+                continue;
+            }
+            READ(frame, next, code, a);
+            PUT(code, a);
+        }
 #undef READ
     }
+#undef PUT
 #undef RAN
 #undef RUN
 #undef KEEP
 #undef SKIPPED
-    if (i != ne || frame)               /* another depth, or more to read: all of it (past ne, every frame differed) */
+    bool stored = missed >= 3;          /* then all of it is written already */
+    if (!stored && (i != ne || frame))  /* another depth, or more to read: all of it (past ne, every frame differed) */
         for (; d < i; d++)
             raw[d] = expect[d];
     *at = frame;
     *steps = MAX_LINKS - (k + spare);
-    *differ = d;
+    *differ = stored ? READ_STORED : d;
     return i;
 }
 
@@ -1218,9 +1262,11 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     int steps = 0;
     const struct raw_frame *expect = last ? last->raw + LAST_PY - last->np : raw;
     uint32_t ne = last ? last->np : 0, differ;
-    uint32_t n = read_chain(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, expect, ne, &differ);
+    const char *inner = frame;
+    uint32_t n = read_chain(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, expect, ne,
+                            last && last->inner == inner, &differ);
     bool deep = frame && steps < MAX_LINKS;
-    uint32_t s = !last || deep ? 0 : n == ne ? n - differ : shared_frames(raw, n, expect, ne);
+    uint32_t s = !last || deep ? 0 : n == ne && differ != READ_STORED ? n - differ : shared_frames(raw, n, expect, ne);
     if (n > s && !resolve_frames(out, raw, n - s, r, m, epoch, deaths))    /* most often all are shared */
         goto full;
     if (s && !inner_only)
@@ -1231,13 +1277,14 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
             last->pf[LAST_PY - n + i] = out[i];
         }
         last->np = n;
+        last->inner = inner;
         if (!inner_only)
             last->enc = 0;              /* a merge writes `out`: no encodings kept there */
     } else if (last) {
         forget(last);
     }
     while (deep && n < max) {
-        uint32_t got = read_chain(&frame, &steps, raw, max - n < LAST_PY ? max - n : LAST_PY, raw, 0, &differ);
+        uint32_t got = read_chain(&frame, &steps, raw, max - n < LAST_PY ? max - n : LAST_PY, raw, 0, false, &differ);
         if (!resolve_frames(out + n, raw, got, r, m, epoch, deaths))
             goto full;
         n += got;
