@@ -1056,8 +1056,8 @@ static uint32_t shared_frames(const struct raw_frame *a, uint32_t n, const struc
  * and three frames in a row that differ stop it. Without it, or once
  * stopped, every frame is written and *differ is READ_STORED. Either way the
  * result is a function of the chain and the last stack alone. Its own
- * function, two loops without the other version's tests, the offsets in
- * registers. */
+ * function, each version's loops without the other's tests, the offsets
+ * in registers. */
 #define READ_STORED UINT32_MAX          /* *differ: not compared, all stored */
 static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps, struct raw_frame *raw, uint32_t max,
                                                      const struct raw_frame *expect, uint32_t ne, bool compare,
@@ -1264,7 +1264,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     uint32_t ne = last ? last->np : 0, differ;
     const char *inner = frame;
     uint32_t n = read_chain(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, expect, ne,
-                            last && last->inner == inner, &differ);
+                            ne && last->inner == inner, &differ);
     bool deep = frame && steps < MAX_LINKS;
     uint32_t s = !last || deep ? 0 : n == ne && differ != READ_STORED ? n - differ : shared_frames(raw, n, expect, ne);
     if (n > s && !resolve_frames(out, raw, n - s, r, m, epoch, deaths))    /* most often all are shared */
