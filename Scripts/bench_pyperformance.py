@@ -118,19 +118,28 @@ def calibrate(python, script, seconds, out_dir):
 FIXED_ADDRESSES = ["setarch", os.uname().machine, "-R"] if shutil.which("setarch") else []
 
 
-def instructions(argv, env, lib, out_dir):
-    """Instructions of one run under callgrind (a copy of the library without DWARF 5, which valgrind cannot read)."""
-    plain = os.path.join(tempfile.gettempdir(), "heapsnap-bench-nodebug.so")
-    if not os.path.exists(plain):
-        subprocess.run(["objcopy", "--strip-debug", lib, plain], check=True)
-    env = {k: (plain if v == lib else v) for k, v in env.items()}
+def callgrind(argv, env, cwd):
+    """Instructions argv executes under callgrind, with fixed addresses and string hashes
+    (a workload's own PYTHONHASHSEED kept)."""
     r = subprocess.run(FIXED_ADDRESSES + ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                                           "--trace-children=no"] + argv,
-                       env=dict(os.environ, PYTHONHASHSEED="0", **env), cwd=out_dir, capture_output=True, text=True)
+                       env=dict({"PYTHONHASHSEED": "0"}, **env), cwd=cwd, capture_output=True, text=True)
     for line in r.stderr.splitlines():
         if "Collected :" in line:
             return int(line.split(":")[-1].strip())
     raise SystemExit(f"bench: callgrind failed: {r.stderr.strip()[-400:]}")
+
+
+def without_debug(lib, env):
+    """env with lib replaced by a fresh copy without debug info: valgrind cannot read clang's DWARF 5."""
+    plain = os.path.join(tempfile.gettempdir(), "heapsnap-bench-nodebug.so")
+    subprocess.run(["objcopy", "--strip-debug", lib, plain], check=True)
+    return dict(os.environ, **{k: (plain if v == lib else v) for k, v in env.items()})
+
+
+def instructions(argv, env, lib, out_dir):
+    """Instructions of one run under callgrind."""
+    return callgrind(argv, without_debug(lib, env), out_dir)
 
 
 def geomean(xs):
@@ -141,13 +150,12 @@ def main(root, lib, runs, seconds, only, counts, chosen=()):
     python = venv_python(root)
     out_dir = tempfile.mkdtemp(prefix="heapsnap-bench-pp-")
     names = [b for b in BENCHMARKS if not only or any(k in b for k in only)]
-    configs = configurations(python, lib, out_dir)
-    unknown = set(chosen) - {c[0] for c in configs}
+    every = configurations(python, lib, out_dir)
+    unknown = set(chosen) - {c[0] for c in every}
     if unknown:
         raise SystemExit(f"bench: --config: no configuration named {', '.join(sorted(unknown))} "
-                         f"(there are: {', '.join(c[0] for c in configs)})")
-    if chosen:
-        configs = [c for c in configs if c[0] == "plain" or c[0] in chosen]
+                         f"(there are: {', '.join(c[0] for c in every)})")
+    configs = [c for c in every if not chosen or c[0] == "plain" or c[0] in chosen]
     wall, loops = {}, {}
     for name in names:
         script = benchmark_script(python, name)
@@ -181,7 +189,7 @@ def main(root, lib, runs, seconds, only, counts, chosen=()):
         print("\nInstructions under callgrind (a tenth of the loops), ratio to the plain interpreter:\n")
         print("| benchmark | plain | heapsnap idle | heapsnap sampling (512 KiB) |")
         print("|---|---|---|---|")
-        three = configurations(python, lib, out_dir)[:3]     # plain, idle, sampling, whatever --configs chose
+        three = every[:3]                   # plain, idle, sampling, whatever --config chose
         counted = {c[0]: [] for c in three}
         for name in names:
             script = benchmark_script(python, name)

@@ -235,6 +235,13 @@ void hs_py_detect(void)
 
 #define AT(base, off, type) (*(type const *)((const char *)(base) + (off)))
 
+/* Whether obj is an object of the given type (not NULL, its ob_type that
+ * type's address): what every object read here is checked for first. */
+static inline bool is_a(const char *obj, const void *type)
+{
+    return obj && AT(obj, py.l.ob_type, const void *) == type;
+}
+
 /* The main interpreter's state lives inside _PyRuntime in 3.11 and 3.12
  * (_main_interpreter): the store never lands in freed memory. */
 void hs_py_wake_main(void)
@@ -294,7 +301,7 @@ static const char *innermost_frame(const char *ts)
 static size_t read_str(const char *obj, char *out, size_t cap)
 {
     const struct hs_py_layout *l = &py.l;
-    if (!obj || AT(obj, l->ob_type, const void *) != py.unicode_type)
+    if (!is_a(obj, py.unicode_type))
         return 0;
     uint32_t state = AT(obj, l->str_state, uint32_t);
     int64_t len = AT(obj, l->str_length, int64_t);
@@ -737,7 +744,7 @@ static void watch_code_deaths(void)
 static int64_t str_hash(const char *s)
 {
     const struct hs_py_layout *l = &py.l;
-    if (!s || AT(s, l->ob_type, const void *) != py.unicode_type)
+    if (!is_a(s, py.unicode_type))
         return -1;
     uint32_t state = AT(s, l->str_state, uint32_t);
     int64_t len = AT(s, l->str_length, int64_t);
@@ -795,8 +802,7 @@ bool hs_py_in_importlib(void)
     const char *frame = innermost_frame(ts);
     for (int steps = 0; frame && steps < MAX_LINKS; steps++, frame = AT(frame, l->fr_previous, const char *)) {
         const char *code = AT(frame, l->fr_code, const char *);
-        if ((l->owner_cstack >= 0 && AT(frame, l->fr_owner, int8_t) == l->owner_cstack) ||
-            !code || AT(code, l->ob_type, const void *) != py.code_type)
+        if ((l->owner_cstack >= 0 && AT(frame, l->fr_owner, int8_t) == l->owner_cstack) || !is_a(code, py.code_type))
             continue;                   /* no code of its own: an entry frame */
         char file[FILE_MAX_BYTES];
         size_t n = read_str(AT(code, l->co_filename, const char *), file, sizeof file);
@@ -1072,7 +1078,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
     const int left = MAX_LINKS - *steps;
     int k = (int)max < left ? (int)max : left, spare = left - k;
     uint32_t i = 0, d = 0;              /* frames read; one past the last that differed */
-    int missed = compare ? 0 : 3;       /* frames that differed in a row */
+    int missed = compare ? 0 : 3;       /* frames kept that differed, in a row */
 #define SKIPPED()                                                                                                      \
     do {                                                                                                               \
         if (spare > 0) {                                                                                               \
@@ -1083,16 +1089,18 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
     /* A frame that differs (or lies past the last stack's depth) is kept
      * unless its code is not a code object (3.13: an entry frame's
      * f_executable is None), after the matching ones since the last that
-     * differed. */
+     * differed, and counted in `missed`: so when three in a row stop the
+     * compare, every frame read is written. */
 #define KEEP(code, a)                                                                                                  \
     do {                                                                                                               \
-        if (!(code) || AT((code), l->ob_type, const void *) != py.code_type) {                                         \
+        if (!is_a((code), py.code_type)) {                                                                             \
             SKIPPED();                                                                                                 \
         } else {                                                                                                       \
             for (; d < i; d++)                                                                                         \
                 raw[d] = expect[d];                                                                                    \
             raw[i++] = (struct raw_frame){ (code), (a) };                                                              \
             d = i;                                                                                                     \
+            missed++;                                                                                                  \
         }                                                                                                              \
     } while (0)
     /* Each turn: the frames that match, only counted, as many as k and the
@@ -1114,7 +1122,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
     } while (0)
 #define PUT(code, a)                                                                                                    \
     do {                                                                                                               \
-        if (__builtin_expect(!(code) || AT((code), l->ob_type, const void *) != py.code_type, 0))                      \
+        if (__builtin_expect(!is_a((code), py.code_type), 0))                                                          \
             SKIPPED();                                                                                                 \
         else                                                                                                           \
             raw[i++] = (struct raw_frame){ (code), (a) };                                                              \
@@ -1138,7 +1146,6 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
             if (!frame || k <= 0)
                 break;
             k--;
-            missed++;
             READ(frame, code, a);
             KEEP(code, a);
             frame = AT(frame, previous, const char *);
@@ -1176,7 +1183,6 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
             if (AT(frame, owner_at, int8_t) == cstack) {
                 SKIPPED();
             } else {
-                missed++;
                 READ(frame, next, code, a);
                 KEEP(code, a);
             }
@@ -1199,7 +1205,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
 #undef RUN
 #undef KEEP
 #undef SKIPPED
-    bool stored = missed >= 3;          /* then all of it is written already */
+    bool stored = missed >= 3;          /* then all of it is written already (KEEP) */
     if (!stored && (i != ne || frame))  /* another depth, or more to read: all of it (past ne, every frame differed) */
         for (; d < i; d++)
             raw[d] = expect[d];
