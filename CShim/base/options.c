@@ -32,6 +32,7 @@
 struct hs_options hs_opt = {
     .rate = 524288, .max_depth = 128, .max_memory = HS_MAX_MEMORY,
     .signal_base = 1, .python = true, .keep = HS_KEEP_DEFAULT, .dir = "/tmp",
+    .writer_on_demand = true,
 };
 
 extern char **environ;
@@ -272,7 +273,7 @@ static struct option options[] = {
     { "HEAPSNAP_NATIVE", parse_word, FIELD(native), .words = native_modes,
       .expected = "all, inner or none", .fallback = "all" },
     { "HEAPSNAP_WRITER", parse_word, FIELD(writer_on_demand), .words = writer_modes,
-      .expected = "load or on-demand", .fallback = "load" },
+      .expected = "load or on-demand", .fallback = "on-demand" },
     { "HEAPSNAP_INTERVAL", parse_interval, FIELD(interval_ns), .min = 1000000, .max = UINT64_MAX, .zero_too = true,
       .expected = "seconds between snapshots, e.g. 60 or 0.5; 0 = off", .fallback = "off" },
     { "HEAPSNAP_KEEP", parse_count, FIELD(keep), .min = 2, .max = HS_KEEP_MAX, .zero_too = true,

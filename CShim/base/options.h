@@ -50,7 +50,7 @@ struct hs_options {
     bool py_free_lists;     /* HEAPSNAP_PYTHON_FREE_LISTS=keep: leave CPython's free lists on while sampling (pyreuse.c) */
     enum hs_unwind_mode unwind; /* HEAPSNAP_UNWIND: fast (default), libunwind, check */
     enum hs_native_mode native; /* HEAPSNAP_NATIVE: all (default), inner, none */
-    bool writer_on_demand;  /* HEAPSNAP_WRITER=on-demand: the writer thread made at the first allocation after the first command */
+    bool writer_on_demand;  /* HEAPSNAP_WRITER=on-demand (the default): the writer thread made when first needed (writer.c) */
     uint64_t interval_ns;   /* HEAPSNAP_INTERVAL: periodic snapshots; 0 = off */
     uint32_t keep;          /* HEAPSNAP_KEEP: periodic snapshots kept on disk per process (retention.c); 0 = all */
     char dir[4096];         /* HEAPSNAP_DIR: absolute, no trailing slash */

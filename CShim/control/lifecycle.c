@@ -94,14 +94,8 @@ void hs_child_setup(void)
         return;                         /* pthread_create's own allocations */
     bool guarded = hs_guard_enter();
     hs_ctl_lock();
-    if (hs_child_setup_pending()) {
-        int err = hs_writer_start();
-        if (err) {
-            hs_say_errno("cannot start the writer thread; signals are ignored", -err);
-            hs_ctl_set_inert();
-        }
-        hs_sampler_setup_done();
-    }
+    if (hs_child_setup_pending())
+        hs_writer_setup();
     hs_ctl_unlock();
     hs_guard_leave(guarded);
 }
@@ -232,9 +226,11 @@ void hs_exit_called(void)
         at_exit();
 }
 
-/* Names the shim exports that are not routed: the control API, and
- * __libc_start_main (it ran long ago). */
-static const char *const not_routed[] = { "heapsnap_", "__libc_start_main", NULL };
+/* Names the shim exports that are not routed: the control API,
+ * __libc_start_main (it ran long ago), and pthread_create and the signal
+ * masks (the writer is made at attach). */
+static const char *const not_routed[] = { "heapsnap_", "__libc_start_main", "pthread_create", "pthread_sigmask",
+                                          "sigprocmask", NULL };
 
 int hs_attach(const char *spec, void *dlopen_route)
 {
@@ -245,6 +241,10 @@ int hs_attach(const char *spec, void *dlopen_route)
     bool guarded = hs_guard_enter();
     hs_say_init();
     hs_options_parse_spec(spec);
+    /* The writer at once: the injector stopped this thread at a safe point,
+     * and a signal may later find none (see writer.c, "The writer made on
+     * demand"). */
+    hs_opt.writer_on_demand = false;
     struct hs_got_extra extra[] = { { "dlopen", dlopen_route } };
     int err = hs_got_init((const void *)hs_attach, not_routed, extra, 1);
     if (!err) {

@@ -7,12 +7,13 @@
  * (hosts close and reuse descriptors) and writes the command byte into the
  * non-blocking pipe. Only if that write fails does it send the signal on to
  * the writer thread (tgkill, read back from the writer's signalfd) or, with
- * no writer, make one atomic store (pending[cmd] = 1); under
- * HEAPSNAP_WRITER=on-demand, whose process has no writer until its first
- * command, it then also asks for one (hs_sampler_ask_setup: a
- * compare-and-swap of hs_active and the routes' stores), which the next
- * allocation makes. Nothing else: no locks, no allocation, no unwinding;
- * errno preserved.
+ * no writer, make one atomic store (pending[cmd] = 1). Under
+ * HEAPSNAP_WRITER=on-demand (the default), whose process has no writer
+ * until it is needed, the handler then has one made (see "The writer made
+ * on demand" below): at once if it interrupted the process's only thread
+ * waiting in a system call, else by the next allocation or, failing that,
+ * by the handler again when a retry timer finds the thread waiting.
+ * Nothing else: no unwinding; errno preserved.
  *
  * The writer thread runs in a descriptor table of its own, takes each burst
  * of commands, sorts it (start, snapshot, stop) and runs it under ctl_lock.
@@ -56,11 +57,14 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/single_threaded.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -113,34 +117,44 @@ static int cmd_of(int sig)
     return ctl.ready && !ctl.inert && i >= 0 && i < HS_CMD_COUNT ? i : -1;
 }
 
+/* The retry timer's signals carry this value (see "The writer made on
+ * demand"). */
+#define HS_RETRY_COOKIE 0x68736e64
+
+static void on_demand(const ucontext_t *uc);
+
 /* The request pipe's write end lives in the host's descriptor table, where
  * the host may close it: then the signal itself goes to the writer thread,
  * which blocks it and reads it from its signalfd (in its own table, see
  * private_fd_table). Without a writer (none yet, or between setxid stop and
- * restart) the request waits in pending[]. Context: signal handler or any
- * host thread: async-signal-safe. */
-static void notify_writer(pid_t pid, int sig, int cmd)
+ * restart) the request waits in pending[]. `uc` is the interrupted
+ * context when called from our handler, else NULL. Context: signal handler
+ * or any host thread: async-signal-safe. */
+static void notify_writer(pid_t pid, int sig, int cmd, const ucontext_t *uc)
 {
     pid_t tid = __atomic_load_n(&ctl.writer_tid, __ATOMIC_ACQUIRE);
     if (!tid || syscall(SYS_tgkill, pid, tid, sig) != 0) {
         __atomic_store_n(&pending[cmd], 1, __ATOMIC_RELEASE);
-        /* HEAPSNAP_WRITER=on-demand: no writer yet; the next allocation of
-         * any thread makes it, as a fork child's does. */
         if (hs_opt.writer_on_demand && !tid)
-            hs_sampler_ask_setup();
+            on_demand(uc);
     }
 }
+
+static void on_retry(const ucontext_t *uc);
 
 /* Passes our signal to the writer: one write(2) of the command byte; only
  * if that cannot be done, notify_writer (tgkill or one atomic store), or one
  * atomic store in a fork child not set up yet. Also getpid and fstat.
- * Context: signal handler: async-signal-safe only. errno is preserved for
- * the interrupted code. */
-static void on_signal(int sig)
+ * The retry timer's signals (si_code SI_TIMER, our cookie) carry no
+ * command. Context: signal handler: async-signal-safe only. errno is
+ * preserved for the interrupted code. */
+static void on_signal(int sig, siginfo_t *si, void *uc)
 {
     int saved = errno;
     int i = sig - ctl.sig0;
-    if (i >= 0 && i < HS_CMD_COUNT) {
+    if (si && si->si_code == SI_TIMER && si->si_value.sival_int == HS_RETRY_COOKIE) {
+        on_retry(uc);
+    } else if (i >= 0 && i < HS_CMD_COUNT) {
         unsigned char b = (unsigned char)i;
         int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
         /* getpid(): between fork(2) and our atfork child handler a child
@@ -149,7 +163,7 @@ static void on_signal(int sig)
         if (pid != __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED))
             __atomic_store_n(&pending[i], 1, __ATOMIC_RELEASE);     /* a fork child, not set up yet */
         else if (!hs_fd_is(fd, ctl.pipe_id) || write(fd, &b, 1) != 1)
-            notify_writer(pid, sig, i);     /* pipe closed by the host, or full */
+            notify_writer(pid, sig, i, uc);     /* no writer yet, pipe closed by the host, or full */
     }
     errno = saved;
 }
@@ -178,8 +192,8 @@ static int install_handlers(void)
     for (int i = 0; i < HS_CMD_COUNT; i++) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sa.sa_flags = SA_RESTART;
+        sa.sa_sigaction = on_signal;
+        sa.sa_flags = SA_RESTART | SA_SIGINFO;
         sigemptyset(&sa.sa_mask);
         if (hs_real.sigaction_fn(ctl.sig0 + i, &sa, &host_act[i]) != 0)
             return -errno;
@@ -522,7 +536,7 @@ static void *writer_main(void *arg)
             ssize_t got = read(sfd, si, sizeof si);
             for (ssize_t i = 0; got > 0 && i < got / (ssize_t)sizeof si[0] && n < (ssize_t)sizeof cmds; i++) {
                 int c = (int)si[i].ssi_signo - ctl.sig0;
-                if (c >= 0 && c < HS_CMD_COUNT)
+                if (c >= 0 && c < HS_CMD_COUNT && si[i].ssi_code != SI_TIMER)
                     cmds[n++] = (unsigned char)c;
             }
         }
@@ -596,22 +610,45 @@ static int ensure_channel(void)
     return open_channel();
 }
 
+typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+/* The pthread_create after ours (interpose.c exports the name for the
+ * host's calls). Found at load under HEAPSNAP_WRITER=on-demand, so that a
+ * signal handler never calls dlsym; else on first use. */
+static create_fn next_create;
+
+static create_fn find_create(void)
+{
+    create_fn next = __atomic_load_n(&next_create, __ATOMIC_ACQUIRE);
+    if (!next) {
+        next = (create_fn)hs_next_symbol("pthread_create");
+        __atomic_store_n(&next_create, next, __ATOMIC_RELEASE);
+    }
+    return next;
+}
+
+static void disarm_retry(void);
+
 /* Starts the writer thread with every signal blocked. 0 or -errno.
  * Context: ctl_lock held, or the constructor. */
 static int spawn_writer(void)
 {
+    create_fn create = find_create();
+    if (!create)
+        return -ENOSYS;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 << 10);
-    int err = pthread_create(&ctl.writer, &attr, writer_main, NULL);
+    int err = create(&ctl.writer, &attr, writer_main, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err)
         return -err;
-    ctl.writer_alive = true;
+    __atomic_store_n(&ctl.writer_alive, true, __ATOMIC_RELEASE);
+    disarm_retry();
     /* Not waited for: it makes its own table when it first runs (see
      * private_fd_table). Waiting here made every preloaded process spin in
      * sched_yield until the new thread was scheduled: milliseconds of CPU
@@ -630,7 +667,223 @@ int hs_writer_start(void)
     return err ? err : spawn_writer();
 }
 
+void hs_writer_setup(void)
+{
+    int err = hs_writer_start();
+    if (err) {
+        hs_say_errno("cannot start the writer thread; signals are ignored", -err);
+        hs_ctl_set_inert();
+    }
+    if (hs_child_setup_pending())
+        hs_sampler_setup_done();
+}
+
+/* ------------------------------------------------ the writer made on demand
+ *
+ * Under HEAPSNAP_WRITER=on-demand (the default) a process runs no thread of
+ * ours until it needs one (DESIGN.md, "What loading costs"). The writer is
+ * made:
+ *
+ * 1. with the host's first thread (pthread_create, interposed): a
+ *    multi-threaded host has already given up glibc's single-threaded fast
+ *    paths, so the writer then costs it only its creation;
+ * 2. by the handler of the first command, at once, if it interrupted the
+ *    process's only thread (glibc's __libc_single_threaded, and this thread
+ *    is the main one) outside the shim, waiting in a system call: a
+ *    pre-fork master on its pipe, an idle worker in accept or epoll_wait, a
+ *    program blocked on read. A thread that waits is not inside malloc
+ *    (which makes no waiting call) nor holds any of the locks
+ *    pthread_create takes (the loader's stack and TLS locks are held only
+ *    across calls that do not wait), and, as the only thread, nobody else
+ *    does. The context shows it: the kernel either backed the instruction
+ *    pointer up to the syscall instruction to run it again after the
+ *    handler, with its number back in the register (only the calls in
+ *    waits() are accepted: not fork or clone, which are restarted too), or
+ *    returned -EINTR from it, the instruction pointer just past it;
+ * 3. otherwise by the next allocation of any thread (the routes are moved
+ *    to the child-setup state, hs_sampler_ask_setup), as a fork child's
+ *    first allocation makes its own;
+ * 4. and, in case no allocation comes (a worker running Python code whose
+ *    objects come from pymalloc's arenas, then waiting), by the handler of
+ *    a timer (timer_create(2), SIGEV_THREAD_ID: this thread) that sends our
+ *    start signal with a cookie every HS_RETRY_NS and tries 2 again. It is
+ *    deleted as soon as the writer exists. A timer signal that finds the
+ *    thread in a call that returns EINTR on any handled signal
+ *    (epoll_wait, select, nanosleep) makes it return EINTR once more, as
+ *    our signal itself did; the writer is made then.
+ *
+ * In the handler everything is a system call or an atomic, except
+ * pthread_create in case 2, made only in the state described. */
+
+#define HS_RETRY_NS (20 * 1000 * 1000L)
+
+static struct {
+    int armed;          /* 1 from the first arm until disarmed */
+    int id;             /* the kernel's timer id, -1 = none */
+} retry = { 0, -1 };
+
+/* System calls a thread waits in, that are restarted after a handler
+ * (SA_RESTART) and that no glibc function calls with a lock held that
+ * pthread_create needs. */
+static bool waits(long nr)
+{
+    switch (nr) {
+    case SYS_read: case SYS_readv: case SYS_write: case SYS_writev:
+    case SYS_recvfrom: case SYS_recvmsg: case SYS_sendto: case SYS_sendmsg:
+    case SYS_accept: case SYS_accept4: case SYS_connect:
+    case SYS_wait4: case SYS_waitid:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Whether the interrupted thread waits in a system call (see above). The
+ * bytes next to the instruction pointer are read only within its page. */
+static bool waiting(const ucontext_t *uc)
+{
+#if defined(__x86_64__)
+    uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    long ret = (long)uc->uc_mcontext.gregs[REG_RAX];
+    const unsigned char *at = (const unsigned char *)ip;
+    if (ret == -EINTR)
+        return (ip & 4095) >= 2 && at[-2] == 0x0f && at[-1] == 0x05;       /* syscall */
+    return (ip & 4095) <= 4094 && at[0] == 0x0f && at[1] == 0x05 && waits(ret);
+#elif defined(__aarch64__)
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+    const uint32_t *at = (const uint32_t *)pc;
+    if (pc & 3)
+        return false;
+    if ((long)uc->uc_mcontext.regs[0] == -EINTR)
+        return (pc & 4095) >= 4 && at[-1] == 0xd4000001;                    /* svc #0 */
+    return at[0] == 0xd4000001 && waits((long)uc->uc_mcontext.regs[8]);
+#else
+    (void)uc;
+    return false;
+#endif
+}
+
+/* Case 2: makes the writer from the handler if the interrupted thread
+ * allows it. True if the writer runs now. */
+static bool make_here(const ucontext_t *uc)
+{
+    if (!uc || hs_guard_held() || !__libc_single_threaded || !waiting(uc) ||
+        syscall(SYS_gettid) != __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED) || !__atomic_load_n(&next_create, __ATOMIC_ACQUIRE))
+        return false;
+    if (pthread_mutex_trylock(&ctl_lock) != 0)
+        return false;
+    bool guarded = hs_guard_enter();
+    hs_writer_setup();
+    hs_guard_leave(guarded);
+    pthread_mutex_unlock(&ctl_lock);
+    return true;
+}
+
+static void disarm_retry(void)
+{
+    if (!__atomic_load_n(&retry.armed, __ATOMIC_ACQUIRE))
+        return;
+    int id = __atomic_exchange_n(&retry.id, -1, __ATOMIC_ACQ_REL);
+    if (id >= 0)
+        syscall(SYS_timer_delete, id);
+}
+
+/* Case 4: once per process (until the writer exists). */
+static void arm_retry(void)
+{
+    if (__atomic_exchange_n(&retry.armed, 1, __ATOMIC_ACQ_REL))
+        return;
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = ctl.sig0 + HS_CMD_START;
+    ev.sigev_value.sival_int = HS_RETRY_COOKIE;
+    ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    int id;
+    if (syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) != 0)
+        return;
+    __atomic_store_n(&retry.id, id, __ATOMIC_RELEASE);
+    struct itimerspec every = { { 0, HS_RETRY_NS }, { 0, HS_RETRY_NS } };
+    syscall(SYS_timer_settime, id, 0, &every, NULL);
+    if (__atomic_load_n(&ctl.writer_alive, __ATOMIC_ACQUIRE))
+        disarm_retry();             /* made meanwhile by an allocation */
+}
+
+/* A command found no writer. Context: our handler (uc set) or a host
+ * thread (uc NULL: the control API makes the writer itself). */
+static void on_demand(const ucontext_t *uc)
+{
+    hs_sampler_ask_setup();         /* case 3 */
+    if (uc && !make_here(uc))
+        arm_retry();
+}
+
+/* The retry timer fired. Context: our handler. */
+static void on_retry(const ucontext_t *uc)
+{
+    if (__atomic_load_n(&ctl.writer_alive, __ATOMIC_ACQUIRE) || make_here(uc))
+        disarm_retry();
+}
+
+/* Whether `set` holds one of our signals. */
+static bool holds_ours(const sigset_t *set)
+{
+    for (int i = 0; i < HS_CMD_COUNT; i++)
+        if (sigismember(set, ctl.sig0 + i) == 1)
+            return true;
+    return false;
+}
+
+int hs_sigmask(int how, const sigset_t *set, sigset_t *old, bool process)
+{
+    typedef int (*mask_fn)(int, const sigset_t *, sigset_t *);
+    static mask_fn next[2];
+    mask_fn fn = __atomic_load_n(&next[process], __ATOMIC_ACQUIRE);
+    if (!fn) {
+        fn = (mask_fn)hs_next_symbol(process ? "sigprocmask" : "pthread_sigmask");
+        if (!fn)
+            return process ? (errno = ENOSYS, -1) : ENOSYS;
+        __atomic_store_n(&next[process], fn, __ATOMIC_RELEASE);
+    }
+    /* Blocking one of our signals with no writer to read it from the
+     * signalfd: the next allocation makes one (case 3; this may be a
+     * handler of the host's, where no thread can be made). */
+    if (set && how != SIG_UNBLOCK && hs_opt.writer_on_demand && hs_ctl_ready() && !hs_guard_held() &&
+        !__atomic_load_n(&ctl.writer_alive, __ATOMIC_ACQUIRE) && holds_ours(set))
+        hs_sampler_ask_setup();
+    return fn(how, set, old);
+}
+
+int hs_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    create_fn create = find_create();
+    if (!create)
+        return EAGAIN;
+    int err = create(t, attr, fn, arg);
+    if (!err && hs_opt.writer_on_demand && hs_ctl_ready() && !hs_guard_held() &&
+        !__atomic_load_n(&ctl.writer_alive, __ATOMIC_ACQUIRE) &&
+        getpid() == __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED)) {
+        bool guarded = hs_guard_enter();
+        pthread_mutex_lock(&ctl_lock);
+        hs_writer_setup();
+        pthread_mutex_unlock(&ctl_lock);
+        hs_guard_leave(guarded);
+    }
+    return err;
+}
+
 static void python_at_exit(void);
+
+/* Whether this thread blocks one of our signals: inherited (a test
+ * runner's, a service manager's mask), they would reach no handler, and
+ * without a writer nothing reads them from the signalfd; then the writer is
+ * made at load. */
+static bool mask_holds_ours(void)
+{
+    sigset_t now;
+    sigemptyset(&now);
+    return syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &now, _NSIG / 8) == 0 && holds_ours(&now);
+}
 
 int hs_writer_init(void)
 {
@@ -639,9 +892,13 @@ int hs_writer_init(void)
     hs_py_first_seen = py_first_seen;
     hs_py_on_thread = py_on_thread;
     hs_pysetup_at_exit = python_at_exit;
-    /* HEAPSNAP_WRITER=on-demand: no thread (and no channel) until the first
-     * command; then the first allocation makes them (notify_writer). */
-    int err = hs_opt.writer_on_demand && !hs_opt.start ? 0 : hs_writer_start();
+    /* HEAPSNAP_WRITER=on-demand: no thread (and no channel) until one is
+     * needed (see "The writer made on demand"). */
+    int err = 0;
+    if (hs_opt.writer_on_demand && !hs_opt.start && !mask_holds_ours())
+        (void)find_create();        /* not from a handler */
+    else
+        err = hs_writer_start();
     return err ? err : install_handlers();
 }
 
@@ -704,7 +961,7 @@ void hs_writer_send(enum hs_cmd cmd)
     unsigned char b = (unsigned char)cmd;
     int fd = __atomic_load_n(&ctl.wfd, __ATOMIC_RELAXED);
     if (!hs_fd_is(fd, ctl.pipe_id) || write(fd, &b, 1) != 1)
-        notify_writer(getpid(), ctl.sig0 + (int)cmd, (int)cmd);
+        notify_writer(getpid(), ctl.sig0 + (int)cmd, (int)cmd, NULL);
 }
 
 /* ------------------------------------------------------------------ fork */
@@ -725,6 +982,8 @@ void hs_writer_fork_child(bool sampling)
     forget_channel();                   /* the parent's */
     ctl.writer_alive = ctl.writer_exit = ctl.exiting = false;
     ctl.writer_tid = 0;
+    retry.armed = 0;                    /* timers are not inherited */
+    retry.id = -1;
     __atomic_store_n(&ctl.pid, getpid(), __ATOMIC_RELAXED);
     ctl.seq = 0;
     ctl.start_ns = 0;

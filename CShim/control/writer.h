@@ -39,6 +39,23 @@ int hs_writer_init(void);
  * Context: control lock held (a fork child's setup, after setxid). */
 int hs_writer_start(void);
 
+/* hs_writer_start for a process that had none (a fork child's first
+ * allocation, HEAPSNAP_WRITER=on-demand): on failure one line on stderr and
+ * signal control goes inert; a fork child's pending set-up is done.
+ * Context: control lock held, guard set. */
+void hs_writer_setup(void);
+
+/* The interposed pthread_create (interpose.c): the next one's, then, under
+ * HEAPSNAP_WRITER=on-demand, the writer made with the host's first thread
+ * (writer.c, "The writer made on demand"). Context: any host thread. */
+int hs_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+
+/* The interposed pthread_sigmask (process false) and sigprocmask (true):
+ * the next one's, after asking for the writer (at the next allocation)
+ * when one of our signals is blocked with none to read it. Context: any,
+ * async-signal-safe once resolved. */
+int hs_sigmask(int how, const sigset_t *set, sigset_t *old, bool process);
+
 /* Asks the writer thread to exit and joins it: false if none runs here (or
  * the caller is the writer). Context: a host thread, no shim lock held. */
 bool hs_writer_leave(void);

@@ -1,6 +1,7 @@
 /*
  * interpose.c - the libc names other than the allocation functions that the
- * shim exports: sigaction, signal, and the setuid family.
+ * shim exports: sigaction, signal, pthread_create, the signal masks, and
+ * the setuid family.
  *
  * Top layer, like hooks.c and cxx.c: each function here is a thin wrapper
  * that hands the call to the file that owns the concern.
@@ -19,6 +20,13 @@
  *   to the default version found with dlsym(RTLD_NEXT).
  * - exit: the same snapshot when the program calls exit(), before the
  *   handlers it registered during main.
+ * - pthread_create: under HEAPSNAP_WRITER=on-demand the writer thread is
+ *   made with the host's first thread (writer.c, hs_pthread_create).
+ *   glibc's internal threads (timer_create's SIGEV_THREAD helper, AIO) do
+ *   not pass through the PLT.
+ * - pthread_sigmask, sigprocmask: a host that blocks our signals before
+ *   any writer exists gets one at its next allocation, to read them from
+ *   the signalfd (writer.c, hs_sigmask).
  * - dlclose: the unwinder's cached rules (unwind.c) may describe the
  *   module's code; they are forgotten before and after it goes.
  */
@@ -92,6 +100,21 @@ HS_EXPORT int dlclose(void *handle)
     hs_unwind_forget();
     hs_got_forget_unloaded();       /* attached: no slot kept in memory another object may get */
     return ret;
+}
+
+HS_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    return hs_sigmask(how, set, old, false);
+}
+
+HS_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    return hs_sigmask(how, set, old, true);
+}
+
+HS_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    return hs_pthread_create(t, attr, fn, arg);
 }
 
 /* The next definition is found on first use; these calls are rare. */

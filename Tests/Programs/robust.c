@@ -251,12 +251,21 @@ int main(int argc, char **argv)
             pthread_join(th[t], NULL);
         printf("done\n");
         return argc > 3 ? atoi(argv[3]) : 0;
-    } else if (strcmp(mode, "alone") == 0) {
+    } else if (strcmp(mode, "blockrt") == 0 || strcmp(mode, "alone") == 0) {
         /* alone [fork]: one thread and no other, freeing and allocating at
          * site serve every 100 us until stdin closes; with "fork", a child
          * forked first does the same (HEAPSNAP_WRITER=on-demand: no writer
          * thread in either until its first command). */
         pid_t child = -1;
+        if (strcmp(mode, "blockrt") == 0) {
+            /* blockrt: as alone, with every real-time signal blocked first
+             * (a host that reads its signals from a signalfd). */
+            sigset_t rt;
+            sigemptyset(&rt);
+            for (int s = SIGRTMIN; s <= SIGRTMAX; s++)
+                sigaddset(&rt, s);
+            sigprocmask(SIG_BLOCK, &rt, NULL);
+        }
         if (argc > 2 && strcmp(argv[2], "fork") == 0) {
             fflush(stdout);
             child = fork();
@@ -490,8 +499,34 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
         return 0;
+    } else if (strcmp(mode, "spin") == 0) {
+        /* spin MS: runs MS milliseconds without a system call or an
+         * allocation (the clock is the vDSO's), writes "spun", then behaves
+         * as idle. A signal that arrives while it runs finds no thread
+         * waiting and nothing allocating. */
+        int ms = argc > 2 ? atoi(argv[2]) : 1000;
+        printf("pid %d\n", (int)getpid());
+        fflush(stdout);
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        volatile unsigned long turns = 0;
+        do {
+            for (int i = 0; i < 100000; i++)
+                turns++;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+        (void)!write(1, "spun\n", 5);
+        char buf[256];
+        int lines = 0;
+        while (read(0, buf, sizeof buf) > 0) {
+            for (int i = 0; i < 10; i++)
+                site_serve((lines * 10 + i) % 4096, 300);
+            printf("ok %d\n", ++lines);
+            fflush(stdout);
+        }
+        return 0;
     } else {
-        fprintf(stderr, "usage: robust serve|prefork|hostsigs|resetrt|dlopen|distinct|bigtable|exits|waitstdin|idle\n");
+        fprintf(stderr, "usage: robust serve|alone|blockrt|prefork|hostsigs|resetrt|dlopen|distinct|bigtable|exits|waitstdin|idle|spin\n");
         return 2;
     }
     return 0;

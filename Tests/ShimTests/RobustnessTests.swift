@@ -656,7 +656,7 @@ struct RobustPreforkTests {
 
 // MARK: - 2b. A writer made on demand
 
-@Suite("Robust: HEAPSNAP_WRITER=on-demand")
+@Suite("Robust: the writer made on demand (HEAPSNAP_WRITER=on-demand, the default)")
 struct OnDemandWriterTests {
     static func threads(_ pid: Int32) -> Int {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).count
@@ -666,8 +666,7 @@ struct OnDemandWriterTests {
     func onDemand() throws {
         let dir = try Scratch()
         let host = try Background(try Programs.shared.path("robust.c"), ["alone", "fork"],
-                                  env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1", "HEAPSNAP_WRITER": "on-demand"],
-                                  interactive: true)
+                                  env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1"], interactive: true)
         let child = Int32(try host.line("child ").split(separator: " ")[1])!
         let pid = Int32(try host.line("pid ").split(separator: " ")[1])!
         let serve = host.sites["serve"]
@@ -704,16 +703,117 @@ struct OnDemandWriterTests {
         #expect(host.stderr.isEmpty, "\(host.stderr)")
     }
 
-    @Test("a value it does not know: one line on stderr, and the writer made at load")
-    func badValue() throws {
-        let host = try Background(try Programs.shared.path("robust.c"), ["alone"], env: ["HEAPSNAP_WRITER": "lazy"],
-                                  interactive: true)
-        let pid = Int32(try host.line("pid ").split(separator: " ")[1])!
-        #expect(Wait.poll { Background.hasWriter(pid) }, "no writer at load")
+    /// After a start: a snapshot (asked again until the start has run: the new
+    /// writer runs it soon after it is made, and refuses a snapshot before, with
+    /// one line on stderr) with nothing at site serve; one line to the program
+    /// (10 blocks of 300 B at site serve, kept); a snapshot that holds exactly
+    /// those; stop. The program's read goes on as if no signal had come: it
+    /// answers "ok 1" and exits at end of input.
+    static func sessionAfterWriter(_ host: Background, _ dir: Scratch, pid: Int32) throws {
+        let serve = host.sites["serve"]
+        try Wait.until("a snapshot after the start") {
+            kill(pid, Command.snapshot.signal)
+            return Wait.poll(timeout: 0.5) { !dir.snapshots.isEmpty }
+        }
+        let first = try SnapshotReader.read(path: dir.snapshots[0])
+        #expect(first.site(serve).alloc.samples == 0)
+        host.send("a\n")
+        _ = try host.line("ok 1")
+        let taken = dir.snapshots.count
+        kill(pid, Command.snapshot.signal)
+        try Wait.until("a snapshot") { dir.snapshots.count == taken + 1 }
+        let s = try SnapshotReader.read(path: dir.snapshots[taken])
+        #expect(s.site(serve).inuse.objects.value == 10 && s.site(serve).inuse.bytes.value == 3000,
+                "\(s.site(serve).inuse)")
+        kill(pid, Command.stop.signal)
+        try Wait.until("the final snapshot") { dir.snapshots.count == taken + 2 }
         host.closeInput()
         #expect(try host.wait() == 0)
         let lines = host.stderr.split(separator: "\n")
-        #expect(lines.count == 1 && lines[0].contains("HEAPSNAP_WRITER=\"lazy\"") && lines[0].contains("using load"), "\(host.stderr)")
+        #expect(lines.allSatisfy { $0.hasSuffix("snapshot ignored: not sampling") }, "\(host.stderr)")
+    }
+
+    @Test("a program waiting in read(2), allocating nothing: the handler makes the writer at once, and the read goes on")
+    func waiting() throws {
+        let dir = try Scratch()
+        let host = try Background(try Programs.shared.path("robust.c"), ["idle"],
+                                  env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1"], interactive: true)
+        let pid = Int32(try host.line("pid ").split(separator: " ")[1])!
+        try #require(host.waitUntilHandled())
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(Self.threads(pid) == 1)
+        #expect(kill(pid, Command.start.signal) == 0)
+        // Nothing allocates until a line comes: only the handler can have made it.
+        #expect(Wait.poll(timeout: 2) { Background.hasWriter(pid) }, "no writer 2 s after start")
+        try Self.sessionAfterWriter(host, dir, pid: pid)
+    }
+
+    @Test("a program running code that neither waits nor allocates: the writer is made once it waits (the retry timer)")
+    func spinning() throws {
+        let dir = try Scratch()
+        let host = try Background(try Programs.shared.path("robust.c"), ["spin", "1500"],
+                                  env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1"], interactive: true)
+        let pid = Int32(try host.line("pid ").split(separator: " ")[1])!
+        try #require(host.waitUntilHandled())
+        #expect(kill(pid, Command.start.signal) == 0)
+        Thread.sleep(forTimeInterval: 0.3)
+        let spun = host.stdout.contains("spun")
+        try #require(!spun, "the program finished spinning before the test looked (a loaded machine): rerun")
+        #expect(!Background.hasWriter(pid), "a writer made while the program ran")
+        _ = try host.line("spun")
+        #expect(Wait.poll(timeout: 2) { Background.hasWriter(pid) }, "no writer 2 s after the program began to wait")
+        try Self.sessionAfterWriter(host, dir, pid: pid)
+    }
+
+    @Test("a program that makes a thread: the writer comes with it; HEAPSNAP_WRITER=load: at load")
+    func withHostThread() throws {
+        let host = try Background(try Programs.shared.path("robust.c"), ["serve", "2"], interactive: true)
+        let pid = Int32(try host.line("pid ").split(separator: " ")[1])!
+        #expect(Wait.poll(timeout: 2) { Background.hasWriter(pid) && Self.threads(pid) == 4 }, "\(Self.threads(pid)) threads")
+        host.closeInput()
+        #expect(try host.wait() == 0)
+
+        let loaded = try Background(try Programs.shared.path("robust.c"), ["idle"], env: ["HEAPSNAP_WRITER": "load"],
+                                    interactive: true)
+        let lpid = Int32(try loaded.line("pid ").split(separator: " ")[1])!
+        #expect(Wait.poll { Background.hasWriter(lpid) }, "no writer at load")
+        loaded.closeInput()
+        #expect(try loaded.wait() == 0 && loaded.stderr.isEmpty, "\(loaded.stderr)")
+    }
+
+    @Test("a program that blocks our signals: the writer comes at its next allocation and reads them from its signalfd")
+    func blockedSignals() throws {
+        let dir = try Scratch()
+        let host = try Background(try Programs.shared.path("robust.c"), ["blockrt"],
+                                  env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1"], interactive: true)
+        let pid = Int32(try host.line("pid ").split(separator: " ")[1])!
+        let serve = host.sites["serve"]
+        #expect(Wait.poll(timeout: 2) { Background.hasWriter(pid) }, "no writer 2 s after the program blocked our signals")
+        #expect(kill(pid, Command.start.signal) == 0)
+        var snap: Snapshot?
+        for _ in 0..<50 where (snap?.site(serve).alloc.samples ?? 0) == 0 {
+            let before = dir.snapshots.count
+            kill(pid, Command.snapshot.signal)
+            if Wait.poll(timeout: 2, { dir.snapshots.count > before }) {
+                snap = try SnapshotReader.read(path: dir.snapshots.last!)
+            }
+        }
+        #expect((snap?.site(serve).alloc.samples ?? 0) > 0, "\(dir.entries); \(host.stderr)")
+        host.closeInput()
+        #expect(try host.wait() == 0)
+    }
+
+    @Test("a value it does not know: one line on stderr, and the writer made on demand")
+    func badValue() throws {
+        let host = try Background(try Programs.shared.path("robust.c"), ["idle"], env: ["HEAPSNAP_WRITER": "lazy"],
+                                  interactive: true)
+        let pid = Int32(try host.line("pid ").split(separator: " ")[1])!
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(Self.threads(pid) == 1 && !Background.hasWriter(pid))
+        host.closeInput()
+        #expect(try host.wait() == 0)
+        let lines = host.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].contains("HEAPSNAP_WRITER=\"lazy\"") && lines[0].contains("using on-demand"), "\(host.stderr)")
     }
 }
 
