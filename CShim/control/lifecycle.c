@@ -4,17 +4,18 @@
  * Load (constructor): resolve the next allocator, go inert if AT_SECURE,
  * dup stderr, parse the environment once into hs_opt, find the shim's text
  * (stacks), register the fork child's setup with the sampler, then set up
- * signal control (writer.c: channel, writer thread with every signal
- * blocked, handlers). With HEAPSNAP_START, sampling starts before the
+ * signal control (writer.c: the handlers; the channel and the writer
+ * thread, with every signal blocked, under HEAPSNAP_WRITER=load or when
+ * first needed). With HEAPSNAP_START, sampling starts before the
  * constructor returns.
  *
  * fork (pthread_atfork): prepare takes the control lock, quiesces sampling
  * (so no thread is inside libunwind or holds a stripe lock on our behalf) and
  * takes every table lock; the parent releases them and resumes; the child
  * gets fresh locks, no tables, sampling off, seq 0, and makes its own pipe
- * and writer thread on its first allocation (hs_child_setup; under
- * HEAPSNAP_WRITER=on-demand, on the first after its first command, unless
- * its parent was sampling). A process with no session since it was loaded
+ * and writer thread on its first allocation (hs_child_setup) if its parent
+ * was sampling, else (HEAPSNAP_WRITER=on-demand, the default) when it first
+ * needs one, as its parent would (writer.c, "The writer made on demand"). A process with no session since it was loaded
  * or forked skips the table locks and resets (sampler.h). A child forked
  * while its parent sampled then starts a session of its own at once (a
  * start request queued for its writer), so the workers a pre-fork server

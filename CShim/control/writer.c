@@ -611,20 +611,40 @@ static int ensure_channel(void)
 }
 
 typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+typedef int (*mask_fn)(int, const sigset_t *, sigset_t *);
 
-/* The pthread_create after ours (interpose.c exports the name for the
- * host's calls). Found at load under HEAPSNAP_WRITER=on-demand, so that a
- * signal handler never calls dlsym; else on first use. */
-static create_fn next_create;
+/* The definitions after ours of the names interpose.c exports for the
+ * writer's sake. Found at load (find_next), since a signal handler must not
+ * call dlsym, nor should the shim's own calls (libunwind's sigprocmask
+ * inside a sample among them); on first use only if the host calls one
+ * before our constructor ran. */
+static struct {
+    create_fn create;
+    mask_fn mask[2];            /* pthread_sigmask, sigprocmask */
+} next;
 
-static create_fn find_create(void)
+static void *find(void **slot, const char *name)
 {
-    create_fn next = __atomic_load_n(&next_create, __ATOMIC_ACQUIRE);
-    if (!next) {
-        next = (create_fn)hs_next_symbol("pthread_create");
-        __atomic_store_n(&next_create, next, __ATOMIC_RELEASE);
+    void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!fn) {
+        fn = hs_next_symbol(name);
+        __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
     }
-    return next;
+    return fn;
+}
+
+static create_fn find_create(void) { return (create_fn)find((void **)&next.create, "pthread_create"); }
+
+static mask_fn find_mask(bool process)
+{
+    return (mask_fn)find((void **)&next.mask[process], process ? "sigprocmask" : "pthread_sigmask");
+}
+
+static void find_next(void)
+{
+    (void)find_create();
+    (void)find_mask(false);
+    (void)find_mask(true);
 }
 
 static void disarm_retry(void);
@@ -636,15 +656,14 @@ static int spawn_writer(void)
     create_fn create = find_create();
     if (!create)
         return -ENOSYS;
-    sigset_t all, old;
+    sigset_t all;
     sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 << 10);
+    pthread_attr_setsigmask_np(&attr, &all);       /* from its first instruction */
     int err = create(&ctl.writer, &attr, writer_main, NULL);
     pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err)
         return -err;
     __atomic_store_n(&ctl.writer_alive, true, __ATOMIC_RELEASE);
@@ -768,7 +787,8 @@ static bool waiting(const ucontext_t *uc)
 static bool make_here(const ucontext_t *uc)
 {
     if (!uc || hs_guard_held() || !__libc_single_threaded || !waiting(uc) ||
-        syscall(SYS_gettid) != __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED) || !__atomic_load_n(&next_create, __ATOMIC_ACQUIRE))
+        syscall(SYS_gettid) != __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED) ||
+        !__atomic_load_n(&next.create, __ATOMIC_ACQUIRE))
         return false;
     if (pthread_mutex_trylock(&ctl_lock) != 0)
         return false;
@@ -836,15 +856,9 @@ static bool holds_ours(const sigset_t *set)
 
 int hs_sigmask(int how, const sigset_t *set, sigset_t *old, bool process)
 {
-    typedef int (*mask_fn)(int, const sigset_t *, sigset_t *);
-    static mask_fn next[2];
-    mask_fn fn = __atomic_load_n(&next[process], __ATOMIC_ACQUIRE);
-    if (!fn) {
-        fn = (mask_fn)hs_next_symbol(process ? "sigprocmask" : "pthread_sigmask");
-        if (!fn)
-            return process ? (errno = ENOSYS, -1) : ENOSYS;
-        __atomic_store_n(&next[process], fn, __ATOMIC_RELEASE);
-    }
+    mask_fn fn = find_mask(process);
+    if (!fn)
+        return process ? (errno = ENOSYS, -1) : ENOSYS;
     /* Blocking one of our signals with no writer to read it from the
      * signalfd: the next allocation makes one (case 3; this may be a
      * handler of the host's, where no thread can be made). */
@@ -894,10 +908,9 @@ int hs_writer_init(void)
     hs_pysetup_at_exit = python_at_exit;
     /* HEAPSNAP_WRITER=on-demand: no thread (and no channel) until one is
      * needed (see "The writer made on demand"). */
+    find_next();
     int err = 0;
-    if (hs_opt.writer_on_demand && !hs_opt.start && !mask_holds_ours())
-        (void)find_create();        /* not from a handler */
-    else
+    if (!hs_opt.writer_on_demand || hs_opt.start || mask_holds_ours())
         err = hs_writer_start();
     return err ? err : install_handlers();
 }
