@@ -225,6 +225,22 @@ static void late_start(void)
     sleep_ms(200);
 }
 
+/* Each line read from stdin makes 10 blocks of 300 B at site serve, kept,
+ * and answers "ok N"; returns 0 at end of input. Nothing is allocated
+ * while it waits. */
+static int idle_lines(void)
+{
+    char buf[256];
+    int lines = 0;
+    while (read(0, buf, sizeof buf) > 0) {
+        for (int i = 0; i < 10; i++)
+            site_serve((lines * 10 + i) % 4096, 300);
+        printf("ok %d\n", ++lines);
+        fflush(stdout);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -490,15 +506,7 @@ int main(int argc, char **argv)
          * anything of should pay as little as possible for it. */
         printf("pid %d\n", (int)getpid());
         fflush(stdout);
-        char buf[256];
-        int lines = 0;
-        while (read(0, buf, sizeof buf) > 0) {
-            for (int i = 0; i < 10; i++)
-                site_serve((lines * 10 + i) % 4096, 300);
-            printf("ok %d\n", ++lines);
-            fflush(stdout);
-        }
-        return 0;
+        return idle_lines();
     } else if (strcmp(mode, "spin") == 0) {
         /* spin MS: runs MS milliseconds without a system call or an
          * allocation (the clock is the vDSO's), writes "spun", then behaves
@@ -516,15 +524,7 @@ int main(int argc, char **argv)
             clock_gettime(CLOCK_MONOTONIC, &t);
         } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
         (void)!write(1, "spun\n", 5);
-        char buf[256];
-        int lines = 0;
-        while (read(0, buf, sizeof buf) > 0) {
-            for (int i = 0; i < 10; i++)
-                site_serve((lines * 10 + i) % 4096, 300);
-            printf("ok %d\n", ++lines);
-            fflush(stdout);
-        }
-        return 0;
+        return idle_lines();
     } else {
         fprintf(stderr, "usage: robust serve|alone|blockrt|prefork|hostsigs|resetrt|dlopen|distinct|bigtable|exits|waitstdin|idle|spin\n");
         return 2;

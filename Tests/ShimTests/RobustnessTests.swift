@@ -751,7 +751,7 @@ struct OnDemandWriterTests {
     @Test("a program running code that neither waits nor allocates: the writer is made once it waits (the retry timer)")
     func spinning() throws {
         let dir = try Scratch()
-        let host = try Background(try Programs.shared.path("robust.c"), ["spin", "1500"],
+        let host = try Background(try Programs.shared.path("robust.c"), ["spin", "3000"],
                                   env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": "1"], interactive: true)
         let pid = Int32(try host.line("pid ").split(separator: " ")[1])!
         try #require(host.waitUntilHandled())
