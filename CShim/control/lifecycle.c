@@ -15,12 +15,13 @@
  * gets fresh locks, no tables, sampling off, seq 0, and makes its own pipe
  * and writer thread on its first allocation (hs_child_setup) if its parent
  * was sampling, else (HEAPSNAP_WRITER=on-demand, the default) when it first
- * needs one, as its parent would (writer.c, "The writer made on demand"). A process with no session since it was loaded
- * or forked skips the table locks and resets (sampler.h). A child forked
- * while its parent sampled then starts a session of its own at once (a
- * start request queued for its writer), so the workers a pre-fork server
- * forks later sample as its first ones do. Children made without fork
- * handlers (vfork, clone) exec or exit at once.
+ * needs one, as its parent would (writer.c, "The writer made on demand").
+ * A process with no session since it was loaded or forked skips the table
+ * locks and resets (sampler.h). A child forked while its parent sampled
+ * then starts a session of its own at once (a start request queued for its
+ * writer), so the workers a pre-fork server forks later sample as its
+ * first ones do. Children made without fork handlers (vfork, clone) exec
+ * or exit at once.
  *
  * Exit: the AT_EXIT snapshot, then sampling stays off for good. It must
  * show what the program held, so it is written before the program's own

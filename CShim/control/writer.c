@@ -258,12 +258,14 @@ static void snapshot(uint32_t flags)
  * fails with EFBIG (one line, temporary removed), and take back a SIGXFSZ
  * that we caused, leaving one the host already had pending (setrlimit(2),
  * write(2)). Context: ctl_lock held, a host thread. */
+static int thread_mask(int how, const sigset_t *set, sigset_t *old);
+
 static void snapshot_blocking_sigxfsz(uint32_t flags)
 {
     sigset_t xfsz, old, before;
     sigemptyset(&xfsz);
     sigaddset(&xfsz, SIGXFSZ);
-    pthread_sigmask(SIG_BLOCK, &xfsz, &old);
+    thread_mask(SIG_BLOCK, &xfsz, &old);
     sigpending(&before);
     snapshot(flags);
     if (!sigismember(&before, SIGXFSZ)) {
@@ -271,7 +273,7 @@ static void snapshot_blocking_sigxfsz(uint32_t flags)
         while (sigtimedwait(&xfsz, NULL, &now) == SIGXFSZ)
             ;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    thread_mask(SIG_SETMASK, &old, NULL);
 }
 
 /* ---------------------------------------------------------------- Python */
@@ -638,6 +640,13 @@ static create_fn find_create(void) { return (create_fn)find((void **)&next.creat
 static mask_fn find_mask(bool process)
 {
     return (mask_fn)find((void **)&next.mask[process], process ? "sigprocmask" : "pthread_sigmask");
+}
+
+/* pthread_sigmask for the shim's own use: the next one's, not ours. */
+static int thread_mask(int how, const sigset_t *set, sigset_t *old)
+{
+    mask_fn fn = find_mask(false);
+    return fn ? fn(how, set, old) : ENOSYS;
 }
 
 static void find_next(void)
