@@ -765,6 +765,35 @@ struct OnDemandWriterTests {
         try Self.sessionAfterWriter(host, dir, pid: pid)
     }
 
+    @Test("a Python program in time.sleep (a call that returns EINTR): the handler makes the writer, the commands are answered, and the sleep runs its full length")
+    func pythonSleeping() throws {
+        let python = try #require(Interpreter.debian.path, "Debian's /usr/bin/python3.11 is missing")
+        let dir = try Scratch()
+        let script = "import os, time\nprint('pid', os.getpid(), flush=True)\n" +
+            "t = time.monotonic()\ntime.sleep(4)\nprint('slept %.1f' % (time.monotonic() - t), flush=True)\n"
+        let host = try Background(python, ["-c", script], env: ["HEAPSNAP_DIR": dir.path])
+        let pid = Int32(try host.line("pid ").split(separator: " ")[1])!
+        try #require(host.waitUntilHandled())
+        #expect(Self.threads(pid) == 1)
+        #expect(kill(pid, Command.start.signal) == 0)
+        #expect(Wait.poll(timeout: 2) { Background.hasWriter(pid) }, "no writer 2 s after start")
+        try Wait.until("a snapshot after the start") {
+            kill(pid, Command.snapshot.signal)
+            return Wait.poll(timeout: 0.5) { !dir.snapshots.isEmpty }
+        }
+        let taken = dir.snapshots.count
+        #expect(kill(pid, Command.stop.signal) == 0)
+        try Wait.until("the final snapshot") { dir.snapshots.count == taken + 1 }
+        let last = try SnapshotReader.read(path: dir.snapshots[taken])
+        #expect(last.header.pid == UInt32(pid) && last.header.flags.contains(.final))
+        #expect(try host.wait() == 0)
+        // PEP 475: the sleep resumes after each interruption, for what is left of it.
+        let slept = host.stdout.split(separator: "\n").first { $0.hasPrefix("slept ") }.flatMap { Double($0.dropFirst(6)) }
+        #expect((slept ?? 0) >= 3.9, "\(host.stdout)")
+        let lines = host.stderr.split(separator: "\n")
+        #expect(lines.allSatisfy { $0.hasSuffix("snapshot ignored: not sampling") }, "\(host.stderr)")
+    }
+
     @Test("a program that makes a thread: the writer comes with it; HEAPSNAP_WRITER=load: at load")
     func withHostThread() throws {
         let host = try Background(try Programs.shared.path("robust.c"), ["serve", "2"], interactive: true)
