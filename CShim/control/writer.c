@@ -791,21 +791,34 @@ static bool waiting(const ucontext_t *uc)
 #endif
 }
 
-/* Case 2: makes the writer from the handler if the interrupted thread
- * allows it. True if the writer runs now. */
-static bool make_here(const ucontext_t *uc)
+/* Under HEAPSNAP_WRITER=on-demand, signal control set up, none running,
+ * and the caller not inside the shim (whose own calls never ask). */
+static bool writer_missing(void)
 {
-    if (!uc || hs_guard_held() || !__libc_single_threaded || !waiting(uc) ||
-        syscall(SYS_gettid) != __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED) ||
-        !__atomic_load_n(&next.create, __ATOMIC_ACQUIRE))
-        return false;
-    if (pthread_mutex_trylock(&ctl_lock) != 0)
+    return hs_opt.writer_on_demand && hs_ctl_ready() && !hs_guard_held() &&
+           !__atomic_load_n(&ctl.writer_alive, __ATOMIC_ACQUIRE);
+}
+
+/* hs_writer_setup under ctl_lock and the guard; with `try` (a handler),
+ * only if the lock is free. False if it was not. */
+static bool make_writer(bool try)
+{
+    if ((try ? pthread_mutex_trylock(&ctl_lock) : pthread_mutex_lock(&ctl_lock)) != 0)
         return false;
     bool guarded = hs_guard_enter();
     hs_writer_setup();
     hs_guard_leave(guarded);
     pthread_mutex_unlock(&ctl_lock);
     return true;
+}
+
+/* Case 2: makes the writer from the handler if the interrupted thread
+ * allows it. True if the writer runs now. */
+static bool make_here(const ucontext_t *uc)
+{
+    return uc && writer_missing() && __libc_single_threaded && waiting(uc) &&
+           syscall(SYS_gettid) == __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED) &&
+           __atomic_load_n(&next.create, __ATOMIC_ACQUIRE) && make_writer(true);
 }
 
 static void disarm_retry(void)
@@ -871,8 +884,7 @@ int hs_sigmask(int how, const sigset_t *set, sigset_t *old, bool process)
     /* Blocking one of our signals with no writer to read it from the
      * signalfd: the next allocation makes one (case 3; this may be a
      * handler of the host's, where no thread can be made). */
-    if (set && how != SIG_UNBLOCK && hs_opt.writer_on_demand && hs_ctl_ready() && !hs_guard_held() &&
-        !__atomic_load_n(&ctl.writer_alive, __ATOMIC_ACQUIRE) && holds_ours(set))
+    if (set && how != SIG_UNBLOCK && writer_missing() && holds_ours(set))
         hs_sampler_ask_setup();
     return fn(how, set, old);
 }
@@ -883,15 +895,8 @@ int hs_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void
     if (!create)
         return EAGAIN;
     int err = create(t, attr, fn, arg);
-    if (!err && hs_opt.writer_on_demand && hs_ctl_ready() && !hs_guard_held() &&
-        !__atomic_load_n(&ctl.writer_alive, __ATOMIC_ACQUIRE) &&
-        getpid() == __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED)) {
-        bool guarded = hs_guard_enter();
-        pthread_mutex_lock(&ctl_lock);
-        hs_writer_setup();
-        pthread_mutex_unlock(&ctl_lock);
-        hs_guard_leave(guarded);
-    }
+    if (!err && writer_missing() && getpid() == __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED))
+        (void)make_writer(false);
     return err;
 }
 
