@@ -1050,10 +1050,14 @@ static uint32_t shared_frames(const struct raw_frame *a, uint32_t n, const struc
  * (0: none did). A stack as deep as the last one shares with it the frames
  * from there on, and only raw[0, *differ) is written; a stack of another
  * depth, or one read in parts (deeper than max), is written whole. So a
- * stack all of whose frames are the last one's writes nothing. A frame that
- * matches needs no check of its code object's type: that one was checked
- * when the last stack was read, and no code object has died since (the
- * recent table is reset when one does), so it is the same object.
+ * stack all of whose frames are the last one's writes nothing. Only the
+ * frames' instruction words are compared (the code object is not read):
+ * an instruction lies inside its code object (its bytecode is inline in
+ * it), and while no code object dies (the recent table and the last stack
+ * are dropped when one does) an address lies inside one code object at
+ * most; the last stack's code object is alive, so a frame at the same
+ * instruction runs it. So a frame that matches needs no check of its code
+ * object's type either: that one was checked when the last stack was read.
  *
  * The compare pays only when the two stacks are as deep: for one of
  * another depth every frame differs, and costs more than a plain read and
@@ -1136,8 +1140,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
         while (frame && k > 0 && missed < 3) {
             RUN(e);
             while (e < stop) {
-                READ(frame, code, a);
-                if (code != e->code || a != e->at)
+                if ((AT(frame, instr_at, uintptr_t) | AT(frame, entry_at, bool)) != e->at)
                     break;
                 e++;
                 if (!(frame = AT(frame, previous, const char *)))
@@ -1169,8 +1172,7 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
                 const char *next = AT(frame, previous, const char *);
                 if (AT(frame, owner_at, int8_t) == cstack)
                     break;
-                READ(frame, next, code, a);
-                if (code != e->code || a != e->at)
+                if ((AT(frame, instr_at, uintptr_t) | (next && AT(next, owner_at, int8_t) == cstack)) != e->at)
                     break;
                 e++;
                 if (!(frame = next))
