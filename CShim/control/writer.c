@@ -47,6 +47,7 @@
 #include "snapshot/retention.h"
 #include "tables/pyframes.h"
 #include "python/pysetup.h"
+#include "python/pyalloc.h"
 #include "snapshot/timeline.h"
 #include "tables/unwind.h"
 #include "base/clock.h"
@@ -305,6 +306,20 @@ static void py_on_thread(void)
         return;
     int saved = errno;
     hs_pysetup_on_thread();
+    errno = saved;
+    pthread_mutex_unlock(&ctl_lock);
+}
+
+/* Registered with pyalloc.c at load: its block cache's switch, from the
+ * allocating thread, under ctl_lock (tried: busy, the next sample asks
+ * again), as py_on_thread. Context: inside a Python allocator wrapper's
+ * sampled path, GIL held, no shim lock held. */
+static void pyalloc_switch(void)
+{
+    if (pthread_mutex_trylock(&ctl_lock) != 0)
+        return;
+    int saved = errno;
+    hs_pyalloc_switch();
     errno = saved;
     pthread_mutex_unlock(&ctl_lock);
 }
@@ -919,6 +934,7 @@ int hs_writer_init(void)
     ctl.pid = getpid();
     hs_py_first_seen = py_first_seen;
     hs_py_on_thread = py_on_thread;
+    hs_pyalloc_switch_request = pyalloc_switch;
     hs_pysetup_at_exit = python_at_exit;
     /* HEAPSNAP_WRITER=on-demand: no thread (and no channel) until one is
      * needed (see "The writer made on demand"). */

@@ -29,6 +29,19 @@ void hs_pyalloc_install(void);
  * Context: control, ctl_lock held, sampling quiesced. */
 void hs_pyalloc_remove(void);
 
+/* The block cache's switch (pyalloc.c, "The block cache"): places the
+ * cache's wrappers, or the plain ones, as the samples asked. Context: a
+ * thread running Python, inside a wrapper's sampled path, GIL held, guard
+ * not held, control's lock held (hs_pyalloc_switch_request, set by control,
+ * tries it and calls this). */
+void hs_pyalloc_switch(void);
+extern void (*hs_pyalloc_switch_request)(void);
+
+/* Gives the block cache's blocks back to pymalloc (pyalloc.c, "The block
+ * cache"). Context: the GIL held (the free lists' pending call, as sampling
+ * stops). */
+void hs_pyalloc_drain(void);
+
 /* HS_PYALLOC_* for the snapshot. */
 uint32_t hs_pyalloc_flags(void);
 

@@ -60,6 +60,7 @@
  */
 #define _GNU_SOURCE
 #include "python/pyreuse.h"
+#include "python/pyalloc.h"
 #include "tables/pyframes.h"
 #include "tables/python_layouts.h"
 #include "sampling/sampler.h"
@@ -271,6 +272,8 @@ static void apply(bool may_register)
         unwrap(DICT, hs_py_api.dict_type, dict_dealloc);
     }
     set_linked(interp, l, to_off);
+    if (!to_off)
+        hs_pyalloc_drain();             /* the block cache's too */
     __atomic_store_n(&off, to_off, __ATOMIC_RELAXED);
     if (to_off)
         __atomic_store_n(&flags, HS_PYREUSE_OFF, __ATOMIC_RELAXED);

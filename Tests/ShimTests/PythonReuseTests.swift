@@ -210,6 +210,37 @@ struct PythonReuseTests {
         #expect(held == [0, 0], "\(interpreter.name): lines \(churn) hold \(held) objects after the collection")
     }
 
+    @Test("the block cache: a float-heavy session's floats carry the tag of a key of its own, in sampling and exact mode; every value computed survives, across the allocator's domains and reallocs; after a subinterpreter (3.12+) no float is tagged",
+          arguments: Interpreter.supported)
+    func blockCache(_ interpreter: Interpreter) throws {
+        let python = try interpreter.required()
+        let program = "\(Shim.packageRoot)/Tests/Programs/python_cache.py"
+        var checksums: [String: Substring] = [:]
+        for floats in ["200000", "30000"] {
+            let plain = try run(python, [program, "3", floats], preload: false)
+            try #require(plain.status == 0, "\(plain.stderr)")
+            checksums[floats] = try #require(plain.stdout.split(separator: "\n").first { $0.hasPrefix("checksum") }, "\(plain.stdout)")
+            let plainKeys = plain.stdout.split(separator: "\n").filter { $0.hasPrefix("key ") }
+            #expect(plainKeys == ["key none", "key none", "key none"], "without the shim nothing is tagged: \(plain.stdout)")
+        }
+        // Sampling decides at its samples (every 512 KiB): 200,000 floats a session give it
+        // a dozen; exact mode starts active, and records every block: fewer floats.
+        for (rate, floats) in [("524288", "200000"), ("1", "30000")] {
+            let dir = try Scratch()
+            let r = try run(python, [program, "3", floats], env: ["HEAPSNAP_DIR": dir.path, "HEAPSNAP_RATE": rate], timeout: 120)
+            try #require(r.status == 0 && r.stdout.contains("done"), "\(interpreter.name), rate \(rate): status \(r.status) \(r.stdout) \(r.stderr)")
+            let lines = r.stdout.split(separator: "\n")
+            #expect(lines.first { $0.hasPrefix("checksum") } == checksums[floats], "\(interpreter.name), rate \(rate): \(r.stdout) against \(String(describing: checksums[floats]))")
+            // One key a session, each new: a float-heavy session activates the cache (sampling
+            // decides at its samples; exact mode from the start), and every start draws anew.
+            let keys = lines.filter { $0.hasPrefix("key ") }.map { $0.dropFirst(4) }
+            #expect(keys.count == 3 && !keys.contains("none") && Set(keys).count == 3, "\(interpreter.name), rate \(rate): keys \(keys)")
+            if interpreter.minor >= 12 {
+                #expect(lines.contains("after subinterpreter none"), "\(interpreter.name), rate \(rate): \(r.stdout)")
+            }
+        }
+    }
+
     @Test("HEAPSNAP_PYTHON_FREE_LISTS=keep leaves the free lists on: the churning line holds rec's lists, and the snapshot says so")
     func keepLeavesThemOn() throws {
         let python = try Interpreter.debian.required()
