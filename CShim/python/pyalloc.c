@@ -75,10 +75,10 @@ static uint32_t flags;
  * instructions, measured). So the cache has wrappers of its own, placed in
  * the domains only while it is active: inactive, the wrappers are the plain
  * ones and cost nothing more. Sampling activates it while blocks of 17..24
- * bytes are at least an eighth of the bytes allocated, and deactivates it
- * below a sixteenth (a sampled block of a wrapper decides: samples are
- * drawn in proportion to bytes, so the share of them that are 17..24 bytes
- * long estimates it); exact mode, where every block pays ~1,500
+ * bytes are about a quarter of the bytes allocated, and deactivates it
+ * below an eighth (a sampled block of a wrapper decides: samples are drawn
+ * in proportion to bytes, so the share of them that are 17..24 bytes long
+ * estimates it); exact mode, where every block pays ~1,500
  * instructions to be recorded, keeps it active from the start. A switch
  * places the other wrappers (PyMem_SetAllocator) from the allocating
  * thread, under control's lock (only tried: hs_pyalloc_switch_request), as
@@ -92,18 +92,19 @@ static uint32_t flags;
  * domains goes through the cache's wrappers (activation requires both to
  * be ours, directly in the domains), which clear a tag before pymalloc gets
  * the block back (free, realloc, the drain): a pool that pymalloc carves
- * again into smaller blocks holds no tag the key matches. Every activation
- * draws a key never used before, so blocks tagged under an earlier one and
- * freed unchecked since (while inactive, or around our wrappers) keep a
- * tag that no later key matches. An untagged block matches by chance with
+ * again into smaller blocks holds no tag the key matches. Every activation,
+ * deactivation and removal draws a key never used before, so blocks tagged
+ * under an earlier one and freed unchecked since (through the plain
+ * wrappers, or around ours) keep a tag that no later key matches. An
+ * untagged block matches by chance with
  * probability 2^-64. The GIL orders everything: both domains' callers hold
  * it, and so does a switch (the wrappers it replaces cannot be running).
  *
  * Context: inside the MEM and OBJ domains, whose callers hold the GIL;
  * that is the cache's lock, as it is pymalloc's. 3.12 and 3.13 can run
  * interpreters with their own GIL and their own pymalloc: once a second
- * interpreter has been made (_PyRuntime.interpreters.next_id above 1), the
- * cache is neither filled nor used again (its blocks, the main
+ * interpreter has been made (_PyRuntime.interpreters.next_id above 1),
+ * nothing is tagged or taken again (the blocks kept, the main
  * interpreter's, stay). Only for plain pymalloc. */
 #define CACHE_MIN 17
 #define CACHE_MAX 24
@@ -136,6 +137,14 @@ static uintptr_t fresh_key(void)
 
 static inline bool cache_usable(void) { return *cache_gate <= 1; }
 
+/* `active` and `key` are written by a switch (the GIL and control's lock)
+ * and by remove (control's lock, from the writer: a wrapper of ours someone
+ * else's chain kept may be running), read by the wrappers: whole, relaxed. */
+static inline bool cache_active(void) { return __atomic_load_n(&cache.active, __ATOMIC_RELAXED); }
+static inline uintptr_t cache_key(void) { return __atomic_load_n(&cache.key, __ATOMIC_RELAXED); }
+static inline void cache_set_active(bool on) { __atomic_store_n(&cache.active, on, __ATOMIC_RELAXED); }
+static inline void cache_set_key(uintptr_t k) { __atomic_store_n(&cache.key, k, __ATOMIC_RELAXED); }
+
 /* Whether a block may carry a tag: its 32 bytes within one page, not at
  * the page's start. */
 static inline bool taggable(uintptr_t a) { return (a & (CACHE_PAGE - 1)) - 1 < CACHE_PAGE - CACHE_BLOCK; }
@@ -144,7 +153,7 @@ static inline bool taggable(uintptr_t a) { return (a & (CACHE_PAGE - 1)) - 1 < C
 static inline bool tagged(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    return taggable(a) && ((const uintptr_t *)p)[3] == (a ^ cache.key);
+    return taggable(a) && ((const uintptr_t *)p)[3] == (a ^ cache_key());
 }
 
 static inline void untag(void *p) { ((uintptr_t *)p)[3] = 0; }
@@ -171,7 +180,7 @@ static __attribute__((noinline)) void *cache_refill(int d, void *ctx)
     void *b = orig[d].malloc(ctx, CACHE_BLOCK);
     uintptr_t a = (uintptr_t)b;
     if (taggable(a))
-        ((uintptr_t *)b)[3] = a ^ cache.key;
+        ((uintptr_t *)b)[3] = a ^ cache_key();
     return b;
 }
 
@@ -232,7 +241,7 @@ static inline bool cache_free(void *p)
     static __attribute__((noinline, cold)) void *name##_sampled_malloc(void *ctx, size_t n) \
     {                                                                              \
         decide(n);                                                                 \
-        void *b = cache.active && CACHE_SIZE(n) ? cache_alloc(D, ctx, n) : orig[D].malloc(ctx, n); \
+        void *b = cache_active() && CACHE_SIZE(n) ? cache_alloc(D, ctx, n) : orig[D].malloc(ctx, n); \
         void *p = hs_sample_slow(b, n, HS_ENTRY_FRAME());                          \
         HS_NO_TAIL(p);                                                             \
         return p;                                                                  \
@@ -253,7 +262,7 @@ static inline bool cache_free(void *p)
     {                                                                              \
         if (!counts_down(n))                                                       \
             return name##_sampled_malloc(ctx, n);                                  \
-        if (CACHE_SIZE(n) && cache.active)                                         \
+        if (CACHE_SIZE(n) && cache_active())                                       \
             return cache_alloc(D, ctx, n);                                         \
         return orig[D].malloc(ctx, n);                                             \
     }                                                                              \
@@ -359,8 +368,9 @@ static inline void decide(size_t n)
     if (hs_opt.rate <= 1)
         return;
     cache.share = cache.share - (cache.share + 7) / 8 + (CACHE_SIZE(n) ? SHARE_ONE / 8 : 0);
-    bool want = cache.active ? cache.share >= SHARE_ONE / 8 : cache.share >= SHARE_ONE / 4 && cache_usable();
-    if (want != cache.active && hs_pyalloc_switch_request)
+    bool on = cache_active();
+    bool want = on ? cache.share >= SHARE_ONE / 8 : cache.share >= SHARE_ONE / 4 && cache_usable();
+    if (want != on && hs_pyalloc_switch_request)
         hs_pyalloc_switch_request();
 }
 
@@ -402,7 +412,7 @@ static void cache_setup(bool plain)
 
 void hs_pyalloc_switch(void)
 {
-    bool on = !cache.active;
+    bool on = !cache_active();
     if (on && !(cache.share >= SHARE_ONE / 4 && cache_usable() && placed[DOMAIN_MEM] && placed[DOMAIN_OBJ]))
         return;
     struct allocator cur[3];
@@ -411,9 +421,9 @@ void hs_pyalloc_switch(void)
         if (!is_ours(d, &cur[d]) && on)
             return;                     /* wrapped by someone else: their chain keeps ours as it was */
     }
-    cache.key = fresh_key();            /* off: the tags written under the old key stop matching */
+    cache_set_key(fresh_key());         /* off: the tags written under the old key stop matching */
     if (!on)
-        cache.active = false;
+        cache_set_active(false);
     for (int d = DOMAIN_MEM; d <= DOMAIN_OBJ; d++) {
         if (!is_ours(d, &cur[d]))
             continue;
@@ -422,7 +432,7 @@ void hs_pyalloc_switch(void)
         hs_py_api.mem_set(d, &w);
     }
     if (on)
-        cache.active = true;
+        cache_set_active(true);
     else
         cache_empty();
 }
@@ -443,12 +453,12 @@ void hs_pyalloc_install(void)
     bool fresh = !placed[DOMAIN_MEM] && !placed[DOMAIN_OBJ];
     if (fresh) {
         cache_setup(plain);
-        cache.active = false;
+        cache_set_active(false);
         cache.share = 0;
     }
     bool cached = fresh && plain && hs_opt.rate <= 1 && cache_usable();
     if (cached)
-        cache.key = fresh_key();
+        cache_set_key(fresh_key());
     for (int d = DOMAIN_MEM; d <= DOMAIN_OBJ; d++) {
         if (placed[d]) {
             f |= HS_PYALLOC_WRAPPED;
@@ -469,7 +479,7 @@ void hs_pyalloc_install(void)
         f |= HS_PYALLOC_WRAPPED;
     }
     if (cached)
-        cache.active = placed[DOMAIN_MEM] && placed[DOMAIN_OBJ];
+        cache_set_active(placed[DOMAIN_MEM] && placed[DOMAIN_OBJ]);
     __atomic_store_n(&flags, f, __ATOMIC_RELAXED);
 }
 
@@ -490,8 +500,8 @@ void hs_pyalloc_remove(void)
     /* Frees that go around the cache's wrappers from now on leave tags
      * behind: the key retires; the blocks kept stay until the free lists'
      * call drains them (the GIL), or the next activation takes them. */
-    cache.active = false;
-    cache.key = fresh_key();
+    cache_set_active(false);
+    cache_set_key(fresh_key());
     __atomic_store_n(&flags, 0, __ATOMIC_RELAXED);
 }
 
