@@ -290,6 +290,19 @@ static void py_first_seen(void)
         (void)!write(fd, &wake, 1);
 }
 
+/* fn under ctl_lock from a thread inside an allocation: the lock only
+ * tried (busy: the writer is at work, or the caller's next sample asks
+ * again), errno as it was. */
+static void under_ctl_lock_tried(void (*fn)(void))
+{
+    if (pthread_mutex_trylock(&ctl_lock) != 0)
+        return;
+    int saved = errno;
+    fn();
+    errno = saved;
+    pthread_mutex_unlock(&ctl_lock);
+}
+
 /* Registered with pyframes.c at load, called by samples that find Python
  * while hs_py_wanted is set (pyframes.h): the session's Python set-up from
  * the allocating thread, which is running now, rather than from the writer,
@@ -300,29 +313,13 @@ static void py_first_seen(void)
  * Py_AddPendingCall (its lock is never held around an allocation). Once
  * everything is queued, the samples stop calling.
  * Context: inside malloc, sampled path, guard held, no shim lock held. */
-static void py_on_thread(void)
-{
-    if (pthread_mutex_trylock(&ctl_lock) != 0)
-        return;
-    int saved = errno;
-    hs_pysetup_on_thread();
-    errno = saved;
-    pthread_mutex_unlock(&ctl_lock);
-}
+static void py_on_thread(void) { under_ctl_lock_tried(hs_pysetup_on_thread); }
 
 /* Registered with pyalloc.c at load: its block cache's switch, from the
- * allocating thread, under ctl_lock (tried: busy, the next sample asks
- * again), as py_on_thread. Context: inside a Python allocator wrapper's
- * sampled path, GIL held, no shim lock held. */
-static void pyalloc_switch(void)
-{
-    if (pthread_mutex_trylock(&ctl_lock) != 0)
-        return;
-    int saved = errno;
-    hs_pyalloc_switch();
-    errno = saved;
-    pthread_mutex_unlock(&ctl_lock);
-}
+ * allocating thread (busy: the next sample asks again). Context: inside a
+ * Python allocator wrapper's sampled path, GIL held (ctl_lock may be this
+ * thread's own: the trylock then fails). */
+static void pyalloc_switch(void) { under_ctl_lock_tried(hs_pyalloc_switch); }
 
 /* Attached (got.h): the process's calls reach the shim only through the
  * slots routed here, at each start, and again when objects were loaded

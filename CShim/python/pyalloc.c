@@ -361,7 +361,7 @@ static __attribute__((noinline, cold)) void free_tracked(void *p)
  * from the share of sampled blocks that are 17..24 bytes long, a moving
  * average over about the last eight (SHARE_ONE when every one is; the
  * decay rounds up, so it reaches 0); asks control for the switch when it
- * differs. Context: the GIL, guard not held. */
+ * differs. Context: the GIL. */
 #define SHARE_ONE 512
 static inline void decide(size_t n)
 {

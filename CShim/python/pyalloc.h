@@ -31,9 +31,9 @@ void hs_pyalloc_remove(void);
 
 /* The block cache's switch (pyalloc.c, "The block cache"): places the
  * cache's wrappers, or the plain ones, as the samples asked. Context: a
- * thread running Python, inside a wrapper's sampled path, GIL held, guard
- * not held, control's lock held (hs_pyalloc_switch_request, set by control,
- * tries it and calls this). */
+ * thread running Python, inside a wrapper's sampled path, GIL held,
+ * control's lock held (hs_pyalloc_switch_request, set by control, tries it
+ * and calls this). */
 void hs_pyalloc_switch(void);
 extern void (*hs_pyalloc_switch_request)(void);
 
