@@ -290,17 +290,21 @@ static void py_first_seen(void)
         (void)!write(fd, &wake, 1);
 }
 
-/* fn under ctl_lock from a thread inside an allocation: the lock only
- * tried (busy: the writer is at work, or the caller's next sample asks
- * again), errno as it was. */
-static void under_ctl_lock_tried(void (*fn)(void))
+/* fn under ctl_lock and the reentrancy guard, errno as it was; with `try`
+ * (a thread inside an allocation, or a signal handler), only if the lock
+ * is free: busy, the writer is at work, or the caller asks again later.
+ * False if fn did not run. */
+static bool under_ctl_lock(void (*fn)(void), bool try)
 {
-    if (pthread_mutex_trylock(&ctl_lock) != 0)
-        return;
+    if ((try ? pthread_mutex_trylock(&ctl_lock) : pthread_mutex_lock(&ctl_lock)) != 0)
+        return false;
     int saved = errno;
+    bool guarded = hs_guard_enter();
     fn();
+    hs_guard_leave(guarded);
     errno = saved;
     pthread_mutex_unlock(&ctl_lock);
+    return true;
 }
 
 /* Registered with pyframes.c at load, called by samples that find Python
@@ -313,13 +317,13 @@ static void under_ctl_lock_tried(void (*fn)(void))
  * Py_AddPendingCall (its lock is never held around an allocation). Once
  * everything is queued, the samples stop calling.
  * Context: inside malloc, sampled path, guard held, no shim lock held. */
-static void py_on_thread(void) { under_ctl_lock_tried(hs_pysetup_on_thread); }
+static void py_on_thread(void) { (void)under_ctl_lock(hs_pysetup_on_thread, true); }
 
 /* Registered with pyalloc.c at load: its block cache's switch, from the
  * allocating thread (busy: the next sample asks again). Context: inside a
  * Python allocator wrapper's sampled path, GIL held (ctl_lock may be this
  * thread's own: the trylock then fails). */
-static void pyalloc_switch(void) { under_ctl_lock_tried(hs_pyalloc_switch); }
+static void pyalloc_switch(void) { (void)under_ctl_lock(hs_pyalloc_switch, true); }
 
 /* Attached (got.h): the process's calls reach the shim only through the
  * slots routed here, at each start, and again when objects were loaded
@@ -811,26 +815,13 @@ static bool writer_missing(void)
            !__atomic_load_n(&ctl.writer_alive, __ATOMIC_ACQUIRE);
 }
 
-/* hs_writer_setup under ctl_lock and the guard; with `try` (a handler),
- * only if the lock is free. False if it was not. */
-static bool make_writer(bool try)
-{
-    if ((try ? pthread_mutex_trylock(&ctl_lock) : pthread_mutex_lock(&ctl_lock)) != 0)
-        return false;
-    bool guarded = hs_guard_enter();
-    hs_writer_setup();
-    hs_guard_leave(guarded);
-    pthread_mutex_unlock(&ctl_lock);
-    return true;
-}
-
 /* Case 2: makes the writer from the handler if the interrupted thread
  * allows it. True if the writer runs now. */
 static bool make_here(const ucontext_t *uc)
 {
     return uc && writer_missing() && __libc_single_threaded && waiting(uc) &&
            syscall(SYS_gettid) == __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED) &&
-           __atomic_load_n(&next.create, __ATOMIC_ACQUIRE) && make_writer(true);
+           __atomic_load_n(&next.create, __ATOMIC_ACQUIRE) && under_ctl_lock(hs_writer_setup, true);
 }
 
 static void disarm_retry(void)
@@ -908,7 +899,7 @@ int hs_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void
         return EAGAIN;
     int err = create(t, attr, fn, arg);
     if (!err && writer_missing() && getpid() == __atomic_load_n(&ctl.pid, __ATOMIC_RELAXED))
-        (void)make_writer(false);
+        (void)under_ctl_lock(hs_writer_setup, false);
     return err;
 }
 

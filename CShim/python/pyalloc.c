@@ -363,14 +363,17 @@ static __attribute__((noinline, cold)) void free_tracked(void *p)
  * decay rounds up, so it reaches 0); asks control for the switch when it
  * differs. Context: the GIL. */
 #define SHARE_ONE 512
+static inline bool cache_wanted(void)
+{
+    return cache_active() ? cache.share >= SHARE_ONE / 8 : cache.share >= SHARE_ONE / 4 && cache_usable();
+}
+
 static inline void decide(size_t n)
 {
     if (hs_opt.rate <= 1)
         return;
     cache.share = cache.share - (cache.share + 7) / 8 + (CACHE_SIZE(n) ? SHARE_ONE / 8 : 0);
-    bool on = cache_active();
-    bool want = on ? cache.share >= SHARE_ONE / 8 : cache.share >= SHARE_ONE / 4 && cache_usable();
-    if (want != on && hs_pyalloc_switch_request)
+    if (cache_wanted() != cache_active() && hs_pyalloc_switch_request)
         hs_pyalloc_switch_request();
 }
 
@@ -396,7 +399,8 @@ static bool is_ours(int d, const struct allocator *a)
     return a->free == ours_small[d].free || a->free == ours_cached[d].free;
 }
 
-/* The cache's gate, for the interpreter found, and the first key. */
+/* The key base (drawn once) and the cache's gate, for the interpreter
+ * found; inactive, its share forgotten. */
 static void cache_setup(bool plain)
 {
     if (!key_base && getrandom(&key_base, sizeof key_base, GRND_NONBLOCK) != (ssize_t)sizeof key_base)
@@ -408,12 +412,14 @@ static void cache_setup(bool plain)
     cache_gate = !plain || !known ? &gate_off
                  : minor == 11  ? &gate_on
                                 : (const volatile int64_t *)(hs_py_runtime() + l->rt_main + 8);
+    cache_set_active(false);
+    cache.share = 0;
 }
 
 void hs_pyalloc_switch(void)
 {
     bool on = !cache_active();
-    if (on && !(cache.share >= SHARE_ONE / 4 && cache_usable() && placed[DOMAIN_MEM] && placed[DOMAIN_OBJ]))
+    if (cache_wanted() != on || (on && !(placed[DOMAIN_MEM] && placed[DOMAIN_OBJ])))
         return;
     struct allocator cur[3];
     for (int d = DOMAIN_MEM; d <= DOMAIN_OBJ; d++) {
@@ -451,11 +457,8 @@ void hs_pyalloc_install(void)
     /* Placing every wrapper anew: exact mode with the cache's, active from
      * the start, sampling with the plain ones (a sample activates it). */
     bool fresh = !placed[DOMAIN_MEM] && !placed[DOMAIN_OBJ];
-    if (fresh) {
+    if (fresh)
         cache_setup(plain);
-        cache_set_active(false);
-        cache.share = 0;
-    }
     bool cached = fresh && plain && hs_opt.rate <= 1 && cache_usable();
     if (cached)
         cache_set_key(fresh_key());
