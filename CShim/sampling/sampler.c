@@ -132,7 +132,7 @@ static void hs_leave(void)
 /* Records one sampled allocation. Context: inside malloc, guard held, no
  * shim lock held on entry (unwinding first, then the live stripe lock; a
  * stack lock nested only for a new stack or a pending slot handed over). */
-static __attribute__((noinline)) void record(void *p, size_t n, const void *entry)
+static inline __attribute__((always_inline)) void record(void *p, size_t n, const void *entry)
 {
     uintptr_t frames[hs_opt.max_depth];
     bool truncated;
@@ -203,7 +203,7 @@ void *hs_sample_slow(void *p, size_t n, const void *entry)
 
 /* Takes p's record out of the live table, if there is one, and its units
  * out of the estimate; false if none. Context: guard held (hs_enter). */
-static bool take(const void *p, uint64_t *size, uint32_t *stack)
+static inline __attribute__((always_inline)) bool take(const void *p, uint64_t *size, uint32_t *stack)
 {
     struct hs_live_stripe *st = hs_live_lock(p);
     if (!hs_gate_open()) {

@@ -897,7 +897,7 @@ static void *recents;                   /* struct recent[RECENT_TABLES]: mapped 
 static bool recents_refused;
 
 /* The calling thread's table, taken; NULL when it is busy or unmapped. */
-static struct recent *recent_take(const char *ts, uint64_t epoch, uint64_t deaths)
+static inline __attribute__((always_inline)) struct recent *recent_take(const char *ts, uint64_t epoch, uint64_t deaths)
 {
     struct recent *all = map_once(&recents, &recents_refused, RECENT_TABLES * sizeof(struct recent));
     if (!all)
@@ -1070,9 +1070,10 @@ static uint32_t shared_frames(const struct raw_frame *a, uint32_t n, const struc
  * function, each version's loops without the other's tests, the offsets
  * in registers. */
 #define READ_STORED UINT32_MAX          /* *differ: not compared, all stored */
-static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps, struct raw_frame *raw, uint32_t max,
-                                                     const struct raw_frame *expect, uint32_t ne, bool compare,
-                                                     uint32_t *differ)
+static inline __attribute__((always_inline)) uint32_t read_chain_as(const char **at, int *steps, struct raw_frame *raw,
+                                                                    uint32_t max, const struct raw_frame *expect,
+                                                                    uint32_t ne, bool compare, uint32_t *differ,
+                                                                    const bool entry)
 {
     const struct hs_py_layout *l = &py.l;
     const uint32_t previous = l->fr_previous, code_at = l->fr_code, instr_at = l->fr_instr;
@@ -1136,11 +1137,11 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
         const uint32_t entry_at = l->fr_entry;
 #define READ(f, code, a)                                                                                               \
     const char *code = AT(f, code_at, const char *);                                                                   \
-    uintptr_t a = AT(f, instr_at, uintptr_t) | AT(f, entry_at, bool)
+    uintptr_t a = AT(f, instr_at, uintptr_t) | (entry && AT(f, entry_at, bool))
         while (frame && k > 0 && missed < 3) {
             RUN(e);
             while (e < stop) {
-                if ((AT(frame, instr_at, uintptr_t) | AT(frame, entry_at, bool)) != e->at)
+                if ((AT(frame, instr_at, uintptr_t) | (entry && AT(frame, entry_at, bool))) != e->at)
                     break;
                 e++;
                 if (!(frame = AT(frame, previous, const char *)))
@@ -1165,14 +1166,14 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
         const int8_t cstack = (int8_t)l->owner_cstack;
 #define READ(f, next, code, a)                                                                                         \
     const char *code = AT(f, code_at, const char *);                                                                   \
-    uintptr_t a = AT(f, instr_at, uintptr_t) | (next && AT(next, owner_at, int8_t) == cstack)
+    uintptr_t a = AT(f, instr_at, uintptr_t) | (entry && next && AT(next, owner_at, int8_t) == cstack)
         while (frame && k > 0 && missed < 3) {
             RUN(e);
             while (e < stop) {
                 const char *next = AT(frame, previous, const char *);
                 if (AT(frame, owner_at, int8_t) == cstack)
                     break;
-                if ((AT(frame, instr_at, uintptr_t) | (next && AT(next, owner_at, int8_t) == cstack)) != e->at)
+                if ((AT(frame, instr_at, uintptr_t) | (entry && next && AT(next, owner_at, int8_t) == cstack)) != e->at)
                     break;
                 e++;
                 if (!(frame = next))
@@ -1218,6 +1219,26 @@ static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps
     return i;
 }
 
+/* read_chain_as with each frame's outermost-of-its-activation flag, which
+ * the merge with the native frames needs, and without it (`plain`, for
+ * HEAPSNAP_NATIVE=none, whose frames do not carry it: one load and one or
+ * two instructions less a frame, and under 3.12+ no look at the next
+ * frame's owner). A process uses one of the two, so a last stack never
+ * mixes frames read both ways. */
+static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps, struct raw_frame *raw, uint32_t max,
+                                                     const struct raw_frame *expect, uint32_t ne, bool compare,
+                                                     uint32_t *differ)
+{
+    return read_chain_as(at, steps, raw, max, expect, ne, compare, differ, true);
+}
+
+static __attribute__((noinline)) uint32_t read_chain_plain(const char **at, int *steps, struct raw_frame *raw,
+                                                           uint32_t max, const struct raw_frame *expect, uint32_t ne,
+                                                           bool compare, uint32_t *differ)
+{
+    return read_chain_as(at, steps, raw, max, expect, ne, compare, differ, false);
+}
+
 /* The functions and lines of n frames read by read_chain, into out; false
  * when the function table's budget is full. */
 static bool resolve_frames(struct pyframe *out, const struct raw_frame *raw, uint32_t n, struct recent *r,
@@ -1238,8 +1259,8 @@ static bool resolve_frames(struct pyframe *out, const struct raw_frame *raw, uin
  * table, still taken (the merge gives it back), *shared how many of the
  * outermost frames the table's last stack has too; with `inner_only`,
  * out holds only the others (the caller has the shared ones). */
-static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recent **taken, uint32_t *shared,
-                     bool inner_only)
+static inline __attribute__((always_inline)) uint32_t walk(struct pyframe *out, uint32_t max, bool *more,
+                                                            struct recent **taken, uint32_t *shared, bool inner_only)
 {
     *taken = NULL;
     *shared = 0;
@@ -1272,8 +1293,13 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
     const struct raw_frame *expect = last ? last->raw + LAST_PY - last->np : raw;
     uint32_t ne = last ? last->np : 0, differ;
     const char *inner = frame;
-    uint32_t n = read_chain(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, expect, ne,
-                            ne && last->inner == inner, &differ);
+    /* hs_py_frames_only (inner_only) encodes no flags: its reads leave
+     * them out. A frame matches the last stack's only when both have the
+     * same flag, so stacks read either way may follow each other. */
+    uint32_t (*read)(const char **, int *, struct raw_frame *, uint32_t, const struct raw_frame *, uint32_t, bool,
+                     uint32_t *) = inner_only ? read_chain_plain : read_chain;
+    uint32_t n = read(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, expect, ne, ne && last->inner == inner,
+                      &differ);
     bool deep = frame && steps < MAX_LINKS;
     uint32_t s = !last || deep ? 0 : n == ne && differ != READ_STORED ? n - differ : shared_frames(raw, n, expect, ne);
     if (n > s && !resolve_frames(out, raw, n - s, r, m, epoch, deaths))    /* most often all are shared */
@@ -1293,7 +1319,7 @@ static uint32_t walk(struct pyframe *out, uint32_t max, bool *more, struct recen
         forget(last);
     }
     while (deep && n < max) {
-        uint32_t got = read_chain(&frame, &steps, raw, max - n < LAST_PY ? max - n : LAST_PY, raw, 0, false, &differ);
+        uint32_t got = read(&frame, &steps, raw, max - n < LAST_PY ? max - n : LAST_PY, raw, 0, false, &differ);
         if (!resolve_frames(out + n, raw, got, r, m, epoch, deaths))
             goto full;
         n += got;
