@@ -74,10 +74,10 @@ struct hs_live_stripe hs_live_stripes[HS_LIVE_STRIPES] = {
 static size_t pos(uint64_t h, size_t cap) { return (h >> 20) & (cap - 1); }
 
 
-bool hs_live_reserve(struct hs_live_stripe *st)
+/* Doubles st's table (hs_live_reserve found it half full): false when
+ * the budget refuses the new one. */
+bool hs_live_grow(struct hs_live_stripe *st)
 {
-    if ((st->count + 1) * 2 <= st->cap)
-        return true;
     size_t ncap = st->cap ? st->cap * 2 : 128;
     struct hs_live_entry *ns = hs_map(ncap * sizeof *ns, true);
     if (!ns)
@@ -177,20 +177,12 @@ static void pending_flush(struct hs_pending *e)
 }
 
 /* Gives pending slot e to stack id (e's samples go to their stack first). */
-static __attribute__((noinline, cold)) void pending_take(struct hs_live_stripe *st, struct hs_pending *e, uint32_t id)
+__attribute__((noinline, cold)) void hs_live_pending_take(struct hs_live_stripe *st, struct hs_pending *e, uint32_t id)
 {
     if (e->g.samples)
         pending_flush(e);
     e->stack = id;
     __atomic_store_n(&st->pending_used, st->pending_used | 1u << (id % HS_LIVE_PENDING), __ATOMIC_RELAXED);
-}
-
-void hs_live_count_alloc(struct hs_live_stripe *st, uint32_t id, const struct hs_weights *w)
-{
-    struct hs_pending *e = &st->pending[id % HS_LIVE_PENDING];
-    if (__builtin_expect(e->stack != id, 0))
-        pending_take(st, e, id);
-    hs_group_add(&e->g, w);
 }
 
 void hs_live_flush_alloc(void)

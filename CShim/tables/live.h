@@ -139,7 +139,11 @@ static inline void hs_live_unlock(struct hs_live_stripe *st)
     hs_unlock(&st->lock);
 }
 
-bool hs_live_reserve(struct hs_live_stripe *st);
+bool hs_live_grow(struct hs_live_stripe *st);
+static inline bool hs_live_reserve(struct hs_live_stripe *st)
+{
+    return (st->count + 1) * 2 <= st->cap || hs_live_grow(st);
+}
 int64_t hs_live_put(struct hs_live_stripe *st, const void *p, uint64_t size, uint32_t stack,
                     const struct hs_weights *w, bool fresh, uint64_t *stale);
 int64_t hs_live_forget(struct hs_live_stripe *st, uint64_t size);
@@ -147,7 +151,14 @@ int64_t hs_live_forget(struct hs_live_stripe *st, uint64_t size);
 
 /* Counts one recorded sample of stack `id` (weights w) toward its alloc
  * group, in the stripe's pending slots. Context: inside malloc, st locked. */
-void hs_live_count_alloc(struct hs_live_stripe *st, uint32_t id, const struct hs_weights *w);
+void hs_live_pending_take(struct hs_live_stripe *st, struct hs_pending *e, uint32_t id);
+static inline void hs_live_count_alloc(struct hs_live_stripe *st, uint32_t id, const struct hs_weights *w)
+{
+    struct hs_pending *e = &st->pending[id % HS_LIVE_PENDING];
+    if (__builtin_expect(e->stack != id, 0))
+        hs_live_pending_take(st, e, id);
+    hs_group_add(&e->g, w);
+}
 
 /* Adds every stripe's pending samples to their stacks' alloc groups.
  * Context: writer, before it reads alloc groups (each live stripe lock in

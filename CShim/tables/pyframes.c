@@ -1221,10 +1221,9 @@ static inline __attribute__((always_inline)) uint32_t read_chain_as(const char *
 
 /* read_chain_as with each frame's outermost-of-its-activation flag, which
  * the merge with the native frames needs, and without it (`plain`, for
- * HEAPSNAP_NATIVE=none, whose frames do not carry it: one load and one or
- * two instructions less a frame, and under 3.12+ no look at the next
- * frame's owner). A process uses one of the two, so a last stack never
- * mixes frames read both ways. */
+ * hs_py_frames_only, HEAPSNAP_NATIVE=none, whose encoded frames do not
+ * carry it): one load and two instructions less a frame, and under 3.12+
+ * no look at the next frame's owner. */
 static __attribute__((noinline)) uint32_t read_chain(const char **at, int *steps, struct raw_frame *raw, uint32_t max,
                                                      const struct raw_frame *expect, uint32_t ne, bool compare,
                                                      uint32_t *differ)
@@ -1296,10 +1295,9 @@ static inline __attribute__((always_inline)) uint32_t walk(struct pyframe *out, 
     /* hs_py_frames_only (inner_only) encodes no flags: its reads leave
      * them out. A frame matches the last stack's only when both have the
      * same flag, so stacks read either way may follow each other. */
-    uint32_t (*read)(const char **, int *, struct raw_frame *, uint32_t, const struct raw_frame *, uint32_t, bool,
-                     uint32_t *) = inner_only ? read_chain_plain : read_chain;
-    uint32_t n = read(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, expect, ne, ne && last->inner == inner,
-                      &differ);
+#define READ_CHAIN(...) (inner_only ? read_chain_plain(__VA_ARGS__) : read_chain(__VA_ARGS__))
+    uint32_t n = READ_CHAIN(&frame, &steps, raw, max < LAST_PY ? max : LAST_PY, expect, ne, ne && last->inner == inner,
+                            &differ);
     bool deep = frame && steps < MAX_LINKS;
     uint32_t s = !last || deep ? 0 : n == ne && differ != READ_STORED ? n - differ : shared_frames(raw, n, expect, ne);
     if (n > s && !resolve_frames(out, raw, n - s, r, m, epoch, deaths))    /* most often all are shared */
@@ -1319,12 +1317,13 @@ static inline __attribute__((always_inline)) uint32_t walk(struct pyframe *out, 
         forget(last);
     }
     while (deep && n < max) {
-        uint32_t got = read(&frame, &steps, raw, max - n < LAST_PY ? max - n : LAST_PY, raw, 0, false, &differ);
+        uint32_t got = READ_CHAIN(&frame, &steps, raw, max - n < LAST_PY ? max - n : LAST_PY, raw, 0, false, &differ);
         if (!resolve_frames(out + n, raw, got, r, m, epoch, deaths))
             goto full;
         n += got;
         deep = frame && steps < MAX_LINKS;
     }
+#undef READ_CHAIN
     *more = frame != NULL && n == max;
     *taken = r;
     *shared = s;

@@ -32,7 +32,7 @@ struct hs_group {
  * the live table subtracts a freed block's weights from its stripe's sums;
  * inline, because in exact mode every allocation and free computes it.
  * Context: any. */
-static inline void hs_weights(uint64_t size, struct hs_weights *w)
+static inline __attribute__((always_inline)) void hs_weights(uint64_t size, struct hs_weights *w)
 {
     if (hs_opt.rate <= 1) {
         w->bytes = (double)size;
