@@ -873,15 +873,22 @@ struct last_stack {
     bool cut_in;                        /* the merge was entered cut: no frames after the natives */
     /* Each aligned on its outer end, where consecutive stacks agree: the
      * x-th from the end is at [LAST_PY - x] or [LAST_NATIVE - x]. */
-    struct raw_frame raw[LAST_PY];
+    struct raw_frame raw[LAST_PY + 1];  /* raw[LAST_PY]: the end mark, which no frame read matches (forget) */
     struct pyframe pf[LAST_PY];
     uintptr_t native[LAST_NATIVE], out[LAST_NATIVE];
     /* At the native d from the end: the Python frames and merged frames the merge had left. */
     uint16_t p_left[LAST_NATIVE + 1], k_left[LAST_NATIVE + 1];
 };
 
-/* Nothing kept: no frames, no merge, no encodings to compare with. */
-static inline void forget(struct last_stack *last) { last->np = last->span = last->enc = 0; }
+/* Nothing kept: no frames, no merge, no encodings to compare with. Every
+ * stack is kept after a forget (a table is new to its thread first), so it
+ * also sets the end mark: an instruction word of all ones, which no frame
+ * has (an instruction is an even address of user space). */
+static inline void forget(struct last_stack *last)
+{
+    last->np = last->span = last->enc = 0;
+    last->raw[LAST_PY] = (struct raw_frame){ NULL, UINTPTR_MAX };
+}
 
 struct recent {
     uint32_t busy;                      /* try-lock: 0 free, 1 taken */
@@ -1140,13 +1147,17 @@ static inline __attribute__((always_inline)) uint32_t read_chain_as(const char *
     uintptr_t a = AT(f, instr_at, uintptr_t) | (entry && AT(f, entry_at, bool))
         while (frame && k > 0 && missed < 3) {
             RUN(e);
-            while (e < stop) {
-                if ((AT(frame, instr_at, uintptr_t) | (entry && AT(frame, entry_at, bool))) != e->at)
-                    break;
-                e++;
-                if (!(frame = AT(frame, previous, const char *)))
-                    break;
-            }
+#define MATCH(bound)                                                                                                   \
+    while (bound && (AT(frame, instr_at, uintptr_t) | (entry && AT(frame, entry_at, bool))) == e->at) {                \
+        e++;                                                                                                           \
+        if (!(frame = AT(frame, previous, const char *)))                                                              \
+            break;                                                                                                     \
+    }
+            if (stop == expect + ne)
+                MATCH(true)     /* to the last stack's outer end: its end mark stops the run */
+            else
+                MATCH(e < stop)
+#undef MATCH
             RAN(e);
             if (!frame || k <= 0)
                 break;
@@ -1169,16 +1180,22 @@ static inline __attribute__((always_inline)) uint32_t read_chain_as(const char *
     uintptr_t a = AT(f, instr_at, uintptr_t) | (entry && next && AT(next, owner_at, int8_t) == cstack)
         while (frame && k > 0 && missed < 3) {
             RUN(e);
-            while (e < stop) {
-                const char *next = AT(frame, previous, const char *);
-                if (AT(frame, owner_at, int8_t) == cstack)
-                    break;
-                if ((AT(frame, instr_at, uintptr_t) | (entry && next && AT(next, owner_at, int8_t) == cstack)) != e->at)
-                    break;
-                e++;
-                if (!(frame = next))
-                    break;
-            }
+#define MATCH(bound)                                                                                                   \
+    while (bound) {                                                                                                    \
+        const char *next = AT(frame, previous, const char *);                                                          \
+        if (AT(frame, owner_at, int8_t) == cstack)                                                                     \
+            break;                                                                                                     \
+        if ((AT(frame, instr_at, uintptr_t) | (entry && next && AT(next, owner_at, int8_t) == cstack)) != e->at)       \
+            break;                                                                                                     \
+        e++;                                                                                                           \
+        if (!(frame = next))                                                                                           \
+            break;                                                                                                     \
+    }
+            if (stop == expect + ne)
+                MATCH(true)     /* to the last stack's outer end: its end mark stops the run */
+            else
+                MATCH(e < stop)
+#undef MATCH
             RAN(e);
             if (!frame || k <= 0)
                 break;
