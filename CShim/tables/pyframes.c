@@ -1356,9 +1356,10 @@ full:                                   /* the budget is full: keep the native s
 /* HEAPSNAP_NATIVE=none. Consecutive stacks of a thread share their outer
  * frames (the walk says how many): those are copied from the last stack's
  * encoded frames, kept at the end of its `out`; only the others are
- * encoded. A stack all of whose frames are the last one's (as many, all
- * shared, all encoded) keeps the last one's token; any other gets a new
- * one, so a token stands for one run of equal stacks of one thread. */
+ * encoded. A stack whose encoded frames are all the last one's (as many,
+ * all encoded, the ones read anew at the same lines) keeps the last one's
+ * token; any other gets a new one, so a token stands for one run of equal
+ * stacks of one thread. */
 uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut, struct hs_py_token *token,
                            const struct hs_py_token *known)
 {
@@ -1375,10 +1376,17 @@ uint32_t hs_py_frames_only(uintptr_t *frames, uint32_t room, bool *cut, struct h
         uintptr_t *enc = last->out + LAST_NATIVE - np;
         const struct pyframe *kept = last->pf + LAST_PY - np;     /* the walk's frames, all of them */
         uint32_t fresh = np - (shared < last->enc ? shared : last->enc);
-        if (fresh || last->enc != np)
+        /* A frame read anew (another instruction) most often encodes as
+         * before (the same line): the token changes only when an encoding
+         * does, or the depth, or none were kept at these places. */
+        bool changed = last->enc != np;
+        for (uint32_t i = 0; i < fresh; i++) {
+            uintptr_t v = encode(&kept[i]);
+            changed |= enc[i] != v;
+            enc[i] = v;
+        }
+        if (changed)
             last->gen++;
-        for (uint32_t i = 0; i < fresh; i++)
-            enc[i] = encode(&kept[i]);
         last->enc = np;
         *token = (struct hs_py_token){ last, last->gen };
         if (!(known && hs_py_same_token(known, token) && !more))
