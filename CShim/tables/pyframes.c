@@ -1133,6 +1133,17 @@ static inline __attribute__((always_inline)) uint32_t read_chain_as(const char *
         k -= (int)m;                                                                                                   \
         missed = m ? 0 : missed;                                                                                       \
     } while (0)
+/* The run of frames that match, each version's loop MATCH(bound): to the
+ * last stack's outer end, where its end mark stops it (forget), when the
+ * run may reach it; else to `stop`, checked each frame. */
+#define MATCHES()                                                                                                      \
+    do {                                                                                                               \
+        if (stop == expect + ne) {                                                                                     \
+            MATCH(true)                                                                                                \
+        } else {                                                                                                       \
+            MATCH(e < stop)                                                                                            \
+        }                                                                                                              \
+    } while (0)
 #define PUT(code, a)                                                                                                    \
     do {                                                                                                               \
         if (__builtin_expect(!is_a((code), py.code_type), 0))                                                          \
@@ -1153,10 +1164,7 @@ static inline __attribute__((always_inline)) uint32_t read_chain_as(const char *
         if (!(frame = AT(frame, previous, const char *)))                                                              \
             break;                                                                                                     \
     }
-            if (stop == expect + ne)
-                MATCH(true)     /* to the last stack's outer end: its end mark stops the run */
-            else
-                MATCH(e < stop)
+            MATCHES();
 #undef MATCH
             RAN(e);
             if (!frame || k <= 0)
@@ -1191,10 +1199,7 @@ static inline __attribute__((always_inline)) uint32_t read_chain_as(const char *
         if (!(frame = next))                                                                                           \
             break;                                                                                                     \
     }
-            if (stop == expect + ne)
-                MATCH(true)     /* to the last stack's outer end: its end mark stops the run */
-            else
-                MATCH(e < stop)
+            MATCHES();
 #undef MATCH
             RAN(e);
             if (!frame || k <= 0)
@@ -1222,6 +1227,7 @@ static inline __attribute__((always_inline)) uint32_t read_chain_as(const char *
 #undef READ
     }
 #undef PUT
+#undef MATCHES
 #undef RAN
 #undef RUN
 #undef KEEP
