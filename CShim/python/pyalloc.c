@@ -218,6 +218,21 @@ static inline bool cache_free(void *p)
     return true;
 }
 
+/* A block for a request of n bytes of domain d: the cache's for 17..24
+ * bytes while it is active, pymalloc's otherwise. Context: the GIL. */
+static inline void *block_alloc(int d, void *ctx, size_t n)
+{
+    return CACHE_SIZE(n) && cache_active() ? cache_alloc(d, ctx, n) : orig[d].malloc(ctx, n);
+}
+
+/* Gives p back: to the cache when it carries the tag, to pymalloc
+ * otherwise. Context: the GIL, the cache's wrappers. */
+static inline void block_free(int d, void *ctx, void *p)
+{
+    if (!cache_free(p))
+        orig[d].free(ctx, p);
+}
+
 /* The wrappers, one set per domain and kind (so each knows its `orig`
  * without a context of its own). Context: inside the interpreter's
  * allocator, any thread, GIL held or not; the same rules as the malloc hooks.
@@ -241,8 +256,7 @@ static inline bool cache_free(void *p)
     static __attribute__((noinline, cold)) void *name##_sampled_malloc(void *ctx, size_t n) \
     {                                                                              \
         decide(n);                                                                 \
-        void *b = cache_active() && CACHE_SIZE(n) ? cache_alloc(D, ctx, n) : orig[D].malloc(ctx, n); \
-        void *p = hs_sample_slow(b, n, HS_ENTRY_FRAME());                          \
+        void *p = hs_sample_slow(block_alloc(D, ctx, n), n, HS_ENTRY_FRAME());     \
         HS_NO_TAIL(p);                                                             \
         return p;                                                                  \
     }                                                                              \
@@ -262,9 +276,7 @@ static inline bool cache_free(void *p)
     {                                                                              \
         if (!counts_down(n))                                                       \
             return name##_sampled_malloc(ctx, n);                                  \
-        if (CACHE_SIZE(n) && cache_active())                                       \
-            return cache_alloc(D, ctx, n);                                         \
-        return orig[D].malloc(ctx, n);                                             \
+        return block_alloc(D, ctx, n);                                             \
     }                                                                              \
     static void *name##_small_calloc(void *ctx, size_t a, size_t b)               \
     {                                                                              \
@@ -322,15 +334,13 @@ static inline bool cache_free(void *p)
     static __attribute__((noinline, cold)) void name##_cached_free_tracked(void *ctx, void *p) \
     {                                                                              \
         free_tracked(p);                                                           \
-        if (!cache_free(p))                                                        \
-            orig[D].free(ctx, p);                                                  \
+        block_free(D, ctx, p);                                                     \
     }                                                                              \
     static void name##_cached_free(void *ctx, void *p)                            \
     {                                                                              \
         if (__builtin_expect(hs_live_maybe(p), 0))                                 \
             return name##_cached_free_tracked(ctx, p);                             \
-        if (!cache_free(p))                                                        \
-            orig[D].free(ctx, p);                                                  \
+        block_free(D, ctx, p);                                                     \
     }
 
 static bool small[3];                   /* written with orig */
